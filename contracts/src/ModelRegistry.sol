@@ -96,7 +96,8 @@ contract ModelRegistry is ERC721, ERC2981, IModelRegistry {
         Parent[] storage edges = _parents[modelId];
         for (uint256 i; i < n; ++i) {
             uint256 parentId = p.parents[i];
-            if (!exists(parentId)) revert UnknownModel(parentId);
+            // Parents must exist before the child: `exists` would already admit `modelId` itself.
+            if (parentId == 0 || parentId >= modelId) revert UnknownModel(parentId);
             for (uint256 j; j < i; ++j) {
                 if (p.parents[j] == parentId) revert DuplicateParent(parentId);
             }

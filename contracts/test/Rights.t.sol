@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Fixture} from "./utils/Fixture.sol";
+import {LicenseMarket} from "../src/LicenseMarket.sol";
+import {License, LicenseKind} from "../src/Types.sol";
+
+/// @notice rightsOf, isLicenseValid, licenseOf and licensesHeld.
+contract RightsTest is Fixture {
+    uint256 internal model;
+    uint256 internal monthly;
+    uint256 internal yearly;
+    uint256 internal forever;
+
+    function setUp() public override {
+        super.setUp();
+        model = _mintBase(alice);
+        monthly = _publish(_terms(model, LicenseKind.Access, NATIVE, 1, 30 * DAY));
+        yearly = _publish(_terms(model, LicenseKind.Access, NATIVE, 1, 365 * DAY));
+        forever = _publish(_terms(model, LicenseKind.Access, NATIVE, 1, 0));
+    }
+
+    function _rights(address who, uint64 at) internal view returns (bool allowed, uint256 id) {
+        return market.rightsOf(who, model, LicenseKind.Access, at);
+    }
+
+    function test_rightsOf_ownerHoldsEveryRightAtAnyTime() public view {
+        for (uint8 k; k < 3; ++k) {
+            (bool allowed, uint256 id) = market.rightsOf(alice, model, LicenseKind(k), 0);
+            vm.assertTrue(allowed, "allowed");
+            vm.assertEq(id, 0, "as owner");
+            (allowed, id) = market.rightsOf(alice, model, LicenseKind(k), type(uint64).max);
+            vm.assertTrue(allowed && id == 0, "any time");
+        }
+    }
+
+    function test_rightsOf_noLicense() public view {
+        (bool allowed, uint256 id) = _rights(bob, T0);
+        vm.assertFalse(allowed, "not allowed");
+        vm.assertEq(id, 0, "no id");
+    }
+
+    function test_rightsOf_validLicenseWindow() public {
+        vm.warp(T0 + 100);
+        uint256 lic = _buy(bob, monthly);
+        uint64 start = T0 + 100;
+        uint64 expiry = start + 30 * DAY;
+
+        (bool allowed, uint256 id) = _rights(bob, start);
+        vm.assertTrue(allowed && id == lic, "at start");
+        (allowed, id) = _rights(bob, expiry - 1);
+        vm.assertTrue(allowed && id == lic, "last second");
+        (allowed, id) = _rights(bob, expiry);
+        vm.assertFalse(allowed, "exactly at expiry");
+        vm.assertEq(id, 0, "no id at expiry");
+        (allowed,) = _rights(bob, start - 1);
+        vm.assertFalse(allowed, "before start");
+        (allowed,) = _rights(bob, 0);
+        vm.assertFalse(allowed, "at 0");
+
+        vm.assertTrue(market.isLicenseValid(lic, start), "valid at start");
+        vm.assertTrue(market.isLicenseValid(lic, expiry - 1), "valid before expiry");
+        vm.assertFalse(market.isLicenseValid(lic, expiry), "invalid at expiry");
+        vm.assertFalse(market.isLicenseValid(lic, start - 1), "invalid before start");
+    }
+
+    function test_rightsOf_picksPerpetualFirst() public {
+        _buy(bob, yearly);
+        uint256 perpetual = _buy(bob, forever);
+        _buy(bob, monthly);
+        (bool allowed, uint256 id) = _rights(bob, T0);
+        vm.assertTrue(allowed, "allowed");
+        vm.assertEq(id, perpetual, "perpetual wins");
+        (, id) = _rights(bob, type(uint64).max);
+        vm.assertEq(id, perpetual, "perpetual forever");
+    }
+
+    function test_rightsOf_picksLongestLasting() public {
+        uint256 m = _buy(bob, monthly);
+        uint256 y = _buy(bob, yearly);
+        vm.warp(T0 + 10 * DAY);
+        uint256 m2 = _buy(bob, monthly); // expires T0 + 40 days, before the yearly one
+        (bool allowed, uint256 id) = _rights(bob, T0 + 10 * DAY);
+        vm.assertTrue(allowed, "allowed");
+        vm.assertEq(id, y, "yearly lasts longest");
+        (, id) = _rights(bob, T0 + 5 * DAY);
+        vm.assertEq(id, y, "before m2 started");
+        // A renewed monthly can overtake the yearly one.
+        for (uint256 i; i < 12; ++i) {
+            _renew(bob, m);
+        }
+        (, id) = _rights(bob, T0 + 10 * DAY);
+        vm.assertEq(id, m, "renewed monthly lasts longest");
+        (, id) = _rights(bob, T0 + 365 * DAY);
+        vm.assertEq(id, m, "only m at the yearly's expiry");
+        vm.assertTrue(m2 != 0, "m2 bought");
+    }
+
+    function test_rightsOf_ignoresExpiredAmongSeveral() public {
+        uint256 m = _buy(bob, monthly);
+        uint256 y = _buy(bob, yearly);
+        (, uint256 id) = _rights(bob, T0 + 30 * DAY);
+        vm.assertEq(id, y, "monthly expired");
+        (, id) = _rights(bob, T0 + 365 * DAY);
+        vm.assertEq(id, 0, "both expired");
+        vm.assertTrue(m != y, "distinct");
+    }
+
+    function test_rightsOf_isPerKindAndModel() public {
+        _buy(bob, forever);
+        uint256 other = _mintBase(carol);
+        (bool allowed,) = market.rightsOf(bob, model, LicenseKind.FineTune, T0);
+        vm.assertFalse(allowed, "other kind");
+        (allowed,) = market.rightsOf(bob, model, LicenseKind.Output, T0);
+        vm.assertFalse(allowed, "other kind");
+        (allowed,) = market.rightsOf(bob, other, LicenseKind.Access, T0);
+        vm.assertFalse(allowed, "other model");
+    }
+
+    function test_rightsOf_revertsForUnknownModel() public {
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownModel.selector, 2));
+        market.rightsOf(bob, 2, LicenseKind.Access, T0);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownModel.selector, 0));
+        market.rightsOf(bob, 0, LicenseKind.Access, T0);
+    }
+
+    function test_licenseOf_and_isLicenseValid_revertForUnknownLicense() public {
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownLicense.selector, 0));
+        market.licenseOf(0);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownLicense.selector, 1));
+        market.licenseOf(1);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownLicense.selector, 1));
+        market.isLicenseValid(1, T0);
+    }
+
+    function test_licenseOf_returnsLicenseAndHolder() public {
+        uint256 lic = _buy(bob, yearly);
+        (License memory l, address holder) = market.licenseOf(lic);
+        vm.assertEq(holder, bob, "holder");
+        vm.assertEq(l.offeringId, yearly, "offering");
+        vm.assertEq(l.modelId, model, "model");
+        vm.assertEq(l.start, T0, "start");
+        vm.assertEq(l.expiry, T0 + 365 * DAY, "expiry");
+    }
+
+    function test_licensesHeld_listsValidAndExpired() public {
+        uint256 m = _buy(bob, monthly);
+        uint256 f = _buy(bob, forever);
+        vm.warp(T0 + 400 * DAY);
+        vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Access), _ids(m, f), "both");
+        vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Output).length, 0, "none");
+    }
+}

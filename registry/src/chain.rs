@@ -1,0 +1,123 @@
+//! The chain client: a signer on an HTTP JSON-RPC provider with request timeouts (so a dropped
+//! connection is an error, not a hang), sending of contract calls with receipts checked, and
+//! decoding of reverts into the contracts' custom errors.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::{LicenseMarketErrors, ModelRegistryErrors};
+use ethers::contract::{ContractCall, ContractError, ContractRevert};
+use ethers::middleware::SignerMiddleware;
+use ethers::providers::{Http, Middleware, Provider};
+use ethers::signers::{LocalWallet, Signer};
+use ethers::types::TransactionReceipt;
+
+use crate::{Error, Result};
+
+/// Time a single JSON-RPC request may take.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often pending transactions are polled for a receipt.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The signing client every write goes through.
+pub type Client = SignerMiddleware<Provider<Http>, LocalWallet>;
+
+/// A read-only provider with the request timeout.
+pub fn provider(url: &str) -> Result<Provider<Http>> {
+    let parsed: url::Url = url.parse().map_err(|e: url::ParseError| Error::RpcUrl { url: url.into(), reason: e.to_string() })?;
+    let http = reqwest::Client::builder()
+        .timeout(RPC_TIMEOUT)
+        .build()
+        .map_err(|e| Error::RpcUrl { url: url.into(), reason: e.to_string() })?;
+    Ok(Provider::new(Http::new_with_client(parsed, http)).interval(POLL_INTERVAL))
+}
+
+/// Connects a signer to `url`. The wallet is bound to the node's chain id; when
+/// `expected_chain_id` is given and differs, that is an error.
+pub async fn connect(url: &str, wallet: LocalWallet, expected_chain_id: Option<u64>) -> Result<Arc<Client>> {
+    let provider = provider(url)?;
+    let chain_id = provider
+        .get_chainid()
+        .await
+        .map_err(|e| Error::Rpc { url: url.into(), message: e.to_string() })?
+        .as_u64();
+    if let Some(expected) = expected_chain_id {
+        if expected != chain_id {
+            return Err(Error::ChainIdMismatch { url: url.into(), expected, actual: chain_id });
+        }
+    }
+    Ok(Arc::new(SignerMiddleware::new(provider, wallet.with_chain_id(chain_id))))
+}
+
+/// Parses a hex private key (with or without 0x).
+pub fn wallet_from_key(key: &str) -> Result<LocalWallet> {
+    key.trim().parse::<LocalWallet>().map_err(|e| Error::PrivateKey(e.to_string()))
+}
+
+/// Which contract a call goes to, so its reverts decode with that contract's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Registry,
+    Market,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Registry => "ModelRegistry",
+            Target::Market => "LicenseMarket",
+        }
+    }
+}
+
+/// Turns a contract error into [`Error::Reverted`] when its revert data is one of `target`'s
+/// custom errors, else into a generic error with `context`.
+pub fn decode_error<M: Middleware>(target: Target, context: &str, err: ContractError<M>) -> Error {
+    let reason = match target {
+        Target::Registry => err.decode_contract_revert::<ModelRegistryErrors>().map(|e| describe(&e)),
+        Target::Market => err.decode_contract_revert::<LicenseMarketErrors>().map(|e| describe(&e)),
+    };
+    match reason {
+        Some(reason) => Error::Reverted { contract: target.name(), reason },
+        None => Error::Contract { context: context.into(), message: err.to_string() },
+    }
+}
+
+/// The decoded error of a revert, as `Name { field: value, .. }`.
+fn describe<E: ContractRevert + Debug>(err: &E) -> String {
+    // The generated enum wraps one struct per error: `Name(Name { .. })`; show the struct.
+    let debug = format!("{err:?}");
+    match debug.split_once('(') {
+        Some((variant, rest)) if rest.starts_with(variant) && rest.ends_with(')') => rest[..rest.len() - 1].to_string(),
+        _ => debug,
+    }
+}
+
+/// Sends a contract transaction, waits for its receipt and checks its status. Reverts (at gas
+/// estimation or in the mined transaction) come back decoded.
+pub async fn send<M, D>(target: Target, context: &str, call: ContractCall<M, D>) -> Result<TransactionReceipt>
+where
+    M: Middleware + 'static,
+    D: ethers::abi::Detokenize,
+{
+    let pending = call.send().await.map_err(|e| decode_error(target, context, e))?;
+    let tx = format!("{:?}", pending.tx_hash());
+    let receipt = pending
+        .await
+        .map_err(|e| Error::Contract { context: context.into(), message: e.to_string() })?
+        .ok_or(Error::TxDropped)?;
+    if receipt.status != Some(1.into()) {
+        return Err(Error::TxFailed { tx });
+    }
+    Ok(receipt)
+}
+
+/// Runs a view call, decoding reverts.
+pub async fn call<M, D>(target: Target, context: &str, call: ContractCall<M, D>) -> Result<D>
+where
+    M: Middleware + 'static,
+    D: ethers::abi::Detokenize,
+{
+    call.call().await.map_err(|e| decode_error(target, context, e))
+}

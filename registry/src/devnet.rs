@@ -1,0 +1,206 @@
+//! A managed anvil: the embedded default chain. Started on a free loopback port, its dev keys
+//! read from its banner, its output drained so it never blocks, and killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ethers::signers::LocalWallet;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::{Error, Result};
+
+/// How long anvil may take to print its address.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of a managed anvil.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// The anvil binary; found with [`locate_anvil`] when `None`.
+    pub anvil: Option<PathBuf>,
+    pub chain_id: u64,
+    /// Seconds between blocks; `None` mines a block per transaction.
+    pub block_time: Option<u64>,
+    /// Dev accounts to create, each funded with 10,000 ether.
+    pub accounts: u32,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        Self { anvil: None, chain_id: 31337, block_time: None, accounts: 10 }
+    }
+}
+
+/// A running anvil. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Devnet {
+    child: Child,
+    endpoint: String,
+    chain_id: u64,
+    keys: Vec<String>,
+}
+
+impl Devnet {
+    /// Starts anvil on a free port of 127.0.0.1 and waits until it listens.
+    pub async fn start(options: &DevnetOptions) -> Result<Self> {
+        let anvil = match &options.anvil {
+            Some(path) => path.clone(),
+            None => locate_anvil()?,
+        };
+        let mut command = Command::new(&anvil);
+        command
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--chain-id", &options.chain_id.to_string()])
+            .args(["--accounts", &options.accounts.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(seconds) = options.block_time {
+            command.args(["--block-time", &seconds.to_string()]);
+        }
+        let mut child = command.spawn().map_err(|source| Error::AnvilSpawn { path: anvil.clone(), source })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stdout).lines();
+
+        let banner = async {
+            let mut banner = Banner::default();
+            while let Some(line) = lines.next_line().await.ok().flatten() {
+                if banner.feed(&line) {
+                    return Ok(banner);
+                }
+            }
+            let mut err = String::new();
+            let mut stderr_lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = stderr_lines.next_line().await {
+                err.push_str(&line);
+                err.push('\n');
+            }
+            Err(Error::AnvilExited { output: err.trim().to_string() })
+        };
+        let banner = tokio::time::timeout(READY_TIMEOUT, banner)
+            .await
+            .map_err(|_| Error::AnvilTimeout { seconds: READY_TIMEOUT.as_secs() })??;
+
+        // anvil logs every request to stdout; a full pipe would stall it.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::trace!(target: "anvil", "{line}");
+            }
+        });
+        let endpoint = format!("http://{}", banner.address.expect("feed returned true"));
+        tracing::info!(%endpoint, "anvil is listening");
+        Ok(Self { child, endpoint, chain_id: options.chain_id, keys: banner.keys })
+    }
+
+    /// The HTTP JSON-RPC endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The funded dev accounts' private keys, hex with 0x.
+    pub fn private_keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// A wallet of dev account `index`, bound to this chain id.
+    pub fn wallet(&self, index: usize) -> LocalWallet {
+        use ethers::signers::Signer;
+        let key = &self.keys[index];
+        key.parse::<LocalWallet>().expect("anvil prints valid keys").with_chain_id(self.chain_id)
+    }
+
+    /// Stops anvil and waits for it to exit.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// What anvil prints before it serves: its dev keys, then the address it listens on.
+#[derive(Debug, Default)]
+struct Banner {
+    in_keys: bool,
+    keys: Vec<String>,
+    address: Option<String>,
+}
+
+impl Banner {
+    /// Takes one line; true once the listening address is known.
+    fn feed(&mut self, line: &str) -> bool {
+        let line = line.trim();
+        if line == "Private Keys" {
+            self.in_keys = true;
+        } else if line.starts_with("Wallet") || line.starts_with("Chain ID") {
+            self.in_keys = false;
+        } else if self.in_keys && line.starts_with('(') {
+            if let Some(key) = line.split_whitespace().nth(1) {
+                self.keys.push(key.to_string());
+            }
+        } else if let Some(address) = line.strip_prefix("Listening on ") {
+            self.address = Some(address.trim().to_string());
+            return true;
+        }
+        false
+    }
+}
+
+/// Finds the anvil binary: `$REGISTRY_ANVIL`, then the npm package in a `node_modules` of the
+/// current folder or one of its parents, then the one of this source tree, then `anvil` on PATH.
+pub fn locate_anvil() -> Result<PathBuf> {
+    const PACKAGED: &str = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
+    let mut looked = Vec::new();
+    if let Some(path) = std::env::var_os("REGISTRY_ANVIL") {
+        return Ok(PathBuf::from(path));
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if let Ok(cwd) = std::env::current_dir() {
+        roots.extend(cwd.ancestors().map(Path::to_path_buf));
+    }
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    for root in roots {
+        let candidate = root.join(PACKAGED);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        looked.push(candidate.display().to_string());
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("anvil");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        looked.push("anvil on PATH".into());
+    }
+    Err(Error::AnvilNotFound { looked: looked.join(", ") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_yields_keys_and_address() {
+        let mut banner = Banner::default();
+        let text = "Available Accounts\n==================\n\n(0) 0xf39F (10000.000000000000000000 ETH)\n\n\
+                    Private Keys\n==================\n\n(0) 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n\
+                    (1) 0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d\n\n\
+                    Wallet\n==================\nMnemonic: test test\n\nChain ID\n==================\n\n31337\n\n\
+                    Listening on 127.0.0.1:38687";
+        let mut ready = false;
+        for line in text.lines() {
+            ready = banner.feed(line);
+        }
+        assert!(ready);
+        assert_eq!(banner.address.as_deref(), Some("127.0.0.1:38687"));
+        assert_eq!(banner.keys.len(), 2);
+        assert!(banner.keys[1].starts_with("0x59c6"));
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs the pinned toolchain (npm ci),
+# checks formatting and lints, runs the forge suite (unit, fuzz, invariant, gas snapshot) and
+# the cargo suite (which starts its own anvil nodes on free loopback ports).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "toolchain: npm ci (forge, anvil, cast, solc-js, OpenZeppelin)"
+npm ci --no-audit --no-fund --loglevel=error
+export PATH="$root/node_modules/@foundry-rs/forge-linux-amd64/bin:$root/node_modules/@foundry-rs/anvil-linux-amd64/bin:$root/node_modules/@foundry-rs/cast-linux-amd64/bin:$PATH"
+
+step "contracts: forge fmt --check, forge test, gas snapshot check"
+(
+  cd contracts
+  forge fmt --check
+  forge build
+  forge test --gas-snapshot-check true
+  forge snapshot --match-contract GasTest --check
+)
+
+step "rust: cargo fmt --check"
+cargo fmt --all --check
+
+step "rust: cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust: cargo test"
+cargo test --workspace --locked
