@@ -32,7 +32,11 @@ pub enum LicenseKind {
 
 impl LicenseKind {
     /// All kinds, in enum order.
-    pub const ALL: [LicenseKind; 3] = [LicenseKind::Access, LicenseKind::FineTune, LicenseKind::Output];
+    pub const ALL: [LicenseKind; 3] = [
+        LicenseKind::Access,
+        LicenseKind::FineTune,
+        LicenseKind::Output,
+    ];
 
     /// The kind with the given Solidity enum value.
     pub fn from_u8(value: u8) -> Option<Self> {

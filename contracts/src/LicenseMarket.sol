@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {ILicenseMarket, IModelRegistry, License, LicenseKind, Terms} from "./Types.sol";
@@ -56,7 +57,9 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
     mapping(address currency => uint256) public totalReceived;
     mapping(address currency => uint256) public totalWithdrawn;
 
-    event OfferingPublished(uint256 indexed offeringId, uint256 indexed modelId, address indexed publisher, Terms terms);
+    event OfferingPublished(
+        uint256 indexed offeringId, uint256 indexed modelId, address indexed publisher, Terms terms
+    );
     event OfferingClosed(uint256 indexed offeringId, uint256 indexed modelId, address indexed by);
     event LicensePurchased(
         uint256 indexed licenseId,
@@ -68,7 +71,9 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         uint64 start,
         uint64 expiry
     );
-    event LicenseRenewed(uint256 indexed licenseId, address indexed payer, uint256 price, uint64 expiry);
+    /// `start` moves to the renewal time when the license had lapsed, so the unpaid gap is not
+    /// covered.
+    event LicenseRenewed(uint256 indexed licenseId, address indexed payer, uint256 price, uint64 start, uint64 expiry);
     /// A share of a sale credited to `account`: `modelId` is the model whose owner (or lineage
     /// share) it is, `licenseId` the license sold or renewed.
     event PaymentCredited(
@@ -177,7 +182,8 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
     }
 
     /// @notice Extends a time-bound license by its snapshotted duration from `max(now, expiry)`,
-    /// at its snapshotted price (at most `maxPrice`). Anyone may pay for a renewal.
+    /// at its snapshotted price (at most `maxPrice`). Anyone may pay for a renewal. A lapsed
+    /// license restarts now: it is not valid for the gap between its old expiry and the renewal.
     function renew(uint256 licenseId, uint256 maxPrice) external payable nonReentrant returns (uint64 expiry) {
         License storage l = _license(licenseId);
         if (l.duration == 0) revert PerpetualLicense(licenseId);
@@ -188,9 +194,10 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         // Licenses are time-bound by design; a validator's few seconds of drift are accepted.
         // forge-lint: disable-next-line(block-timestamp)
         uint64 from = l.expiry > block.timestamp ? l.expiry : uint64(block.timestamp);
+        if (from != l.expiry) l.start = from;
         expiry = from + l.duration;
         l.expiry = expiry;
-        emit LicenseRenewed(licenseId, msg.sender, price, expiry);
+        emit LicenseRenewed(licenseId, msg.sender, price, l.start, expiry);
 
         _collect(l.currency, price);
         _distribute(l.modelId, l.currency, price, licenseId);
@@ -220,7 +227,7 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         (uint256[] memory parents, uint16[] memory bps) = registry.royaltyEdges(modelId);
         uint256 rest = amount;
         for (uint256 i; i < parents.length; ++i) {
-            uint256 share = amount * bps[i] / BPS;
+            uint256 share = Math.mulDiv(amount, bps[i], BPS);
             if (share == 0) continue;
             rest -= share;
             _distribute(parents[i], currency, share, licenseId);
@@ -285,6 +292,19 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
             if (l.expiry > best) (best, licenseId) = (l.expiry, id);
         }
         allowed = licenseId != 0;
+    }
+
+    /// @notice Whether `licenseId` grants `account` right `kind` of `modelId` at time `at`: O(1),
+    /// for on-chain callers that know the license (`rightsOf` scans every license the account
+    /// holds for that model and kind, which anyone can make long by sending licenses).
+    function grants(uint256 licenseId, address account, uint256 modelId, LicenseKind kind, uint64 at)
+        external
+        view
+        returns (bool)
+    {
+        if (licenseId == 0 || licenseId > totalLicenses) return false;
+        License storage l = _licenses[licenseId];
+        return _ownerOf(licenseId) == account && l.modelId == modelId && l.kind == kind && _validAt(l, at);
     }
 
     /// @notice Licenses `account` holds for right `kind` of `modelId`, valid or not.

@@ -182,9 +182,7 @@ contract BuyTest is Fixture {
         vm.prank(bob);
         fee.approve(address(market), 1_000);
         vm.prank(bob);
-        vm.expectRevert(
-            abi.encodeWithSelector(LicenseMarket.FeeOnTransferToken.selector, address(fee), 1_000, 990)
-        );
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.FeeOnTransferToken.selector, address(fee), 1_000, 990));
         market.buy(offering, bob, 1_000);
         vm.assertEq(market.totalLicenses(), 0, "no license");
         vm.assertEq(fee.balanceOf(bob), 1_000, "nothing taken");
@@ -211,9 +209,7 @@ contract BuyTest is Fixture {
         uint256 offering = _publish(_terms(model, LicenseKind.Access, address(token), 5, 0));
         token.mint(bob, 5);
         vm.prank(bob);
-        vm.expectRevert(
-            abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, 5)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, 5));
         market.buy(offering, bob, 5);
     }
 

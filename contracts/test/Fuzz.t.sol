@@ -7,8 +7,9 @@ import {License, LicenseKind, Terms} from "../src/Types.sol";
 
 /// @notice Property tests over prices, royalty shares, durations and timestamps.
 contract FuzzTest is Fixture {
-    /// Prices above this overflow `amount * bps` in the split (see the report); far above any
-    /// real token supply.
+    /// The reference split below computes `amount * bps` directly, so prices stay below
+    /// type(uint256).max / 10_000 (the market itself uses mulDiv; see RoyaltiesTest for the
+    /// largest price).
     uint256 internal constant MAX_PRICE = type(uint240).max;
     uint64 internal constant MAX_TIME = type(uint64).max / 4;
 
@@ -147,9 +148,7 @@ contract FuzzTest is Fixture {
         }
     }
 
-    function testFuzz_renewFromMaxOfNowAndExpiry(uint64 start, uint64 duration, uint64 elapsed, uint8 renewals)
-        public
-    {
+    function testFuzz_renewFromMaxOfNowAndExpiry(uint64 start, uint64 duration, uint64 elapsed, uint8 renewals) public {
         start = uint64(bound(start, 1, MAX_TIME));
         duration = uint64(bound(duration, 1, market.MAX_DURATION()));
         elapsed = uint64(bound(elapsed, 0, 3 * uint256(duration) + 1000));
@@ -159,17 +158,33 @@ contract FuzzTest is Fixture {
         uint256 lic = _buy(bob, _publish(_terms(model, LicenseKind.Access, NATIVE, 3, duration)));
         uint64 expiry = start + duration;
         uint64 now_ = start + elapsed;
+        uint64 validFrom = start;
         vm.warp(now_);
         for (uint256 i; i < renewals; ++i) {
             uint64 from = expiry > now_ ? expiry : now_;
+            // Lapsed (a gap between the expiry and now): the license restarts now, the gap is
+            // not covered. Still valid, or renewed exactly at its expiry: the start stays.
+            if (expiry < now_) validFrom = now_;
+            vm.expectEmit(address(market));
+            emit LicenseMarket.LicenseRenewed(lic, carol, 3, validFrom, from + duration);
             uint64 got = _renew(carol, lic);
             vm.assertEq(got, from + duration, "max(now, expiry) + duration");
             expiry = got;
         }
         (License memory l,) = market.licenseOf(lic);
         vm.assertEq(l.expiry, expiry, "stored");
-        vm.assertEq(l.start, start, "start unchanged");
+        vm.assertEq(l.start, validFrom, "start: now after a lapse, else unchanged");
+        vm.assertEq(l.start, elapsed > duration ? now_ : start, "restarted iff renewed after a lapse");
         vm.assertTrue(market.isLicenseValid(lic, now_), "valid now");
+        vm.assertTrue(market.isLicenseValid(lic, l.start), "valid from its start");
+        vm.assertFalse(market.isLicenseValid(lic, l.start - 1), "not before its start");
+        if (elapsed > duration) {
+            vm.assertFalse(market.isLicenseValid(lic, start + duration), "the unpaid gap is not covered");
+            vm.assertFalse(market.isLicenseValid(lic, now_ - 1), "not the second before the renewal");
+        } else {
+            vm.assertTrue(market.isLicenseValid(lic, start), "valid since the purchase");
+            vm.assertTrue(market.isLicenseValid(lic, start + duration), "no gap at the old expiry");
+        }
         vm.assertTrue(market.isLicenseValid(lic, expiry - 1), "valid until expiry");
         vm.assertFalse(market.isLicenseValid(lic, expiry), "not at expiry");
         vm.assertEq(market.credits(alice, NATIVE), 3 * (1 + uint256(renewals)), "every payment credited");

@@ -163,16 +163,12 @@ contract LineageTest is Fixture {
 
         p.licenses = _ids(access);
         vm.prank(bob);
-        vm.expectRevert(
-            abi.encodeWithSelector(ModelRegistry.NotFineTuneLicense.selector, access, LicenseKind.Access)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.NotFineTuneLicense.selector, access, LicenseKind.Access));
         registry.mint(p);
 
         p.licenses = _ids(output);
         vm.prank(bob);
-        vm.expectRevert(
-            abi.encodeWithSelector(ModelRegistry.NotFineTuneLicense.selector, output, LicenseKind.Output)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.NotFineTuneLicense.selector, output, LicenseKind.Output));
         registry.mint(p);
     }
 

@@ -98,9 +98,7 @@ contract OfferingsTest is Fixture {
         t.royaltyBps = 10_000;
         vm.prank(alice);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                LicenseMarket.RoyaltyOnlyForFineTune.selector, LicenseKind.Output, uint16(10_000)
-            )
+            abi.encodeWithSelector(LicenseMarket.RoyaltyOnlyForFineTune.selector, LicenseKind.Output, uint16(10_000))
         );
         market.publishOffering(t);
     }

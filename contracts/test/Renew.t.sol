@@ -27,7 +27,7 @@ contract RenewTest is Fixture {
         vm.warp(T0 + 10 * DAY);
         vm.deal(bob, 1 ether);
         vm.expectEmit(address(market));
-        emit LicenseMarket.LicenseRenewed(lic, bob, 1 ether, T0 + 60 * DAY);
+        emit LicenseMarket.LicenseRenewed(lic, bob, 1 ether, T0, T0 + 60 * DAY);
         vm.expectEmit(address(market));
         emit LicenseMarket.PaymentCredited(alice, NATIVE, lic, model, 1 ether);
         vm.prank(bob);
@@ -48,6 +48,11 @@ contract RenewTest is Fixture {
         vm.assertEq(expiry, T0 + 75 * DAY, "now + duration");
         vm.assertTrue(market.isLicenseValid(lic, uint64(block.timestamp)), "valid again");
         vm.assertFalse(market.isLicenseValid(lic, T0 + 75 * DAY), "until the new expiry");
+        (License memory l,) = market.licenseOf(lic);
+        vm.assertEq(l.start, T0 + 45 * DAY, "a lapsed license restarts at the renewal");
+        vm.assertFalse(market.isLicenseValid(lic, T0 + 40 * DAY), "the unpaid gap is not covered");
+        (bool allowed,) = market.rightsOf(bob, model, LicenseKind.Access, T0 + 40 * DAY);
+        vm.assertFalse(allowed, "rightsOf agrees on the gap");
     }
 
     function test_renew_exactlyAtExpiry() public {
@@ -69,7 +74,7 @@ contract RenewTest is Fixture {
     function test_renew_byAThirdPartyKeepsTheHolder() public {
         vm.deal(dave, 1 ether);
         vm.expectEmit(address(market));
-        emit LicenseMarket.LicenseRenewed(lic, dave, 1 ether, T0 + 60 * DAY);
+        emit LicenseMarket.LicenseRenewed(lic, dave, 1 ether, T0, T0 + 60 * DAY);
         vm.prank(dave);
         market.renew{value: 1 ether}(lic, 1 ether);
         vm.assertEq(market.ownerOf(lic), bob, "holder");

@@ -150,4 +150,20 @@ contract RightsTest is Fixture {
         vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Access), _ids(m, f), "both");
         vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Output).length, 0, "none");
     }
+
+    function test_grants_checksHolderModelKindAndWindow() public {
+        vm.warp(T0 + 100);
+        uint256 lic = _buy(bob, monthly);
+        uint64 start = T0 + 100;
+        uint64 expiry = start + 30 * DAY;
+        vm.assertTrue(market.grants(lic, bob, model, LicenseKind.Access, start), "at start");
+        vm.assertTrue(market.grants(lic, bob, model, LicenseKind.Access, expiry - 1), "last second");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.Access, expiry), "at expiry");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.Access, start - 1), "before start");
+        vm.assertFalse(market.grants(lic, carol, model, LicenseKind.Access, start), "other account");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.Output, start), "other kind");
+        vm.assertFalse(market.grants(lic, bob, model + 1, LicenseKind.Access, start), "other model");
+        vm.assertFalse(market.grants(0, bob, model, LicenseKind.Access, start), "license 0");
+        vm.assertFalse(market.grants(lic + 1, bob, model, LicenseKind.Access, start), "unknown license");
+    }
 }

@@ -120,4 +120,19 @@ contract RoyaltiesTest is Fixture {
         vm.assertEq(market.credits(carol, NATIVE), 500_000 + 499_999 - 166_649, "C and E, both carol's");
         vm.assertEq(_creditsSum(NATIVE), 999_999, "sum");
     }
+
+    function test_split_maxPriceDoesNotOverflow() public {
+        // The share is computed with mulDiv, so even the largest price splits exactly.
+        uint256 price = type(uint256).max;
+        uint256 offering = _publish(_terms(c, LicenseKind.Access, NATIVE, price, 0));
+        vm.deal(makeBuyer(), price);
+        vm.prank(makeBuyer());
+        market.buy{value: price}(offering, makeBuyer(), price);
+        vm.assertEq(_creditsSum(NATIVE), price, "every wei credited");
+        vm.assertEq(
+            market.credits(carol, NATIVE),
+            price - price / 10_000 * 3_333 - (price % 10_000) * 3_333 / 10_000,
+            "C owner keeps the rest"
+        );
+    }
 }

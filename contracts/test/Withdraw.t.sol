@@ -75,9 +75,7 @@ contract WithdrawTest is Fixture {
     function test_withdraw_revertsWhenRecipientRejectsEther() public {
         EtherRejecter rejecter = new EtherRejecter();
         vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(LicenseMarket.NativeTransferFailed.selector, address(rejecter), 3 ether)
-        );
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NativeTransferFailed.selector, address(rejecter), 3 ether));
         market.withdraw(NATIVE, address(rejecter));
         vm.assertEq(market.credits(alice, NATIVE), 3 ether, "credit kept");
         vm.assertEq(market.totalWithdrawn(NATIVE), 0, "nothing withdrawn");

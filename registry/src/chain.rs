@@ -25,34 +25,56 @@ pub type Client = SignerMiddleware<Provider<Http>, LocalWallet>;
 
 /// A read-only provider with the request timeout.
 pub fn provider(url: &str) -> Result<Provider<Http>> {
-    let parsed: url::Url = url.parse().map_err(|e: url::ParseError| Error::RpcUrl { url: url.into(), reason: e.to_string() })?;
+    let parsed: url::Url = url.parse().map_err(|e: url::ParseError| Error::RpcUrl {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
     let http = reqwest::Client::builder()
         .timeout(RPC_TIMEOUT)
         .build()
-        .map_err(|e| Error::RpcUrl { url: url.into(), reason: e.to_string() })?;
+        .map_err(|e| Error::RpcUrl {
+            url: url.into(),
+            reason: e.to_string(),
+        })?;
     Ok(Provider::new(Http::new_with_client(parsed, http)).interval(POLL_INTERVAL))
 }
 
 /// Connects a signer to `url`. The wallet is bound to the node's chain id; when
 /// `expected_chain_id` is given and differs, that is an error.
-pub async fn connect(url: &str, wallet: LocalWallet, expected_chain_id: Option<u64>) -> Result<Arc<Client>> {
+pub async fn connect(
+    url: &str,
+    wallet: LocalWallet,
+    expected_chain_id: Option<u64>,
+) -> Result<Arc<Client>> {
     let provider = provider(url)?;
     let chain_id = provider
         .get_chainid()
         .await
-        .map_err(|e| Error::Rpc { url: url.into(), message: e.to_string() })?
+        .map_err(|e| Error::Rpc {
+            url: url.into(),
+            message: e.to_string(),
+        })?
         .as_u64();
     if let Some(expected) = expected_chain_id {
         if expected != chain_id {
-            return Err(Error::ChainIdMismatch { url: url.into(), expected, actual: chain_id });
+            return Err(Error::ChainIdMismatch {
+                url: url.into(),
+                expected,
+                actual: chain_id,
+            });
         }
     }
-    Ok(Arc::new(SignerMiddleware::new(provider, wallet.with_chain_id(chain_id))))
+    Ok(Arc::new(SignerMiddleware::new(
+        provider,
+        wallet.with_chain_id(chain_id),
+    )))
 }
 
 /// Parses a hex private key (with or without 0x).
 pub fn wallet_from_key(key: &str) -> Result<LocalWallet> {
-    key.trim().parse::<LocalWallet>().map_err(|e| Error::PrivateKey(e.to_string()))
+    key.trim()
+        .parse::<LocalWallet>()
+        .map_err(|e| Error::PrivateKey(e.to_string()))
 }
 
 /// Which contract a call goes to, so its reverts decode with that contract's errors.
@@ -75,12 +97,22 @@ impl Target {
 /// custom errors, else into a generic error with `context`.
 pub fn decode_error<M: Middleware>(target: Target, context: &str, err: ContractError<M>) -> Error {
     let reason = match target {
-        Target::Registry => err.decode_contract_revert::<ModelRegistryErrors>().map(|e| describe(&e)),
-        Target::Market => err.decode_contract_revert::<LicenseMarketErrors>().map(|e| describe(&e)),
+        Target::Registry => err
+            .decode_contract_revert::<ModelRegistryErrors>()
+            .map(|e| describe(&e)),
+        Target::Market => err
+            .decode_contract_revert::<LicenseMarketErrors>()
+            .map(|e| describe(&e)),
     };
     match reason {
-        Some(reason) => Error::Reverted { contract: target.name(), reason },
-        None => Error::Contract { context: context.into(), message: err.to_string() },
+        Some(reason) => Error::Reverted {
+            contract: target.name(),
+            reason,
+        },
+        None => Error::Contract {
+            context: context.into(),
+            message: err.to_string(),
+        },
     }
 }
 
@@ -89,23 +121,35 @@ fn describe<E: ContractRevert + Debug>(err: &E) -> String {
     // The generated enum wraps one struct per error: `Name(Name { .. })`; show the struct.
     let debug = format!("{err:?}");
     match debug.split_once('(') {
-        Some((variant, rest)) if rest.starts_with(variant) && rest.ends_with(')') => rest[..rest.len() - 1].to_string(),
+        Some((variant, rest)) if rest.starts_with(variant) && rest.ends_with(')') => {
+            rest[..rest.len() - 1].to_string()
+        }
         _ => debug,
     }
 }
 
 /// Sends a contract transaction, waits for its receipt and checks its status. Reverts (at gas
 /// estimation or in the mined transaction) come back decoded.
-pub async fn send<M, D>(target: Target, context: &str, call: ContractCall<M, D>) -> Result<TransactionReceipt>
+pub async fn send<M, D>(
+    target: Target,
+    context: &str,
+    call: ContractCall<M, D>,
+) -> Result<TransactionReceipt>
 where
     M: Middleware + 'static,
     D: ethers::abi::Detokenize,
 {
-    let pending = call.send().await.map_err(|e| decode_error(target, context, e))?;
+    let pending = call
+        .send()
+        .await
+        .map_err(|e| decode_error(target, context, e))?;
     let tx = format!("{:?}", pending.tx_hash());
     let receipt = pending
         .await
-        .map_err(|e| Error::Contract { context: context.into(), message: e.to_string() })?
+        .map_err(|e| Error::Contract {
+            context: context.into(),
+            message: e.to_string(),
+        })?
         .ok_or(Error::TxDropped)?;
     if receipt.status != Some(1.into()) {
         return Err(Error::TxFailed { tx });
@@ -119,5 +163,7 @@ where
     M: Middleware + 'static,
     D: ethers::abi::Detokenize,
 {
-    call.call().await.map_err(|e| decode_error(target, context, e))
+    call.call()
+        .await
+        .map_err(|e| decode_error(target, context, e))
 }

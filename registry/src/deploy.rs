@@ -25,21 +25,36 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::DeploymentIo { path: path.into(), source })?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::DeploymentFormat { path: path.into(), source })
+        let bytes = std::fs::read(path).map_err(|source| Error::DeploymentIo {
+            path: path.into(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::DeploymentFormat {
+            path: path.into(),
+            source,
+        })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("a deployment serializes") + "\n";
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::DeploymentIo { path: dir.into(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| Error::DeploymentIo {
+                path: dir.into(),
+                source,
+            })?;
         }
-        std::fs::write(path, json).map_err(|source| Error::DeploymentIo { path: path.into(), source })
+        std::fs::write(path, json).map_err(|source| Error::DeploymentIo {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Bindings of both contracts on `client`.
     pub fn contracts<M: Middleware>(&self, client: Arc<M>) -> (ModelRegistry<M>, LicenseMarket<M>) {
-        (ModelRegistry::new(self.registry, client.clone()), LicenseMarket::new(self.market, client))
+        (
+            ModelRegistry::new(self.registry, client.clone()),
+            LicenseMarket::new(self.market, client),
+        )
     }
 }
 
@@ -48,17 +63,40 @@ pub async fn deploy(client: Arc<Client>) -> Result<Deployment> {
     let chain_id = client.signer().chain_id();
     let deployer = client.address();
     let registry = ModelRegistry::deploy(client.clone(), ())
-        .map_err(|e| Error::Contract { context: "encoding ModelRegistry deployment".into(), message: e.to_string() })?
+        .map_err(|e| Error::Contract {
+            context: "encoding ModelRegistry deployment".into(),
+            message: e.to_string(),
+        })?
         .send_with_receipt()
         .await
-        .map_err(|e| Error::Contract { context: "deploying ModelRegistry".into(), message: e.to_string() })?;
+        .map_err(|e| Error::Contract {
+            context: "deploying ModelRegistry".into(),
+            message: e.to_string(),
+        })?;
     let (registry, receipt) = registry;
     let block = receipt.block_number.map(|b| b.as_u64()).unwrap_or_default();
     let market = LicenseMarket::deploy(client.clone(), registry.address())
-        .map_err(|e| Error::Contract { context: "encoding LicenseMarket deployment".into(), message: e.to_string() })?
+        .map_err(|e| Error::Contract {
+            context: "encoding LicenseMarket deployment".into(),
+            message: e.to_string(),
+        })?
         .send()
         .await
-        .map_err(|e| Error::Contract { context: "deploying LicenseMarket".into(), message: e.to_string() })?;
-    chain::send(Target::Registry, "binding the market", registry.bind_market(market.address())).await?;
-    Ok(Deployment { chain_id, registry: registry.address(), market: market.address(), block, deployer })
+        .map_err(|e| Error::Contract {
+            context: "deploying LicenseMarket".into(),
+            message: e.to_string(),
+        })?;
+    chain::send(
+        Target::Registry,
+        "binding the market",
+        registry.bind_market(market.address()),
+    )
+    .await?;
+    Ok(Deployment {
+        chain_id,
+        registry: registry.address(),
+        market: market.address(),
+        block,
+        deployer,
+    })
 }

@@ -28,7 +28,12 @@ pub struct DevnetOptions {
 
 impl Default for DevnetOptions {
     fn default() -> Self {
-        Self { anvil: None, chain_id: 31337, block_time: None, accounts: 10 }
+        Self {
+            anvil: None,
+            chain_id: 31337,
+            block_time: None,
+            accounts: 10,
+        }
     }
 }
 
@@ -60,7 +65,10 @@ impl Devnet {
         if let Some(seconds) = options.block_time {
             command.args(["--block-time", &seconds.to_string()]);
         }
-        let mut child = command.spawn().map_err(|source| Error::AnvilSpawn { path: anvil.clone(), source })?;
+        let mut child = command.spawn().map_err(|source| Error::AnvilSpawn {
+            path: anvil.clone(),
+            source,
+        })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stdout).lines();
@@ -78,11 +86,15 @@ impl Devnet {
                 err.push_str(&line);
                 err.push('\n');
             }
-            Err(Error::AnvilExited { output: err.trim().to_string() })
+            Err(Error::AnvilExited {
+                output: err.trim().to_string(),
+            })
         };
         let banner = tokio::time::timeout(READY_TIMEOUT, banner)
             .await
-            .map_err(|_| Error::AnvilTimeout { seconds: READY_TIMEOUT.as_secs() })??;
+            .map_err(|_| Error::AnvilTimeout {
+                seconds: READY_TIMEOUT.as_secs(),
+            })??;
 
         // anvil logs every request to stdout; a full pipe would stall it.
         tokio::spawn(async move {
@@ -92,7 +104,12 @@ impl Devnet {
         });
         let endpoint = format!("http://{}", banner.address.expect("feed returned true"));
         tracing::info!(%endpoint, "anvil is listening");
-        Ok(Self { child, endpoint, chain_id: options.chain_id, keys: banner.keys })
+        Ok(Self {
+            child,
+            endpoint,
+            chain_id: options.chain_id,
+            keys: banner.keys,
+        })
     }
 
     /// The HTTP JSON-RPC endpoint.
@@ -113,7 +130,9 @@ impl Devnet {
     pub fn wallet(&self, index: usize) -> LocalWallet {
         use ethers::signers::Signer;
         let key = &self.keys[index];
-        key.parse::<LocalWallet>().expect("anvil prints valid keys").with_chain_id(self.chain_id)
+        key.parse::<LocalWallet>()
+            .expect("anvil prints valid keys")
+            .with_chain_id(self.chain_id)
     }
 
     /// Stops anvil and waits for it to exit.
@@ -179,7 +198,9 @@ pub fn locate_anvil() -> Result<PathBuf> {
         }
         looked.push("anvil on PATH".into());
     }
-    Err(Error::AnvilNotFound { looked: looked.join(", ") })
+    Err(Error::AnvilNotFound {
+        looked: looked.join(", "),
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ pub enum Error {
     #[error("anvil binary not found (looked at {looked}); run `npm ci` at the repository root or set REGISTRY_ANVIL")]
     AnvilNotFound { looked: String },
     #[error("could not start anvil at {path}: {source}")]
-    AnvilSpawn { path: PathBuf, source: std::io::Error },
+    AnvilSpawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("anvil exited before it was ready: {output}")]
     AnvilExited { output: String },
     #[error("anvil did not report its address within {seconds} s")]
@@ -16,12 +19,19 @@ pub enum Error {
     #[error("rpc request to {url} failed: {message}")]
     Rpc { url: String, message: String },
     #[error("chain id mismatch: the node at {url} reports {actual}, expected {expected}")]
-    ChainIdMismatch { url: String, expected: u64, actual: u64 },
+    ChainIdMismatch {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("invalid private key: {0}")]
     PrivateKey(String),
     /// A transaction or call reverted with one of the contracts' custom errors.
     #[error("{contract} reverted: {reason}")]
-    Reverted { contract: &'static str, reason: String },
+    Reverted {
+        contract: &'static str,
+        reason: String,
+    },
     #[error("transaction {tx} was mined but failed (status 0)")]
     TxFailed { tx: String },
     #[error("transaction was dropped from the mempool before it was mined")]
@@ -29,9 +39,15 @@ pub enum Error {
     #[error("{context}: {message}")]
     Contract { context: String, message: String },
     #[error("deployment file {path}: {source}")]
-    DeploymentIo { path: PathBuf, source: std::io::Error },
+    DeploymentIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("deployment file {path} is malformed: {source}")]
-    DeploymentFormat { path: PathBuf, source: serde_json::Error },
+    DeploymentFormat {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -19,6 +19,10 @@ contract Handler is TestBase {
         LicenseKind kind;
         address holder;
         bool transferable;
+        /// When the license was bought; never changes.
+        uint64 purchasedAt;
+        /// Start of the current validity window: the purchase, or the renewal that restarted
+        /// the license after it had lapsed.
         uint64 start;
         uint64 expiry;
     }
@@ -111,6 +115,13 @@ contract Handler is TestBase {
             mstore(parents, k)
             mstore(licenses, k)
         }
+        _mintWith(actor, parents, licenses, saleRoyalty);
+    }
+
+    function _mintWith(address actor, uint256[] memory parents, uint256[] memory licenses, uint16 saleRoyalty)
+        internal
+    {
+        uint256 total = registry.totalModels();
         MintParams memory p = _params(actor, total);
         p.parents = parents;
         p.licenses = licenses;
@@ -120,6 +131,14 @@ contract Handler is TestBase {
             ++successes;
             if (id != total + 1) _fail("mint: id not sequential");
             if (registry.ownerOf(id) != actor) _fail("mint: owner");
+            for (uint256 i; i < licenses.length; ++i) {
+                if (licenses[i] == 0) continue;
+                LicenseGhost storage g = _licenses[licenses[i] - 1];
+                if (g.holder != actor || g.modelId != parents[i] || g.kind != LicenseKind.FineTune) {
+                    _fail("mint: derived under a license not held");
+                }
+                if (!_ghostValid(g, clock)) _fail("mint: derived under a license not valid now");
+            }
         } catch (bytes memory reason) {
             bytes4 sel = bytes4(reason);
             if (
@@ -127,6 +146,35 @@ contract Handler is TestBase {
                     && sel != ModelRegistry.RoyaltySharesExceedTotal.selector
             ) _fail("mint: unexpected revert");
         }
+    }
+
+    /// Derives a model from up to three parents the actor holds a valid fine-tune license of
+    /// (the royalty-bearing path, which `mint` rarely finds by chance).
+    function mintDerivative(uint256 actorSeed, uint256 pick, uint16 saleRoyalty) external step("mintDerivative") {
+        address actor = _actor(actorSeed);
+        uint256[] memory parents = new uint256[](3);
+        uint256[] memory licenses = new uint256[](3);
+        uint256 k;
+        uint256 n = _licenses.length;
+        for (uint256 i; i < n && k < 3; ++i) {
+            uint256 id = 1 + (pick % n + i) % n;
+            LicenseGhost storage g = _licenses[id - 1];
+            if (g.holder != actor || g.kind != LicenseKind.FineTune) continue;
+            if (!_ghostValid(g, clock)) continue;
+            bool dup;
+            for (uint256 j; j < k; ++j) {
+                if (parents[j] == g.modelId) dup = true;
+            }
+            if (dup) continue;
+            (parents[k], licenses[k]) = (g.modelId, id);
+            ++k;
+        }
+        if (k == 0) return;
+        assembly {
+            mstore(parents, k)
+            mstore(licenses, k)
+        }
+        _mintWith(actor, parents, licenses, saleRoyalty);
     }
 
     function publish(
@@ -170,7 +218,7 @@ contract Handler is TestBase {
             if (id != _licenses.length + 1) _fail("buy: license id");
             ghostReceived[t.currency] += t.price;
             uint64 expiry = t.duration == 0 ? 0 : clock + t.duration;
-            _licenses.push(LicenseGhost(t.modelId, t.kind, holder, t.transferable, clock, expiry));
+            _licenses.push(LicenseGhost(t.modelId, t.kind, holder, t.transferable, clock, clock, expiry));
             _byModelKind[t.modelId][t.kind].push(id);
             _track(holder, t.modelId, t.kind);
         } catch (bytes memory reason) {
@@ -197,7 +245,15 @@ contract Handler is TestBase {
             LicenseGhost storage g = _licenses[id - 1];
             uint64 from = g.expiry > clock ? g.expiry : clock;
             if (expiry != from + l.duration) _fail("renew: expiry != max(now, expiry) + duration");
+            // A license that had lapsed (a gap between its expiry and now) restarts now: the gap
+            // is not covered. Renewed while valid, or exactly at its expiry, it keeps its start.
+            bool lapsed = g.expiry < clock;
+            if (lapsed) g.start = clock;
             g.expiry = from + l.duration;
+            (License memory renewed,) = market.licenseOf(id);
+            if (renewed.start != g.start) _fail("renew: start != (lapsed ? now : unchanged)");
+            if (!market.isLicenseValid(id, clock)) _fail("renew: not valid right after the renewal");
+            if (lapsed && market.isLicenseValid(id, clock - 1)) _fail("renew: the unpaid gap is covered");
             ghostReceived[l.currency] += l.price;
         } catch (bytes memory reason) {
             bytes memory want = l.duration == 0
@@ -221,8 +277,10 @@ contract Handler is TestBase {
             _track(to, g.modelId, g.kind);
         } catch (bytes memory reason) {
             if (g.transferable) _fail("transfer: transferable license stuck");
-            if (keccak256(reason) != keccak256(abi.encodeWithSelector(LicenseMarket.LicenseNotTransferable.selector, id)))
-            {
+            if (
+                keccak256(reason)
+                    != keccak256(abi.encodeWithSelector(LicenseMarket.LicenseNotTransferable.selector, id))
+            ) {
                 _fail("transfer: wrong error");
             }
         }
@@ -313,6 +371,11 @@ contract Handler is TestBase {
         if (_tracked[key]) return;
         _tracked[key] = true;
         _triples.push(Triple(actor, modelId, kind));
+    }
+
+    /// The ghost's view of validity: within [start, expiry), expiry 0 = perpetual.
+    function _ghostValid(LicenseGhost storage g, uint64 at) internal view returns (bool) {
+        return g.start <= at && (g.expiry == 0 || at < g.expiry);
     }
 
     /// A fine-tune license of `modelId` that `actor` holds and that is valid now, or 0.

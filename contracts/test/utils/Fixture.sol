@@ -89,10 +89,7 @@ abstract contract Fixture is TestBase {
         return market.publishOffering(t);
     }
 
-    function _publishFineTune(uint256 modelId, uint256 price, uint64 duration, uint16 bps)
-        internal
-        returns (uint256)
-    {
+    function _publishFineTune(uint256 modelId, uint256 price, uint64 duration, uint16 bps) internal returns (uint256) {
         Terms memory t = _terms(modelId, LicenseKind.FineTune, NATIVE, price, duration);
         t.royaltyBps = bps;
         return _publish(t);

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "registry", version, about = "AI models as on-chain assets with verifiable provenance and licenses")]
+#[command(
+    name = "registry",
+    version,
+    about = "AI models as on-chain assets with verifiable provenance and licenses"
+)]
 struct Cli {
     #[command(subcommand)]
     command: cmd::Command,
@@ -21,7 +25,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG").unwrap_or_else(|_| "warn,registry=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("REGISTRY_LOG")
+                .unwrap_or_else(|_| "warn,registry=info".into()),
         )
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");

@@ -4,11 +4,13 @@
 //! and after expiry with anvil time travel, and check that each revert arrives decoded.
 
 use contracts::license_market::{
-    self, LicensePurchasedFilter, NothingToWithdraw, OfferingIsClosed, PaymentCreditedFilter, PerpetualLicense,
-    PriceAboveMax, Terms, WrongPayment,
+    self, LicensePurchasedFilter, NothingToWithdraw, OfferingIsClosed, PaymentCreditedFilter,
+    PerpetualLicense, PriceAboveMax, Terms, WrongPayment,
 };
 use contracts::model_registry::{self, MintParams, ModelMintedFilter, NotParentOwner};
-use contracts::{LicenseKind, LicenseMarket, LicenseMarketErrors, ModelRegistry, ModelRegistryErrors};
+use contracts::{
+    LicenseKind, LicenseMarket, LicenseMarketErrors, ModelRegistry, ModelRegistryErrors,
+};
 use ethers::contract::ContractError;
 use ethers::middleware::Middleware;
 use ethers::types::{Address, TransactionReceipt, U256};
@@ -61,17 +63,32 @@ async fn offer(market: &LicenseMarket<Client>, t: Terms) -> anyhow::Result<U256>
     Ok(event::<license_market::OfferingPublishedFilter>(&receipt).offering_id)
 }
 
-async fn buy(market: &LicenseMarket<Client>, offering: U256, holder: Address, price: U256) -> anyhow::Result<(U256, TransactionReceipt)> {
-    let receipt = chain::send(Target::Market, "buy", market.buy(offering, holder, price).value(price)).await?;
-    Ok((event::<LicensePurchasedFilter>(&receipt).license_id, receipt))
+async fn buy(
+    market: &LicenseMarket<Client>,
+    offering: U256,
+    holder: Address,
+    price: U256,
+) -> anyhow::Result<(U256, TransactionReceipt)> {
+    let receipt = chain::send(
+        Target::Market,
+        "buy",
+        market.buy(offering, holder, price).value(price),
+    )
+    .await?;
+    Ok((
+        event::<LicensePurchasedFilter>(&receipt).license_id,
+        receipt,
+    ))
 }
 
 fn market_error(err: ContractError<Client>) -> LicenseMarketErrors {
-    err.decode_contract_revert::<LicenseMarketErrors>().unwrap_or_else(|| panic!("not a decoded market revert: {err}"))
+    err.decode_contract_revert::<LicenseMarketErrors>()
+        .unwrap_or_else(|| panic!("not a decoded market revert: {err}"))
 }
 
 fn registry_error(err: ContractError<Client>) -> ModelRegistryErrors {
-    err.decode_contract_revert::<ModelRegistryErrors>().unwrap_or_else(|| panic!("not a decoded registry revert: {err}"))
+    err.decode_contract_revert::<ModelRegistryErrors>()
+        .unwrap_or_else(|| panic!("not a decoded registry revert: {err}"))
 }
 
 #[tokio::test]
@@ -84,7 +101,8 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
     let (registry_d, market_d) = chain.contracts(2).await?;
     let (registry_g, market_g) = chain.contracts(3).await?;
     let (_, market_b) = chain.contracts(4).await?;
-    let [author, licensee, deriver, grand, buyer] = [0, 1, 2, 3, 4].map(|i| ethers::signers::Signer::address(&chain.devnet.wallet(i)));
+    let [author, licensee, deriver, grand, buyer] =
+        [0, 1, 2, 3, 4].map(|i| ethers::signers::Signer::address(&chain.devnet.wallet(i)));
 
     // A base model.
     let base = mint(&registry_a, params(author, 1, &[], &[])).await?;
@@ -94,62 +112,135 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
     assert_eq!(record.weights_cid, "bafkreimodel1");
     assert_eq!(record.content_root, root(1));
     assert_eq!(record.depth, 0);
-    assert_eq!(registry_a.token_uri(base).call().await?, "ipfs://bafkreimeta1");
+    assert_eq!(
+        registry_a.token_uri(base).call().await?,
+        "ipfs://bafkreimeta1"
+    );
     // ERC-2981 on the model token: 5% to the minter's recipient.
     let (receiver, amount) = registry_a.royalty_info(base, ether(100)).call().await?;
     assert_eq!((receiver, amount), (author, ether(5)));
 
     // Offerings: a 30-day access license, a perpetual fine-tune license owing 10%.
-    let access = offer(&market_a, terms(base, LicenseKind::Access, ether(1), 30 * DAY, 0)).await?;
-    let fine_tune = offer(&market_a, terms(base, LicenseKind::FineTune, ether(2), 0, 1_000)).await?;
+    let access = offer(
+        &market_a,
+        terms(base, LicenseKind::Access, ether(1), 30 * DAY, 0),
+    )
+    .await?;
+    let fine_tune = offer(
+        &market_a,
+        terms(base, LicenseKind::FineTune, ether(2), 0, 1_000),
+    )
+    .await?;
 
     // Buying access: the offering's price, no more than maxPrice, exactly paid.
-    let err = market_l.buy(access, licensee, ether(1) - 1).value(ether(1)).send().await.expect_err("price above max");
+    let err = market_l
+        .buy(access, licensee, ether(1) - 1)
+        .value(ether(1))
+        .send()
+        .await
+        .expect_err("price above max");
     assert_eq!(
         market_error(err),
-        LicenseMarketErrors::PriceAboveMax(PriceAboveMax { price: ether(1), max_price: ether(1) - 1 })
+        LicenseMarketErrors::PriceAboveMax(PriceAboveMax {
+            price: ether(1),
+            max_price: ether(1) - 1
+        })
     );
-    let err = market_l.buy(access, licensee, ether(1)).value(ether(2)).send().await.expect_err("overpaid");
-    assert_eq!(market_error(err), LicenseMarketErrors::WrongPayment(WrongPayment { sent: ether(2), price: ether(1) }));
+    let err = market_l
+        .buy(access, licensee, ether(1))
+        .value(ether(2))
+        .send()
+        .await
+        .expect_err("overpaid");
+    assert_eq!(
+        market_error(err),
+        LicenseMarketErrors::WrongPayment(WrongPayment {
+            sent: ether(2),
+            price: ether(1)
+        })
+    );
     let (access_license, receipt) = buy(&market_l, access, licensee, ether(1)).await?;
     let purchased = event::<LicensePurchasedFilter>(&receipt);
     let bought_at = chain.now().await?;
     assert_eq!(purchased.expiry, bought_at + 30 * DAY);
     let kind = |k: LicenseKind| u8::from(k);
-    let (ok, by) = market_l.rights_of(licensee, base, kind(LicenseKind::Access), bought_at).call().await?;
-    assert!(ok && by == access_license, "access right is granted by the license");
-    let (ok, _) = market_l.rights_of(licensee, base, kind(LicenseKind::FineTune), bought_at).call().await?;
+    let (ok, by) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), bought_at)
+        .call()
+        .await?;
+    assert!(
+        ok && by == access_license,
+        "access right is granted by the license"
+    );
+    let (ok, _) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::FineTune), bought_at)
+        .call()
+        .await?;
     assert!(!ok, "an access license grants no fine-tune right");
-    let (ok, by) = market_l.rights_of(author, base, kind(LicenseKind::Output), bought_at).call().await?;
+    let (ok, by) = market_l
+        .rights_of(author, base, kind(LicenseKind::Output), bought_at)
+        .call()
+        .await?;
     assert!(ok && by.is_zero(), "the owner holds every right");
 
     // Deriving without a license is refused, with the registry's decoded error.
-    let err = registry_d.mint(params(deriver, 2, &[base], &[U256::zero()])).send().await.expect_err("no license");
-    assert_eq!(
-        registry_error(err),
-        ModelRegistryErrors::NotParentOwner(NotParentOwner { parent_id: base, caller: deriver })
-    );
-    // The same revert through the chain client reads as a message naming the error.
-    let err = chain::send(Target::Registry, "mint", registry_d.mint(params(deriver, 2, &[base], &[U256::zero()])))
+    let err = registry_d
+        .mint(params(deriver, 2, &[base], &[U256::zero()]))
+        .send()
         .await
         .expect_err("no license");
+    assert_eq!(
+        registry_error(err),
+        ModelRegistryErrors::NotParentOwner(NotParentOwner {
+            parent_id: base,
+            caller: deriver
+        })
+    );
+    // The same revert through the chain client reads as a message naming the error.
+    let err = chain::send(
+        Target::Registry,
+        "mint",
+        registry_d.mint(params(deriver, 2, &[base], &[U256::zero()])),
+    )
+    .await
+    .expect_err("no license");
     let message = err.to_string();
-    assert!(message.contains("ModelRegistry reverted: NotParentOwner"), "{message}");
+    assert!(
+        message.contains("ModelRegistry reverted: NotParentOwner"),
+        "{message}"
+    );
 
     // Fine-tune license, then a derivative; its 20% fine-tune offering; a grandchild.
     let (ft_license, _) = buy(&market_d, fine_tune, deriver, ether(2)).await?;
     let child = mint(&registry_d, params(deriver, 2, &[base], &[ft_license])).await?;
     let parents = registry_d.parents_of(child).call().await?;
     assert_eq!(parents.len(), 1);
-    assert_eq!((parents[0].model_id, parents[0].license_id, parents[0].royalty_bps), (base, ft_license, 1_000));
+    assert_eq!(
+        (
+            parents[0].model_id,
+            parents[0].license_id,
+            parents[0].royalty_bps
+        ),
+        (base, ft_license, 1_000)
+    );
     assert_eq!(registry_d.model_of(child).call().await?.depth, 1);
-    let child_ft = offer(&market_d, terms(child, LicenseKind::FineTune, ether(1), 0, 2_000)).await?;
+    let child_ft = offer(
+        &market_d,
+        terms(child, LicenseKind::FineTune, ether(1), 0, 2_000),
+    )
+    .await?;
     let (child_ft_license, receipt) = buy(&market_g, child_ft, grand, ether(1)).await?;
     // The fine-tune sale of the child already pays 10% up to the base model's owner.
     let credits = events::<PaymentCreditedFilter>(&receipt);
     assert_eq!(credits.len(), 2);
-    assert_eq!((credits[0].account, credits[0].amount), (author, milli_ether(100)));
-    assert_eq!((credits[1].account, credits[1].amount), (deriver, milli_ether(900)));
+    assert_eq!(
+        (credits[0].account, credits[0].amount),
+        (author, milli_ether(100))
+    );
+    assert_eq!(
+        (credits[1].account, credits[1].amount),
+        (deriver, milli_ether(900))
+    );
     let grandchild = mint(&registry_g, params(grand, 3, &[child], &[child_ft_license])).await?;
     assert_eq!(registry_g.model_of(grandchild).call().await?.depth, 2);
 
@@ -158,76 +249,225 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
         let call = market.credits(who, Address::zero());
         async move { call.call().await }
     };
-    let before = [balances(&market_b, author).await?, balances(&market_b, deriver).await?, balances(&market_b, grand).await?];
-    let grand_access = offer(&market_g, terms(grandchild, LicenseKind::Output, ether(1), 0, 0)).await?;
+    let before = [
+        balances(&market_b, author).await?,
+        balances(&market_b, deriver).await?,
+        balances(&market_b, grand).await?,
+    ];
+    let grand_access = offer(
+        &market_g,
+        terms(grandchild, LicenseKind::Output, ether(1), 0, 0),
+    )
+    .await?;
     let (_, receipt) = buy(&market_b, grand_access, buyer, ether(1)).await?;
-    let after = [balances(&market_b, author).await?, balances(&market_b, deriver).await?, balances(&market_b, grand).await?];
-    assert_eq!(after[0] - before[0], milli_ether(20), "base owner: 10% of the child's 20%");
-    assert_eq!(after[1] - before[1], milli_ether(180), "child owner: the rest of 20%");
-    assert_eq!(after[2] - before[2], milli_ether(800), "grandchild owner: the rest");
-    let credited: U256 = events::<PaymentCreditedFilter>(&receipt).iter().map(|c| c.amount).fold(U256::zero(), |a, b| a + b);
+    let after = [
+        balances(&market_b, author).await?,
+        balances(&market_b, deriver).await?,
+        balances(&market_b, grand).await?,
+    ];
+    assert_eq!(
+        after[0] - before[0],
+        milli_ether(20),
+        "base owner: 10% of the child's 20%"
+    );
+    assert_eq!(
+        after[1] - before[1],
+        milli_ether(180),
+        "child owner: the rest of 20%"
+    );
+    assert_eq!(
+        after[2] - before[2],
+        milli_ether(800),
+        "grandchild owner: the rest"
+    );
+    let credited: U256 = events::<PaymentCreditedFilter>(&receipt)
+        .iter()
+        .map(|c| c.amount)
+        .fold(U256::zero(), |a, b| a + b);
     assert_eq!(credited, ether(1), "every wei of the price is credited");
 
     // Totals: 1 + 2 + 1 + 1 ether received, all of it credited, held by the market.
-    assert_eq!(market_a.total_received(Address::zero()).call().await?, ether(5));
+    assert_eq!(
+        market_a.total_received(Address::zero()).call().await?,
+        ether(5)
+    );
     assert_eq!(after[0], ether(3) + milli_ether(100) + milli_ether(20));
     let provider = chain.client(0).await?;
-    assert_eq!(provider.get_balance(chain.deployment.market, None).await?, ether(5));
+    assert_eq!(
+        provider.get_balance(chain.deployment.market, None).await?,
+        ether(5)
+    );
 
     // Withdraw: the author's whole balance arrives, less nothing but gas.
     let wallet_before = provider.get_balance(author, None).await?;
-    let receipt = chain::send(Target::Market, "withdraw", market_a.withdraw(Address::zero(), author)).await?;
+    let receipt = chain::send(
+        Target::Market,
+        "withdraw",
+        market_a.withdraw(Address::zero(), author),
+    )
+    .await?;
     let gas = receipt.gas_used.unwrap() * receipt.effective_gas_price.unwrap();
-    assert_eq!(provider.get_balance(author, None).await?, wallet_before + after[0] - gas);
+    assert_eq!(
+        provider.get_balance(author, None).await?,
+        wallet_before + after[0] - gas
+    );
     assert_eq!(balances(&market_a, author).await?, U256::zero());
-    assert_eq!(market_a.total_withdrawn(Address::zero()).call().await?, after[0]);
-    let err = market_a.withdraw(Address::zero(), author).send().await.expect_err("nothing left");
+    assert_eq!(
+        market_a.total_withdrawn(Address::zero()).call().await?,
+        after[0]
+    );
+    let err = market_a
+        .withdraw(Address::zero(), author)
+        .send()
+        .await
+        .expect_err("nothing left");
     assert_eq!(
         market_error(err),
-        LicenseMarketErrors::NothingToWithdraw(NothingToWithdraw { account: author, currency: Address::zero() })
+        LicenseMarketErrors::NothingToWithdraw(NothingToWithdraw {
+            account: author,
+            currency: Address::zero()
+        })
     );
 
     // Rights before and after expiry, with anvil's clock moved forward.
     let expiry = purchased.expiry;
-    let (ok, _) = market_l.rights_of(licensee, base, kind(LicenseKind::Access), expiry - 1).call().await?;
+    let (ok, _) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), expiry - 1)
+        .call()
+        .await?;
     assert!(ok, "valid one second before expiry");
-    let (ok, _) = market_l.rights_of(licensee, base, kind(LicenseKind::Access), expiry).call().await?;
+    let (ok, _) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), expiry)
+        .call()
+        .await?;
     assert!(!ok, "expired exactly at expiry");
     let now = chain.advance(31 * DAY).await?;
     assert!(now >= expiry);
-    let (ok, _) = market_l.rights_of(licensee, base, kind(LicenseKind::Access), now).call().await?;
+    let (ok, _) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), now)
+        .call()
+        .await?;
     assert!(!ok, "expired after the time travel");
-    assert!(!market_l.is_license_valid(access_license, now).call().await?);
+    assert!(
+        !market_l
+            .is_license_valid(access_license, now)
+            .call()
+            .await?
+    );
 
     // Renewal of the lapsed license extends from now, not from the old expiry.
-    let receipt = chain::send(Target::Market, "renew", market_l.renew(access_license, ether(1)).value(ether(1))).await?;
+    let receipt = chain::send(
+        Target::Market,
+        "renew",
+        market_l.renew(access_license, ether(1)).value(ether(1)),
+    )
+    .await?;
     let renewed = event::<license_market::LicenseRenewedFilter>(&receipt);
     let renewed_at = chain.now().await?;
     assert_eq!(renewed.expiry, renewed_at + 30 * DAY);
-    let (ok, by) = market_l.rights_of(licensee, base, kind(LicenseKind::Access), renewed_at).call().await?;
+    assert_eq!(
+        renewed.start, renewed_at,
+        "a lapsed license restarts at the renewal"
+    );
+    let (ok, _) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), renewed_at - 1)
+        .call()
+        .await?;
+    assert!(!ok, "the unpaid gap before the renewal is not covered");
+    assert!(
+        market_l
+            .grants(
+                access_license,
+                licensee,
+                base,
+                kind(LicenseKind::Access),
+                renewed_at
+            )
+            .call()
+            .await?
+    );
+    assert!(
+        !market_l
+            .grants(
+                access_license,
+                buyer,
+                base,
+                kind(LicenseKind::Access),
+                renewed_at
+            )
+            .call()
+            .await?
+    );
+    let (ok, by) = market_l
+        .rights_of(licensee, base, kind(LicenseKind::Access), renewed_at)
+        .call()
+        .await?;
     assert!(ok && by == access_license);
 
     // A perpetual license cannot be renewed; a closed offering sells nothing; licenses sold
     // before the close stay valid.
-    let err = market_d.renew(ft_license, ether(2)).value(ether(2)).send().await.expect_err("perpetual");
-    assert_eq!(market_error(err), LicenseMarketErrors::PerpetualLicense(PerpetualLicense { license_id: ft_license }));
-    chain::send(Target::Market, "close", market_a.close_offering(fine_tune)).await?;
-    let err = market_l.buy(fine_tune, licensee, ether(2)).value(ether(2)).send().await.expect_err("closed");
-    assert_eq!(market_error(err), LicenseMarketErrors::OfferingIsClosed(OfferingIsClosed { offering_id: fine_tune }));
-    let (ok, by) = market_d.rights_of(deriver, base, kind(LicenseKind::FineTune), chain.now().await?).call().await?;
-    assert!(ok && by == ft_license, "closing never touches licenses already sold");
-
-    // Non-transferable licenses stay with their holder.
-    let err = market_l.transfer_from(licensee, buyer, access_license).send().await.expect_err("non-transferable");
+    let err = market_d
+        .renew(ft_license, ether(2))
+        .value(ether(2))
+        .send()
+        .await
+        .expect_err("perpetual");
     assert_eq!(
         market_error(err),
-        LicenseMarketErrors::LicenseNotTransferable(license_market::LicenseNotTransferable { license_id: access_license })
+        LicenseMarketErrors::PerpetualLicense(PerpetualLicense {
+            license_id: ft_license
+        })
+    );
+    chain::send(Target::Market, "close", market_a.close_offering(fine_tune)).await?;
+    let err = market_l
+        .buy(fine_tune, licensee, ether(2))
+        .value(ether(2))
+        .send()
+        .await
+        .expect_err("closed");
+    assert_eq!(
+        market_error(err),
+        LicenseMarketErrors::OfferingIsClosed(OfferingIsClosed {
+            offering_id: fine_tune
+        })
+    );
+    let (ok, by) = market_d
+        .rights_of(
+            deriver,
+            base,
+            kind(LicenseKind::FineTune),
+            chain.now().await?,
+        )
+        .call()
+        .await?;
+    assert!(
+        ok && by == ft_license,
+        "closing never touches licenses already sold"
+    );
+
+    // Non-transferable licenses stay with their holder.
+    let err = market_l
+        .transfer_from(licensee, buyer, access_license)
+        .send()
+        .await
+        .expect_err("non-transferable");
+    assert_eq!(
+        market_error(err),
+        LicenseMarketErrors::LicenseNotTransferable(license_market::LicenseNotTransferable {
+            license_id: access_license
+        })
     );
     // An unknown model is named in the error.
-    let err = registry_a.model_of(U256::from(99)).call().await.expect_err("unknown");
+    let err = registry_a
+        .model_of(U256::from(99))
+        .call()
+        .await
+        .expect_err("unknown");
     assert_eq!(
         registry_error(err),
-        ModelRegistryErrors::UnknownModel(model_registry::UnknownModel { model_id: U256::from(99) })
+        ModelRegistryErrors::UnknownModel(model_registry::UnknownModel {
+            model_id: U256::from(99)
+        })
     );
     Ok(())
 }

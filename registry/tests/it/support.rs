@@ -18,7 +18,8 @@ pub(crate) struct Chain {
 impl Chain {
     pub(crate) async fn start() -> anyhow::Result<Self> {
         let devnet = Devnet::start(&DevnetOptions::default()).await?;
-        let deployer = chain::connect(devnet.endpoint(), devnet.wallet(0), Some(devnet.chain_id())).await?;
+        let deployer =
+            chain::connect(devnet.endpoint(), devnet.wallet(0), Some(devnet.chain_id())).await?;
         let deployment = deploy(deployer).await?;
         Ok(Self { devnet, deployment })
     }
@@ -29,7 +30,10 @@ impl Chain {
     }
 
     /// The registry and market bound to dev account `index`.
-    pub(crate) async fn contracts(&self, index: usize) -> anyhow::Result<(ModelRegistry<Client>, LicenseMarket<Client>)> {
+    pub(crate) async fn contracts(
+        &self,
+        index: usize,
+    ) -> anyhow::Result<(ModelRegistry<Client>, LicenseMarket<Client>)> {
         Ok(self.deployment.contracts(self.client(index).await?))
     }
 
@@ -44,7 +48,10 @@ impl Chain {
     /// Timestamp of the latest block.
     pub(crate) async fn now(&self) -> anyhow::Result<u64> {
         let provider = chain::provider(self.devnet.endpoint())?;
-        let block = provider.get_block(ethers::types::BlockNumber::Latest).await?.expect("latest block");
+        let block = provider
+            .get_block(ethers::types::BlockNumber::Latest)
+            .await?
+            .expect("latest block");
         Ok(block.timestamp.as_u64())
     }
 }

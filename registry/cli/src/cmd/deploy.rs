@@ -36,15 +36,24 @@ impl Args {
     pub(crate) async fn run(self) -> Result<ExitCode> {
         let (devnet, url, key) = match &self.rpc_url {
             Some(url) => {
-                let key = self.private_key.clone().context("--private-key (or REGISTRY_PRIVATE_KEY) is required with --rpc-url")?;
+                let key = self.private_key.clone().context(
+                    "--private-key (or REGISTRY_PRIVATE_KEY) is required with --rpc-url",
+                )?;
                 (None, url.clone(), key)
             }
             None => {
-                let options = DevnetOptions { chain_id: self.chain_id.unwrap_or(31337), ..DevnetOptions::default() };
+                let options = DevnetOptions {
+                    chain_id: self.chain_id.unwrap_or(31337),
+                    ..DevnetOptions::default()
+                };
                 let devnet = Devnet::start(&options).await?;
                 let key = match &self.private_key {
                     Some(key) => key.clone(),
-                    None => devnet.private_keys().first().cloned().context("anvil printed no dev keys")?,
+                    None => devnet
+                        .private_keys()
+                        .first()
+                        .cloned()
+                        .context("anvil printed no dev keys")?,
                 };
                 let url = devnet.endpoint().to_string();
                 (Some(devnet), url, key)

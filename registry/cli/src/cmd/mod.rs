@@ -23,9 +23,13 @@ impl Command {
 /// A hint for errors a user can fix.
 pub(crate) fn hint(err: &anyhow::Error) -> Option<&'static str> {
     match err.downcast_ref::<registry::Error>()? {
-        registry::Error::AnvilNotFound { .. } => Some("`npm ci` at the repository root installs anvil"),
+        registry::Error::AnvilNotFound { .. } => {
+            Some("`npm ci` at the repository root installs anvil")
+        }
         registry::Error::Rpc { .. } => Some("is the node running? check --rpc-url"),
-        registry::Error::PrivateKey(_) => Some("pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil"),
+        registry::Error::PrivateKey(_) => {
+            Some("pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil")
+        }
         _ => None,
     }
 }

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Fixture} from "./utils/Fixture.sol";
+import {LicenseKind, MintParams} from "../src/Types.sol";
+
+/// @notice Gas of the main calls, measured around just the call (snapshots/GasTest.json).
+/// Everything the calls need is prepared in setUp, so storage the measured call touches is cold,
+/// as in a real transaction.
+///
+/// - mintBase: a base model, with an ERC-2981 sale royalty.
+/// - mintOneParent / mintThreeParents: derivatives under fine-tune licenses with royalty shares.
+/// - buy: a 30-day native-currency license of a model with one royalty parent (two credits).
+/// - renew: renewal of such a license while it is still valid.
+/// - withdraw: a model owner's native balance.
+contract GasTest is Fixture {
+    uint256 internal p1;
+    uint256 internal p2;
+    uint256 internal p3;
+    uint256 internal l1;
+    uint256 internal l2;
+    uint256 internal l3;
+    uint256 internal offering;
+    uint256 internal renewable;
+
+    function setUp() public override {
+        super.setUp();
+        p1 = _mintBase(alice);
+        p2 = _mintBase(alice);
+        p3 = _mintBase(alice);
+        l1 = _buy(bob, _publishFineTune(p1, 0.1 ether, 0, 500));
+        l2 = _buy(bob, _publishFineTune(p2, 0.1 ether, 0, 500));
+        l3 = _buy(bob, _publishFineTune(p3, 0.1 ether, 0, 500));
+        uint256 derived = _mintChild(dave, _ids(p1), _ids(_buy(dave, _publishFineTune(p1, 0.1 ether, 0, 1_000))));
+        offering = _publish(_terms(derived, LicenseKind.Access, NATIVE, 1 ether, 30 * DAY));
+        renewable = _buy(carol, offering);
+        vm.deal(carol, 10 ether);
+        vm.warp(T0 + 10 * DAY);
+    }
+
+    function _withParents(uint256 n) internal view returns (MintParams memory p) {
+        p = _params(bob);
+        p.saleRoyaltyBps = 500;
+        if (n == 1) (p.parents, p.licenses) = (_ids(p1), _ids(l1));
+        if (n == 3) (p.parents, p.licenses) = (_ids(p1, p2, p3), _ids(l1, l2, l3));
+    }
+
+    function test_gas_mintBase() public {
+        MintParams memory p = _withParents(0);
+        vm.startPrank(bob);
+        vm.startSnapshotGas("mintBase");
+        registry.mint(p);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_mintOneParent() public {
+        MintParams memory p = _withParents(1);
+        vm.startPrank(bob);
+        vm.startSnapshotGas("mintOneParent");
+        registry.mint(p);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_mintThreeParents() public {
+        MintParams memory p = _withParents(3);
+        vm.startPrank(bob);
+        vm.startSnapshotGas("mintThreeParents");
+        registry.mint(p);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_buy() public {
+        vm.startPrank(carol);
+        vm.startSnapshotGas("buy");
+        market.buy{value: 1 ether}(offering, carol, 1 ether);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_renew() public {
+        vm.startPrank(carol);
+        vm.startSnapshotGas("renew");
+        market.renew{value: 1 ether}(renewable, 1 ether);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_withdraw() public {
+        vm.startPrank(alice);
+        vm.startSnapshotGas("withdraw");
+        market.withdraw(NATIVE, alice);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+}
