@@ -1,0 +1,83 @@
+//! Backends compute a matrix's [`Responses`]; all produce the same integers.
+
+pub mod cpu;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::sketch::{MatrixJob, Responses};
+use crate::Result;
+
+/// Which backend computes the responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// Plain Rust on all cores.
+    #[default]
+    Cpu,
+    /// cubecl kernels on wgpu (Vulkan, Metal, DX12; lavapipe on a CPU).
+    Wgpu,
+    /// cubecl kernels on CUDA.
+    Cuda,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "wgpu" => Ok(BackendKind::Wgpu),
+            "cuda" => Ok(BackendKind::Cuda),
+            other => Err(format!(
+                "unknown backend {other:?} (expected cpu, wgpu or cuda)"
+            )),
+        }
+    }
+}
+
+/// Something that computes responses.
+pub trait Backend {
+    fn kind(&self) -> BackendKind;
+    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses>;
+}
+
+/// The CPU backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
+        Ok(cpu::responses(job))
+    }
+}
+
+/// Creates the backend of `kind`.
+pub fn create(kind: BackendKind) -> Result<Box<dyn Backend>> {
+    match kind {
+        BackendKind::Cpu => Ok(Box::new(CpuBackend)),
+        BackendKind::Wgpu | BackendKind::Cuda => Err(crate::Error::Gpu {
+            backend: kind.as_str(),
+            message: "not built yet".into(),
+        }),
+    }
+}

@@ -1,0 +1,266 @@
+//! Comparing two fingerprints: matched tensors, similarities, a verdict and the probability
+//! that unrelated models would look this related.
+//!
+//! - Matrices are matched by shape, whatever their names: `r × c` against `r × c` (aligned)
+//!   or, for 2-D tensors, against `c × r` (the same matrix stored transposed: rows are compared
+//!   with columns). Every candidate pair is scored; pairs are then taken greedily, best first,
+//!   each tensor used once.
+//! - A pair's **agreement** `s` is the fraction of equal signature bits over all rows and
+//!   columns; its **similarity** is `max(0, 2s − 1)` (0 for unrelated, 1 for equal signatures).
+//!   For a neuron whose weights keep an angle θ to the original, each bit agrees with
+//!   probability 1 − θ/π, so fine-tunes, casts, quantization, pruning and merges keep `s`
+//!   well above ½, while unrelated neurons agree on half their bits.
+//! - **Significance**: under "unrelated", neurons agree on ½ of their bits on average,
+//!   independently, so by Hoeffding's inequality on the per-neuron agreement of the longer
+//!   side's `N` neurons, `P(s̄ ≥ s) ≤ exp(−2N(s − ½)²)`; multiplied by the number of candidates
+//!   the tensor was scored against (a union bound over the matching). A pair is significant
+//!   when this is below 10⁻⁶.
+//! - **Verdict**: *identical* when the content roots are equal, or every tensor of both models
+//!   is paired with equal signatures (same weights, renamed or transposed); *derived* when the
+//!   significant pairs cover at least half the matrix parameters of the smaller model;
+//!   *unrelated* otherwise. A single shared tensor (a fixed, untrained matrix, say) covers too
+//!   little of a model to make it derived.
+//! - The model's **similarity** is the parameter-weighted mean similarity of the pairs over the
+//!   smaller model's matrix parameters; its **false-positive probability** is the product of
+//!   the significant pairs' bounds (tensors of unrelated models are independent), 1 when none.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::fingerprint::{Fingerprint, TensorSketch};
+use crate::sketch::MatrixSketch;
+
+/// A pair is significant below this false-positive bound.
+pub const SIGNIFICANCE: f64 = 1e-6;
+/// Share of the smaller model's matrix parameters that significant pairs must cover.
+pub const DERIVED_COVERAGE: f64 = 0.5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Identical,
+    Derived,
+    Unrelated,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Identical => "identical",
+            Verdict::Derived => "derived",
+            Verdict::Unrelated => "unrelated",
+        }
+    }
+}
+
+/// One matched pair of matrices.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorMatch {
+    pub a: String,
+    pub b: String,
+    pub transposed: bool,
+    pub agreement: f64,
+    pub similarity: f64,
+    /// log10 of the false-positive bound of this pair.
+    pub log10_false_positive: f64,
+    pub significant: bool,
+    pub parameters: u64,
+}
+
+/// The result of [`compare`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub verdict: Verdict,
+    pub similarity: f64,
+    pub false_positive_probability: f64,
+    pub log10_false_positive_probability: f64,
+    pub same_content: bool,
+    /// Share of the smaller model's matrix parameters in significant pairs.
+    pub coverage: f64,
+    pub tensors_matched: usize,
+    pub tensors_significant: usize,
+    pub matrices_a: usize,
+    pub matrices_b: usize,
+    /// 1-D tensors whose signatures are equal in both (by name); reported, not used in the verdict.
+    pub vectors_equal: usize,
+    pub tensors: Vec<TensorMatch>,
+}
+
+struct Candidate {
+    a: usize,
+    b: usize,
+    transposed: bool,
+    agreement: f64,
+}
+
+/// Agreement of two signature lists: (equal bits, compared bits).
+fn agree(x: &[u32], y: &[u32]) -> u64 {
+    x.iter()
+        .zip(y)
+        .map(|(a, b)| u64::from(32 - (a ^ b).count_ones()))
+        .sum()
+}
+
+fn pair_agreement(a: &MatrixSketch, b: &MatrixSketch, transposed: bool) -> f64 {
+    let (b_rows, b_cols) = if transposed {
+        (&b.col_signatures, &b.row_signatures)
+    } else {
+        (&b.row_signatures, &b.col_signatures)
+    };
+    let equal = agree(&a.row_signatures, b_rows) + agree(&a.col_signatures, b_cols);
+    let total = 32 * (a.row_signatures.len() + a.col_signatures.len()) as u64;
+    equal as f64 / total as f64
+}
+
+fn matrices(f: &Fingerprint) -> Vec<(&str, &MatrixSketch)> {
+    f.tensors
+        .iter()
+        .filter_map(|t| match &t.sketch {
+            TensorSketch::Matrix(m) => Some((t.name.as_str(), m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Compares two fingerprints.
+pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
+    let (ma, mb) = (matrices(a), matrices(b));
+    let mut by_shape: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+    for (k, (_, m)) in mb.iter().enumerate() {
+        by_shape.entry((m.rows, m.cols)).or_default().push(k);
+    }
+    let mut candidates = Vec::new();
+    let mut tried = vec![0usize; ma.len()];
+    for (i, (name_a, x)) in ma.iter().enumerate() {
+        let two_d = |f: &Fingerprint, name: &str| {
+            f.tensors
+                .iter()
+                .any(|t| t.name == name && t.shape.len() == 2)
+        };
+        for &k in by_shape.get(&(x.rows, x.cols)).into_iter().flatten() {
+            candidates.push(Candidate {
+                a: i,
+                b: k,
+                transposed: false,
+                agreement: pair_agreement(x, mb[k].1, false),
+            });
+        }
+        if x.rows != x.cols && two_d(a, name_a) {
+            for &k in by_shape.get(&(x.cols, x.rows)).into_iter().flatten() {
+                if two_d(b, mb[k].0) {
+                    candidates.push(Candidate {
+                        a: i,
+                        b: k,
+                        transposed: true,
+                        agreement: pair_agreement(x, mb[k].1, true),
+                    });
+                }
+            }
+        }
+        tried[i] = candidates.iter().filter(|c| c.a == i).count();
+    }
+    // Best first; ties broken by aligned before transposed, then by name order, so the
+    // result does not depend on anything but the fingerprints.
+    candidates.sort_by(|x, y| {
+        y.agreement
+            .total_cmp(&x.agreement)
+            .then(x.transposed.cmp(&y.transposed))
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let (mut used_a, mut used_b) = (HashSet::new(), HashSet::new());
+    let mut tensors = Vec::new();
+    for c in candidates {
+        if used_a.contains(&c.a) || used_b.contains(&c.b) {
+            continue;
+        }
+        used_a.insert(c.a);
+        used_b.insert(c.b);
+        let x = ma[c.a].1;
+        let neurons = f64::from(x.rows.max(x.cols));
+        let excess = (c.agreement - 0.5).max(0.0);
+        let log10_fp = ((tried[c.a] as f64).log10()
+            - 2.0 * neurons * excess * excess / std::f64::consts::LN_10)
+            .min(0.0);
+        tensors.push(TensorMatch {
+            a: ma[c.a].0.to_string(),
+            b: mb[c.b].0.to_string(),
+            transposed: c.transposed,
+            agreement: c.agreement,
+            similarity: (2.0 * c.agreement - 1.0).max(0.0),
+            log10_false_positive: log10_fp,
+            significant: log10_fp < SIGNIFICANCE.log10(),
+            parameters: u64::from(x.rows) * u64::from(x.cols),
+        });
+    }
+    tensors.sort_by(|x, y| x.a.cmp(&y.a));
+
+    let params = |m: &[(&str, &MatrixSketch)]| {
+        m.iter()
+            .map(|(_, x)| u64::from(x.rows) * u64::from(x.cols))
+            .sum::<u64>()
+    };
+    let smaller = params(&ma).min(params(&mb)).max(1) as f64;
+    let significant: Vec<&TensorMatch> = tensors.iter().filter(|t| t.significant).collect();
+    let coverage =
+        (significant.iter().map(|t| t.parameters).sum::<u64>() as f64 / smaller).min(1.0);
+    let similarity = (tensors
+        .iter()
+        .map(|t| t.similarity * t.parameters as f64)
+        .sum::<f64>()
+        / smaller)
+        .min(1.0);
+    let log10_fpp: f64 = significant.iter().map(|t| t.log10_false_positive).sum();
+
+    let same_content = a.content_root == b.content_root;
+    let all_paired_equal = !tensors.is_empty()
+        && ma.len() == mb.len()
+        && tensors.len() == ma.len()
+        && tensors.iter().all(|t| t.agreement == 1.0)
+        && vector_signatures(a) == vector_signatures(b);
+    let verdict = if same_content || all_paired_equal {
+        Verdict::Identical
+    } else if coverage >= DERIVED_COVERAGE {
+        Verdict::Derived
+    } else {
+        Verdict::Unrelated
+    };
+    let (similarity, log10_fpp) = if same_content {
+        (1.0, log10_fpp.min(0.0))
+    } else {
+        (similarity, log10_fpp)
+    };
+    let vectors_a: BTreeMap<&str, u32> = vectors(a).collect();
+    let vectors_equal = vectors(b)
+        .filter(|(n, s)| vectors_a.get(n) == Some(s))
+        .count();
+    Comparison {
+        verdict,
+        similarity,
+        false_positive_probability: 10f64.powf(log10_fpp),
+        log10_false_positive_probability: log10_fpp,
+        same_content,
+        coverage,
+        tensors_matched: tensors.len(),
+        tensors_significant: significant.len(),
+        matrices_a: ma.len(),
+        matrices_b: mb.len(),
+        vectors_equal,
+        tensors,
+    }
+}
+
+fn vectors(f: &Fingerprint) -> impl Iterator<Item = (&str, u32)> {
+    f.tensors.iter().filter_map(|t| match t.sketch {
+        TensorSketch::Vector { signature, .. } => Some((t.name.as_str(), signature)),
+        _ => None,
+    })
+}
+
+/// The multiset of vector signatures (names ignored).
+fn vector_signatures(f: &Fingerprint) -> Vec<u32> {
+    let mut v: Vec<u32> = vectors(f).map(|(_, s)| s).collect();
+    v.sort_unstable();
+    v
+}

@@ -1,0 +1,250 @@
+//! Opening models: one safetensors file, a directory of shards, or a
+//! `*.safetensors.index.json`. Files are memory-mapped; headers are validated (by the
+//! `safetensors` crate) before any tensor is touched, and every problem names its file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::dtype::Dtype;
+use crate::{Error, Result};
+
+/// A tensor of a model: where its bytes are.
+#[derive(Debug, Clone)]
+pub struct TensorRef {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+    file: usize,
+    start: usize,
+    end: usize,
+}
+
+impl TensorRef {
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// An opened model: its files mapped, its tensors sorted by name.
+#[derive(Debug)]
+pub struct Model {
+    files: Vec<(PathBuf, Mmap)>,
+    tensors: Vec<TensorRef>,
+}
+
+impl Model {
+    /// Opens a safetensors file, a directory of `*.safetensors` shards, or an index.
+    pub fn open(path: &Path) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        let files = if meta.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::EmptyDirectory {
+                    path: path.to_path_buf(),
+                });
+            }
+            files
+        } else if path.to_string_lossy().ends_with(".index.json") {
+            return Self::open_index(path);
+        } else {
+            vec![path.to_path_buf()]
+        };
+        Self::open_files(&files)
+    }
+
+    fn open_index(index: &Path) -> Result<Self> {
+        let problem = |problem: String| Error::Index {
+            index: index.to_path_buf(),
+            problem,
+        };
+        let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
+            path: index.to_path_buf(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| problem(format!("malformed JSON: {e}")))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| problem("no \"weight_map\" object".into()))?;
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut expected: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (tensor, file) in map {
+            let file = file
+                .as_str()
+                .ok_or_else(|| problem(format!("tensor {tensor:?} maps to a non-string")))?;
+            if Path::new(file).components().count() != 1 {
+                return Err(problem(format!(
+                    "shard name {file:?} must be a plain file name"
+                )));
+            }
+            expected.insert(tensor.clone(), dir.join(file));
+        }
+        let files: Vec<PathBuf> = expected
+            .values()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let model = Self::open_files(&files)?;
+        for t in &model.tensors {
+            match expected.get(&t.name) {
+                Some(file) if *file == model.files[t.file].0 => {}
+                Some(file) => {
+                    return Err(problem(format!(
+                        "tensor {:?} is in {} but the index says {}",
+                        t.name,
+                        model.files[t.file].0.display(),
+                        file.display()
+                    )))
+                }
+                None => {
+                    return Err(problem(format!(
+                        "tensor {:?} is not in the weight map",
+                        t.name
+                    )))
+                }
+            }
+        }
+        if expected.len() != model.tensors.len() {
+            let present: BTreeSet<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
+            let missing = expected
+                .keys()
+                .find(|k| !present.contains(k.as_str()))
+                .expect("a key is missing");
+            return Err(problem(format!(
+                "tensor {missing:?} is in the weight map but in no shard"
+            )));
+        }
+        Ok(model)
+    }
+
+    fn open_files(paths: &[PathBuf]) -> Result<Self> {
+        let mut files = Vec::with_capacity(paths.len());
+        let mut tensors: Vec<TensorRef> = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, path) in paths.iter().enumerate() {
+            let mmap = map(path)?;
+            for t in parse_header(path, &mmap, index)? {
+                if let Some(&first) = seen.get(&t.name) {
+                    return Err(Error::DuplicateTensor {
+                        tensor: t.name,
+                        first: paths[first].clone(),
+                        second: path.clone(),
+                    });
+                }
+                seen.insert(t.name.clone(), index);
+                tensors.push(t);
+            }
+            files.push((path.clone(), mmap));
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self { files, tensors })
+    }
+
+    /// Tensors sorted by name (bytewise).
+    pub fn tensors(&self) -> &[TensorRef] {
+        &self.tensors
+    }
+
+    /// The tensor's bytes.
+    pub fn data(&self, t: &TensorRef) -> &[u8] {
+        &self.files[t.file].1[t.start..t.end]
+    }
+
+    /// The file the tensor is stored in.
+    pub fn file_of(&self, t: &TensorRef) -> &Path {
+        &self.files[t.file].0
+    }
+
+    /// Total bytes of tensor data.
+    pub fn data_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.byte_len() as u64).sum()
+    }
+}
+
+fn map(path: &Path) -> Result<Mmap> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: the map is read-only. Another process truncating the file while it is mapped
+    // would fault (SIGBUS); safetensors files are written once and not modified in place.
+    #[allow(unsafe_code)]
+    let mmap = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(mmap)
+}
+
+/// Validates a safetensors header against the buffer and lists its tensors. Never panics, and
+/// allocates no more than the header's own size.
+pub fn parse_header(path: &Path, buffer: &[u8], file: usize) -> Result<Vec<TensorRef>> {
+    use safetensors::SafeTensorError as E;
+    let header = |problem: String| Error::Header {
+        file: path.to_path_buf(),
+        problem,
+    };
+    let (n, metadata) = safetensors::SafeTensors::read_metadata(buffer).map_err(|e| {
+        header(match e {
+            E::HeaderTooSmall => format!(
+                "truncated: {} bytes, shorter than the 8-byte header length",
+                buffer.len()
+            ),
+            E::InvalidHeaderLength => {
+                let n = u64::from_le_bytes(buffer[..8].try_into().expect("8 bytes"));
+                format!(
+                    "header length {n} runs beyond the end of the file ({} bytes)",
+                    buffer.len()
+                )
+            }
+            E::HeaderTooLarge => "header length above the 100 MB limit".into(),
+            E::InvalidHeader(e) => format!("header is not UTF-8: {e}"),
+            E::InvalidHeaderDeserialization(e) => format!("malformed header JSON: {e}"),
+            E::InvalidOffset(name) => {
+                format!("tensor {name:?} has overlapping or out-of-range data offsets")
+            }
+            E::TensorInvalidInfo => {
+                "a tensor's dtype and shape do not match its byte length".into()
+            }
+            E::MetadataIncompleteBuffer => {
+                "tensor data does not end where the file ends (truncated file or trailing bytes)"
+                    .into()
+            }
+            E::ValidationOverflow => "a tensor's shape overflows when multiplied out".into(),
+            other => format!("invalid safetensors file: {other}"),
+        })
+    })?;
+    let base = n + 8;
+    let mut out = Vec::new();
+    for (name, info) in metadata.tensors() {
+        let dtype = Dtype::from_safetensors(info.dtype, &name, path)?;
+        let (start, end) = info.data_offsets;
+        out.push(TensorRef {
+            name,
+            dtype,
+            shape: info.shape.iter().map(|&d| d as u64).collect(),
+            file,
+            start: base + start,
+            end: base + end,
+        });
+    }
+    Ok(out)
+}
