@@ -146,7 +146,7 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                 agreement: pair_agreement(x, mb[k].1, false),
             });
         }
-        if x.rows != x.cols && two_d(a, name_a) {
+        if two_d(a, name_a) {
             for &k in by_shape.get(&(x.cols, x.rows)).into_iter().flatten() {
                 if two_d(b, mb[k].0) {
                     candidates.push(Candidate {

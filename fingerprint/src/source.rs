@@ -32,10 +32,28 @@ impl TensorRef {
     }
 }
 
+/// The bytes of one file: mapped from disk, or owned (a model received over the network).
+#[derive(Debug)]
+enum Backing {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Backing {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
 /// An opened model: its files mapped, its tensors sorted by name.
 #[derive(Debug)]
 pub struct Model {
-    files: Vec<(PathBuf, Mmap)>,
+    files: Vec<(PathBuf, Backing)>,
     tensors: Vec<TensorRef>,
 }
 
@@ -66,6 +84,17 @@ impl Model {
             vec![path.to_path_buf()]
         };
         Self::open_files(&files)
+    }
+
+    /// A model from the bytes of one safetensors file; `label` names it in errors.
+    pub fn from_bytes(label: &str, bytes: Vec<u8>) -> Result<Self> {
+        let path = PathBuf::from(label);
+        let mut tensors = parse_header(&path, &bytes, 0)?;
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Self {
+            files: vec![(path, Backing::Owned(bytes))],
+            tensors,
+        })
     }
 
     fn open_index(index: &Path) -> Result<Self> {
@@ -140,7 +169,7 @@ impl Model {
         let mut tensors: Vec<TensorRef> = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for (index, path) in paths.iter().enumerate() {
-            let mmap = map(path)?;
+            let mmap = Backing::Mapped(map(path)?);
             for t in parse_header(path, &mmap, index)? {
                 if let Some(&first) = seen.get(&t.name) {
                     return Err(Error::DuplicateTensor {

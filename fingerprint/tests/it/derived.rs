@@ -1,0 +1,254 @@
+//! Verdicts: every derivation reads as derived (identical where the weights are unchanged);
+//! independently seeded models of the same shapes read as unrelated, also when they share a
+//! fixed, untrained tensor.
+
+use fingerprint::{compare, Comparison, Verdict};
+use safetensors::Dtype as SDtype;
+
+use crate::synth::{Rng, Synth};
+
+const ARCHITECTURES: [(&str, usize); 4] = [("mlp", 64), ("attn", 96), ("conv", 16), ("mlp", 32)];
+
+fn check(name: &str, c: &Comparison, verdict: Verdict) {
+    assert_eq!(
+        c.verdict, verdict,
+        "{name}: similarity {:.3}, coverage {:.3}, log10 fpp {:.1}, matched {}",
+        c.similarity, c.coverage, c.log10_false_positive_probability, c.tensors_matched
+    );
+}
+
+#[test]
+fn derivations_read_as_derived() {
+    for (k, (arch, width)) in ARCHITECTURES.into_iter().enumerate() {
+        let seed = 1000 + k as u64;
+        let base = Synth::random(arch, width, seed);
+        let fp = base.fingerprint();
+        let other = Synth::random(arch, width, seed + 500);
+        let cases: Vec<(&str, fingerprint::Fingerprint, Verdict)> = vec![
+            ("same weights", base.fingerprint(), Verdict::Identical),
+            ("renamed", base.renamed().fingerprint(), Verdict::Identical),
+            (
+                "transposed",
+                base.transposed().fingerprint(),
+                Verdict::Identical,
+            ),
+            (
+                "renamed and transposed",
+                base.transposed().renamed().fingerprint(),
+                Verdict::Identical,
+            ),
+            (
+                "small fine-tune",
+                base.perturbed(0.02, seed + 1).fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "large fine-tune",
+                base.perturbed(1.0, seed + 2).fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "bf16 round trip",
+                base.bf16_round_trip().fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "stored as bf16",
+                base.fingerprint_as(SDtype::BF16),
+                Verdict::Derived,
+            ),
+            (
+                "stored as f16",
+                base.fingerprint_as(SDtype::F16),
+                Verdict::Derived,
+            ),
+            (
+                "int8 round trip",
+                base.int8_round_trip().fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "stored as int8",
+                base.fingerprint_as(SDtype::I8),
+                Verdict::Derived,
+            ),
+            (
+                "50% magnitude pruning",
+                base.pruned().fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "0.5/0.5 merge",
+                base.merged(&other).fingerprint(),
+                Verdict::Derived,
+            ),
+            (
+                "fine-tuned, pruned, renamed",
+                base.perturbed(0.1, seed + 3)
+                    .pruned()
+                    .renamed()
+                    .fingerprint(),
+                Verdict::Derived,
+            ),
+        ];
+        for (name, derived, verdict) in &cases {
+            let c = compare(&fp, derived);
+            check(&format!("{arch}/{width} {name}"), &c, *verdict);
+            if *verdict == Verdict::Derived {
+                assert!(
+                    c.false_positive_probability < 1e-9,
+                    "{name}: fpp {}",
+                    c.false_positive_probability
+                );
+            }
+            // Symmetric.
+            check(
+                &format!("{arch}/{width} {name} (reversed)"),
+                &compare(derived, &fp),
+                *verdict,
+            );
+        }
+        // A merge is derived from both of its parents.
+        check(
+            "merge vs other parent",
+            &compare(&other.fingerprint(), &base.merged(&other).fingerprint()),
+            Verdict::Derived,
+        );
+        // Larger perturbations reduce similarity monotonically.
+        let s = |r: f32| compare(&fp, &base.perturbed(r, seed + 9).fingerprint()).similarity;
+        let (s1, s2, s3) = (s(0.05), s(0.5), s(2.0));
+        assert!(s1 > s2 && s2 > s3, "{arch}: {s1} {s2} {s3}");
+    }
+}
+
+#[test]
+fn a_thousand_unrelated_pairs_have_no_false_positive() {
+    let mut worst = (0.0f64, 0.0f64);
+    let mut pairs = 0;
+    for k in 0..1000u64 {
+        let (arch, width) = ARCHITECTURES[(k % 4) as usize];
+        let width = if arch == "attn" { 48 } else { width / 2 };
+        let mut a = Synth::random(arch, width, 10_000 + 2 * k);
+        let mut b = Synth::random(arch, width, 10_001 + 2 * k);
+        if k % 3 == 0 {
+            // Weights with a common non-zero mean must not look related.
+            a = a.map(|_, _, d| d.iter_mut().for_each(|x| *x += 0.05));
+            b = b.map(|_, _, d| d.iter_mut().for_each(|x| *x += 0.05));
+        }
+        let c = compare(&a.fingerprint(), &b.fingerprint());
+        assert_eq!(
+            c.verdict,
+            Verdict::Unrelated,
+            "pair {k} ({arch}): similarity {:.3} coverage {:.3}",
+            c.similarity,
+            c.coverage
+        );
+        worst = (worst.0.max(c.similarity), worst.1.max(c.coverage));
+        pairs += 1;
+    }
+    assert_eq!(pairs, 1000);
+    eprintln!(
+        "1000 unrelated pairs: highest similarity {:.4}, highest coverage {:.4}",
+        worst.0, worst.1
+    );
+    assert!(worst.0 < 0.2, "unrelated similarity stays low: {}", worst.0);
+}
+
+/// A fixed, untrained matrix (a DCT-II basis) shared by two unrelated models.
+fn with_dct(mut model: Synth, size: usize) -> Synth {
+    let dct: Vec<f32> = (0..size * size)
+        .map(|k| {
+            let (i, j) = ((k / size) as f32, (k % size) as f32);
+            (std::f32::consts::PI / size as f32 * (j + 0.5) * i).cos()
+        })
+        .collect();
+    model
+        .tensors
+        .insert("frontend.dct.weight".into(), (vec![size, size], dct));
+    model
+}
+
+#[test]
+fn a_shared_fixed_tensor_does_not_make_unrelated_models_related() {
+    for k in 0..20u64 {
+        let a = with_dct(Synth::random("mlp", 64, 50_000 + k), 64);
+        let b = with_dct(Synth::random("mlp", 64, 60_000 + k), 64);
+        let c = compare(&a.fingerprint(), &b.fingerprint());
+        check("shared DCT", &c, Verdict::Unrelated);
+        let dct = c
+            .tensors
+            .iter()
+            .find(|t| t.a == "frontend.dct.weight")
+            .expect("the DCT is matched");
+        assert_eq!(
+            dct.agreement, 1.0,
+            "the shared tensor itself is recognised as equal"
+        );
+        // ... while a fine-tune of a model with the same fixed tensor is still derived.
+        check(
+            "fine-tune with DCT",
+            &compare(&a.fingerprint(), &a.perturbed(0.1, k).fingerprint()),
+            Verdict::Derived,
+        );
+    }
+}
+
+/// Permutes the hidden units of layer `l` of an mlp: rows of fc1 (and its bias), columns of
+/// fc2. The network computes the same function.
+fn permute_hidden(model: &Synth, l: usize, seed: u64) -> Synth {
+    let fc1 = format!("layers.{l}.fc1.weight");
+    let (shape, _) = &model.tensors[&fc1];
+    let (hidden, width) = (shape[0], shape[1]);
+    let mut perm: Vec<usize> = (0..hidden).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..hidden).rev() {
+        perm.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+    }
+    let mut out = model.clone();
+    let w1 = &model.tensors[&fc1].1;
+    out.tensors.get_mut(&fc1).unwrap().1 = perm
+        .iter()
+        .flat_map(|&p| w1[p * width..(p + 1) * width].to_vec())
+        .collect();
+    let bias = format!("layers.{l}.fc1.bias");
+    let b = &model.tensors[&bias].1;
+    out.tensors.get_mut(&bias).unwrap().1 = perm.iter().map(|&p| b[p]).collect();
+    let fc2 = format!("layers.{l}.fc2.weight");
+    let w2 = &model.tensors[&fc2].1;
+    out.tensors.get_mut(&fc2).unwrap().1 = (0..width)
+        .flat_map(|r| perm.iter().map(move |&p| (r, p)))
+        .map(|(r, p)| w2[r * hidden + p])
+        .collect();
+    out
+}
+
+/// What a hidden-unit permutation does: the permuted layer's matrices no longer match (their
+/// signatures are tied to positions), the rest of the model still does. Permuting one layer of
+/// three leaves the model derived; permuting every hidden layer hides most parameters, and the
+/// model then reads as unrelated. This is a known limit of position-bound signatures.
+#[test]
+fn hidden_unit_permutation() {
+    let base = Synth::random("mlp", 64, 77);
+    let fp = base.fingerprint();
+    let one = compare(&fp, &permute_hidden(&base, 1, 5).fingerprint());
+    check("one layer permuted", &one, Verdict::Derived);
+    for t in &one.tensors {
+        let permuted = t.a.starts_with("layers.1.fc");
+        assert_eq!(
+            t.significant, !permuted,
+            "{}: agreement {:.3}",
+            t.a, t.agreement
+        );
+    }
+    let mut all = base.clone();
+    for l in 0..3 {
+        all = permute_hidden(&all, l, 6 + l as u64);
+    }
+    let all = compare(&fp, &all.fingerprint());
+    check("every hidden layer permuted", &all, Verdict::Unrelated);
+    assert!(
+        all.coverage < 0.5 && all.coverage > 0.0,
+        "only the embedding and head still match: {}",
+        all.coverage
+    );
+}
