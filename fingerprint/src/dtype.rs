@@ -18,9 +18,19 @@ pub enum Dtype {
     U8 = 5,
     F8E4M3 = 6,
     F8E5M2 = 7,
+    // Identified by hash only (no behavioural sketch): index tensors, masks, buffers.
+    F64 = 8,
+    I16 = 9,
+    I32 = 10,
+    I64 = 11,
+    U16 = 12,
+    U32 = 13,
+    U64 = 14,
+    Bool = 15,
 }
 
 impl Dtype {
+    /// The types that get a behavioural sketch.
     pub const ALL: [Dtype; 7] = [
         Dtype::F32,
         Dtype::F16,
@@ -30,13 +40,30 @@ impl Dtype {
         Dtype::F8E4M3,
         Dtype::F8E5M2,
     ];
+    /// The types that are only hashed.
+    pub const HASH_ONLY: [Dtype; 8] = [
+        Dtype::F64,
+        Dtype::I16,
+        Dtype::I32,
+        Dtype::I64,
+        Dtype::U16,
+        Dtype::U32,
+        Dtype::U64,
+        Dtype::Bool,
+    ];
+
+    /// Whether tensors of this type get a behavioural sketch.
+    pub fn sketchable(self) -> bool {
+        (self as u8) <= 7
+    }
 
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::BF16 => 2,
-            Dtype::I8 | Dtype::U8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
+            Dtype::F16 | Dtype::BF16 | Dtype::I16 | Dtype::U16 => 2,
+            Dtype::I8 | Dtype::U8 | Dtype::F8E4M3 | Dtype::F8E5M2 | Dtype::Bool => 1,
         }
     }
 
@@ -46,7 +73,10 @@ impl Dtype {
     }
 
     pub fn from_code(code: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.code() == code)
+        Self::ALL
+            .into_iter()
+            .chain(Self::HASH_ONLY)
+            .find(|d| d.code() == code)
     }
 
     /// The safetensors name.
@@ -59,6 +89,14 @@ impl Dtype {
             Dtype::U8 => "U8",
             Dtype::F8E4M3 => "F8_E4M3",
             Dtype::F8E5M2 => "F8_E5M2",
+            Dtype::F64 => "F64",
+            Dtype::I16 => "I16",
+            Dtype::I32 => "I32",
+            Dtype::I64 => "I64",
+            Dtype::U16 => "U16",
+            Dtype::U32 => "U32",
+            Dtype::U64 => "U64",
+            Dtype::Bool => "BOOL",
         }
     }
 
@@ -76,6 +114,14 @@ impl Dtype {
             S::U8 => Dtype::U8,
             S::F8_E4M3 => Dtype::F8E4M3,
             S::F8_E5M2 => Dtype::F8E5M2,
+            S::F64 => Dtype::F64,
+            S::I16 => Dtype::I16,
+            S::I32 => Dtype::I32,
+            S::I64 => Dtype::I64,
+            S::U16 => Dtype::U16,
+            S::U32 => Dtype::U32,
+            S::U64 => Dtype::U64,
+            S::BOOL => Dtype::Bool,
             other => {
                 return Err(Error::UnsupportedDtype {
                     file: file.to_path_buf(),
@@ -94,7 +140,7 @@ impl Dtype {
             Dtype::BF16 => Some((8, 7, 127)),
             Dtype::F8E4M3 => Some((4, 3, 7)),
             Dtype::F8E5M2 => Some((5, 2, 15)),
-            Dtype::I8 | Dtype::U8 => None,
+            _ => None,
         }
     }
 
@@ -125,7 +171,7 @@ pub enum Value {
     },
 }
 
-/// Reads the raw bits of one element.
+/// Reads the raw bits of one element of a [sketchable](Dtype::sketchable) type.
 #[inline]
 pub fn decode(dtype: Dtype, bits: u32) -> Value {
     match dtype.float_layout() {

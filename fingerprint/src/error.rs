@@ -8,8 +8,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a safetensors file, directory or *.safetensors.index.json")]
-    NotAModel { path: PathBuf },
     #[error("{path}: no *.safetensors files in the directory")]
     EmptyDirectory { path: PathBuf },
     #[error("{file}: {problem}")]

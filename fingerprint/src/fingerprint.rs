@@ -28,7 +28,8 @@ pub struct TensorFingerprint {
 /// The behavioural part of a tensor's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TensorSketch {
-    /// Scalars, empty tensors and tensors with a side above 2^24: identified by hash only.
+    /// Scalars, empty tensors, tensors with a side above 2^24 and tensors of hash-only types
+    /// (F64, wide integers, BOOL): identified by hash only.
     None,
     /// A 1-D tensor: one 32-bit signature.
     Vector { top: i32, bits: u32, signature: u32 },
@@ -85,7 +86,9 @@ fn tensor_fingerprint(
 ) -> Result<TensorFingerprint> {
     let bytes = model.data(t);
     let data_hash = content::data_hash(t.dtype, &t.shape, bytes);
-    let sketch = if let Some((rows, cols)) = matrix_dims(&t.shape) {
+    let sketch = if !t.dtype.sketchable() {
+        TensorSketch::None
+    } else if let Some((rows, cols)) = matrix_dims(&t.shape) {
         let top = crate::backend::cpu::top_exponent(t.dtype, bytes);
         let bits = sketch::bits_for(u64::from(rows.max(cols)));
         let job = MatrixJob {

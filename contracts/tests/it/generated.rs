@@ -94,7 +94,12 @@ fn generated_files_are_fresh() -> Result<()> {
         bindings
             .write(&mut code)
             .map_err(|e| anyhow::anyhow!("writing bindings of {contract}: {e:#}"))?;
-        let code = String::from_utf8(code)?;
+        // Abigen pins the artifact by absolute path (for rebuilds); make it relative to the
+        // crate so the file is the same in every checkout.
+        let code = String::from_utf8(code)?.replace(
+            &format!("::core::include_bytes!(\"{path}\")"),
+            &format!("::core::include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/artifacts/{contract}.json\"))"),
+        );
         ensure_file_contents(
             &dir.join(format!("rust/bindings/{module}.rs")),
             &code,

@@ -1,6 +1,8 @@
 //! Backends compute a matrix's [`Responses`]; all produce the same integers.
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,9 +77,14 @@ impl Backend for CpuBackend {
 pub fn create(kind: BackendKind) -> Result<Box<dyn Backend>> {
     match kind {
         BackendKind::Cpu => Ok(Box::new(CpuBackend)),
+        #[cfg(feature = "gpu")]
+        BackendKind::Wgpu => Ok(Box::new(gpu::WgpuBackend::wgpu()?)),
+        #[cfg(feature = "gpu")]
+        BackendKind::Cuda => Ok(Box::new(gpu::CudaBackend::cuda()?)),
+        #[cfg(not(feature = "gpu"))]
         BackendKind::Wgpu | BackendKind::Cuda => Err(crate::Error::Gpu {
             backend: kind.as_str(),
-            message: "not built yet".into(),
+            message: "this build has no GPU backends (built without the `gpu` feature)".into(),
         }),
     }
 }

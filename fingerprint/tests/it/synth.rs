@@ -245,3 +245,42 @@ impl Synth {
         self.fingerprint_as(SDtype::F32)
     }
 }
+
+impl Synth {
+    /// The F32 tensors of an opened model.
+    pub(crate) fn from_model(model: &Model) -> Self {
+        let tensors = model
+            .tensors()
+            .iter()
+            .filter(|t| t.dtype == fingerprint::Dtype::F32)
+            .map(|t| {
+                let data = model
+                    .data(t)
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                (
+                    t.name.clone(),
+                    (t.shape.iter().map(|&d| d as usize).collect(), data),
+                )
+            })
+            .collect();
+        Self { tensors }
+    }
+
+    /// A model of the same tensor names and shapes with independent random weights.
+    pub(crate) fn random_like(&self, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        self.map(|_, shape, data| {
+            let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+            let scale = if shape.len() == 1 {
+                0.1
+            } else {
+                1.0 / (fan_in as f32).sqrt()
+            };
+            let offset = if shape.len() == 1 { 1.0 } else { 0.0 };
+            data.iter_mut()
+                .for_each(|x| *x = offset + scale * rng.normal());
+        })
+    }
+}

@@ -1,0 +1,494 @@
+//! GPU backend: the probe responses of a matrix computed by cubecl kernels (wgpu, CUDA).
+//!
+//! The kernel reproduces [`responses_reference`](crate::sketch::responses_reference) bit for
+//! bit: every element is decoded and converted to its fixed-point integer with integer
+//! operations only (the same rule as [`crate::dtype::decode`] + [`crate::dtype::fixed_point`]),
+//! the probe signs come from the same hash ([`crate::probe::probe_word`]), and all sums are
+//! integer sums that cannot overflow (see [`crate::sketch::bits_for`]), so the order in which
+//! the GPU adds them does not matter.
+//!
+//! Design: one kernel, launched twice per block (row responses, then column responses).
+//! Each unit owns one neuron (a row, resp. a column) and one chunk of 32–256 consecutive
+//! indices along it: it reads and converts each element of its chunk (8/16-bit elements are
+//! shifted out of the u32 words), hashes the index into its probe word, and keeps 32 sums
+//! `Σ q` over the indices whose sign p is +1 plus the plain sum `Σ q`, in registers; response
+//! p is then `2·acc[p] − Σ q`, added atomically into the neuron's 33 table entries. No shared
+//! memory and no barriers (lavapipe runs barriers slowly). Cubes of 256 units on a 2-D grid
+//! (at most 65 535 cubes per dimension). Large matrices are processed in blocks (each upload
+//! and each output table at most 128 MiB and the device's largest buffer), whose partial
+//! tables are added on the host.
+
+use std::fmt;
+
+use cubecl::prelude::*;
+
+use crate::backend::{Backend, BackendKind};
+use crate::dtype::Dtype;
+use crate::probe::{PROBES, PROBE_SEED};
+use crate::sketch::{MatrixJob, Responses, STRIDE};
+use crate::{Error, Result};
+
+// The kernel hard-codes 32 probes and 33 values per neuron.
+const _: () = assert!(PROBES == 32 && STRIDE == 33);
+
+/// Units per cube.
+const CUBE_UNITS: u32 = 256;
+/// Units wanted per kernel launch (enough to fill a large GPU); sets the chunk length.
+const TARGET_UNITS: usize = 1 << 16;
+/// Bounds on the chunk length: longer chunks mean fewer atomic additions, shorter ones more
+/// parallelism.
+const MIN_CHUNK: usize = 32;
+const MAX_CHUNK: usize = 256;
+/// Upper bound on the bytes of one uploaded block and of one output table.
+const MAX_BLOCK_BYTES: u64 = 128 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Kernel
+// ---------------------------------------------------------------------------------------------
+
+/// `probe_word(t)`, in wrapping u32 arithmetic.
+#[cube]
+fn probe_word_gpu(t: u32) -> u32 {
+    let mut x = t * 0x9e37_79b9u32 + PROBE_SEED;
+    x = x ^ (x >> 16u32);
+    x *= 0x7feb_352du32;
+    x = x ^ (x >> 15u32);
+    x *= 0x846c_a68bu32;
+    x = x ^ (x >> 16u32);
+    x
+}
+
+/// `fixed_point` of the value `(-1)^negative × mag × 2^exp` (a finite value; `mag < 2^24`).
+#[cube]
+fn fixed_point_gpu(negative: bool, mag: u32, exp: i32, top: i32, bits: u32) -> i32 {
+    let shift = exp - top + i32::cast_from(bits) - 1i32;
+    // Right shift by k = -shift with rounding half away from zero; k >= 31 gives 0 for
+    // mag < 2^24, like the reference's `k > 31 => 0` (and k = 31 rounds to 0 too).
+    let k = u32::cast_from(i32::min(i32::max(0i32 - shift, 1i32), 31i32));
+    let down = (mag + (1u32 << (k - 1u32))) >> k;
+    let up = mag << u32::cast_from(i32::max(shift, 0i32));
+    let q = i32::cast_from(select(shift >= 0i32, up, down));
+    select(negative, 0i32 - q, q)
+}
+
+/// The fixed-point integer of the raw element bits `raw` of dtype `dtype` (its code).
+#[cube]
+fn element_q(raw: u32, top: i32, bits: u32, #[comptime] dtype: u32) -> i32 {
+    if comptime![dtype == 4u32 || dtype == 5u32] {
+        integer_q(raw, top, bits, dtype)
+    } else {
+        float_q(raw, top, bits, dtype)
+    }
+}
+
+/// I8 / U8: exact integers, exponent 0.
+#[cube]
+fn integer_q(raw: u32, top: i32, bits: u32, #[comptime] dtype: u32) -> i32 {
+    let negative = if comptime![dtype == 4u32] {
+        raw >= 128u32
+    } else {
+        false.runtime()
+    };
+    let mag = select(negative, 256u32 - raw, raw);
+    fixed_point_gpu(negative, mag, 0i32, top, bits)
+}
+
+/// The float dtypes, as `decode` reads them.
+#[cube]
+fn float_q(raw: u32, top: i32, bits: u32, #[comptime] dtype: u32) -> i32 {
+    // (exponent bits, mantissa bits, bias) as in `Dtype::float_layout`.
+    let (ebits, mbits, bias) = comptime![match dtype {
+        1 => (8u32, 23u32, 127i32),
+        2 => (5u32, 10u32, 15i32),
+        3 => (8u32, 7u32, 127i32),
+        6 => (4u32, 3u32, 7i32),
+        _ => (5u32, 2u32, 15i32),
+    }];
+    let sign_shift = comptime![ebits + mbits];
+    let emask = comptime![(1u32 << ebits) - 1];
+    let mmask = comptime![(1u32 << mbits) - 1];
+    let implicit = comptime![1u32 << mbits];
+    let sub_exp = comptime![1i32 - bias - mbits as i32];
+    let exp_off = comptime![bias + mbits as i32];
+
+    let negative = ((raw >> sign_shift) & 1u32) == 1u32;
+    let e = (raw >> mbits) & emask;
+    let m = raw & mmask;
+    // E4M3 ("fn"): no infinities, only S.1111.111 is NaN.
+    let nan = if comptime![dtype == 6u32] {
+        e == emask && m == mmask
+    } else {
+        e == emask && m != 0u32
+    };
+    let inf = if comptime![dtype == 6u32] {
+        false.runtime()
+    } else {
+        e == emask && m == 0u32
+    };
+    let normal = e != 0u32;
+    let mag = select(normal, m | implicit, m);
+    let exp = select(normal, i32::cast_from(e) - exp_off, sub_exp);
+    let finite = fixed_point_gpu(negative, mag, exp, top, bits);
+    let sat = i32::cast_from(1u32 << bits);
+    let inf_q = select(negative, 0i32 - sat, sat);
+    select(nan, 0i32, select(inf, inf_q, finite))
+}
+
+/// The raw bits of element `e` of the little-endian words.
+#[cube]
+fn element_bits(words: &Array<u32>, e: u32, #[comptime] size: u32) -> u32 {
+    if comptime![size == 4u32] {
+        words[e as usize]
+    } else if comptime![size == 2u32] {
+        (words[(e >> 1u32) as usize] >> ((e & 1u32) << 4u32)) & 0xffffu32
+    } else {
+        (words[(e >> 2u32) as usize] >> ((e & 3u32) << 3u32)) & 0xffu32
+    }
+}
+
+/// Partial responses of neuron chunks, added atomically into `out` (neurons × 33).
+///
+/// Unit g handles neuron `n = g % neurons` over the indices `t` of chunk `g / neurons`
+/// (`chunk` consecutive indices of the `len` it runs over): element `(n, t)` of the block is
+/// at `n * n_stride + t * t_stride`, and its probe sign comes from `probe_word(t_base + t)`.
+/// For row responses: neurons = rows, t = column (n_stride = cols, t_stride = 1); for column
+/// responses: neurons = cols, t = row (n_stride = 1, t_stride = cols).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_responses(
+    words: &Array<u32>,
+    out: &mut Array<Atomic<i32>>,
+    neurons: u32,
+    len: u32,
+    n_stride: u32,
+    t_stride: u32,
+    t_base: u32,
+    chunk: u32,
+    units: u32,
+    top: i32,
+    bits: u32,
+    #[comptime] dtype: u32,
+    #[comptime] size: u32,
+) {
+    let g = (CUBE_POS_X + CUBE_POS_Y * CUBE_COUNT_X) * CUBE_DIM_X + UNIT_POS_X;
+    if g < units {
+        let n = g % neurons;
+        let t0 = (g / neurons) * chunk;
+        let t1 = u32::min(t0 + chunk, len);
+        // acc[p] = Σ q over the indices whose sign p is +1; tot = Σ q. Wrapping u32 sums (the
+        // true values are small); response p = 2 acc[p] - tot.
+        let mut acc = Array::<u32>::new(32usize);
+        #[unroll]
+        for p in 0..32u32 {
+            acc[p as usize] = 0u32;
+        }
+        let mut tot = 0u32;
+        let mut e = n * n_stride + t0 * t_stride;
+        for t in t0..t1 {
+            let w = probe_word_gpu(t_base + t);
+            let q = u32::cast_from(element_q(element_bits(words, e, size), top, bits, dtype));
+            tot += q;
+            #[unroll]
+            for p in 0..32u32 {
+                // All ones when bit p of w is set, else 0 (unsigned only: no signed shifts or
+                // conversions whose meaning could differ between WGSL and CUDA C++).
+                let m = 0u32 - ((w >> p) & 1u32);
+                acc[p as usize] += q & m;
+            }
+            e += t_stride;
+        }
+        let base = n * 33u32;
+        #[unroll]
+        for p in 0..32u32 {
+            let a = acc[p as usize];
+            out[(base + p) as usize].fetch_add(i32::cast_from(a + a - tot));
+        }
+        out[(base + 32u32) as usize].fetch_add(i32::cast_from(tot));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side
+// ---------------------------------------------------------------------------------------------
+
+/// A GPU backend on one device of runtime `R`.
+pub struct GpuBackend<R: Runtime> {
+    client: ComputeClient<R>,
+    kind: BackendKind,
+    /// Upper bound on the bytes of one uploaded block and of one output table.
+    block_bytes: usize,
+    /// Fixed indices per unit, or `None` for the automatic choice.
+    chunk: Option<usize>,
+}
+
+/// The wgpu (Vulkan / Metal / DX12; lavapipe on CPU-only machines) backend.
+pub type WgpuBackend = GpuBackend<cubecl::wgpu::WgpuRuntime>;
+/// The CUDA backend (needs the NVIDIA driver at run time only).
+pub type CudaBackend = GpuBackend<cubecl::cuda::CudaRuntime>;
+
+impl WgpuBackend {
+    /// The default wgpu device (the `CUBECL_WGPU_DEFAULT_DEVICE` environment variable can
+    /// pick another), or an error when there is no adapter.
+    pub fn wgpu() -> Result<Self> {
+        Self::try_new(BackendKind::Wgpu, &Default::default())
+    }
+}
+
+impl CudaBackend {
+    /// CUDA device 0, or an error when there is no driver or device.
+    pub fn cuda() -> Result<Self> {
+        Self::try_new(BackendKind::Cuda, &Default::default())
+    }
+}
+
+impl<R: Runtime> fmt::Debug for GpuBackend<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("kind", &self.kind)
+            .field("runtime", &self.name())
+            .field("block_bytes", &self.block_bytes)
+            .field("chunk", &self.chunk)
+            .finish()
+    }
+}
+
+impl<R: Runtime> Backend for GpuBackend<R> {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
+        GpuBackend::responses(self, job)
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+impl<R: Runtime> GpuBackend<R> {
+    /// Opens `device` of runtime `R`, reporting a missing device / adapter / driver as an
+    /// error. (cubecl panics in that case, in its device thread; the panic is caught here, but
+    /// the default panic hook still prints its message to stderr.) `kind` names the backend
+    /// in errors and in [`Backend::kind`].
+    pub fn try_new(kind: BackendKind, device: &R::Device) -> Result<Self> {
+        let client = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| R::client(device)))
+            .map_err(|e| Error::Gpu {
+                backend: kind.as_str(),
+                message: format!(
+                    "no usable device (the runtime panicked while opening it; its message is on stderr): {}",
+                    panic_message(e)
+                ),
+            })?;
+        let backend = Self {
+            client,
+            kind,
+            block_bytes: MAX_BLOCK_BYTES as usize,
+            chunk: None,
+        };
+        // Run one tiny job: a driver that loads but cannot run kernels fails here, not later.
+        let probe = MatrixJob {
+            dtype: Dtype::U8,
+            bytes: &[1],
+            rows: 1,
+            cols: 1,
+            top: 0,
+            bits: 11,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.responses(&probe)))
+            .map_err(|e| backend.error(format!("device unusable: {}", panic_message(e))))??;
+        Ok(backend)
+    }
+
+    /// Fixes the number of indices each GPU unit sums over (default: automatic, 32 to 256 so
+    /// that a block has about 65 536 units). For tests and tuning.
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = Some(chunk.max(1));
+        self
+    }
+
+    /// Caps the bytes of one uploaded block and one output table (the default is 128 MiB,
+    /// further capped by the device's largest buffer). Small values only make it slower.
+    pub fn with_block_bytes(mut self, bytes: usize) -> Self {
+        self.block_bytes = bytes.max(STRIDE * 4);
+        self
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Gpu {
+            backend: self.kind.as_str(),
+            message,
+        }
+    }
+
+    /// The runtime's name for this client (e.g. "wgpu<wgsl>", "cuda").
+    pub fn name(&self) -> &'static str {
+        R::name(&self.client)
+    }
+
+    /// The probe responses of `job`, equal to `responses_reference(job)`.
+    ///
+    /// `job.top` must be at least the top exponent of every finite element (as
+    /// [`crate::sketch::top_exponent`] gives it), as the format requires: with a smaller `top`
+    /// a left shift could reach 32 bits, where the reference (a debug-build panic) and the GPUs
+    /// (shift taken mod 32 on wgpu, saturated on CUDA) disagree.
+    pub fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
+        if !job.dtype.sketchable() {
+            return Err(self.error(format!(
+                "{} tensors are hashed, not sketched",
+                job.dtype.name()
+            )));
+        }
+        let (rows, cols) = (job.rows as usize, job.cols as usize);
+        let size = job.dtype.size();
+        let expected = rows
+            .checked_mul(cols)
+            .and_then(|n| n.checked_mul(size))
+            .ok_or_else(|| self.error("matrix too large".into()))?;
+        if job.bytes.len() != expected {
+            return Err(self.error(format!(
+                "{}×{} {} matrix needs {expected} bytes, got {}",
+                rows,
+                cols,
+                job.dtype.name(),
+                job.bytes.len()
+            )));
+        }
+        let mut out = Responses {
+            rows: vec![0; rows * STRIDE],
+            cols: vec![0; cols * STRIDE],
+        };
+        if rows == 0 || cols == 0 {
+            return Ok(out);
+        }
+
+        // Block sizes: input block, row table and column table each within `budget` bytes.
+        let page = self.client.properties().memory.max_page_size;
+        let budget = self
+            .block_bytes
+            .min(usize::try_from(page).unwrap_or(usize::MAX));
+        let out_max = (budget / (STRIDE * 4)).max(1);
+        let block_cols = cols.min(out_max);
+        let block_rows = rows.min(out_max).min((budget / (block_cols * size)).max(1));
+
+        for r0 in (0..rows).step_by(block_rows) {
+            let br = block_rows.min(rows - r0);
+            for c0 in (0..cols).step_by(block_cols) {
+                let bc = block_cols.min(cols - c0);
+                let (block_r, block_c) = self.block(job, r0, br, c0, bc)?;
+                for (dst, src) in out.rows[r0 * STRIDE..(r0 + br) * STRIDE]
+                    .iter_mut()
+                    .zip(&block_r)
+                {
+                    *dst = dst.wrapping_add(*src);
+                }
+                for (dst, src) in out.cols[c0 * STRIDE..(c0 + bc) * STRIDE]
+                    .iter_mut()
+                    .zip(&block_c)
+                {
+                    *dst = dst.wrapping_add(*src);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Responses of the block of rows `r0..r0+br`, columns `c0..c0+bc`, restricted to it.
+    // cubecl's launch is `unsafe` (raw buffer lengths, no bounds checks in the kernel): the
+    // lengths passed are those of the buffers created here, and the kernel only indexes
+    // elements < rows × cols of the block and neurons × 33 of the tables.
+    #[allow(unsafe_code)]
+    fn block(
+        &self,
+        job: &MatrixJob<'_>,
+        r0: usize,
+        br: usize,
+        c0: usize,
+        bc: usize,
+    ) -> Result<(Vec<i32>, Vec<i32>)> {
+        let size = job.dtype.size();
+        let cols = job.cols as usize;
+        // The block row-major as whole little-endian u32 words: whole rows are uploaded in
+        // place when their length is a multiple of 4 bytes, anything else is gathered and
+        // zero-padded.
+        let whole = r0 * cols * size..(r0 + br) * cols * size;
+        let gathered;
+        let data: &[u8] = if bc == cols && whole.len() % 4 == 0 {
+            &job.bytes[whole]
+        } else {
+            let mut bytes = Vec::with_capacity((br * bc * size).div_ceil(4) * 4);
+            for i in r0..r0 + br {
+                let start = (i * cols + c0) * size;
+                bytes.extend_from_slice(&job.bytes[start..start + bc * size]);
+            }
+            bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+            gathered = bytes;
+            &gathered
+        };
+        let n_words = data.len() / 4;
+
+        let client = &self.client;
+        let words = client.create_from_slice(data);
+        let rows_h = client.create_from_slice(&vec![0u8; br * STRIDE * 4]);
+        let cols_h = client.create_from_slice(&vec![0u8; bc * STRIDE * 4]);
+
+        let to_u32 = |v: usize| u32::try_from(v).map_err(|_| self.error("block too large".into()));
+        let max_x = (client.properties().hardware.max_cube_count.0 as usize).clamp(1, 65_535);
+        let dims = [
+            (br, bc, bc, 1usize, c0, &rows_h),
+            (bc, br, 1usize, bc, r0, &cols_h),
+        ];
+        for (neurons, len, n_stride, t_stride, t_base, handle) in dims {
+            let auto = (neurons * len)
+                .div_ceil(TARGET_UNITS)
+                .clamp(MIN_CHUNK, MAX_CHUNK);
+            let chunk = self.chunk.unwrap_or(auto).min(len);
+            let units = neurons * len.div_ceil(chunk);
+            let cubes = units.div_ceil(CUBE_UNITS as usize);
+            let count_x = cubes.min(max_x);
+            let count_y = cubes.div_ceil(count_x);
+            unsafe {
+                chunk_responses::launch_unchecked::<R>(
+                    client,
+                    CubeCount::Static(to_u32(count_x)?, to_u32(count_y)?, 1),
+                    CubeDim::new_1d(CUBE_UNITS),
+                    ArrayArg::from_raw_parts(words.clone(), n_words),
+                    ArrayArg::from_raw_parts(handle.clone(), neurons * STRIDE),
+                    to_u32(neurons)?,
+                    to_u32(len)?,
+                    to_u32(n_stride)?,
+                    to_u32(t_stride)?,
+                    to_u32(t_base)?,
+                    to_u32(chunk)?,
+                    to_u32(units)?,
+                    job.top,
+                    job.bits,
+                    u32::from(job.dtype.code()),
+                    size as u32,
+                );
+            }
+        }
+        let read = |h| -> Result<Vec<i32>> {
+            let bytes = client
+                .read_one(h)
+                .map_err(|e| self.error(format!("{e:?}")))?;
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        };
+        let block_r = read(rows_h)?;
+        let block_c = read(cols_h)?;
+        Ok((block_r, block_c))
+    }
+}
+
+#[cfg(test)]
+#[path = "gpu_tests.rs"]
+mod gpu_tests;

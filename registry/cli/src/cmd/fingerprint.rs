@@ -1,0 +1,92 @@
+//! `registry fingerprint PATH`: the fingerprint commitment and content root of a model.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use fingerprint::{hex, BackendKind, Fingerprint, Model, TensorSketch};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A safetensors file, a directory of shards, or a *.safetensors.index.json.
+    path: PathBuf,
+    /// Where the probe responses are computed.
+    #[arg(long, default_value = "cpu", value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
+    backend: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Write the canonical encoding of the fingerprint to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Args {
+    pub(crate) async fn run(self) -> Result<ExitCode> {
+        let backend: BackendKind = self.backend.parse().map_err(anyhow::Error::msg)?;
+        let started = Instant::now();
+        let (model, fp) = compute(&self.path, backend)?;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(out) = &self.out {
+            std::fs::write(out, fp.encode())
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        let matrices = fp
+            .tensors
+            .iter()
+            .filter(|t| matches!(t.sketch, TensorSketch::Matrix(_)))
+            .count();
+        if self.json {
+            let value = serde_json::json!({
+                "fingerprint": hex(&fp.hash()),
+                "content_root": hex(&fp.content_root),
+                "tensors": fp.tensors.len(),
+                "matrices": matrices,
+                "parameters": fp.parameters(),
+                "bytes": model.data_bytes(),
+                "backend": backend.as_str(),
+                "seconds": seconds,
+                "encoding_bytes": fp.encode().len(),
+            });
+            println!("{value}");
+        } else {
+            println!("fingerprint   {}", hex(&fp.hash()));
+            println!("content root  {}", hex(&fp.content_root));
+            println!(
+                "tensors       {} ({matrices} sketched as matrices)",
+                fp.tensors.len()
+            );
+            println!("parameters    {}", fp.parameters());
+        }
+        eprintln!(
+            "fingerprinted {:.1} MB on {backend} in {seconds:.2} s ({:.0} MB/s)",
+            model.data_bytes() as f64 / 1e6,
+            model.data_bytes() as f64 / 1e6 / seconds.max(1e-9)
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Opens and fingerprints a model, with a progress bar on stderr.
+pub(crate) fn compute(
+    path: &std::path::Path,
+    backend: BackendKind,
+) -> Result<(Model, Fingerprint)> {
+    let model = Model::open(path)?;
+    let backend = fingerprint::backend::create(backend)?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(model.data_bytes()),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} fingerprinting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    Ok((model, fp))
+}
