@@ -3,8 +3,9 @@
 //!
 //! - Matrices are matched by shape, whatever their names: `r × c` against `r × c` (aligned)
 //!   or, for 2-D tensors, against `c × r` (the same matrix stored transposed: rows are compared
-//!   with columns). Every candidate pair is scored; pairs are then taken greedily, best first,
-//!   each tensor used once.
+//!   with columns). Up to 64 candidates per tensor are scored (when there are more, the same
+//!   name first, then the closest tensor-level sketches); pairs are then taken greedily, best
+//!   first, each tensor used once.
 //! - A pair's **agreement** `s` is the fraction of equal signature bits over all rows and
 //!   columns; its **similarity** is `max(0, 2s − 1)` (0 for unrelated, 1 for equal signatures).
 //!   For a neuron whose weights keep an angle θ to the original, each bit agrees with
@@ -19,14 +20,20 @@
 //!   columns' bounds is taken, times 2 (either side may carry the evidence) and times the
 //!   number of candidates the tensor was scored against (a union bound over the matching). A
 //!   pair is significant when this is below 10⁻⁶.
-//! - **Verdict**: *identical* when the content roots are equal, or every tensor of both models
-//!   is paired with equal signatures (same weights, renamed or transposed); *derived* when the
-//!   significant pairs cover at least half the matrix parameters of the smaller model;
+//! - **Verdict**: *identical* when the content roots are equal, when the tensors' data hashes
+//!   are equal as multisets (a renamed copy), or when every matrix of both models is paired with
+//!   equal signatures and every other tensor's data hash is equal (2-D ones too small to sketch:
+//!   their shape up to transposition) (a renamed or transposed copy;
+//!   signatures do not see a positive rescaling, so this is behavioural identity); *derived* when
+//!   the significant pairs cover at least half the matrix parameters of the smaller model;
 //!   *unrelated* otherwise. A single shared tensor (a fixed, untrained matrix, say) covers too
-//!   little of a model to make it derived.
+//!   little of a model to make it derived. A hidden-unit permutation moves neurons away from
+//!   the positions their signatures are compared at: the permuted layers stop matching (see the
+//!   `hidden_unit_permutation` test); a model with every hidden layer permuted reads unrelated.
 //! - The model's **similarity** is the parameter-weighted mean similarity of the pairs over the
-//!   smaller model's matrix parameters; its **false-positive probability** is the product of
-//!   the significant pairs' bounds (tensors of unrelated models are independent), 1 when none.
+//!   smaller model's matrix parameters; its **false-positive probability** bounds the chance
+//!   that unrelated models (independent tensors) give `k` significant pairs out of the `K`
+//!   matched: `C(K, k) · t^k`, with `t` the largest bound among them; 1 when none.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -38,6 +45,8 @@ use crate::sketch::MatrixSketch;
 
 /// A pair is significant below this false-positive bound.
 pub const SIGNIFICANCE: f64 = 1e-6;
+/// Candidates scored per tensor at most (the union bound counts those scored).
+pub const MAX_CANDIDATES: usize = 64;
 /// Share of the smaller model's matrix parameters that significant pairs must cover.
 pub const DERIVED_COVERAGE: f64 = 0.5;
 
@@ -129,8 +138,6 @@ struct Side {
     bits: u64,
     /// Neurons compared (a neuron whose signature is 0 in both, e.g. all-zero weights, is not).
     neurons: u64,
-    /// Sum over neurons of their fraction of equal bits.
-    fraction_sum: f64,
 }
 
 impl Side {
@@ -149,7 +156,6 @@ impl Side {
             side.equal_bits += equal;
             side.bits += per;
             side.neurons += 1;
-            side.fraction_sum += equal as f64 / per as f64;
         }
         side
     }
@@ -159,7 +165,9 @@ impl Side {
         if self.neurons == 0 {
             return 0.0;
         }
-        let mean = self.fraction_sum / self.neurons as f64;
+        // Every neuron of a side has the same number of informative bits, so the mean of the
+        // per-neuron fractions is the pooled fraction.
+        let mean = self.equal_bits as f64 / self.bits as f64;
         let excess = (mean - 0.5).max(0.0);
         -2.0 * self.neurons as f64 * excess * excess / std::f64::consts::LN_10
     }
@@ -204,43 +212,57 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
     for (k, (_, m)) in mb.iter().enumerate() {
         by_shape.entry((m.rows, m.cols)).or_default().push(k);
     }
+    let two_d = |f: &Fingerprint| -> HashSet<String> {
+        f.tensors
+            .iter()
+            .filter(|t| t.shape.len() == 2)
+            .map(|t| t.name.clone())
+            .collect()
+    };
+    let (two_d_a, two_d_b) = (two_d(a), two_d(b));
     let mut candidates = Vec::new();
     let mut tried = vec![0usize; ma.len()];
     for (i, (name_a, x)) in ma.iter().enumerate() {
-        let two_d = |f: &Fingerprint, name: &str| {
-            f.tensors
-                .iter()
-                .any(|t| t.name == name && t.shape.len() == 2)
-        };
-        for &k in by_shape.get(&(x.rows, x.cols)).into_iter().flatten() {
-            candidates.push(
-                Candidate {
-                    a: i,
-                    b: k,
-                    transposed: false,
-                    agreement: 0.0,
-                    log10_bound: 0.0,
-                }
-                .scored(x, mb[k].1),
+        let mut options: Vec<(usize, bool)> = by_shape
+            .get(&(x.rows, x.cols))
+            .into_iter()
+            .flatten()
+            .map(|&k| (k, false))
+            .collect();
+        if two_d_a.contains(*name_a) {
+            options.extend(
+                by_shape
+                    .get(&(x.cols, x.rows))
+                    .into_iter()
+                    .flatten()
+                    .filter(|&&k| two_d_b.contains(mb[k].0))
+                    .map(|&k| (k, true)),
             );
         }
-        if two_d(a, name_a) {
-            for &k in by_shape.get(&(x.cols, x.rows)).into_iter().flatten() {
-                if two_d(b, mb[k].0) {
-                    candidates.push(
-                        Candidate {
-                            a: i,
-                            b: k,
-                            transposed: true,
-                            agreement: 0.0,
-                            log10_bound: 0.0,
-                        }
-                        .scored(x, mb[k].1),
-                    );
-                }
-            }
+        if options.len() > MAX_CANDIDATES {
+            // Many tensors of one shape (experts, layers): score the likeliest only — the
+            // same name first, then the closest tensor-level sketches.
+            options.sort_by_key(|&(k, transposed)| {
+                (
+                    mb[k].0 != *name_a,
+                    (x.sketch ^ mb[k].1.sketch).count_ones(),
+                    transposed,
+                    k,
+                )
+            });
+            options.truncate(MAX_CANDIDATES);
         }
-        tried[i] = candidates.iter().filter(|c| c.a == i).count();
+        tried[i] = options.len();
+        for (k, transposed) in options {
+            let candidate = Candidate {
+                a: i,
+                b: k,
+                transposed,
+                agreement: 0.0,
+                log10_bound: 0.0,
+            };
+            candidates.push(candidate.scored(x, mb[k].1));
+        }
     }
     // Best first; ties broken by aligned before transposed, then by name order, so the
     // result does not depend on anything but the fingerprints.
@@ -289,15 +311,30 @@ pub fn compare(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         .sum::<f64>()
         / smaller)
         .min(1.0);
-    let log10_fpp: f64 = significant.iter().map(|t| t.log10_false_positive).sum();
+    // k significant pairs out of K matched, each with a bound of at most t: under "unrelated"
+    // (independent tensors) that happens with probability at most C(K, k) · t^k.
+    let log10_fpp = match significant
+        .iter()
+        .map(|t| t.log10_false_positive)
+        .max_by(f64::total_cmp)
+    {
+        Some(t) => {
+            let (big_k, k) = (tensors.len(), significant.len());
+            let log10_choose: f64 = (0..k)
+                .map(|i| ((big_k - i) as f64 / (i + 1) as f64).log10())
+                .sum();
+            (log10_choose + k as f64 * t).min(0.0)
+        }
+        None => 0.0,
+    };
 
     let same_content = a.content_root == b.content_root;
     let all_paired_equal = !tensors.is_empty()
         && ma.len() == mb.len()
         && tensors.len() == ma.len()
         && tensors.iter().all(|t| t.agreement == 1.0)
-        && vector_signatures(a) == vector_signatures(b);
-    let verdict = if same_content || all_paired_equal {
+        && unsketched_hashes(a) == unsketched_hashes(b);
+    let verdict = if same_content || data_hashes(a) == data_hashes(b) || all_paired_equal {
         Verdict::Identical
     } else if coverage >= DERIVED_COVERAGE {
         Verdict::Derived
@@ -336,9 +373,34 @@ fn vectors(f: &Fingerprint) -> impl Iterator<Item = (&str, u32)> {
     })
 }
 
-/// The multiset of vector signatures (names ignored).
-fn vector_signatures(f: &Fingerprint) -> Vec<u32> {
-    let mut v: Vec<u32> = vectors(f).map(|(_, s)| s).collect();
+/// The data hashes of every tensor, sorted (names ignored): equal for renamed copies.
+fn data_hashes(f: &Fingerprint) -> Vec<[u8; 32]> {
+    let mut v: Vec<[u8; 32]> = f.tensors.iter().map(|t| t.data_hash).collect();
+    v.sort_unstable();
+    v
+}
+
+/// What identifies the tensors that are not sketched as matrices, sorted: their data hashes,
+/// except for 2-D ones (too small to sketch, which may be stored transposed), whose shapes with
+/// sorted dimensions stand in.
+fn unsketched_hashes(f: &Fingerprint) -> Vec<[u8; 32]> {
+    let mut v: Vec<[u8; 32]> = f
+        .tensors
+        .iter()
+        .filter(|t| !matches!(t.sketch, TensorSketch::Matrix(_)))
+        .map(|t| {
+            if t.shape.len() == 2 {
+                let (x, y) = (t.shape[0].min(t.shape[1]), t.shape[0].max(t.shape[1]));
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&x.to_le_bytes());
+                key[8..16].copy_from_slice(&y.to_le_bytes());
+                key[16] = t.dtype.code();
+                key
+            } else {
+                t.data_hash
+            }
+        })
+        .collect();
     v.sort_unstable();
     v
 }

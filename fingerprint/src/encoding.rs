@@ -10,6 +10,11 @@
 //!                               row signatures u32 × rows, column signatures u32 × cols
 //! ```
 //! The commitment is `BLAKE3-derive("model-registry fingerprint v1")(encoding)`.
+//!
+//! Dtype codes: F32 1, F16 2, BF16 3, I8 4, U8 5, F8_E4M3 6, F8_E5M2 7 (sketched); F64 8,
+//! I16 9, I32 10, I64 11, U16 12, U32 13, U64 14, BOOL 15 (hashed only). Names are strictly
+//! increasing (so unique); at most 255 dimensions; the content root must equal the one computed
+//! from the tensors ([`crate::content`]); nothing may follow the last tensor.
 
 use crate::dtype::Dtype;
 use crate::fingerprint::{Fingerprint, TensorFingerprint, TensorSketch};

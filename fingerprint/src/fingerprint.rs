@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use crate::content;
 use crate::dtype::Dtype;
-use crate::sketch::{self, MatrixJob, MatrixSketch, MAX_SIDE};
+use crate::sketch::{self, MatrixJob, MatrixSketch, MAX_SIDE, MIN_SIDE};
 use crate::source::{Model, TensorRef};
 use crate::Result;
 
@@ -28,8 +28,8 @@ pub struct TensorFingerprint {
 /// The behavioural part of a tensor's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TensorSketch {
-    /// Scalars, empty tensors, tensors with a side above 2^24 and tensors of hash-only types
-    /// (F64, wide integers, BOOL): identified by hash only.
+    /// Scalars, tensors with a matrix side below 16 or above 2^24, 1-D tensors longer than
+    /// 2^24, and tensors of hash-only types (F64, wide integers, BOOL): identified by hash only.
     None,
     /// A 1-D tensor: one 32-bit signature.
     Vector { top: i32, bits: u32, signature: u32 },
@@ -42,8 +42,8 @@ impl Fingerprint {
     pub fn parameters(&self) -> u64 {
         self.tensors
             .iter()
-            .map(|t| t.shape.iter().product::<u64>())
-            .sum()
+            .map(|t| t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d)))
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -54,7 +54,7 @@ pub(crate) fn matrix_dims(shape: &[u64]) -> Option<(u32, u32)> {
     }
     let rows = shape[0];
     let cols = shape[1..].iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
-    (rows >= 1 && cols >= 1 && rows <= MAX_SIDE && cols <= MAX_SIDE)
+    (rows >= MIN_SIDE && cols >= MIN_SIDE && rows <= MAX_SIDE && cols <= MAX_SIDE)
         .then_some((rows as u32, cols as u32))
 }
 

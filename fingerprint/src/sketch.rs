@@ -13,6 +13,11 @@ pub const MAX_BITS: u32 = 11;
 /// Matrices with a side longer than this get no sketch (only their content hash).
 pub const MAX_SIDE: u64 = 1 << 24;
 
+/// Matrices with a side shorter than this get no sketch: their signatures would carry little
+/// information per neuron and cost more memory than the weights (responses take 132 bytes per
+/// row and per column).
+pub const MIN_SIDE: u64 = 16;
+
 /// A tensor viewed as a matrix: `rows = shape[0]`, `cols = product(shape[1..])`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixJob<'a> {
@@ -100,8 +105,8 @@ pub struct MatrixSketch {
 
 /// Reduces a backend's responses to signatures.
 pub fn reduce(job: &MatrixJob<'_>, responses: &Responses) -> MatrixSketch {
-    let row_signatures = centred_signatures(&responses.rows, job.cols);
-    let col_signatures = centred_signatures(&responses.cols, job.rows);
+    let row_signatures = centred_signatures(&responses.rows, job.cols, true);
+    let col_signatures = centred_signatures(&responses.cols, job.rows, true);
     let mut global = [0i128; PROBES];
     for i in 0..job.rows as usize {
         let wi = probe_word(i as u32);
@@ -125,18 +130,43 @@ pub fn reduce(job: &MatrixJob<'_>, responses: &Responses) -> MatrixSketch {
     }
 }
 
-/// Signature bits of neurons whose responses run over `len` indices: bit p of neuron k is
-/// `len · R[k][p] − S[k] · P[p] > 0`, i.e. the response of the neuron minus its mean.
-fn centred_signatures(table: &[i32], len: u32) -> Vec<u32> {
+/// Signature bits of the neurons of one side, whose responses run over `len` indices.
+///
+/// First each neuron is centred on its own mean: `c[k][p] = len · R[k][p] − S[k] · P[p]`
+/// (exact in i64: |len·R| < 2^24 · 2^31). With `across` the result is centred again on the
+/// mean over the side's `K` neurons: `d[k][p] = K · c[k][p] − Σ_k' c[k'][p]` (exact in i128), which
+/// removes a direction shared by every neuron (the mean vector of an embedding matrix, say)
+/// that would otherwise make every signature follow it in unrelated models alike. Bit p of
+/// neuron k is `d[k][p] > 0` (`c[k][p] > 0` without `across`).
+fn centred_signatures(table: &[i32], len: u32, across: bool) -> Vec<u32> {
     let sums = probe_sums(len);
     let len = i64::from(len);
-    table
+    let centred: Vec<[i64; PROBES]> = table
         .chunks_exact(STRIDE)
         .map(|neuron| {
             let total = i64::from(neuron[PROBES]);
+            std::array::from_fn(|p| len * i64::from(neuron[p]) - total * sums[p])
+        })
+        .collect();
+    let count = centred.len() as i128;
+    let mut mean = [0i128; PROBES];
+    if across {
+        for c in &centred {
+            mean.iter_mut()
+                .zip(c)
+                .for_each(|(m, &v)| *m += i128::from(v));
+        }
+    }
+    centred
+        .iter()
+        .map(|c| {
             (0..PROBES).fold(0u32, |sig, p| {
-                let centred = len * i64::from(neuron[p]) - total * sums[p];
-                sig | (u32::from(centred > 0) << p)
+                let d = if across {
+                    count * i128::from(c[p]) - mean[p]
+                } else {
+                    i128::from(c[p])
+                };
+                sig | (u32::from(d > 0) << p)
             })
         })
         .collect()
@@ -163,7 +193,7 @@ pub fn vector_signature(dtype: Dtype, bytes: &[u8], len: u32) -> (i32, u32, u32)
         }
         table[PROBES] += q;
     }
-    (top, bits, centred_signatures(&table, len)[0])
+    (top, bits, centred_signatures(&table, len, false)[0])
 }
 
 /// `floor(log2)` of the largest finite magnitude among the first `len` elements, 0 if none.

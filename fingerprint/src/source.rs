@@ -223,8 +223,8 @@ fn map(path: &Path) -> Result<Mmap> {
     Ok(mmap)
 }
 
-/// Validates a safetensors header against the buffer and lists its tensors. Never panics, and
-/// allocates no more than the header's own size.
+/// Validates a safetensors header against the buffer and lists its tensors. Never panics;
+/// memory is bounded by a small multiple of the header's size (at most 100 MB).
 pub fn parse_header(path: &Path, buffer: &[u8], file: usize) -> Result<Vec<TensorRef>> {
     use safetensors::SafeTensorError as E;
     let header = |problem: String| Error::Header {
@@ -264,6 +264,12 @@ pub fn parse_header(path: &Path, buffer: &[u8], file: usize) -> Result<Vec<Tenso
     let base = n + 8;
     let mut out = Vec::new();
     for (name, info) in metadata.tensors() {
+        if info.shape.len() > 255 {
+            return Err(header(format!(
+                "tensor {name:?} has {} dimensions (at most 255)",
+                info.shape.len()
+            )));
+        }
         let dtype = Dtype::from_safetensors(info.dtype, &name, path)?;
         let (start, end) = info.data_offsets;
         out.push(TensorRef {

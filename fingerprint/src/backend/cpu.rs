@@ -108,6 +108,11 @@ pub fn top_exponent(dtype: Dtype, bytes: &[u8]) -> i32 {
 
 /// Fixed-point integers of one row of `f32`s: `round(x · 2^(bits-1-top))`, half away from
 /// zero, infinities saturated to `±2^bits`, NaN to 0.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
 fn quantize(row: &[f32], out: &mut [i32], top: i32, bits: u32) {
     let scale = 2f64.powi(bits as i32 - 1 - top);
     let limit = f64::from(1u32 << bits);
@@ -119,65 +124,115 @@ fn quantize(row: &[f32], out: &mut [i32], top: i32, bits: u32) {
     }
 }
 
-/// Probe signs expanded to lane masks: `masks[t][p]` is 0 for +1 and -1 for −1, so that
+/// Columns per block (memory per task: about 140 bytes per column).
+const COL_BLOCK: usize = 1 << 14;
+
+/// Probe signs at `t` expanded to lane masks: `mask[p]` is 0 for +1 and -1 for −1, so that
 /// `(q ^ mask) - mask` is `±q` without a branch.
-fn probe_masks(len: u32) -> Vec<[i32; PROBES]> {
-    (0..len)
-        .into_par_iter()
-        .map(|t| {
-            let w = probe_word(t);
-            std::array::from_fn(|p| if (w >> p) & 1 == 1 { 0 } else { -1 })
-        })
-        .collect()
+fn mask_of(t: u32) -> [i32; PROBES] {
+    let w = probe_word(t);
+    std::array::from_fn(|p| if (w >> p) & 1 == 1 { 0 } else { -1 })
+}
+
+/// The masks of indices `first..first + len`.
+fn probe_masks(first: u32, len: u32) -> Vec<[i32; PROBES]> {
+    (first..first + len).map(mask_of).collect()
+}
+
+/// One row's contribution: its 32 responses and sum, and its share of every column's. The hot
+/// loop of the fingerprint, compiled for the widest vector units the CPU has (the integer sums
+/// are the same whatever the order or width).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.1",
+    "aarch64+neon"
+))]
+fn accumulate(
+    q: &[i32],
+    masks: &[[i32; PROBES]],
+    row_mask: &[i32; PROBES],
+    cols: &mut [[i32; PROBES]],
+    col_sums: &mut [i32],
+) -> ([i32; PROBES], i32) {
+    let mut acc = [0i32; PROBES];
+    let mut sum = 0i32;
+    for (((&qj, mj), col), col_sum) in q
+        .iter()
+        .zip(masks)
+        .zip(cols.iter_mut())
+        .zip(col_sums.iter_mut())
+    {
+        for p in 0..PROBES {
+            acc[p] += (qj ^ mj[p]) - mj[p];
+            col[p] += (qj ^ row_mask[p]) - row_mask[p];
+        }
+        sum += qj;
+        *col_sum += qj;
+    }
+    (acc, sum)
 }
 
 /// Computes the responses of a matrix.
 pub fn responses(job: &MatrixJob<'_>) -> Responses {
     let (m, n) = (job.rows as usize, job.cols as usize);
     let esize = job.dtype.size();
-    let masks = probe_masks(job.rows.max(job.cols));
     let f8 = f8_table(job.dtype);
     let threads = rayon::current_num_threads().max(1);
     let rows_per_task = m.div_ceil(threads * 4).max(1);
     let mut rows = vec![0i32; m * STRIDE];
+    let mut cols = vec![0i32; n * STRIDE];
+    type Partial = (Vec<[i32; PROBES]>, Vec<i32>);
 
-    let cols = rows
-        .par_chunks_mut(rows_per_task * STRIDE)
-        .enumerate()
-        .map(|(task, out)| {
-            let first = task * rows_per_task;
-            let mut cols = vec![0i32; n * STRIDE];
-            let mut xf = vec![0f32; n];
-            let mut q = vec![0i32; n];
-            for (k, row_out) in out.chunks_exact_mut(STRIDE).enumerate() {
-                let i = first + k;
-                let bytes = &job.bytes[i * n * esize..(i + 1) * n * esize];
-                to_f32(job.dtype, bytes, &mut xf, &f8);
-                quantize(&xf, &mut q, job.top, job.bits);
-                let mut acc = [0i32; PROBES];
-                let mut sum = 0i32;
-                let mi = &masks[i];
-                for ((&qj, mj), col) in q.iter().zip(&masks[..n]).zip(cols.chunks_exact_mut(STRIDE))
-                {
-                    for p in 0..PROBES {
-                        acc[p] += (qj ^ mj[p]) - mj[p];
-                        col[p] += (qj ^ mi[p]) - mi[p];
-                    }
-                    sum += qj;
-                    col[PROBES] += qj;
+    // Columns go in blocks, so that memory per task stays small however wide the matrix.
+    for c0 in (0..n).step_by(COL_BLOCK) {
+        let width = COL_BLOCK.min(n - c0);
+        let masks = probe_masks(c0 as u32, width as u32);
+        let zero = || -> Partial { (vec![[0i32; PROBES]; width], vec![0i32; width]) };
+        let (block, sums) = rows
+            .par_chunks_mut(rows_per_task * STRIDE)
+            .enumerate()
+            .map(|(task, out)| {
+                let first = task * rows_per_task;
+                let (mut block, mut sums) = zero();
+                let mut xf = vec![0f32; width];
+                let mut q = vec![0i32; width];
+                for (k, row_out) in out.chunks_exact_mut(STRIDE).enumerate() {
+                    let i = first + k;
+                    let start = (i * n + c0) * esize;
+                    to_f32(
+                        job.dtype,
+                        &job.bytes[start..start + width * esize],
+                        &mut xf,
+                        &f8,
+                    );
+                    quantize(&xf, &mut q, job.top, job.bits);
+                    let (acc, sum) =
+                        accumulate(&q, &masks, &mask_of(i as u32), &mut block, &mut sums);
+                    row_out[..PROBES]
+                        .iter_mut()
+                        .zip(acc)
+                        .for_each(|(r, a)| *r += a);
+                    row_out[PROBES] += sum;
                 }
-                row_out[..PROBES].copy_from_slice(&acc);
-                row_out[PROBES] = sum;
-            }
-            cols
-        })
-        .reduce(
-            || vec![0i32; n * STRIDE],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+                (block, sums)
+            })
+            .reduce(zero, |(mut a, mut a_sums), (b, b_sums)| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+                }
+                a_sums.iter_mut().zip(&b_sums).for_each(|(x, y)| *x += y);
+                (a, a_sums)
+            });
+        for ((out, col), sum) in cols[c0 * STRIDE..(c0 + width) * STRIDE]
+            .chunks_exact_mut(STRIDE)
+            .zip(&block)
+            .zip(&sums)
+        {
+            out[..PROBES].copy_from_slice(col);
+            out[PROBES] = *sum;
+        }
+    }
     Responses { rows, cols }
 }
 
@@ -231,7 +286,15 @@ mod tests {
     #[test]
     fn matches_the_reference_on_every_dtype_and_odd_shapes() {
         for (seed, dtype) in Dtype::ALL.into_iter().enumerate() {
-            for (m, n) in [(1u32, 1u32), (3, 5), (17, 257), (257, 17), (64, 129)] {
+            for (m, n) in [
+                (1u32, 1u32),
+                (3, 5),
+                (17, 257),
+                (257, 17),
+                (64, 129),
+                (3, 40_000),
+                (40_000, 3),
+            ] {
                 let bytes =
                     pseudo_random_bytes((m * n) as usize * dtype.size(), seed as u32 * 7 + m);
                 let top = reference_top(dtype, &bytes, (m * n) as usize);

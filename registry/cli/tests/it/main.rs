@@ -1,8 +1,10 @@
 //! The `registry` program as a user runs it.
 
+mod fingerprint;
+
 use std::process::Command;
 
-fn registry() -> Command {
+pub(crate) fn registry() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_registry"));
     for var in [
         "REGISTRY_RPC_URL",
