@@ -48,8 +48,8 @@ printf '%-28s %-16s %10s %10s %12s\n' file tool seconds GB/s vs-sha256
 for file in "$minilm" "$synthetic"; do
   cat "$file" > /dev/null
   bytes=$(stat -c %s "$file")
-  name=$(basename "$(dirname "$(dirname "$file")")")/$(basename "$file")
-  [[ "$file" == "$synthetic" ]] && name=$(basename "$file")
+  name="all-MiniLM-L6-v2"
+  [[ "$file" == "$synthetic" ]] && name="synthetic ${size_mb} MB"
   sha=$(seconds sha256sum "$file")
   row() { python3 -c "import sys; b,s,r=$bytes,float('$2'),float('$sha'); print(f'%-28s %-16s %10.3f %10.3f %11.2fx' % ('$name'[-28:], '$1', s, b/s/1e9, r/s))"; }
   row sha256sum "$sha"
