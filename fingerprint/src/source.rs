@@ -58,7 +58,8 @@ pub struct Model {
 }
 
 impl Model {
-    /// Opens a safetensors file, a directory of `*.safetensors` shards, or an index.
+    /// Opens a safetensors file, a directory of `*.safetensors` shards (through its
+    /// `*.safetensors.index.json` when it has one), or an index.
     pub fn open(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
@@ -66,9 +67,32 @@ impl Model {
         };
         let meta = std::fs::metadata(path).map_err(io)?;
         let files = if meta.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            let entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .map_err(io)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            // A folder with an index (a sharded checkpoint) is read through it: other
+            // safetensors beside the shards (a consolidated copy, say) are not part of it.
+            let mut indexes: Vec<&PathBuf> = entries
+                .iter()
+                .filter(|p| p.to_string_lossy().ends_with(".safetensors.index.json"))
+                .collect();
+            indexes.sort();
+            match indexes.as_slice() {
+                [index] => return Self::open_index(index),
+                [] => {}
+                [first, ..] => {
+                    return Err(Error::Index {
+                        index: (*first).clone(),
+                        problem: format!(
+                            "{} has several indexes: name one of them",
+                            path.display()
+                        ),
+                    })
+                }
+            }
+            let mut files: Vec<PathBuf> = entries
+                .into_iter()
                 .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
                 .collect();
             files.sort();

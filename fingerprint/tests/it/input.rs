@@ -51,8 +51,27 @@ fn sharding_layout_and_order_do_not_change_the_fingerprint() {
     )
     .unwrap();
     assert_eq!(fp_of(&index), whole, "index of shards");
+    // A consolidated copy beside the shards is not part of the sharded checkpoint.
+    std::fs::write(
+        sharded.join("consolidated.safetensors"),
+        Synth::random("conv", 4, 8).to_safetensors(SDtype::F32),
+    )
+    .unwrap();
+    assert_eq!(
+        fp_of(&sharded),
+        whole,
+        "directory of shards, read through its index"
+    );
+    std::fs::remove_file(&index).unwrap();
+    assert_ne!(
+        fp_of(&sharded),
+        whole,
+        "without the index every file in the folder counts"
+    );
+    std::fs::remove_file(sharded.join("consolidated.safetensors")).unwrap();
     assert_eq!(fp_of(&sharded), whole, "directory of shards");
     assert_eq!(whole.hash(), fp_of(&sharded).hash());
+    assert_eq!(whole.hash(), fp_of(&single).hash());
 
     // The canonical encoding round-trips and its hash is the commitment.
     let encoded = whole.encode();
