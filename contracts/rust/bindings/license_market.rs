@@ -12,7 +12,9 @@ pub use license_market::*;
 )]
 pub mod license_market {
     const _: () = {
-        ::core::include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/LicenseMarket.json"));
+        ::core::include_bytes!(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/LicenseMarket.json"),
+        );
     };
     #[allow(deprecated)]
     fn __abi() -> ::ethers::core::abi::Abi {

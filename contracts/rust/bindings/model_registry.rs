@@ -12,7 +12,9 @@ pub use model_registry::*;
 )]
 pub mod model_registry {
     const _: () = {
-        ::core::include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/ModelRegistry.json"));
+        ::core::include_bytes!(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/ModelRegistry.json"),
+        );
     };
     #[allow(deprecated)]
     fn __abi() -> ::ethers::core::abi::Abi {
