@@ -167,3 +167,46 @@ where
         .await
         .map_err(|e| decode_error(target, context, e))
 }
+
+/// The mnemonic of anvil's (and hardhat's) funded dev accounts. Public knowledge: these keys
+/// hold value only on dev chains.
+pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
+
+/// The wallet of dev account `index` of [`DEV_MNEMONIC`] (anvil's `(index)` account).
+pub fn dev_wallet(index: u32) -> Result<LocalWallet> {
+    ethers::signers::MnemonicBuilder::<ethers::signers::coins_bip39::English>::default()
+        .phrase(DEV_MNEMONIC)
+        .index(index)
+        .and_then(|b| b.build())
+        .map_err(|e| Error::PrivateKey(format!("dev account {index}: {e}")))
+}
+
+/// Reads a private key from a file (hex, surrounding whitespace ignored).
+pub fn wallet_from_file(path: &std::path::Path) -> Result<LocalWallet> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::PrivateKey(format!("reading key file {}: {e}", path.display())))?;
+    wallet_from_key(&text)
+        .map_err(|e| Error::PrivateKey(format!("key file {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_accounts_are_anvils() {
+        let wallet = dev_wallet(0).unwrap();
+        let expected =
+            wallet_from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+                .unwrap();
+        assert_eq!(wallet.address(), expected.address());
+        assert_ne!(dev_wallet(1).unwrap().address(), wallet.address());
+    }
+
+    #[test]
+    fn bad_keys_are_named_errors() {
+        assert!(wallet_from_key("0x1234").is_err());
+        let err = wallet_from_file(std::path::Path::new("/no/such/key")).unwrap_err();
+        assert!(err.to_string().contains("/no/such/key"), "{err}");
+    }
+}

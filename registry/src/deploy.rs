@@ -13,7 +13,7 @@ use crate::chain::{self, Client, Target};
 use crate::{Error, Result};
 
 /// Where a deployment's contracts live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     pub chain_id: u64,
     pub registry: Address,
@@ -21,6 +21,10 @@ pub struct Deployment {
     /// Block of the first contract, where an indexer starts.
     pub block: u64,
     pub deployer: Address,
+    /// The node the contracts were deployed through, so later commands can find a managed
+    /// anvil without being told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_url: Option<String>,
 }
 
 impl Deployment {
@@ -98,5 +102,6 @@ pub async fn deploy(client: Arc<Client>) -> Result<Deployment> {
         market: market.address(),
         block,
         deployer,
+        rpc_url: Some(client.provider().url().to_string()),
     })
 }

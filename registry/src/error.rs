@@ -24,6 +24,11 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    #[error("no contract at {address:?} on {url}: the deployment file belongs to another chain or an anvil that was restarted")]
+    NotDeployed {
+        address: ethers::types::Address,
+        url: String,
+    },
     #[error("invalid private key: {0}")]
     PrivateKey(String),
     /// A transaction or call reverted with one of the contracts' custom errors.
@@ -38,6 +43,64 @@ pub enum Error {
     TxDropped,
     #[error("{context}: {message}")]
     Contract { context: String, message: String },
+    // ---- content store
+    #[error("invalid cid {cid:?}: {reason}")]
+    InvalidCid { cid: String, reason: String },
+    #[error("block {cid} uses hash function {code:#x}; only sha2-256 is supported")]
+    UnsupportedHash { cid: String, code: u64 },
+    #[error("block {cid} is corrupt: its bytes hash to sha2-256 {actual}")]
+    CorruptBlock { cid: String, actual: String },
+    #[error("block {cid} in {path} is corrupt: its bytes hash to sha2-256 {actual}")]
+    CorruptStoredBlock {
+        cid: String,
+        actual: String,
+        path: PathBuf,
+    },
+    #[error("block {cid} is not in the content store at {store}")]
+    BlockNotFound { cid: String, store: String },
+    #[error("block {cid} is not a valid unixfs file node: {reason}")]
+    MalformedNode { cid: String, reason: String },
+    #[error("{cid} holds {size} bytes, more than the {max} expected here")]
+    ContentTooLarge { cid: String, size: u64, max: u64 },
+    #[error("{path}: {source}")]
+    ContentIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading the content to add failed: {0}")]
+    ContentRead(String),
+    #[error("writing the content out failed: {0}")]
+    ContentWrite(String),
+    #[error("ipfs node {url}: {message}")]
+    Ipfs { url: String, message: String },
+    #[error("ipfs node {url} stored a block as {answered}, expected {expected}")]
+    IpfsCidMismatch {
+        url: String,
+        expected: String,
+        answered: String,
+    },
+    #[error("{cid} read back from the {store} differs from what was added")]
+    ReadbackMismatch { cid: String, store: String },
+    #[error("car file {path}: {reason}")]
+    Car { path: PathBuf, reason: String },
+    // ---- flows
+    #[error(transparent)]
+    Fingerprint(#[from] fingerprint::Error),
+    #[error("invalid amount {amount:?}: {reason}")]
+    InvalidAmount { amount: String, reason: String },
+    #[error("invalid time {time:?}: {reason}")]
+    InvalidTime { time: String, reason: String },
+    #[error("metadata {source_uri}: {reason}")]
+    Metadata { source_uri: String, reason: String },
+    #[error("the weights read as {verdict} from model {model} (similarity {similarity:.3}, false-positive probability {fpp:.1e}), which is not declared as a parent")]
+    UndeclaredParent {
+        model: u64,
+        verdict: &'static str,
+        similarity: f64,
+        fpp: f64,
+    },
+    #[error("{what} must be a single .safetensors file to be stored as one IPFS file: {path}")]
+    NotAFile { what: &'static str, path: PathBuf },
     #[error("deployment file {path}: {source}")]
     DeploymentIo {
         path: PathBuf,

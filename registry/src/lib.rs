@@ -1,13 +1,23 @@
-//! The model registry's domain: a managed anvil devnet, the chain client that signs and sends
-//! transactions through the contract bindings, deployments of the contracts, and decoding of
-//! their reverts into readable errors.
+//! The model registry's domain: the content store (embedded blockstore or a Kubo node, with
+//! Kubo-identical CIDs), a managed anvil devnet, the chain client that signs and sends
+//! transactions through the contract bindings and decodes their reverts, deployments, and the
+//! author and licensee flows (mint, offer, buy, renew, rights, verify, withdraw).
 //!
-//! Later parts (content store, flows, indexer, store) join here; the command-line program is
-//! the `registry-cli` crate.
+//! The indexer and the store join here later; the command-line program is the `registry-cli`
+//! crate.
 
+pub mod amount;
 pub mod chain;
+pub mod content;
 pub mod deploy;
 pub mod devnet;
+pub mod erc20;
 mod error;
+pub mod market;
+pub mod metadata;
+pub mod mint;
+pub mod progress;
+pub mod provenance;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,8 +1,11 @@
 //! The `registry` command-line program: thin argument handling over the `registry` crate.
 //! Results go to stdout, logs and progress to stderr; errors print as `error: …` with a `hint: …`
-//! where one helps.
+//! where one helps. Exit codes: 0 success, 1 a negative answer (`rights`: no; `verify`: the
+//! weights differ), 2 an error.
 
 mod cmd;
+mod progress;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -15,6 +18,8 @@ use clap::Parser;
     about = "AI models as on-chain assets with verifiable provenance and licenses"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: settings::GlobalArgs,
     #[command(subcommand)]
     command: cmd::Command,
 }
@@ -30,14 +35,16 @@ fn main() -> ExitCode {
         )
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-    match runtime.block_on(cli.command.run()) {
+    let result = settings::Settings::resolve(cli.global)
+        .and_then(|settings| runtime.block_on(cli.command.run(&settings)));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             if let Some(hint) = cmd::hint(&err) {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

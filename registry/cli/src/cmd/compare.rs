@@ -15,14 +15,11 @@ pub(crate) struct Args {
     /// Print one JSON object (with the per-tensor matches).
     #[arg(long)]
     json: bool,
-    /// Backend for models given as weights.
-    #[arg(long, default_value = "cpu", value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
-    backend: String,
 }
 
 impl Args {
-    pub(crate) async fn run(self) -> Result<ExitCode> {
-        let backend: BackendKind = self.backend.parse().map_err(anyhow::Error::msg)?;
+    pub(crate) async fn run(self, settings: &crate::settings::Settings) -> Result<ExitCode> {
+        let backend: BackendKind = settings.backend;
         let (a, b) = (load(&self.a, backend)?, load(&self.b, backend)?);
         let c = fingerprint::compare(&a, &b);
         if self.json {

@@ -1,5 +1,6 @@
 //! `registry deploy`: deploys the contracts to `--rpc-url`, or without it to a managed anvil
-//! that keeps running until Ctrl-C (so the deployment can be used meanwhile).
+//! that keeps running until Ctrl-C (so the deployment can be used meanwhile: the deployment
+//! file records its URL, and later commands find it there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,21 +10,13 @@ use registry::deploy::{deploy, Deployment};
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::{chain, Error};
 
+use crate::settings::Settings;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// JSON-RPC endpoint of the chain. Without it a managed anvil is started.
-    #[arg(long, env = "REGISTRY_RPC_URL")]
-    rpc_url: Option<String>,
-    /// Private key of the deployer (hex). Defaults to anvil's first dev account with a managed
-    /// anvil; required with --rpc-url.
-    #[arg(long, env = "REGISTRY_PRIVATE_KEY", hide_env_values = true)]
-    private_key: Option<String>,
-    /// Fail unless the node's chain id is this one.
-    #[arg(long, env = "REGISTRY_CHAIN_ID")]
-    chain_id: Option<u64>,
-    /// Where to save the deployment's addresses.
-    #[arg(long, default_value = "deployment.json", env = "REGISTRY_DEPLOYMENT")]
-    out: PathBuf,
+    /// Where to save the deployment's addresses [default: --deployment, deployment.json]
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Print the deployment as one JSON object.
     #[arg(long)]
     json: bool,
@@ -33,38 +26,54 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    pub(crate) async fn run(self) -> Result<ExitCode> {
-        let (devnet, url, key) = match &self.rpc_url {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| settings.deployment_path.clone());
+        let (devnet, url) = match &settings.rpc_url {
             Some(url) => {
-                let key = self.private_key.clone().context(
-                    "--private-key (or REGISTRY_PRIVATE_KEY) is required with --rpc-url",
-                )?;
-                (None, url.clone(), key)
+                if !settings.has_signer() {
+                    anyhow::bail!(
+                        "a signer is required with --rpc-url: pass --private-key, --private-key-file or --dev-account"
+                    );
+                }
+                (None, url.clone())
             }
             None => {
                 let options = DevnetOptions {
-                    chain_id: self.chain_id.unwrap_or(31337),
+                    chain_id: settings.chain_id.unwrap_or(31337),
                     ..DevnetOptions::default()
                 };
                 let devnet = Devnet::start(&options).await?;
-                let key = match &self.private_key {
-                    Some(key) => key.clone(),
-                    None => devnet
-                        .private_keys()
-                        .first()
-                        .cloned()
-                        .context("anvil printed no dev keys")?,
-                };
                 let url = devnet.endpoint().to_string();
-                (Some(devnet), url, key)
+                (Some(devnet), url)
             }
         };
-        let wallet = chain::wallet_from_key(&key)?;
-        let client = chain::connect(&url, wallet, self.chain_id).await?;
+        let wallet = match &devnet {
+            // The managed anvil funds its own dev keys; use its first unless told otherwise.
+            Some(devnet) if !settings.has_signer() => chain::wallet_from_key(
+                devnet
+                    .private_keys()
+                    .first()
+                    .context("anvil printed no dev keys")?,
+            )?,
+            _ => {
+                let probe = chain::provider(&url)?;
+                let chain_id = ethers::providers::Middleware::get_chainid(&probe)
+                    .await
+                    .map_err(|e| Error::Rpc {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    })?;
+                settings.wallet(chain_id.as_u64())?
+            }
+        };
+        let client = chain::connect(&url, wallet, settings.chain_id).await?;
         let deployment = deploy(client).await?;
-        deployment.save(&self.out)?;
+        deployment.save(&out)?;
         print(&deployment, &url, self.json);
-        eprintln!("saved the deployment to {}", self.out.display());
+        eprintln!("saved the deployment to {}", out.display());
 
         if let Some(devnet) = devnet {
             if !self.exit {

@@ -11,9 +11,6 @@ use fingerprint::{hex, BackendKind, Fingerprint, Model, TensorSketch};
 pub(crate) struct Args {
     /// A safetensors file, a directory of shards, or a *.safetensors.index.json.
     path: PathBuf,
-    /// Where the probe responses are computed.
-    #[arg(long, default_value = "cpu", value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
-    backend: String,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -23,8 +20,8 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    pub(crate) async fn run(self) -> Result<ExitCode> {
-        let backend: BackendKind = self.backend.parse().map_err(anyhow::Error::msg)?;
+    pub(crate) async fn run(self, settings: &crate::settings::Settings) -> Result<ExitCode> {
+        let backend: BackendKind = settings.backend;
         let started = Instant::now();
         let (model, fp) = compute(&self.path, backend)?;
         let seconds = started.elapsed().as_secs_f64();

@@ -1,17 +1,51 @@
-//! One module per subcommand.
+//! One module per subcommand (or per pair of closely related ones).
 
+mod buy;
 mod compare;
+mod content;
 mod deploy;
 mod fingerprint;
+mod mint;
+mod offer;
+mod rights;
+mod show;
+mod values;
+mod verify;
+mod withdraw;
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::settings::{NoDeployment, NoRpcUrl, NoSigner, Settings};
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Deploy the registry and license market contracts and print their addresses.
     Deploy(deploy::Args),
+    /// Files in the content store (embedded or a Kubo node) and CAR files.
+    #[command(subcommand)]
+    Content(content::Command),
+    /// Fingerprint, store and mint a model.
+    Mint(mint::Args),
+    /// Publish a license offering on a model you own.
+    Offer(offer::OfferArgs),
+    /// Close an offering for new sales (licenses sold stay valid).
+    CloseOffer(offer::CloseArgs),
+    /// Buy a license from an offering.
+    Buy(buy::BuyArgs),
+    /// Renew a time-bound license.
+    Renew(buy::RenewArgs),
+    /// May ADDRESS use a right of MODEL? Exit code 0 for yes, 1 for no.
+    Rights(rights::Args),
+    /// Check a model's weights against the chain. Exit code 0 when they match, 1 when not.
+    Verify(verify::Args),
+    /// Show a model: record, lineage, offerings.
+    Show(show::Args),
+    /// Withdraw your credited sales and royalties.
+    Withdraw(withdraw::WithdrawArgs),
+    /// Credits an account may withdraw.
+    Balance(withdraw::BalanceArgs),
     /// Fingerprint a model: its commitment hash and content root.
     Fingerprint(fingerprint::Args),
     /// Compare two models (weights or saved fingerprints): identical, derived or unrelated.
@@ -19,35 +53,91 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    pub(crate) async fn run(self) -> anyhow::Result<ExitCode> {
+    pub(crate) async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
         match self {
-            Command::Deploy(args) => args.run().await,
-            Command::Fingerprint(args) => args.run().await,
-            Command::Compare(args) => args.run().await,
+            Command::Deploy(args) => args.run(settings).await,
+            Command::Content(command) => command.run(settings).await,
+            Command::Mint(args) => args.run(settings).await,
+            Command::Offer(args) => args.run(settings).await,
+            Command::CloseOffer(args) => args.run(settings).await,
+            Command::Buy(args) => args.run(settings).await,
+            Command::Renew(args) => args.run(settings).await,
+            Command::Rights(args) => args.run(settings).await,
+            Command::Verify(args) => args.run(settings).await,
+            Command::Show(args) => args.run(settings).await,
+            Command::Withdraw(args) => args.run(settings).await,
+            Command::Balance(args) => args.run(settings).await,
+            Command::Fingerprint(args) => args.run(settings).await,
+            Command::Compare(args) => args.run(settings).await,
         }
     }
 }
 
 /// A hint for errors a user can fix.
-pub(crate) fn hint(err: &anyhow::Error) -> Option<&'static str> {
+pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
+    if err.downcast_ref::<NoSigner>().is_some() {
+        return Some(
+            "pass --private-key, --private-key-file or --dev-account (or REGISTRY_PRIVATE_KEY)"
+                .into(),
+        );
+    }
+    if err.downcast_ref::<NoDeployment>().is_some() {
+        return Some("run `registry deploy` first, or pass --deployment FILE or --registry-address and --market-address".into());
+    }
+    if err.downcast_ref::<NoRpcUrl>().is_some() {
+        return Some("pass --rpc-url (or REGISTRY_RPC_URL)".into());
+    }
+    if let Some(e) = err.downcast_ref::<mint::NoFineTuneLicense>() {
+        return Some(format!(
+            "buy a fine-tune license of model {} (`registry show {}` lists its offerings), or pass --license",
+            e.0, e.0
+        ));
+    }
     if let Some(err) = err.downcast_ref::<registry::Error>() {
         return match err {
             registry::Error::AnvilNotFound { .. } => {
-                Some("`npm ci` at the repository root installs anvil")
+                Some("`npm ci` at the repository root installs anvil".into())
             }
-            registry::Error::Rpc { .. } => Some("is the node running? check --rpc-url"),
-            registry::Error::PrivateKey(_) => {
-                Some("pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil")
+            registry::Error::Rpc { .. } => Some("is the node running? check --rpc-url".into()),
+            registry::Error::PrivateKey(_) => Some(
+                "pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil".into(),
+            ),
+            registry::Error::UndeclaredParent { model, .. } => Some(format!(
+                "if it is derived, declare it: --parent {model} (with your fine-tune license of it); `registry show {model}` lists its offerings"
+            )),
+            registry::Error::NotDeployed { .. } => Some(
+                "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),
+            ),
+            registry::Error::ChainIdMismatch { .. } => {
+                Some("check --rpc-url, --chain-id and the deployment file".into())
+            }
+            registry::Error::BlockNotFound { .. } => Some(
+                "the content is not in this store: pass --ipfs (the folder or node that holds it), or import a CAR".into(),
+            ),
+            registry::Error::CorruptStoredBlock { path, .. } => Some(format!(
+                "delete {} and add or import the content again",
+                path.display()
+            )),
+            registry::Error::Ipfs { .. } => {
+                Some("is the IPFS node running? check --ipfs http://HOST:PORT".into())
+            }
+            registry::Error::Fingerprint(e) => fingerprint_hint(e),
+            registry::Error::Reverted { reason, .. } if reason.starts_with("PriceAboveMax") => {
+                Some("raise --max-price to at least the price".into())
             }
             _ => None,
         };
     }
-    match err.downcast_ref::<::fingerprint::Error>()? {
+    fingerprint_hint(err.downcast_ref::<::fingerprint::Error>()?)
+}
+
+fn fingerprint_hint(err: &::fingerprint::Error) -> Option<String> {
+    match err {
         ::fingerprint::Error::EmptyDirectory { .. } | ::fingerprint::Error::Header { .. } => {
-            Some("pass a .safetensors file, a folder of them, or a *.safetensors.index.json")
+            Some("pass a .safetensors file, a folder of them, or a *.safetensors.index.json".into())
         }
         ::fingerprint::Error::Gpu { .. } => {
-            Some("--backend cpu computes the same fingerprint without a GPU")
+            Some("--backend cpu computes the same fingerprint without a GPU".into())
         }
         _ => None,
     }

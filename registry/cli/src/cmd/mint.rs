@@ -1,0 +1,145 @@
+//! `registry mint WEIGHTS --name …`: fingerprint, store and mint a model.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use contracts::LicenseKind;
+use ethers::types::{Address, U256};
+use fingerprint::hex;
+use registry::content::Version;
+use registry::mint::{mint, MintRequest};
+
+use super::values::{parse_address, parse_id};
+use crate::progress::Bars;
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The weights: one .safetensors file.
+    weights: PathBuf,
+    /// The model's name (ERC-721 metadata).
+    #[arg(long)]
+    name: String,
+    /// A description (ERC-721 metadata).
+    #[arg(long)]
+    description: Option<String>,
+    /// A parent model this one was derived from (repeat for several).
+    #[arg(long = "parent", value_name = "MODEL", value_parser = parse_id)]
+    parents: Vec<U256>,
+    /// The fine-tune license held for each --parent, in the same order (0: you own that
+    /// parent). When left out, the longest-lasting valid one you hold is used.
+    #[arg(long = "license", value_name = "LICENSE", value_parser = parse_id)]
+    licenses: Vec<U256>,
+    /// Receiver of the model token [default: the signer]
+    #[arg(long, value_parser = parse_address)]
+    to: Option<Address>,
+    /// ERC-2981 royalty on sales of the model token, in basis points.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10_000))]
+    sale_royalty_bps: u16,
+    /// CID version of the stored weights (1: raw leaves; 0: like a plain `ipfs add`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    cid_version: u8,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let market = settings.market().await?;
+        let store = settings.store().await?;
+        let licenses = if self.licenses.is_empty() {
+            // Find the license for each parent, as the registry will check it.
+            let now = market.now().await?;
+            let mut found = Vec::new();
+            for parent in &self.parents {
+                let rights = market
+                    .rights(market.address(), *parent, LicenseKind::FineTune, now)
+                    .await?;
+                if !rights.allowed {
+                    bail!(NoFineTuneLicense(*parent));
+                }
+                found.push(rights.license);
+            }
+            found
+        } else if self.licenses.len() == self.parents.len() {
+            self.licenses.clone()
+        } else {
+            bail!(
+                "{} --parent but {} --license: give one license per parent, or none to pick them automatically",
+                self.parents.len(),
+                self.licenses.len()
+            );
+        };
+        let request = MintRequest {
+            weights: self.weights.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            parents: self.parents.iter().copied().zip(licenses).collect(),
+            to: self.to,
+            sale_royalty_bps: self.sale_royalty_bps,
+            backend: settings.backend,
+            cid_version: if self.cid_version == 0 {
+                Version::V0
+            } else {
+                Version::V1
+            },
+        };
+        let minted = mint(&market, &store, &request, &Bars::new()).await?;
+        for s in &minted.skipped {
+            eprintln!("warning: not compared with model {}: {}", s.model, s.reason);
+        }
+        if self.json {
+            let related: Vec<_> = minted
+                .related
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "model": r.model,
+                        "verdict": r.comparison.verdict.as_str(),
+                        "similarity": r.comparison.similarity,
+                    })
+                })
+                .collect();
+            let value = serde_json::json!({
+                "model": minted.model.to_string(),
+                "tx": format!("{:?}", minted.tx),
+                "weights_cid": minted.weights.to_string(),
+                "fingerprint_cid": minted.fingerprint.to_string(),
+                "metadata_cid": minted.metadata.to_string(),
+                "content_root": hex(&minted.content_root),
+                "fingerprint": hex(&minted.fingerprint_hash),
+                "bytes": minted.bytes,
+                "parents": request.parents.iter().map(|(m, l)| serde_json::json!({"model": m.to_string(), "license": l.to_string()})).collect::<Vec<_>>(),
+                "related": related,
+            });
+            println!("{value}");
+        } else {
+            println!("model         {}", minted.model);
+            println!("tx            {:?}", minted.tx);
+            println!("weights       ipfs://{}", minted.weights);
+            println!(
+                "fingerprint   {} (ipfs://{})",
+                hex(&minted.fingerprint_hash),
+                minted.fingerprint
+            );
+            println!("content root  {}", hex(&minted.content_root));
+            println!("metadata      ipfs://{}", minted.metadata);
+            for r in &minted.related {
+                println!(
+                    "related       model {} ({}, similarity {:.3}), declared as parent",
+                    r.model,
+                    r.comparison.verdict.as_str(),
+                    r.comparison.similarity
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The signer holds no valid fine-tune license of a declared parent.
+#[derive(Debug, thiserror::Error)]
+#[error("you hold no valid fine-tune license of parent model {0}")]
+pub(crate) struct NoFineTuneLicense(pub(crate) U256);

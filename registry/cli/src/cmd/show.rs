@@ -1,0 +1,119 @@
+//! `registry show MODEL`: the on-chain record of a model, its lineage and its offerings.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use ethers::types::U256;
+use fingerprint::hex;
+use registry::amount::format_instant;
+
+use super::offer::describe_duration;
+use super::values::{parse_id, Currency};
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[arg(value_parser = parse_id)]
+    model: U256,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let market = settings.market().await?;
+        let view = market.model(self.model).await?;
+        let m = &view.model;
+        let mut offerings = Vec::new();
+        for id in market.offerings_of(self.model).await? {
+            let offering = market.offering(id).await?;
+            let currency = Currency::of(&market, offering.terms.currency).await?;
+            offerings.push((id, offering, currency));
+        }
+        if self.json {
+            let parents: Vec<_> = view
+                .parents
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "model": p.model_id.to_string(),
+                        "license": p.license_id.to_string(),
+                        "royalty_bps": p.royalty_bps,
+                    })
+                })
+                .collect();
+            let offerings: Vec<_> = offerings
+                .iter()
+                .map(|(id, o, currency)| {
+                    let kind = contracts::LicenseKind::from_u8(o.terms.kind).map(|k| k.as_str());
+                    serde_json::json!({
+                        "offering": id.to_string(),
+                        "kind": kind,
+                        "price": currency.json(o.terms.price),
+                        "duration": o.terms.duration,
+                        "supply_cap": o.terms.supply_cap,
+                        "sold": o.sold,
+                        "closed": o.closed,
+                        "transferable": o.terms.transferable,
+                        "commercial_use": o.terms.commercial_use,
+                        "royalty_bps": o.terms.royalty_bps,
+                        "terms_uri": o.terms.terms_uri,
+                    })
+                })
+                .collect();
+            let value = serde_json::json!({
+                "model": self.model.to_string(),
+                "owner": format!("{:?}", view.owner),
+                "creator": format!("{:?}", m.creator),
+                "weights_cid": m.weights_cid,
+                "content_root": hex(&m.content_root),
+                "fingerprint": hex(&m.fingerprint),
+                "metadata_uri": m.metadata_uri,
+                "minted_at": m.minted_at,
+                "depth": m.depth,
+                "parents": parents,
+                "offerings": offerings,
+            });
+            println!("{value}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("model         {}", self.model);
+        println!("owner         {:?}", view.owner);
+        println!("creator       {:?}", m.creator);
+        println!("minted        {}", format_instant(m.minted_at));
+        println!("weights       ipfs://{}", m.weights_cid);
+        println!("content root  {}", hex(&m.content_root));
+        println!("fingerprint   {}", hex(&m.fingerprint));
+        println!("metadata      {}", m.metadata_uri);
+        if view.parents.is_empty() {
+            println!("parents       none (a base model)");
+        }
+        for p in &view.parents {
+            println!(
+                "parent        model {} via license {} ({} bps royalty)",
+                p.model_id, p.license_id, p.royalty_bps
+            );
+        }
+        for (id, o, currency) in &offerings {
+            let kind = contracts::LicenseKind::from_u8(o.terms.kind).map_or("?", |k| k.as_str());
+            let supply = if o.terms.supply_cap == 0 {
+                format!("{} sold", o.sold)
+            } else {
+                format!("{}/{} sold", o.sold, o.terms.supply_cap)
+            };
+            println!(
+                "offering {id:<4} {kind:<9} {:<16} {:<12} {supply}{}{}",
+                currency.show(o.terms.price),
+                describe_duration(o.terms.duration),
+                if o.terms.royalty_bps > 0 {
+                    format!(", {} bps royalty", o.terms.royalty_bps)
+                } else {
+                    String::new()
+                },
+                if o.closed { ", closed" } else { "" },
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,261 @@
+//! Settings shared by every command, resolved once in `main` from, in rising order: defaults,
+//! a TOML config file, `REGISTRY_*` environment variables and flags. clap merges the last two
+//! (a flag wins over its variable); the file fills only what neither set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use ethers::signers::LocalWallet;
+use ethers::types::Address;
+use fingerprint::BackendKind;
+use registry::chain::{self, Client};
+use registry::content::{Location, Store};
+use registry::deploy::Deployment;
+use registry::market::Market;
+use serde::Deserialize;
+
+/// anvil's default chain id: the only chain where a dev account is used without being asked.
+const ANVIL_CHAIN_ID: u64 = 31337;
+/// Where the embedded content store lives unless told otherwise.
+pub(crate) const DEFAULT_IPFS: &str = ".registry/ipfs";
+pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployment.json";
+pub(crate) const DEFAULT_CONFIG: &str = "registry.toml";
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct GlobalArgs {
+    /// Config file (TOML) with defaults for these options [default: ./registry.toml if present]
+    #[arg(long, global = true, env = "REGISTRY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// JSON-RPC endpoint of the chain [default: the one saved in the deployment file]
+    #[arg(long, global = true, env = "REGISTRY_RPC_URL", value_name = "URL")]
+    rpc_url: Option<String>,
+    /// Refuse a node whose chain id is not this one
+    #[arg(long, global = true, env = "REGISTRY_CHAIN_ID", value_name = "ID")]
+    chain_id: Option<u64>,
+    /// Signer: a private key (hex)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_PRIVATE_KEY",
+        hide_env_values = true,
+        value_name = "HEX"
+    )]
+    private_key: Option<String>,
+    /// Signer: a file holding a private key (hex)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_PRIVATE_KEY_FILE",
+        value_name = "FILE"
+    )]
+    private_key_file: Option<PathBuf>,
+    /// Signer: dev account N of anvil's test mnemonic [default on anvil's chain id 31337: 0]
+    #[arg(long, global = true, env = "REGISTRY_DEV_ACCOUNT", value_name = "N")]
+    dev_account: Option<u32>,
+    /// Content store: a folder (embedded blockstore) or a Kubo RPC URL (http://HOST:PORT)
+    /// [default: .registry/ipfs]
+    #[arg(long, global = true, env = "REGISTRY_IPFS", value_name = "DIR|URL")]
+    ipfs: Option<String>,
+    /// The deployment file written by `registry deploy` [default: deployment.json]
+    #[arg(long, global = true, env = "REGISTRY_DEPLOYMENT", value_name = "FILE")]
+    deployment: Option<PathBuf>,
+    /// ModelRegistry address (with --market-address, instead of a deployment file)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_REGISTRY_ADDRESS",
+        value_name = "ADDRESS"
+    )]
+    registry_address: Option<Address>,
+    /// LicenseMarket address (with --registry-address, instead of a deployment file)
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_MARKET_ADDRESS",
+        value_name = "ADDRESS"
+    )]
+    market_address: Option<Address>,
+    /// Where fingerprints are computed: cpu, wgpu or cuda [default: cpu]
+    #[arg(long, global = true, env = "REGISTRY_BACKEND", value_name = "BACKEND",
+          value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
+    backend: Option<String>,
+}
+
+/// The config file's keys: the global options' long names with `_` for `-`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    rpc_url: Option<String>,
+    chain_id: Option<u64>,
+    private_key: Option<String>,
+    private_key_file: Option<PathBuf>,
+    dev_account: Option<u32>,
+    ipfs: Option<String>,
+    deployment: Option<PathBuf>,
+    registry_address: Option<Address>,
+    market_address: Option<Address>,
+    backend: Option<String>,
+}
+
+/// How the signer was chosen.
+#[derive(Debug, Clone)]
+enum SignerSource {
+    Key(String),
+    KeyFile(PathBuf),
+    Dev(u32),
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) rpc_url: Option<String>,
+    pub(crate) chain_id: Option<u64>,
+    signer: Option<SignerSource>,
+    pub(crate) ipfs: Location,
+    pub(crate) deployment_path: PathBuf,
+    registry_address: Option<Address>,
+    market_address: Option<Address>,
+    pub(crate) backend: BackendKind,
+}
+
+impl Settings {
+    pub(crate) fn resolve(args: GlobalArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_config(path)?,
+            None if Path::new(DEFAULT_CONFIG).is_file() => read_config(Path::new(DEFAULT_CONFIG))?,
+            None => FileConfig::default(),
+        };
+        let private_key = args.private_key.or(file.private_key);
+        let private_key_file = args.private_key_file.or(file.private_key_file);
+        let dev_account = args.dev_account.or(file.dev_account);
+        let signer = match (private_key, private_key_file, dev_account) {
+            (Some(key), None, None) => Some(SignerSource::Key(key)),
+            (None, Some(path), None) => Some(SignerSource::KeyFile(path)),
+            (None, None, Some(n)) => Some(SignerSource::Dev(n)),
+            (None, None, None) => None,
+            _ => bail!(
+                "more than one signer given: use one of --private-key, --private-key-file, --dev-account"
+            ),
+        };
+        let backend = args
+            .backend
+            .or(file.backend)
+            .unwrap_or_else(|| "cpu".into())
+            .parse::<BackendKind>()
+            .map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            rpc_url: args.rpc_url.or(file.rpc_url),
+            chain_id: args.chain_id.or(file.chain_id),
+            signer,
+            ipfs: Location::parse(
+                &args
+                    .ipfs
+                    .or(file.ipfs)
+                    .unwrap_or_else(|| DEFAULT_IPFS.into()),
+            ),
+            deployment_path: args
+                .deployment
+                .or(file.deployment)
+                .unwrap_or_else(|| DEFAULT_DEPLOYMENT.into()),
+            registry_address: args.registry_address.or(file.registry_address),
+            market_address: args.market_address.or(file.market_address),
+            backend,
+        })
+    }
+
+    /// Whether a signer was given explicitly.
+    pub(crate) fn has_signer(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// The signer's wallet: the one given, else dev account 0 on anvil's chain id.
+    pub(crate) fn wallet(&self, chain_id: u64) -> Result<LocalWallet> {
+        Ok(match &self.signer {
+            Some(SignerSource::Key(key)) => chain::wallet_from_key(key)?,
+            Some(SignerSource::KeyFile(path)) => chain::wallet_from_file(path)?,
+            Some(SignerSource::Dev(n)) => chain::dev_wallet(*n)?,
+            None if chain_id == ANVIL_CHAIN_ID => {
+                tracing::info!("no signer given: using anvil dev account 0");
+                chain::dev_wallet(0)?
+            }
+            None => bail!(NoSigner(chain_id)),
+        })
+    }
+
+    /// Opens the content store.
+    pub(crate) async fn store(&self) -> Result<Store> {
+        Store::open(&self.ipfs)
+            .await
+            .with_context(|| format!("opening the {}", self.ipfs))
+    }
+
+    /// The deployment: the addresses given as options, else the deployment file.
+    pub(crate) fn deployment(&self) -> Result<Deployment> {
+        match (self.registry_address, self.market_address) {
+            (Some(registry), Some(market)) => Ok(Deployment {
+                chain_id: self.chain_id.unwrap_or_default(),
+                registry,
+                market,
+                block: 0,
+                deployer: Address::zero(),
+                rpc_url: None,
+            }),
+            (None, None) => Deployment::load(&self.deployment_path).map_err(|e| {
+                anyhow::Error::new(e).context(NoDeployment(self.deployment_path.clone()))
+            }),
+            _ => bail!("--registry-address and --market-address go together"),
+        }
+    }
+
+    /// A signing client on the deployment's chain.
+    pub(crate) async fn client(&self, deployment: &Deployment) -> Result<Arc<Client>> {
+        let url = self
+            .rpc_url
+            .clone()
+            .or_else(|| deployment.rpc_url.clone())
+            .context(NoRpcUrl)?;
+        let probe = chain::provider(&url)?;
+        let chain_id = ethers::providers::Middleware::get_chainid(&probe)
+            .await
+            .map_err(|e| registry::Error::Rpc {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .as_u64();
+        let wallet = self.wallet(chain_id)?;
+        Ok(chain::connect(&url, wallet, self.chain_id).await?)
+    }
+
+    /// The market on the deployment, as the signer.
+    pub(crate) async fn market(&self) -> Result<Market> {
+        let mut deployment = self.deployment()?;
+        let client = self.client(&deployment).await?;
+        if deployment.chain_id == 0 {
+            // Addresses given as options: the chain is whatever the node is.
+            deployment.chain_id = ethers::signers::Signer::chain_id(client.signer());
+        }
+        Ok(Market::new(client, deployment).await?)
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is malformed", path.display()))
+}
+
+/// No signer on a chain other than anvil's.
+#[derive(Debug, thiserror::Error)]
+#[error("no signer given for chain {0}")]
+pub(crate) struct NoSigner(pub(crate) u64);
+
+/// No deployment file.
+#[derive(Debug, thiserror::Error)]
+#[error("no deployment at {}", .0.display())]
+pub(crate) struct NoDeployment(pub(crate) PathBuf);
+
+/// Neither --rpc-url nor a saved one.
+#[derive(Debug, thiserror::Error)]
+#[error("no rpc url: the deployment file names none and --rpc-url is not set")]
+pub(crate) struct NoRpcUrl;

@@ -1,0 +1,187 @@
+//! DAG-PB nodes carrying UnixFS file data: the two protobuf messages Kubo writes for files.
+//!
+//! Decoding goes through prost. Encoding writes the fields in DAG-PB's canonical order, which is
+//! *not* field-number order: `Links` (field 2) come before `Data` (field 1). go-merkledag,
+//! js-ipfs and the DAG-PB spec all do this, so a node that prost wrote in tag order would hash
+//! to a different CID than Kubo's.
+
+use cid::Cid;
+use prost::Message;
+
+/// `PBLink` of the DAG-PB spec.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct PbLink {
+    /// The child's CID in binary form (a bare multihash for CIDv0).
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub hash: Option<Vec<u8>>,
+    #[prost(string, optional, tag = "2")]
+    pub name: Option<String>,
+    /// Cumulative size of the child's DAG in bytes of encoded blocks.
+    #[prost(uint64, optional, tag = "3")]
+    pub tsize: Option<u64>,
+}
+
+/// `PBNode` of the DAG-PB spec (used for decoding; see [`encode_node`] for writing).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct PbNode {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub data: Option<Vec<u8>>,
+    #[prost(message, repeated, tag = "2")]
+    pub links: Vec<PbLink>,
+}
+
+/// UnixFS `Data.DataType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub(crate) enum DataType {
+    Raw = 0,
+    Directory = 1,
+    File = 2,
+    Metadata = 3,
+    Symlink = 4,
+    HamtShard = 5,
+}
+
+/// The UnixFS `Data` message (fields 1–4; mode and mtime are never written by this importer).
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct UnixFsData {
+    #[prost(enumeration = "DataType", required, tag = "1")]
+    pub kind: i32,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub data: Option<Vec<u8>>,
+    #[prost(uint64, optional, tag = "3")]
+    pub filesize: Option<u64>,
+    /// proto2 `repeated uint64` without `[packed=true]`: one tag per value, as Kubo writes it.
+    #[prost(uint64, repeated, packed = "false", tag = "4")]
+    pub blocksizes: Vec<u64>,
+}
+
+/// A link to write: the child's CID and the size of its whole DAG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub cid: Cid,
+    pub tsize: u64,
+}
+
+/// Encodes a DAG-PB node canonically: every link (with an empty name, as Kubo writes file
+/// links), then the data.
+pub(crate) fn encode_node(links: &[Link], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + links.len() * 48 + 8);
+    for link in links {
+        let pb = PbLink {
+            hash: Some(link.cid.to_bytes()),
+            name: Some(String::new()),
+            tsize: Some(link.tsize),
+        };
+        prost::encoding::message::encode(2, &pb, &mut out);
+    }
+    prost::encoding::bytes::encode(1, &data.to_vec(), &mut out);
+    out
+}
+
+/// The UnixFS data of a file node: a leaf holding `chunk`, or an inner node over children
+/// holding `blocksizes` bytes of file each. An empty chunk is left out, as Kubo does.
+pub(crate) fn file_data(chunk: &[u8], blocksizes: Vec<u64>) -> Vec<u8> {
+    let filesize = chunk.len() as u64 + blocksizes.iter().sum::<u64>();
+    UnixFsData {
+        kind: DataType::File as i32,
+        data: (!chunk.is_empty()).then(|| chunk.to_vec()),
+        filesize: Some(filesize),
+        blocksizes,
+    }
+    .encode_to_vec()
+}
+
+/// A decoded file node: its own bytes of file data and its children in order.
+#[derive(Debug)]
+pub(crate) struct FileNode {
+    pub data: Vec<u8>,
+    pub filesize: Option<u64>,
+    pub blocksizes: Vec<u64>,
+    pub links: Vec<Cid>,
+}
+
+/// Decodes a DAG-PB block as a UnixFS file (or raw) node; the error says what is wrong.
+pub(crate) fn decode_file_node(block: &[u8]) -> Result<FileNode, String> {
+    let node = PbNode::decode(block).map_err(|e| format!("not a dag-pb node: {e}"))?;
+    let unixfs = UnixFsData::decode(node.data.as_deref().unwrap_or_default())
+        .map_err(|e| format!("not unixfs data: {e}"))?;
+    let kind = DataType::try_from(unixfs.kind)
+        .map_err(|_| format!("unknown unixfs type {}", unixfs.kind))?;
+    if !matches!(kind, DataType::File | DataType::Raw) {
+        return Err(format!("unixfs {kind:?} node where a file was expected"));
+    }
+    let links = node
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| {
+            let hash = link
+                .hash
+                .as_deref()
+                .ok_or(format!("link {i} has no hash"))?;
+            Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if !unixfs.blocksizes.is_empty() && unixfs.blocksizes.len() != links.len() {
+        return Err(format!(
+            "{} blocksizes for {} links",
+            unixfs.blocksizes.len(),
+            links.len()
+        ));
+    }
+    Ok(FileNode {
+        data: unixfs.data.unwrap_or_default(),
+        filesize: unixfs.filesize,
+        blocksizes: unixfs.blocksizes,
+        links,
+    })
+}
+
+/// The children of any DAG-PB node (for walking a DAG without interpreting it).
+pub(crate) fn links_of(block: &[u8]) -> Result<Vec<Cid>, String> {
+    let node = PbNode::decode(block).map_err(|e| format!("not a dag-pb node: {e}"))?;
+    node.links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| {
+            let hash = link
+                .hash
+                .as_deref()
+                .ok_or(format!("link {i} has no hash"))?;
+            Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_node_matches_kubo_bytes() {
+        // The block behind QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH, Kubo's empty file.
+        let block = encode_node(&[], &file_data(b"", vec![]));
+        assert_eq!(block, [0x0a, 0x04, 0x08, 0x02, 0x18, 0x00]);
+    }
+
+    #[test]
+    fn links_come_before_data() {
+        let cid: Cid = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+            .parse()
+            .unwrap();
+        let block = encode_node(&[Link { cid, tsize: 6 }], &file_data(b"", vec![0]));
+        assert_eq!(block[0], 0x12, "field 2 (Links) first");
+        let node = decode_file_node(&block).unwrap();
+        assert_eq!(node.links, vec![cid]);
+        assert_eq!(node.blocksizes, vec![0]);
+        assert_eq!(node.filesize, Some(0));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&b"\xff\xff\xff"[..], b"\x0a\x10abc", b"\x12\x02\x0a\x05"] {
+            assert!(decode_file_node(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The content store: where weights, fingerprints and terms live, addressed by IPFS CIDs.
+//!
+//! One interface, two backends ([`Store`]):
+//! - **embedded** ([`Blockstore`]): a folder of blocks on disk, the zero-set-up default;
+//! - **Kubo RPC** ([`Kubo`]): any node speaking Kubo's RPC API (Kubo, IPFS Cluster's proxy,
+//!   js-ipfs).
+//!
+//! Files are imported here, into a UnixFS DAG built exactly as Kubo builds it ([`importer`]),
+//! so the CIDs equal what `ipfs add` prints for the same bytes and parameters; the blocks then
+//! go to the backend. Every block read from either backend is checked against its CID, so
+//! corrupt data is an error that names the block. CAR files ([`car`]) move DAGs between stores.
+
+mod blockstore;
+pub mod car;
+pub mod cids;
+mod dagpb;
+mod exporter;
+pub mod importer;
+mod kubo;
+
+use std::path::{Path, PathBuf};
+
+pub use blockstore::Blockstore;
+pub use cid::{Cid, Version};
+pub use exporter::{cat, file_size, Walk};
+pub use importer::{add, Added, CHUNK_SIZE};
+pub use kubo::Kubo;
+
+use crate::Result;
+
+/// Where content is stored, as given on the command line (`--ipfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded store in this folder.
+    Embedded(PathBuf),
+    /// A Kubo RPC endpoint, `http://HOST:PORT`.
+    Kubo(String),
+}
+
+impl Location {
+    /// A URL (`http://…`, `https://…`) names a node; anything else is a folder.
+    pub fn parse(text: &str) -> Self {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Location::Kubo(text.trim_end_matches('/').to_string())
+        } else {
+            Location::Embedded(PathBuf::from(text))
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(path) => write!(f, "embedded store {}", path.display()),
+            Location::Kubo(url) => write!(f, "ipfs node {url}"),
+        }
+    }
+}
+
+/// An `AsyncWrite` that only hashes.
+#[derive(Default)]
+struct HashingSink {
+    hasher: blake3::Hasher,
+}
+
+impl tokio::io::AsyncWrite for HashingSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.hasher.update(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Embedded(store) => write!(f, "embedded store {}", store.root().display()),
+            Store::Kubo(node) => write!(f, "ipfs node {}", node.url()),
+        }
+    }
+}
+
+/// A content store: the embedded one or a Kubo node.
+#[derive(Debug)]
+pub enum Store {
+    Embedded(Blockstore),
+    Kubo(Box<Kubo>),
+}
+
+impl Store {
+    /// Opens the store at `location` (connecting to a node checks that it answers).
+    pub async fn open(location: &Location) -> Result<Self> {
+        Ok(match location {
+            Location::Embedded(path) => Store::Embedded(Blockstore::open(path)?),
+            Location::Kubo(url) => Store::Kubo(Box::new(Kubo::connect(url).await?)),
+        })
+    }
+
+    /// The embedded store in `path`.
+    pub fn embedded(path: &Path) -> Result<Self> {
+        Ok(Store::Embedded(Blockstore::open(path)?))
+    }
+
+    /// Stores one block under its CID.
+    pub async fn put(&self, cid: &Cid, block: Vec<u8>) -> Result<()> {
+        match self {
+            Store::Embedded(store) => store.put(cid, &block),
+            Store::Kubo(node) => node.put(cid, block).await,
+        }
+    }
+
+    /// Reads one block, checked against its CID.
+    pub async fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
+        match self {
+            Store::Embedded(store) => store.get(cid),
+            Store::Kubo(node) => node.get(cid).await,
+        }
+    }
+
+    /// Keeps `root` and its DAG from garbage collection (the embedded store never collects).
+    pub async fn pin(&self, root: &Cid) -> Result<()> {
+        match self {
+            Store::Embedded(_) => Ok(()),
+            Store::Kubo(node) => node.pin(root).await,
+        }
+    }
+
+    /// Adds a file, pins it and reads it back through the store, every block checked, so the
+    /// returned CID is known to be retrievable.
+    pub async fn store_file(
+        &self,
+        path: &Path,
+        version: Version,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Added> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| crate::Error::ContentIo {
+                path: path.into(),
+                source,
+            })?;
+        let added = add(self, tokio::io::BufReader::new(file), version, progress).await?;
+        self.pin(&added.cid).await?;
+        self.check_readback(&added).await?;
+        Ok(added)
+    }
+
+    /// Adds bytes held in memory (fingerprints, terms, metadata), pinned and read back.
+    pub async fn store_bytes(&self, bytes: &[u8], version: Version) -> Result<Cid> {
+        let added = add(self, bytes, version, &|_| {}).await?;
+        self.pin(&added.cid).await?;
+        self.check_readback(&added).await?;
+        Ok(added.cid)
+    }
+
+    /// Reads `added` back through the store and checks it is exactly what was imported.
+    async fn check_readback(&self, added: &Added) -> Result<()> {
+        let mut sink = HashingSink::default();
+        let read = cat(self, &added.cid, &mut sink, &|_| {}).await?;
+        let digest = *sink.hasher.finalize().as_bytes();
+        if read != added.size || digest != added.digest {
+            return Err(crate::Error::ReadbackMismatch {
+                cid: added.cid.to_string(),
+                store: self.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads a whole file into memory (for small documents: fingerprints, terms, metadata);
+    /// a file larger than `max` bytes is an error, not an allocation.
+    pub async fn read_bytes(&self, cid: &Cid, max: u64) -> Result<Vec<u8>> {
+        let size = file_size(self, cid).await?;
+        if size > max {
+            return Err(crate::Error::ContentTooLarge {
+                cid: cid.to_string(),
+                size,
+                max,
+            });
+        }
+        let mut out = Vec::with_capacity(size as usize);
+        cat(self, cid, &mut out, &|_| {}).await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,380 @@
+//! The market as its users see it: a signer connected to one deployment, with one method per
+//! action (mint, publish, close, buy, renew, withdraw) and the views behind `show` and
+//! `rights`. Every write waits for its receipt and returns what the contracts' events say
+//! happened; every revert comes back as the contract's decoded custom error.
+
+use std::sync::Arc;
+
+use contracts::license_market::{
+    self, LicensePurchasedFilter, LicenseRenewedFilter, OfferingPublishedFilter, Terms,
+    WithdrawnFilter,
+};
+use contracts::model_registry::{MintParams, ModelMintedFilter};
+use contracts::{LicenseKind, LicenseMarket, ModelRegistry};
+use ethers::contract::EthEvent;
+use ethers::providers::Middleware;
+use ethers::types::{Address, BlockNumber, Filter, TransactionReceipt, H256, U256};
+
+use crate::chain::{self, Client, Target};
+use crate::deploy::Deployment;
+use crate::erc20::Erc20;
+use crate::{Error, Result};
+
+pub use contracts::license_market::{License, Offering};
+pub use contracts::model_registry::{Model, Parent};
+
+/// A signer on one deployment.
+#[derive(Debug, Clone)]
+pub struct Market {
+    client: Arc<Client>,
+    deployment: Deployment,
+    registry: ModelRegistry<Client>,
+    market: LicenseMarket<Client>,
+}
+
+/// A model with its current owner and its lineage edges.
+#[derive(Debug, Clone)]
+pub struct ModelView {
+    pub id: U256,
+    pub model: Model,
+    pub owner: Address,
+    pub parents: Vec<Parent>,
+}
+
+/// A license with its current holder.
+#[derive(Debug, Clone)]
+pub struct LicenseView {
+    pub id: U256,
+    pub license: License,
+    pub holder: Address,
+}
+
+/// What a purchase or renewal did.
+#[derive(Debug, Clone)]
+pub struct Sale {
+    pub license: U256,
+    pub price: U256,
+    pub currency: Address,
+    pub start: u64,
+    /// 0 = perpetual.
+    pub expiry: u64,
+    pub tx: H256,
+}
+
+/// The answer of the rights view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rights {
+    pub allowed: bool,
+    /// The license that grants the right; 0 when the account owns the model (or is not allowed).
+    pub license: U256,
+}
+
+impl Market {
+    /// Connects `client` to `deployment`, checking that the chain ids agree and that the
+    /// registry is deployed at its address (so a stale deployment file is a clear error).
+    pub async fn new(client: Arc<Client>, deployment: Deployment) -> Result<Self> {
+        let chain_id = client
+            .get_chainid()
+            .await
+            .map_err(|e| Error::Rpc {
+                url: client.provider().url().to_string(),
+                message: e.to_string(),
+            })?
+            .as_u64();
+        if chain_id != deployment.chain_id {
+            return Err(Error::ChainIdMismatch {
+                url: client.provider().url().to_string(),
+                expected: deployment.chain_id,
+                actual: chain_id,
+            });
+        }
+        let code = client
+            .get_code(deployment.registry, None)
+            .await
+            .map_err(|e| Error::Rpc {
+                url: client.provider().url().to_string(),
+                message: e.to_string(),
+            })?;
+        if code.is_empty() {
+            return Err(Error::NotDeployed {
+                address: deployment.registry,
+                url: client.provider().url().to_string(),
+            });
+        }
+        let (registry, market) = deployment.contracts(client.clone());
+        Ok(Self {
+            client,
+            deployment,
+            registry,
+            market,
+        })
+    }
+
+    /// The signer's address.
+    pub fn address(&self) -> Address {
+        self.client.address()
+    }
+
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Timestamp of the latest block: "now" for the contracts.
+    pub async fn now(&self) -> Result<u64> {
+        let block = self
+            .client
+            .get_block(BlockNumber::Latest)
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .ok_or_else(|| Error::Rpc {
+                url: self.url(),
+                message: "the node has no latest block".into(),
+            })?;
+        Ok(block.timestamp.as_u64())
+    }
+
+    fn url(&self) -> String {
+        self.client.provider().url().to_string()
+    }
+
+    fn rpc_error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Rpc {
+            url: self.url(),
+            message: e.to_string(),
+        }
+    }
+
+    // ------------------------------------------------------------------ models
+
+    /// Mints a model and returns its id.
+    pub async fn mint(&self, params: MintParams) -> Result<(U256, H256)> {
+        let receipt = chain::send(Target::Registry, "minting", self.registry.mint(params)).await?;
+        let minted: ModelMintedFilter = one_event(&receipt, "ModelMinted")?;
+        Ok((minted.model_id, receipt.transaction_hash))
+    }
+
+    /// Number of models minted (ids run from 1 to this).
+    pub async fn total_models(&self) -> Result<u64> {
+        let total = chain::call(
+            Target::Registry,
+            "totalModels",
+            self.registry.total_models(),
+        )
+        .await?;
+        Ok(total.as_u64())
+    }
+
+    /// A model, its owner and its parents.
+    pub async fn model(&self, id: U256) -> Result<ModelView> {
+        let model = chain::call(
+            Target::Registry,
+            "reading the model",
+            self.registry.model_of(id),
+        )
+        .await?;
+        let owner = chain::call(
+            Target::Registry,
+            "reading the owner",
+            self.registry.owner_of(id),
+        )
+        .await?;
+        let parents = chain::call(
+            Target::Registry,
+            "reading the parents",
+            self.registry.parents_of(id),
+        )
+        .await?;
+        Ok(ModelView {
+            id,
+            model,
+            owner,
+            parents,
+        })
+    }
+
+    // --------------------------------------------------------------- offerings
+
+    /// Publishes an offering and returns its id.
+    pub async fn publish(&self, terms: Terms) -> Result<(U256, H256)> {
+        let receipt = chain::send(
+            Target::Market,
+            "publishing the offering",
+            self.market.publish_offering(terms),
+        )
+        .await?;
+        let published: OfferingPublishedFilter = one_event(&receipt, "OfferingPublished")?;
+        Ok((published.offering_id, receipt.transaction_hash))
+    }
+
+    pub async fn close(&self, offering: U256) -> Result<H256> {
+        let receipt = chain::send(
+            Target::Market,
+            "closing the offering",
+            self.market.close_offering(offering),
+        )
+        .await?;
+        Ok(receipt.transaction_hash)
+    }
+
+    pub async fn offering(&self, id: U256) -> Result<Offering> {
+        chain::call(
+            Target::Market,
+            "reading the offering",
+            self.market.offering_of(id),
+        )
+        .await
+    }
+
+    /// The ids of every offering published on `model`, from the market's events.
+    pub async fn offerings_of(&self, model: U256) -> Result<Vec<U256>> {
+        let filter = Filter::new()
+            .address(self.deployment.market)
+            .event(&OfferingPublishedFilter::abi_signature())
+            .topic2(H256(model.into()))
+            .from_block(self.deployment.block);
+        let logs = self
+            .client
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        logs.into_iter()
+            .map(|log| {
+                OfferingPublishedFilter::decode_log(&log.into())
+                    .map(|e| e.offering_id)
+                    .map_err(|e| Error::Contract {
+                        context: "decoding OfferingPublished".into(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+
+    // ----------------------------------------------------------------- licenses
+
+    /// Buys a license of `offering` for `holder`, paying at most `max_price`. ERC-20 offerings
+    /// are approved first (for exactly the price) when the allowance is short.
+    pub async fn buy(&self, offering: U256, holder: Address, max_price: U256) -> Result<Sale> {
+        let terms = self.offering(offering).await?.terms;
+        let call = self.market.buy(offering, holder, max_price);
+        let call = self.pay(call, terms.currency, terms.price).await?;
+        let receipt = chain::send(Target::Market, "buying the license", call).await?;
+        let bought: LicensePurchasedFilter = one_event(&receipt, "LicensePurchased")?;
+        Ok(Sale {
+            license: bought.license_id,
+            price: bought.price,
+            currency: terms.currency,
+            start: bought.start,
+            expiry: bought.expiry,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// Renews a time-bound license at its snapshotted price (at most `max_price`).
+    pub async fn renew(&self, license: U256, max_price: U256) -> Result<Sale> {
+        let current = self.license(license).await?.license;
+        let call = self.market.renew(license, max_price);
+        let call = self.pay(call, current.currency, current.price).await?;
+        let receipt = chain::send(Target::Market, "renewing the license", call).await?;
+        let renewed: LicenseRenewedFilter = one_event(&receipt, "LicenseRenewed")?;
+        Ok(Sale {
+            license,
+            price: renewed.price,
+            currency: current.currency,
+            start: renewed.start,
+            expiry: renewed.expiry,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// Attaches the payment: native value, or an ERC-20 approval sent beforehand.
+    async fn pay<D: ethers::abi::Detokenize>(
+        &self,
+        call: ethers::contract::ContractCall<Client, D>,
+        currency: Address,
+        price: U256,
+    ) -> Result<ethers::contract::ContractCall<Client, D>> {
+        if currency.is_zero() {
+            return Ok(call.value(price));
+        }
+        let token = Erc20::new(currency, self.client.clone());
+        token
+            .approve_at_least(self.deployment.market, price)
+            .await?;
+        Ok(call)
+    }
+
+    pub async fn license(&self, id: U256) -> Result<LicenseView> {
+        let (license, holder) = chain::call(
+            Target::Market,
+            "reading the license",
+            self.market.license_of(id),
+        )
+        .await?;
+        Ok(LicenseView {
+            id,
+            license,
+            holder,
+        })
+    }
+
+    /// Whether `account` may use right `kind` of `model` at time `at`.
+    pub async fn rights(
+        &self,
+        account: Address,
+        model: U256,
+        kind: LicenseKind,
+        at: u64,
+    ) -> Result<Rights> {
+        let (allowed, license) = chain::call(
+            Target::Market,
+            "checking rights",
+            self.market.rights_of(account, model, kind.into(), at),
+        )
+        .await?;
+        Ok(Rights { allowed, license })
+    }
+
+    // -------------------------------------------------------------- royalties
+
+    /// The balance `account` may withdraw in `currency` (address zero: native).
+    pub async fn credits(&self, account: Address, currency: Address) -> Result<U256> {
+        chain::call(
+            Target::Market,
+            "reading credits",
+            self.market.credits(account, currency),
+        )
+        .await
+    }
+
+    /// Withdraws the signer's whole balance of `currency` to `to`; returns the amount.
+    pub async fn withdraw(&self, currency: Address, to: Address) -> Result<(U256, H256)> {
+        let receipt = chain::send(
+            Target::Market,
+            "withdrawing",
+            self.market.withdraw(currency, to),
+        )
+        .await?;
+        let withdrawn: WithdrawnFilter = one_event(&receipt, "Withdrawn")?;
+        Ok((withdrawn.amount, receipt.transaction_hash))
+    }
+}
+
+/// The single event of type `E` a receipt must carry.
+fn one_event<E: EthEvent>(receipt: &TransactionReceipt, name: &str) -> Result<E> {
+    receipt
+        .logs
+        .iter()
+        .filter(|log| log.topics.first() == Some(&E::signature()))
+        .find_map(|log| E::decode_log(&log.clone().into()).ok())
+        .ok_or_else(|| Error::Contract {
+            context: format!("transaction {:?}", receipt.transaction_hash),
+            message: format!("the receipt carries no {name} event"),
+        })
+}
+
+/// The offering's terms type, re-exported for callers that build offerings.
+pub type OfferingTerms = license_market::Terms;

@@ -1,0 +1,143 @@
+//! The author's mint: fingerprint the weights, refuse undeclared derivatives, store weights,
+//! fingerprint and metadata (each read back and checked), then mint with the CID, the content
+//! root and the fingerprint commitment. Nothing is minted unless everything it points at is
+//! stored and verified.
+
+use std::path::PathBuf;
+
+use contracts::model_registry::MintParams;
+use ethers::types::{Address, H256, U256};
+use fingerprint::{BackendKind, Model};
+
+use crate::content::{Cid, Store, Version};
+use crate::market::Market;
+use crate::metadata::{ipfs_uri, ModelMetadata, SCHEMA};
+use crate::progress::Progress;
+use crate::provenance::{self, Related, Skipped};
+use crate::{Error, Result};
+
+/// What the author asks for.
+#[derive(Debug, Clone)]
+pub struct MintRequest {
+    /// One safetensors file.
+    pub weights: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// Declared parents, each with the fine-tune license presented (0: the minter owns it).
+    pub parents: Vec<(U256, U256)>,
+    /// Receiver of the model token; the signer when `None`.
+    pub to: Option<Address>,
+    /// ERC-2981 royalty on sales of the model token.
+    pub sale_royalty_bps: u16,
+    pub backend: BackendKind,
+    pub cid_version: Version,
+}
+
+/// What was minted.
+#[derive(Debug)]
+pub struct Minted {
+    pub model: U256,
+    pub tx: H256,
+    pub weights: Cid,
+    pub fingerprint: Cid,
+    pub metadata: Cid,
+    pub content_root: [u8; 32],
+    pub fingerprint_hash: [u8; 32],
+    pub bytes: u64,
+    /// Registered models the weights read as related to (all declared as parents).
+    pub related: Vec<Related>,
+    /// Registered models that could not be compared (their data is not in this store).
+    pub skipped: Vec<Skipped>,
+}
+
+pub async fn mint(
+    market: &Market,
+    store: &Store,
+    request: &MintRequest,
+    progress: &dyn Progress,
+) -> Result<Minted> {
+    let path = &request.weights;
+    if !path.is_file() {
+        return Err(Error::NotAFile {
+            what: "the weights",
+            path: path.clone(),
+        });
+    }
+    let model = Model::open(path)?;
+    let backend = fingerprint::backend::create(request.backend)?;
+    progress.stage("fingerprinting", Some(model.data_bytes()));
+    let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
+    progress.done();
+
+    // Check provenance before uploading anything: a refused mint should cost no upload.
+    let (related, skipped) = provenance::scan(market, store, &fp).await?;
+    for s in &skipped {
+        tracing::warn!(
+            model = s.model,
+            "could not compare with registered model: {}",
+            s.reason
+        );
+    }
+    if let Some(undeclared) = related.iter().find(|r| {
+        !request
+            .parents
+            .iter()
+            .any(|(p, _)| *p == U256::from(r.model))
+    }) {
+        return Err(Error::UndeclaredParent {
+            model: undeclared.model,
+            verdict: undeclared.comparison.verdict.as_str(),
+            similarity: undeclared.comparison.similarity,
+            fpp: undeclared.comparison.false_positive_probability,
+        });
+    }
+
+    let size = std::fs::metadata(path).map(|m| m.len()).ok();
+    progress.stage("storing weights", size);
+    let weights = store
+        .store_file(path, request.cid_version, &|done| progress.set(done))
+        .await?;
+    progress.done();
+    let encoding = fp.encode();
+    let fingerprint_cid = store.store_bytes(&encoding, request.cid_version).await?;
+    let metadata = ModelMetadata {
+        schema: SCHEMA.into(),
+        name: request.name.clone(),
+        description: request.description.clone(),
+        weights: ipfs_uri(&weights.cid),
+        fingerprint: ipfs_uri(&fingerprint_cid),
+        fingerprint_hash: fingerprint::hex(&fp.hash()),
+        content_root: fingerprint::hex(&fp.content_root),
+        parameters: fp.parameters(),
+        tensors: fp.tensors.len() as u64,
+        bytes: model.data_bytes(),
+    };
+    let metadata_cid = store
+        .store_bytes(&metadata.to_json(), request.cid_version)
+        .await?;
+
+    let (parents, licenses) = request.parents.iter().copied().unzip();
+    let params = MintParams {
+        to: request.to.unwrap_or_else(|| market.address()),
+        weights_cid: weights.cid.to_string(),
+        content_root: fp.content_root,
+        fingerprint: fp.hash(),
+        metadata_uri: ipfs_uri(&metadata_cid),
+        sale_royalty_bps: request.sale_royalty_bps.into(),
+        parents,
+        licenses,
+    };
+    let (id, tx) = market.mint(params).await?;
+    Ok(Minted {
+        model: id,
+        tx,
+        weights: weights.cid,
+        fingerprint: fingerprint_cid,
+        metadata: metadata_cid,
+        content_root: fp.content_root,
+        fingerprint_hash: fp.hash(),
+        bytes: weights.size,
+        related,
+        skipped,
+    })
+}

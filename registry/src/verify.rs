@@ -1,0 +1,123 @@
+//! Verifying a model against the chain: fetch the weights by their CID (or take a local copy),
+//! recompute content root and fingerprint, and compare them, and the stored fingerprint, with
+//! the on-chain record.
+
+use std::path::Path;
+
+use ethers::types::U256;
+use fingerprint::{hex, BackendKind, Model};
+use serde::Serialize;
+
+use crate::content::{cat, cids, file_size, Store};
+use crate::market::Market;
+use crate::progress::Progress;
+use crate::provenance;
+use crate::{Error, Result};
+
+/// One compared value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub model: u64,
+    pub weights_cid: String,
+    /// Where the weights came from: the CID, or a local path.
+    pub source: String,
+    pub checks: Vec<Check>,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// The checks that failed.
+    pub fn differences(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.ok)
+    }
+}
+
+/// Verifies model `id`. With `local`, that file is checked instead of the stored weights.
+pub async fn verify(
+    market: &Market,
+    store: &Store,
+    id: U256,
+    local: Option<&Path>,
+    backend: BackendKind,
+    progress: &dyn Progress,
+) -> Result<Verification> {
+    let view = market.model(id).await?;
+    let onchain = &view.model;
+    let mut checks = Vec::new();
+
+    // Keeps a downloaded copy alive until it has been fingerprinted.
+    let mut download = None;
+    let (path, source) = match local {
+        Some(path) => (path.to_path_buf(), path.display().to_string()),
+        None => {
+            let cid = cids::parse(&onchain.weights_cid)?;
+            let size = file_size(store, &cid).await?;
+            let tmp = tempfile::NamedTempFile::new().map_err(|source| Error::ContentIo {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+            let file =
+                tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::ContentIo {
+                    path: tmp.path().into(),
+                    source,
+                })?);
+            progress.stage("fetching weights", Some(size));
+            cat(store, &cid, tokio::io::BufWriter::new(file), &|done| {
+                progress.set(done)
+            })
+            .await?;
+            progress.done();
+            let path = tmp.path().to_path_buf();
+            download = Some(tmp);
+            (path, format!("ipfs://{cid}"))
+        }
+    };
+
+    let model = Model::open(&path)?;
+    let backend = fingerprint::backend::create(backend)?;
+    progress.stage("fingerprinting", Some(model.data_bytes()));
+    let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
+    progress.done();
+    drop(download);
+
+    checks.push(Check {
+        name: "content root",
+        expected: hex(&onchain.content_root),
+        actual: hex(&fp.content_root),
+        ok: fp.content_root == onchain.content_root,
+    });
+    checks.push(Check {
+        name: "fingerprint",
+        expected: hex(&onchain.fingerprint),
+        actual: hex(&fp.hash()),
+        ok: fp.hash() == onchain.fingerprint,
+    });
+    // The stored fingerprint is what others compare against; it must be the committed one.
+    let stored = match provenance::registered_fingerprint(store, onchain).await {
+        Ok(stored) => hex(&stored.hash()),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    checks.push(Check {
+        name: "stored fingerprint",
+        expected: hex(&onchain.fingerprint),
+        ok: stored == hex(&onchain.fingerprint),
+        actual: stored,
+    });
+    Ok(Verification {
+        model: id.as_u64(),
+        weights_cid: onchain.weights_cid.clone(),
+        source,
+        checks,
+    })
+}
