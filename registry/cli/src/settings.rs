@@ -98,20 +98,13 @@ struct FileConfig {
     backend: Option<String>,
 }
 
-/// How the signer was chosen.
-#[derive(Debug, Clone)]
-enum SignerSource {
-    Key(String),
-    KeyFile(PathBuf),
-    Dev(u32),
-}
-
 /// The resolved settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) rpc_url: Option<String>,
     pub(crate) chain_id: Option<u64>,
-    signer: Option<SignerSource>,
+    /// The signer given (parsed up front, so a bad key is reported before any network call).
+    signer: Option<LocalWallet>,
     pub(crate) ipfs: Location,
     pub(crate) deployment_path: PathBuf,
     registry_address: Option<Address>,
@@ -130,9 +123,9 @@ impl Settings {
         let private_key_file = args.private_key_file.or(file.private_key_file);
         let dev_account = args.dev_account.or(file.dev_account);
         let signer = match (private_key, private_key_file, dev_account) {
-            (Some(key), None, None) => Some(SignerSource::Key(key)),
-            (None, Some(path), None) => Some(SignerSource::KeyFile(path)),
-            (None, None, Some(n)) => Some(SignerSource::Dev(n)),
+            (Some(key), None, None) => Some(chain::wallet_from_key(&key)?),
+            (None, Some(path), None) => Some(chain::wallet_from_file(&path)?),
+            (None, None, Some(n)) => Some(chain::dev_wallet(n)?),
             (None, None, None) => None,
             _ => bail!(
                 "more than one signer given: use one of --private-key, --private-key-file, --dev-account"
@@ -172,9 +165,7 @@ impl Settings {
     /// The signer's wallet: the one given, else dev account 0 on anvil's chain id.
     pub(crate) fn wallet(&self, chain_id: u64) -> Result<LocalWallet> {
         Ok(match &self.signer {
-            Some(SignerSource::Key(key)) => chain::wallet_from_key(key)?,
-            Some(SignerSource::KeyFile(path)) => chain::wallet_from_file(path)?,
-            Some(SignerSource::Dev(n)) => chain::dev_wallet(*n)?,
+            Some(wallet) => wallet.clone(),
             None if chain_id == ANVIL_CHAIN_ID => {
                 tracing::info!("no signer given: using anvil dev account 0");
                 chain::dev_wallet(0)?

@@ -122,6 +122,11 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
                 Some("is the IPFS node running? check --ipfs http://HOST:PORT".into())
             }
             registry::Error::Fingerprint(e) => fingerprint_hint(e),
+            registry::Error::Contract { message, .. }
+                if message.to_lowercase().contains("insufficient funds") =>
+            {
+                Some("the signer cannot pay the price plus gas: fund it, or sign with another account".into())
+            }
             registry::Error::Reverted { reason, .. } if reason.starts_with("PriceAboveMax") => {
                 Some("raise --max-price to at least the price".into())
             }

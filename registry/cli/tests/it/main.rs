@@ -1,16 +1,26 @@
 //! The `registry` program as a user runs it.
 
 mod fingerprint;
+#[path = "../../../tests/it/jsipfs.rs"]
+mod jsipfs;
+mod market;
 
 use std::process::Command;
 
 pub(crate) fn registry() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_registry"));
     for var in [
+        "REGISTRY_CONFIG",
         "REGISTRY_RPC_URL",
         "REGISTRY_PRIVATE_KEY",
+        "REGISTRY_PRIVATE_KEY_FILE",
+        "REGISTRY_DEV_ACCOUNT",
         "REGISTRY_CHAIN_ID",
         "REGISTRY_DEPLOYMENT",
+        "REGISTRY_IPFS",
+        "REGISTRY_REGISTRY_ADDRESS",
+        "REGISTRY_MARKET_ADDRESS",
+        "REGISTRY_BACKEND",
     ] {
         command.env_remove(var);
     }
@@ -58,7 +68,10 @@ fn bad_input_gets_a_clear_error() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: --private-key"), "{stderr}");
+    assert!(
+        stderr.contains("error: a signer is required with --rpc-url"),
+        "{stderr}"
+    );
 
     let output = registry()
         .args([
