@@ -101,6 +101,23 @@ pub enum Error {
     },
     #[error("{what} must be a single .safetensors file to be stored as one IPFS file: {path}")]
     NotAFile { what: &'static str, path: PathBuf },
+    // ---- database and indexer
+    #[error("database {url}: {message}")]
+    Database { url: String, message: String },
+    #[error("the schema of {url} is behind: {pending} migration(s) pending")]
+    SchemaBehind { url: String, pending: usize },
+    #[error("another indexer is writing to this database (it holds the {what})")]
+    IndexerRunning { what: String },
+    #[error("database {url} indexes another deployment ({indexed})")]
+    WrongDeployment { url: String, indexed: String },
+    #[error("reorg deeper than the kept history: no stored block hash from {oldest} to {cursor} is on the chain any more")]
+    ReorgTooDeep { cursor: u64, oldest: u64 },
+    #[error("log {log_index} of block {block} does not decode: {message}")]
+    Decode {
+        block: u64,
+        log_index: u64,
+        message: String,
+    },
     #[error("deployment file {path}: {source}")]
     DeploymentIo {
         path: PathBuf,

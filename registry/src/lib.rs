@@ -9,10 +9,12 @@
 pub mod amount;
 pub mod chain;
 pub mod content;
+pub mod db;
 pub mod deploy;
 pub mod devnet;
 pub mod erc20;
 mod error;
+pub mod indexer;
 pub mod market;
 pub mod metadata;
 pub mod mint;

@@ -44,7 +44,8 @@ pub struct Minted {
     pub content_root: [u8; 32],
     pub fingerprint_hash: [u8; 32],
     pub bytes: u64,
-    /// Registered models the weights read as related to (all declared as parents).
+    /// Registered models the weights read as related to (all explained by the declared
+    /// lineage).
     pub related: Vec<Related>,
     /// Registered models that could not be compared (their data is not in this store).
     pub skipped: Vec<Skipped>,
@@ -70,7 +71,8 @@ pub async fn mint(
     progress.done();
 
     // Check provenance before uploading anything: a refused mint should cost no upload.
-    let (related, skipped) = provenance::scan(market, store, &fp).await?;
+    let declared: Vec<u64> = request.parents.iter().map(|(p, _)| p.as_u64()).collect();
+    let (related, skipped) = provenance::scan(market, store, &fp, &declared).await?;
     for s in &skipped {
         tracing::warn!(
             model = s.model,
@@ -78,12 +80,7 @@ pub async fn mint(
             s.reason
         );
     }
-    if let Some(undeclared) = related.iter().find(|r| {
-        !request
-            .parents
-            .iter()
-            .any(|(p, _)| *p == U256::from(r.model))
-    }) {
+    if let Some(undeclared) = related.iter().find(|r| !r.explained) {
         return Err(Error::UndeclaredParent {
             model: undeclared.model,
             verdict: undeclared.comparison.verdict.as_str(),

@@ -2,6 +2,8 @@
 //! their metadata and checked against their on-chain commitments, and the scan that tells
 //! whether new weights read as derived from any of them.
 
+use std::collections::{HashMap, HashSet};
+
 use ethers::types::U256;
 use fingerprint::{Comparison, Fingerprint, Verdict};
 
@@ -19,6 +21,9 @@ pub const MAX_FINGERPRINT_BYTES: u64 = 1 << 30;
 pub struct Related {
     pub model: u64,
     pub comparison: Comparison,
+    /// The declared lineage explains the relation: the model is an ancestor of the new one,
+    /// or shares an ancestor with it (a sibling fine-tune of the same base reads as derived).
+    pub explained: bool,
 }
 
 /// A registered model that could not be compared, and why.
@@ -38,12 +43,23 @@ pub async fn metadata_of(store: &Store, model: &Model) -> Result<ModelMetadata> 
 /// The fingerprint a model's metadata points at, checked against its on-chain commitment.
 pub async fn registered_fingerprint(store: &Store, model: &Model) -> Result<Fingerprint> {
     let metadata = metadata_of(store, model).await?;
+    let bytes = fingerprint_bytes(store, &metadata, model).await?;
+    Ok(Fingerprint::decode(&bytes)?)
+}
+
+/// The canonical fingerprint encoding `metadata` points at, checked against the model's
+/// on-chain commitment.
+pub async fn fingerprint_bytes(
+    store: &Store,
+    metadata: &ModelMetadata,
+    model: &Model,
+) -> Result<Vec<u8>> {
     let cid = cids::parse(&metadata.fingerprint)?;
     let bytes = store.read_bytes(&cid, MAX_FINGERPRINT_BYTES).await?;
     let hash = fingerprint::encoding::hash_encoding(&bytes);
     if hash != model.fingerprint {
         return Err(Error::Metadata {
-            source_uri: metadata.fingerprint,
+            source_uri: metadata.fingerprint.clone(),
             reason: format!(
                 "the fingerprint stored there hashes to {}, the chain holds {}",
                 fingerprint::hex(&hash),
@@ -51,33 +67,60 @@ pub async fn registered_fingerprint(store: &Store, model: &Model) -> Result<Fing
             ),
         });
     }
-    Ok(Fingerprint::decode(&bytes)?)
+    Ok(bytes)
+}
+
+/// Every ancestor of the models in `start` (which are included).
+fn lineage_of(parents: &HashMap<u64, Vec<u64>>, start: &[u64]) -> HashSet<u64> {
+    let mut seen: HashSet<u64> = start.iter().copied().collect();
+    let mut stack = start.to_vec();
+    while let Some(m) = stack.pop() {
+        for &p in parents.get(&m).into_iter().flatten() {
+            if seen.insert(p) {
+                stack.push(p);
+            }
+        }
+    }
+    seen
 }
 
 /// Compares `fp` with every registered model's fingerprint. Returns the models it reads as
-/// derived from or identical to (most similar first), and those that could not be compared.
+/// derived from or identical to (most similar first), each marked as explained or not by the
+/// `declared` parents, and the models that could not be compared.
 pub async fn scan(
     market: &Market,
     store: &Store,
     fp: &Fingerprint,
+    declared: &[u64],
 ) -> Result<(Vec<Related>, Vec<Skipped>)> {
     let total = market.total_models().await?;
     let mut related = Vec::new();
     let mut skipped = Vec::new();
+    let mut parents: HashMap<u64, Vec<u64>> = HashMap::new();
     for id in 1..=total {
-        let model = market.model(U256::from(id)).await?.model;
-        match registered_fingerprint(store, &model).await {
+        let view = market.model(U256::from(id)).await?;
+        parents.insert(
+            id,
+            view.parents.iter().map(|p| p.model_id.as_u64()).collect(),
+        );
+        match registered_fingerprint(store, &view.model).await {
             Ok(theirs) => {
                 let comparison = fingerprint::compare(fp, &theirs);
                 if comparison.verdict != Verdict::Unrelated {
                     related.push(Related {
                         model: id,
                         comparison,
+                        explained: false,
                     });
                 }
             }
             Err(reason) => skipped.push(Skipped { model: id, reason }),
         }
+    }
+    let mine = lineage_of(&parents, declared);
+    for r in &mut related {
+        let theirs = lineage_of(&parents, &[r.model]);
+        r.explained = mine.contains(&r.model) || theirs.iter().any(|a| mine.contains(a));
     }
     related.sort_by(|a, b| b.comparison.similarity.total_cmp(&a.comparison.similarity));
     Ok((related, skipped))

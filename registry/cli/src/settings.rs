@@ -76,6 +76,15 @@ pub(crate) struct GlobalArgs {
         value_name = "ADDRESS"
     )]
     market_address: Option<Address>,
+    /// Database of the read side: sqlite://FILE?mode=rwc or postgres://… [default: sqlite://registry.db?mode=rwc]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Where fingerprints are computed: cpu, wgpu or cuda [default: cpu]
     #[arg(long, global = true, env = "REGISTRY_BACKEND", value_name = "BACKEND",
           value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
@@ -95,6 +104,7 @@ struct FileConfig {
     deployment: Option<PathBuf>,
     registry_address: Option<Address>,
     market_address: Option<Address>,
+    database_url: Option<String>,
     backend: Option<String>,
 }
 
@@ -109,6 +119,7 @@ pub(crate) struct Settings {
     pub(crate) deployment_path: PathBuf,
     registry_address: Option<Address>,
     market_address: Option<Address>,
+    pub(crate) database_url: String,
     pub(crate) backend: BackendKind,
 }
 
@@ -153,6 +164,10 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_DEPLOYMENT.into()),
             registry_address: args.registry_address.or(file.registry_address),
             market_address: args.market_address.or(file.market_address),
+            database_url: args
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| registry::db::DEFAULT_URL.into()),
             backend,
         })
     }
@@ -179,6 +194,14 @@ impl Settings {
         Store::open(&self.ipfs)
             .await
             .with_context(|| format!("opening the {}", self.ipfs))
+    }
+
+    /// The RPC URL: the option, else the deployment file's.
+    pub(crate) fn rpc_url(&self, deployment: &Deployment) -> Result<String> {
+        self.rpc_url
+            .clone()
+            .or_else(|| deployment.rpc_url.clone())
+            .context(NoRpcUrl)
     }
 
     /// The deployment: the addresses given as options, else the deployment file.

@@ -1,8 +1,12 @@
-//! Integration tests of the registry crate, against a real anvil and a real IPFS daemon
-//! started by each test.
+//! Integration tests of the registry crate, against a real anvil, a real IPFS daemon and real
+//! databases (SQLite files and the PostgreSQL server at 127.0.0.1:5432) started or created by
+//! each test.
 
 mod content;
 mod contracts_flow;
+mod dbs;
 mod devnet;
+mod indexer;
 mod jsipfs;
+mod models;
 mod support;

@@ -128,7 +128,7 @@ impl Args {
             println!("metadata      ipfs://{}", minted.metadata);
             for r in &minted.related {
                 println!(
-                    "related       model {} ({}, similarity {:.3}), declared as parent",
+                    "related       model {} ({}, similarity {:.3}), explained by the declared lineage",
                     r.model,
                     r.comparison.verdict.as_str(),
                     r.comparison.similarity

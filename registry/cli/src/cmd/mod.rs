@@ -3,8 +3,10 @@
 mod buy;
 mod compare;
 mod content;
+mod db;
 mod deploy;
 mod fingerprint;
+mod index;
 mod mint;
 mod offer;
 mod rights;
@@ -46,6 +48,11 @@ pub(crate) enum Command {
     Withdraw(withdraw::WithdrawArgs),
     /// Credits an account may withdraw.
     Balance(withdraw::BalanceArgs),
+    /// The read side's database: migrations.
+    #[command(subcommand)]
+    Db(db::Command),
+    /// Follow the chain into the database (reorg- and crash-safe).
+    Index(index::Args),
     /// Fingerprint a model: its commitment hash and content root.
     Fingerprint(fingerprint::Args),
     /// Compare two models (weights or saved fingerprints): identical, derived or unrelated.
@@ -67,6 +74,8 @@ impl Command {
             Command::Show(args) => args.run(settings).await,
             Command::Withdraw(args) => args.run(settings).await,
             Command::Balance(args) => args.run(settings).await,
+            Command::Db(command) => command.run(settings).await,
+            Command::Index(args) => args.run(settings).await,
             Command::Fingerprint(args) => args.run(settings).await,
             Command::Compare(args) => args.run(settings).await,
         }
@@ -108,6 +117,15 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::NotDeployed { .. } => Some(
                 "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),
             ),
+            registry::Error::SchemaBehind { .. } => {
+                Some("run `registry db migrate` (with the same --database-url)".into())
+            }
+            registry::Error::IndexerRunning { .. } => {
+                Some("stop the other `registry index`, or index into another --database-url".into())
+            }
+            registry::Error::WrongDeployment { .. } => {
+                Some("use a fresh --database-url for this deployment".into())
+            }
             registry::Error::ChainIdMismatch { .. } => {
                 Some("check --rpc-url, --chain-id and the deployment file".into())
             }

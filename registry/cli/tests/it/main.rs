@@ -4,6 +4,8 @@ mod fingerprint;
 #[path = "../../../tests/it/jsipfs.rs"]
 mod jsipfs;
 mod market;
+#[path = "../../../tests/it/models.rs"]
+mod models;
 
 use std::process::Command;
 

@@ -10,8 +10,8 @@ use ethers::providers::Middleware;
 use registry::devnet::{Devnet, DevnetOptions};
 use serde_json::Value;
 
-use crate::fingerprint::write_model;
 use crate::jsipfs::JsIpfs;
+use crate::models::write_model;
 use crate::registry;
 
 const ACCOUNT: [&str; 3] = [

@@ -1,0 +1,48 @@
+//! The database schema of the read side (indexer and GraphQL), as sea-orm migrations that run
+//! unchanged on SQLite and PostgreSQL.
+//!
+//! # Versioned rows
+//!
+//! Every table the indexer writes from chain events keeps row *versions*: `valid_from` is the
+//! block that wrote the version and `valid_to` the block that replaced it (NULL while current),
+//! the scheme graph-node uses. An update closes the current version and inserts a new one, so a
+//! reorg back to block `n` is two statements per table, whatever the events were:
+//! `DELETE … WHERE valid_from > n` and `UPDATE … SET valid_to = NULL WHERE valid_to > n`.
+//! Versions closed at or below the finalized block are pruned.
+//!
+//! # Encodings
+//!
+//! Addresses and hashes are lowercase `0x` hex text. 256-bit amounts are decimal text, with a
+//! `…_key` column holding the same number zero-padded to 78 digits, so that ordering and range
+//! filters compare correctly as text on both databases.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// Applies the schema's migrations in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}
+
+/// The tables that hold versioned rows (see the crate docs).
+pub const VERSIONED_TABLES: [&str; 10] = [
+    "models",
+    "lineage",
+    "offerings",
+    "licenses",
+    "credits",
+    "withdrawals",
+    "balances",
+    "transfers",
+    "fingerprints",
+    "similarities",
+];
+
+pub use sea_orm_migration;

@@ -1,0 +1,248 @@
+//! The read side's database (sea-orm on SQLite or PostgreSQL): connecting, migrating, the
+//! versioned-row operations the indexer writes with (new version, update, rollback, prune), and
+//! snapshots of the current state for comparisons.
+
+pub mod entity;
+
+use std::collections::BTreeMap;
+
+use migrations::Migrator;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{Error, Result};
+pub(crate) use entity::Versioned;
+
+/// Where the database lives unless told otherwise: a SQLite file in the working folder.
+pub const DEFAULT_URL: &str = "sqlite://registry.db?mode=rwc";
+
+/// A connection pool to the read side's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    url: String,
+}
+
+fn db_error(url: &str) -> impl Fn(sea_orm::DbErr) -> Error + '_ {
+    move |e| Error::Database {
+        url: redact(url),
+        message: e.to_string(),
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Db {
+    /// Connects without touching the schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .sqlx_logging(false)
+            .max_connections(16)
+            .connect_timeout(std::time::Duration::from_secs(10));
+        let conn = Database::connect(options).await.map_err(db_error(url))?;
+        if conn.get_database_backend() == DbBackend::Sqlite {
+            // WAL lets readers (the GraphQL server) run while the indexer writes; a busy
+            // timeout makes a concurrent writer wait instead of failing.
+            conn.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;")
+                .await
+                .map_err(db_error(url))?;
+        }
+        Ok(Self {
+            conn,
+            url: url.to_string(),
+        })
+    }
+
+    /// Connects and refuses a schema that is behind the migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let db = Self::connect(url).await?;
+        let pending = Migrator::get_pending_migrations(&db.conn)
+            .await
+            .map_err(db_error(url))?;
+        if !pending.is_empty() {
+            return Err(Error::SchemaBehind {
+                url: redact(url),
+                pending: pending.len(),
+            });
+        }
+        Ok(db)
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize> {
+        let pending = Migrator::get_pending_migrations(&self.conn)
+            .await
+            .map_err(db_error(&self.url))?
+            .len();
+        Migrator::up(&self.conn, None)
+            .await
+            .map_err(db_error(&self.url))?;
+        Ok(pending)
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub(crate) fn error(&self, e: sea_orm::DbErr) -> Error {
+        db_error(&self.url)(e)
+    }
+
+    /// The current rows of every versioned table (without `vid`), sorted: two databases that
+    /// went through different histories but hold the same state give equal snapshots.
+    pub async fn snapshot(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        async fn current<E>(db: &Db) -> Result<Vec<String>>
+        where
+            E: EntityTrait,
+            E::Model: serde::Serialize,
+        {
+            let column = Expr::col(Alias::new("valid_to"));
+            let rows = E::find()
+                .filter(column.is_null())
+                .all(db.conn())
+                .await
+                .map_err(|e| db.error(e))?;
+            let mut out: Vec<String> = rows
+                .iter()
+                .map(|r| serde_json::to_string(r).expect("rows serialize"))
+                .collect();
+            out.sort();
+            Ok(out)
+        }
+        use entity::*;
+        let mut map = BTreeMap::new();
+        map.insert("models", current::<models::Entity>(self).await?);
+        map.insert("lineage", current::<lineage::Entity>(self).await?);
+        map.insert("offerings", current::<offerings::Entity>(self).await?);
+        map.insert("licenses", current::<licenses::Entity>(self).await?);
+        map.insert("credits", current::<credits::Entity>(self).await?);
+        map.insert("withdrawals", current::<withdrawals::Entity>(self).await?);
+        map.insert("balances", current::<balances::Entity>(self).await?);
+        map.insert("transfers", current::<transfers::Entity>(self).await?);
+        map.insert("fingerprints", current::<fingerprints::Entity>(self).await?);
+        map.insert("similarities", current::<similarities::Entity>(self).await?);
+        Ok(map)
+    }
+
+    /// The indexer's cursor row, if it has run.
+    pub async fn state(&self) -> Result<Option<entity::indexer_state::Model>> {
+        entity::indexer_state::Entity::find_by_id(1)
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Recent block hashes, newest first.
+    pub async fn recent_blocks(&self, limit: u64) -> Result<Vec<entity::blocks::Model>> {
+        use sea_orm::QuerySelect;
+        entity::blocks::Entity::find()
+            .order_by_desc(entity::blocks::Column::Number)
+            .limit(limit)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// Undoes every change above block `to`: versions written after it disappear, versions it
+/// closed become current again, and its block hashes are forgotten.
+pub(crate) async fn rollback<C: ConnectionTrait>(
+    c: &C,
+    to: i64,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    for table in migrations::VERSIONED_TABLES {
+        let delete = Query::delete()
+            .from_table(Alias::new(table))
+            .and_where(Expr::col(Alias::new("valid_from")).gt(to))
+            .to_owned();
+        c.execute(&delete).await?;
+        let reopen = Query::update()
+            .table(Alias::new(table))
+            .value(Alias::new("valid_to"), Expr::null())
+            .and_where(Expr::col(Alias::new("valid_to")).gt(to))
+            .to_owned();
+        c.execute(&reopen).await?;
+    }
+    let blocks = Query::delete()
+        .from_table(Alias::new("blocks"))
+        .and_where(Expr::col(Alias::new("number")).gt(to))
+        .to_owned();
+    c.execute(&blocks).await?;
+    Ok(())
+}
+
+/// Forgets history at or below `finalized`: closed versions no reorg can reopen, and block
+/// hashes below it (the newest one at or below it is kept as the anchor of later checks).
+pub(crate) async fn prune<C: ConnectionTrait>(
+    c: &C,
+    finalized: i64,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    for table in migrations::VERSIONED_TABLES {
+        let delete = Query::delete()
+            .from_table(Alias::new(table))
+            .and_where(Expr::col(Alias::new("valid_to")).is_not_null())
+            .and_where(Expr::col(Alias::new("valid_to")).lte(finalized))
+            .to_owned();
+        c.execute(&delete).await?;
+    }
+    let anchor = entity::blocks::Entity::find()
+        .filter(Expr::col(Alias::new("number")).lte(finalized))
+        .order_by_desc(entity::blocks::Column::Number)
+        .one(c)
+        .await?;
+    if let Some(anchor) = anchor {
+        let blocks = Query::delete()
+            .from_table(Alias::new("blocks"))
+            .and_where(Expr::col(Alias::new("number")).lt(anchor.number))
+            .to_owned();
+        c.execute(&blocks).await?;
+    }
+    Ok(())
+}
+
+/// Writes `next` as the new version of `current` at `block`: in place when `current` was
+/// itself written in this block, else by closing `current` and inserting `next`.
+pub(crate) async fn replace<M, C>(
+    c: &C,
+    current: &M,
+    next: M,
+    block: i64,
+) -> std::result::Result<(), sea_orm::DbErr>
+where
+    M: Versioned,
+    C: ConnectionTrait,
+{
+    if current.valid_from() == block {
+        next.update_in(c).await
+    } else {
+        let close = Query::update()
+            .table(Alias::new(M::TABLE))
+            .value(Alias::new("valid_to"), block)
+            .and_where(Expr::col(Alias::new("vid")).eq(current.vid()))
+            .to_owned();
+        c.execute(&close).await?;
+        next.insert_in(c, block).await
+    }
+}

@@ -1,0 +1,679 @@
+//! The indexer: follows the chain into the database.
+//!
+//! - **Backfill and follow.** From the deployment block it reads the contracts' logs in
+//!   `eth_getLogs` ranges that halve when the node refuses a range and grow again after
+//!   successes, then follows the head.
+//! - **Atomic steps.** A range's events, its block hashes and the cursor are written in one
+//!   database transaction: killed at any instant, the database holds either all of a range or
+//!   none of it, and a restart continues from the cursor, so the end state equals a clean
+//!   replay.
+//! - **Reorgs.** Before each range the next block's parent hash is checked against the stored
+//!   hash of the cursor block (and, when caught up, the head block's own hash). On a mismatch
+//!   the stored hashes are compared with the chain's, newest first; the first that still
+//!   matches is the common ancestor; every row version above it is undone (see the
+//!   `migrations` crate) and indexing resumes from there. A range is only applied if the hash of
+//!   its last block did not change while its logs were read, and the logs' block hashes agree.
+//! - **Finality.** `finalized = head − confirmations`; rows know their block, and the GraphQL
+//!   side tells whether it is final. History (closed row versions, block hashes) is kept for
+//!   `reorg_window` blocks below the head and pruned after that.
+//! - **RPC failures** (timeouts, dropped connections, rate limits) are retried with exponential
+//!   backoff and logged; a failed step writes nothing, so no block is skipped or applied twice.
+//! - **One writer** per database ([`lock::WriterLock`]).
+//! - **Provenance.** For each minted model the metadata and fingerprint are fetched from the
+//!   content store (checked against the on-chain commitment) and compared with every indexed
+//!   fingerprint: similarities are stored, and a model that reads as derived from a model its
+//!   declared lineage does not explain is flagged.
+
+pub mod apply;
+pub mod events;
+pub mod lock;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ethers::providers::{Http, Middleware, Provider};
+use ethers::types::{Block, BlockNumber, Filter, Log, H256};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait, TransactionTrait};
+
+use crate::content::Store;
+use crate::db::entity::{blocks, indexer_state, reorgs};
+use crate::db::{self, Db};
+use crate::deploy::Deployment;
+use crate::provenance;
+use crate::{Error, Result};
+use apply::{Known, Provenance};
+use events::{decode, Event, Position};
+use lock::WriterLock;
+
+/// How the indexer behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Blocks below the head before a block counts as final.
+    pub confirmations: u64,
+    /// Blocks of history (row versions, block hashes) kept below the head for reorgs.
+    pub reorg_window: u64,
+    /// Largest `eth_getLogs` range.
+    pub max_range: u64,
+    /// Wait between polls of the head when caught up.
+    pub poll_interval: Duration,
+    /// Give up after this many consecutive failed attempts of one RPC call (`None`: never).
+    pub max_retries: Option<u32>,
+    /// Longest time spent fetching one model's fingerprint from the content store.
+    pub content_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            confirmations: 12,
+            reorg_window: 256,
+            max_range: 2_000,
+            poll_interval: Duration::from_secs(1),
+            max_retries: None,
+            content_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Blocks `from..=to` applied, with this many events.
+    Applied { from: u64, to: u64, events: usize },
+    /// Rolled back to `ancestor`, undoing `depth` blocks.
+    Reorg { ancestor: u64, depth: u64 },
+    /// Nothing new: the cursor is at the head.
+    CaughtUp { head: u64 },
+    /// The node's answer changed while it was read, or refused the range; try again.
+    Retry,
+}
+
+/// The indexer of one deployment into one database.
+#[derive(Debug)]
+pub struct Indexer {
+    db: Db,
+    provider: Provider<Http>,
+    url: String,
+    deployment: Deployment,
+    content: Option<Store>,
+    options: Options,
+    range: u64,
+    known: Option<Known>,
+    state: indexer_state::Model,
+    _lock: WriterLock,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl Indexer {
+    /// Takes the database's writer lock and checks (or records) which deployment it indexes.
+    pub async fn open(
+        db: Db,
+        rpc_url: &str,
+        deployment: Deployment,
+        content: Option<Store>,
+        options: Options,
+    ) -> Result<Self> {
+        let lock = WriterLock::acquire(db.conn(), db.url()).await?;
+        let provider = crate::chain::provider(rpc_url)?;
+        let mut indexer = Self {
+            db,
+            provider,
+            url: rpc_url.to_string(),
+            range: options.max_range.max(1),
+            deployment,
+            content,
+            options,
+            known: None,
+            state: indexer_state::Model {
+                id: 1,
+                chain_id: 0,
+                registry: String::new(),
+                market: String::new(),
+                start_block: 0,
+                cursor_block: 0,
+                cursor_hash: String::new(),
+                head_block: 0,
+                finalized_block: 0,
+                updated_at: 0,
+            },
+            _lock: lock,
+        };
+        let chain_id = indexer
+            .rpc("eth_chainId", |p| async move { p.get_chainid().await })
+            .await?
+            .as_u64();
+        if chain_id != indexer.deployment.chain_id {
+            return Err(Error::ChainIdMismatch {
+                url: indexer.url.clone(),
+                expected: indexer.deployment.chain_id,
+                actual: chain_id,
+            });
+        }
+        let registry = events::address(indexer.deployment.registry);
+        let market = events::address(indexer.deployment.market);
+        match indexer.db.state().await? {
+            Some(state) => {
+                if state.chain_id as u64 != chain_id
+                    || state.registry != registry
+                    || state.market != market
+                {
+                    return Err(Error::WrongDeployment {
+                        url: db::redact(indexer.db.url()),
+                        indexed: format!("registry {} on chain {}", state.registry, state.chain_id),
+                    });
+                }
+                indexer.state = state;
+            }
+            None => indexer.initialize(chain_id, registry, market).await?,
+        }
+        Ok(indexer)
+    }
+
+    /// Records the deployment and a cursor just before its first block.
+    async fn initialize(&mut self, chain_id: u64, registry: String, market: String) -> Result<()> {
+        let start = self.deployment.block;
+        let anchor = start.saturating_sub(1);
+        let header = self.header(anchor).await?;
+        let hash = events::hash(header.hash.unwrap_or_default());
+        let state = indexer_state::Model {
+            id: 1,
+            chain_id: chain_id as i64,
+            registry,
+            market,
+            start_block: start as i64,
+            cursor_block: anchor as i64,
+            cursor_hash: hash.clone(),
+            head_block: anchor as i64,
+            finalized_block: 0,
+            updated_at: now_unix(),
+        };
+        let tx = self.db.conn().begin().await.map_err(|e| self.db.error(e))?;
+        indexer_state::Entity::insert(indexer_state::ActiveModel::from(state.clone()))
+            .exec(&tx)
+            .await
+            .map_err(|e| self.db.error(e))?;
+        upsert_block(&tx, anchor, &hash, &header)
+            .await
+            .map_err(|e| self.db.error(e))?;
+        tx.commit().await.map_err(|e| self.db.error(e))?;
+        self.state = state;
+        Ok(())
+    }
+
+    /// The last block applied.
+    pub fn cursor(&self) -> u64 {
+        self.state.cursor_block.max(0) as u64
+    }
+
+    /// Calls the node, retrying failures with exponential backoff.
+    async fn rpc<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: Fn(Provider<Http>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ethers::providers::ProviderError>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0u32;
+        loop {
+            match call(self.provider.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    attempt += 1;
+                    if self.options.max_retries.is_some_and(|max| attempt > max) {
+                        return Err(Error::Rpc {
+                            url: self.url.clone(),
+                            message: format!("{what} failed {attempt} times, last: {e}"),
+                        });
+                    }
+                    tracing::warn!(what, attempt, retry_in = ?delay, "rpc call failed: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn header(&self, number: u64) -> Result<Block<H256>> {
+        let block = self
+            .rpc("eth_getBlockByNumber", |p| async move {
+                p.get_block(BlockNumber::Number(number.into())).await
+            })
+            .await?;
+        block.ok_or_else(|| Error::Rpc {
+            url: self.url.clone(),
+            message: format!("block {number} is not there (the chain is shorter)"),
+        })
+    }
+
+    async fn head(&self) -> Result<u64> {
+        Ok(self
+            .rpc(
+                "eth_blockNumber",
+                |p| async move { p.get_block_number().await },
+            )
+            .await?
+            .as_u64())
+    }
+
+    /// Steps until the cursor reaches the head seen at the start.
+    pub async fn sync(&mut self) -> Result<u64> {
+        loop {
+            if let Step::CaughtUp { head } = self.step().await? {
+                return Ok(head);
+            }
+        }
+    }
+
+    /// Follows the chain until `shutdown` completes.
+    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let step = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                step = self.step() => step?,
+            };
+            match step {
+                Step::Applied { from, to, events } => {
+                    tracing::info!(from, to, events, "indexed");
+                }
+                Step::Reorg { ancestor, depth } => {
+                    tracing::warn!(ancestor, depth, "reorg: rolled back");
+                }
+                Step::Retry => {}
+                Step::CaughtUp { .. } => {
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(self.options.poll_interval) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One step: a range of blocks, a reorg, or nothing.
+    pub async fn step(&mut self) -> Result<Step> {
+        let head = self.head().await?;
+        let cursor = self.cursor();
+        if cursor >= head {
+            // The tip may have been replaced at the same height.
+            let tip = self.header(cursor.min(head)).await?;
+            if cursor > head || events::hash(tip.hash.unwrap_or_default()) != self.state.cursor_hash
+            {
+                return self.reorg(cursor).await;
+            }
+            self.record_head(head).await?;
+            return Ok(Step::CaughtUp { head });
+        }
+        let a = cursor + 1;
+        let first = self.header(a).await?;
+        if events::hash(first.parent_hash) != self.state.cursor_hash {
+            return self.reorg(cursor).await;
+        }
+        let b = head.min(a + self.range - 1);
+        let last = if b == a {
+            first.clone()
+        } else {
+            self.header(b).await?
+        };
+        let logs = match self.logs(a, b).await? {
+            Some(logs) => logs,
+            None => return Ok(Step::Retry),
+        };
+        // The range is consistent only if its last block did not change meanwhile.
+        let last_again = self.header(b).await?;
+        if last_again.hash != last.hash {
+            tracing::info!(
+                block = b,
+                "block changed while its range was read; retrying"
+            );
+            return Ok(Step::Retry);
+        }
+        let mut decoded: Vec<(Position, Event)> = Vec::new();
+        let mut log_blocks: Vec<(u64, H256)> = Vec::new();
+        for log in &logs {
+            let Some((pos, event)) = decode(log, self.deployment.registry, self.deployment.market)?
+            else {
+                continue;
+            };
+            let expected = if pos.block == a {
+                first.hash
+            } else if pos.block == b {
+                last.hash
+            } else {
+                None
+            };
+            if expected.is_some_and(|h| h != pos.block_hash)
+                || log_blocks
+                    .iter()
+                    .any(|(n, h)| *n == pos.block && *h != pos.block_hash)
+            {
+                tracing::info!(block = pos.block, "logs from another fork; retrying");
+                return Ok(Step::Retry);
+            }
+            if !log_blocks.iter().any(|(n, _)| *n == pos.block) {
+                log_blocks.push((pos.block, pos.block_hash));
+            }
+            decoded.push((pos, event));
+        }
+        decoded.sort_by_key(|(p, _)| (p.block, p.log_index));
+
+        // Content lookups happen before the transaction, which then only writes.
+        let mut provenance = Vec::with_capacity(decoded.len());
+        for (_, event) in &decoded {
+            provenance.push(match event {
+                Event::ModelMinted(e) => Some(self.provenance(&e.model).await),
+                _ => None,
+            });
+        }
+        if self.known.is_none() {
+            self.known = Some(
+                Known::load(self.db.conn())
+                    .await
+                    .map_err(|e| self.db.error(e))?,
+            );
+        }
+        let written = self
+            .write(
+                a,
+                b,
+                head,
+                &first,
+                &last,
+                &log_blocks,
+                &decoded,
+                &provenance,
+            )
+            .await;
+        if let Err(e) = written {
+            // The in-memory view may hold models of the failed transaction.
+            self.known = None;
+            return Err(e);
+        }
+        if decoded.len() < 1_000 {
+            self.range = (self.range * 2).min(self.options.max_range.max(1));
+        }
+        Ok(Step::Applied {
+            from: a,
+            to: b,
+            events: decoded.len(),
+        })
+    }
+
+    /// Logs of the contracts in `a..=b`; `None` when the node refused the range (halved).
+    async fn logs(&mut self, a: u64, b: u64) -> Result<Option<Vec<Log>>> {
+        let filter = Filter::new()
+            .address(vec![self.deployment.registry, self.deployment.market])
+            .from_block(a)
+            .to_block(b);
+        match self.provider.get_logs(&filter).await {
+            Ok(logs) => Ok(Some(logs)),
+            Err(e) => {
+                let message = e.to_string().to_lowercase();
+                let refused = [
+                    "range",
+                    "too many",
+                    "limit",
+                    "exceed",
+                    "more than",
+                    "too large",
+                ]
+                .iter()
+                .any(|w| message.contains(w));
+                if refused && self.range > 1 {
+                    self.range = (self.range / 2).max(1);
+                    tracing::info!(range = self.range, "node refused the log range; halving");
+                    return Ok(None);
+                }
+                // Anything else is retried like every call.
+                let filter = filter.clone();
+                self.rpc("eth_getLogs", move |p| {
+                    let filter = filter.clone();
+                    async move { p.get_logs(&filter).await }
+                })
+                .await
+                .map(Some)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &mut self,
+        a: u64,
+        b: u64,
+        head: u64,
+        first: &Block<H256>,
+        last: &Block<H256>,
+        log_blocks: &[(u64, H256)],
+        decoded: &[(Position, Event)],
+        provenance: &[Option<Provenance>],
+    ) -> Result<()> {
+        let known = self.known.as_mut().expect("loaded before writing");
+        let err = |e: sea_orm::DbErr| Error::Database {
+            url: db::redact(self.db.url()),
+            message: e.to_string(),
+        };
+        let tx = self.db.conn().begin().await.map_err(err)?;
+        for ((pos, event), prov) in decoded.iter().zip(provenance) {
+            apply::apply(&tx, pos, event, prov.as_ref(), known)
+                .await
+                .map_err(err)?;
+        }
+        let last_hash = events::hash(last.hash.unwrap_or_default());
+        upsert_block(&tx, a, &events::hash(first.hash.unwrap_or_default()), first)
+            .await
+            .map_err(err)?;
+        for (number, hash) in log_blocks {
+            if *number != a && *number != b {
+                upsert_hash(&tx, *number, &events::hash(*hash))
+                    .await
+                    .map_err(err)?;
+            }
+        }
+        upsert_block(&tx, b, &last_hash, last).await.map_err(err)?;
+        let finalized = head.saturating_sub(self.options.confirmations);
+        let mut state = self.state.clone();
+        state.cursor_block = b as i64;
+        state.cursor_hash = last_hash;
+        state.head_block = head as i64;
+        state.finalized_block = finalized as i64;
+        state.updated_at = now_unix();
+        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
+            .exec(&tx)
+            .await
+            .map_err(err)?;
+        let horizon = head.saturating_sub(self.options.reorg_window);
+        if horizon > 0 && horizon < b {
+            db::prune(&tx, horizon as i64).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Records the head and finalized block when caught up.
+    async fn record_head(&mut self, head: u64) -> Result<()> {
+        let finalized = head.saturating_sub(self.options.confirmations) as i64;
+        if self.state.head_block == head as i64 && self.state.finalized_block == finalized {
+            return Ok(());
+        }
+        let mut state = self.state.clone();
+        state.head_block = head as i64;
+        state.finalized_block = finalized;
+        state.updated_at = now_unix();
+        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
+            .exec(self.db.conn())
+            .await
+            .map_err(|e| self.db.error(e))?;
+        self.state = state;
+        Ok(())
+    }
+
+    /// Finds the common ancestor with the chain and undoes everything above it.
+    async fn reorg(&mut self, detected_at: u64) -> Result<Step> {
+        let stored = self
+            .db
+            .recent_blocks(self.options.reorg_window + 1_024)
+            .await?;
+        let mut ancestor = None;
+        for block in &stored {
+            let number = block.number as u64;
+            let on_chain = match self.header(number).await {
+                Ok(header) => header.hash.map(events::hash),
+                // A chain shorter than our history: keep looking lower.
+                Err(Error::Rpc { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if on_chain.as_deref() == Some(block.hash.as_str()) {
+                ancestor = Some(block.clone());
+                break;
+            }
+        }
+        let Some(ancestor) = ancestor else {
+            return Err(Error::ReorgTooDeep {
+                cursor: detected_at,
+                oldest: stored.last().map(|b| b.number as u64).unwrap_or_default(),
+            });
+        };
+        let to = ancestor.number;
+        let depth = detected_at.saturating_sub(to as u64);
+        let err = |e: sea_orm::DbErr| Error::Database {
+            url: db::redact(self.db.url()),
+            message: e.to_string(),
+        };
+        let tx = self.db.conn().begin().await.map_err(err)?;
+        db::rollback(&tx, to).await.map_err(err)?;
+        let mut state = self.state.clone();
+        state.cursor_block = to;
+        state.cursor_hash = ancestor.hash.clone();
+        state.updated_at = now_unix();
+        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
+            .exec(&tx)
+            .await
+            .map_err(err)?;
+        reorgs::Entity::insert(reorgs::ActiveModel {
+            id: sea_orm::ActiveValue::NotSet,
+            detected_at: Set(detected_at as i64),
+            ancestor: Set(to),
+            depth: Set(depth as i64),
+            at: Set(now_unix()),
+        })
+        .exec(&tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        self.state = state;
+        self.known = None;
+        self.range = self.options.max_range.max(1);
+        Ok(Step::Reorg {
+            ancestor: to as u64,
+            depth,
+        })
+    }
+
+    /// The metadata name and fingerprint of a minted model, from the content store.
+    async fn provenance(&self, model: &crate::market::Model) -> Provenance {
+        let Some(store) = &self.content else {
+            return Provenance::Unavailable {
+                name: None,
+                reason: "no content store configured".into(),
+            };
+        };
+        let lookup = async {
+            let metadata = provenance::metadata_of(store, model).await;
+            let name = metadata.as_ref().ok().map(|m| m.name.clone());
+            let found = match metadata {
+                Ok(m) => provenance::fingerprint_bytes(store, &m, model).await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(bytes) => match fingerprint::Fingerprint::decode(&bytes) {
+                    Ok(fp) => Provenance::Found {
+                        name,
+                        fingerprint: Arc::new(fp),
+                        encoding: Arc::new(bytes),
+                    },
+                    Err(e) => Provenance::Invalid {
+                        name,
+                        reason: e.to_string(),
+                    },
+                },
+                Err(
+                    e @ (Error::Metadata { .. }
+                    | Error::InvalidCid { .. }
+                    | Error::MalformedNode { .. }),
+                ) => Provenance::Invalid {
+                    name,
+                    reason: e.to_string(),
+                },
+                Err(e) => Provenance::Unavailable {
+                    name,
+                    reason: e.to_string(),
+                },
+            }
+        };
+        match tokio::time::timeout(self.options.content_timeout, lookup).await {
+            Ok(found) => found,
+            Err(_) => Provenance::Unavailable {
+                name: None,
+                reason: format!(
+                    "the content store did not answer within {} s",
+                    self.options.content_timeout.as_secs()
+                ),
+            },
+        }
+    }
+}
+
+async fn upsert_block<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    number: u64,
+    hash: &str,
+    header: &Block<H256>,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    blocks::Entity::insert(blocks::ActiveModel {
+        number: Set(number as i64),
+        hash: Set(hash.to_string()),
+        parent_hash: Set(events::hash(header.parent_hash)),
+        timestamp: Set(header.timestamp.as_u64() as i64),
+    })
+    .on_conflict(
+        OnConflict::column(blocks::Column::Number)
+            .update_columns([
+                blocks::Column::Hash,
+                blocks::Column::ParentHash,
+                blocks::Column::Timestamp,
+            ])
+            .to_owned(),
+    )
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_hash<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    number: u64,
+    hash: &str,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    blocks::Entity::insert(blocks::ActiveModel {
+        number: Set(number as i64),
+        hash: Set(hash.to_string()),
+        parent_hash: Set(String::new()),
+        timestamp: Set(0),
+    })
+    .on_conflict(
+        OnConflict::column(blocks::Column::Number)
+            .update_columns([blocks::Column::Hash])
+            .to_owned(),
+    )
+    .exec(c)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! Small generated safetensors models for tests, shared by the registry crate's and the CLI's
+//! test binaries.
+
+use std::path::Path;
+
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+/// Writes a two-layer model with weights from `seed`, plus `noise` times a second stream.
+pub(crate) fn write_model(path: &Path, seed: u32, noise: f32) {
+    // A 32-bit integer hash (lowbias32) of (k, s), mapped to [-1, 1).
+    let value = |k: u32, s: u32| {
+        let mut x = k ^ s.wrapping_mul(0x9e37_79b9);
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846c_a68b);
+        x ^= x >> 16;
+        x as f32 / 2_147_483_648.0 - 1.0
+    };
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = [
+        ("fc1.weight", vec![64, 32]),
+        ("fc2.weight", vec![16, 64]),
+        ("fc1.bias", vec![64]),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(t, (name, shape))| {
+        let n: usize = shape.iter().product();
+        let bytes = (0..n as u32)
+            .flat_map(|k| {
+                let k = k + 10_000 * t as u32;
+                (value(k, seed) + noise * value(k, seed ^ 0xdead)).to_le_bytes()
+            })
+            .collect();
+        (name.to_string(), shape, bytes)
+    })
+    .collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
