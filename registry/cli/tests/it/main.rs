@@ -1,6 +1,9 @@
 //! The `registry` program as a user runs it.
 
+#[path = "../../../tests/it/dbs.rs"]
+mod dbs;
 mod fingerprint;
+mod index;
 #[path = "../../../tests/it/jsipfs.rs"]
 mod jsipfs;
 mod market;
@@ -23,6 +26,7 @@ pub(crate) fn registry() -> Command {
         "REGISTRY_REGISTRY_ADDRESS",
         "REGISTRY_MARKET_ADDRESS",
         "REGISTRY_BACKEND",
+        "DATABASE_URL",
     ] {
         command.env_remove(var);
     }
