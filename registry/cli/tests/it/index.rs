@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
-use registry::db::Db;
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::market::{Market, OfferingTerms};
 
@@ -176,13 +175,8 @@ fn kill_and_restart(kind: Kind) {
         String::from_utf8_lossy(&out.stderr)
     );
     chain.runtime.block_on(async {
-        let a = Db::open(&db.url).await.unwrap().snapshot().await.unwrap();
-        let b = Db::open(&replay.url)
-            .await
-            .unwrap()
-            .snapshot()
-            .await
-            .unwrap();
+        let a = db.open().await.snapshot().await.unwrap();
+        let b = replay.open().await.snapshot().await.unwrap();
         assert_eq!(
             a["licenses"].len() as u64,
             purchases,
