@@ -10,3 +10,4 @@ mod indexer;
 mod jsipfs;
 mod models;
 mod support;
+mod world;

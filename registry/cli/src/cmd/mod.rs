@@ -10,6 +10,7 @@ mod index;
 mod mint;
 mod offer;
 mod rights;
+mod serve;
 mod show;
 mod values;
 mod verify;
@@ -53,6 +54,8 @@ pub(crate) enum Command {
     Db(db::Command),
     /// Follow the chain into the database (reorg- and crash-safe).
     Index(index::Args),
+    /// Serve the GraphQL API (and GraphiQL, health, explorer, IPFS gateway) over the database.
+    Serve(serve::Args),
     /// Fingerprint a model: its commitment hash and content root.
     Fingerprint(fingerprint::Args),
     /// Compare two models (weights or saved fingerprints): identical, derived or unrelated.
@@ -76,6 +79,7 @@ impl Command {
             Command::Balance(args) => args.run(settings).await,
             Command::Db(command) => command.run(settings).await,
             Command::Index(args) => args.run(settings).await,
+            Command::Serve(args) => args.run(settings).await,
             Command::Fingerprint(args) => args.run(settings).await,
             Command::Compare(args) => args.run(settings).await,
         }

@@ -1,13 +1,16 @@
 //! The `registry` program as a user runs it.
 
 #[path = "../../../tests/it/dbs.rs"]
+#[allow(dead_code)] // shared with other test binaries
 mod dbs;
 mod fingerprint;
 mod index;
 #[path = "../../../tests/it/jsipfs.rs"]
+#[allow(dead_code)] // shared with other test binaries
 mod jsipfs;
 mod market;
 #[path = "../../../tests/it/models.rs"]
+#[allow(dead_code)] // shared with other test binaries
 mod models;
 
 use std::process::Command;

@@ -1,0 +1,73 @@
+//! `registry serve`: the GraphQL API, GraphiQL, health, explorer and IPFS gateway over the
+//! indexer's database (see the `web` crate docs).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use registry::db::Db;
+use web::{Limits, ServerConfig};
+
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "REGISTRY_LISTEN")]
+    listen: SocketAddr,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Deepest query nesting.
+    #[arg(long, default_value_t = Limits::default().depth)]
+    max_depth: usize,
+    /// Largest query complexity (list fields count their page size).
+    #[arg(long, default_value_t = Limits::default().complexity)]
+    max_complexity: usize,
+    /// Most aliases per query.
+    #[arg(long, default_value_t = Limits::default().aliases)]
+    max_aliases: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = Limits::default().body_bytes)]
+    max_body: usize,
+    /// Longest a query may run, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().time_budget.as_millis() as u64)]
+    time_budget_ms: u64,
+    /// Do not serve the content store at /ipfs/<cid>.
+    #[arg(long)]
+    no_gateway: bool,
+}
+
+impl Args {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let db = Db::open(&settings.database_url).await?;
+        let content = if self.no_gateway {
+            None
+        } else {
+            Some(settings.store().await?)
+        };
+        let config = ServerConfig {
+            listen: self.listen,
+            limits: Limits {
+                depth: self.max_depth,
+                complexity: self.max_complexity,
+                aliases: self.max_aliases,
+                body_bytes: self.max_body,
+                time_budget: Duration::from_millis(self.time_budget_ms),
+            },
+            content,
+            workers: self.workers,
+        };
+        web::serve(db, config, |address| {
+            // The only line on stdout: where to connect (useful with port 0).
+            println!("http://{address}/graphql");
+            eprintln!(
+                "serving GraphQL at http://{address}/graphql, GraphiQL at /graphiql; Ctrl-C stops"
+            );
+        })
+        .await
+        .with_context(|| format!("serving on {}", self.listen))?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,28 @@
+//! The read side over HTTP, for marketplaces and inference providers: an async-graphql API on
+//! actix-web over the indexer's database (SQLite or PostgreSQL).
+//!
+//! - `/graphql`: queries over POST and GET, subscriptions over WebSocket
+//!   (`graphql-transport-ws`) on the same path.
+//! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/`: a small explorer page;
+//!   `/ipfs/<cid>`: the content store, read-only (every block checked).
+//!
+//! Lists use keyset (cursor) pagination: `first` defaults to [`schema::DEFAULT_PAGE`] and may
+//! not exceed [`schema::MAX_PAGE`]; cursors are opaque and stable under inserts. Nested lists go
+//! through DataLoaders, so a query costs one database query per level, not per row.
+//!
+//! Abusive queries are refused before they run, each with a machine code in
+//! `extensions.code`: `DEPTH_LIMIT`, `COMPLEXITY_LIMIT` (list fields count their page size),
+//! `ALIAS_LIMIT`, `PAGE_SIZE_LIMIT`, `BODY_TOO_LARGE`, `TIMEOUT` (per-query time budget).
+//! Internal errors are logged once and answered as `internal error` (`INTERNAL`).
+//! See [`Limits`] for the figures.
+//!
+//! The SDL is committed as `web/schema.graphql`; a test fails when it drifts.
+
+mod error;
+mod limits;
+pub mod schema;
+pub mod server;
+
+pub use limits::Limits;
+pub use schema::{build_schema, RegistrySchema};
+pub use server::{serve, ServerConfig};

@@ -1,0 +1,200 @@
+//! The HTTP server: routes, body-size limit, health, explorer page and IPFS gateway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_actix_web::GraphQLSubscription;
+use futures::StreamExt;
+use registry::content::{cids, Store};
+use registry::db::Db;
+
+use crate::limits::Limits;
+use crate::schema::{build_schema, RegistrySchema};
+
+/// What the server serves.
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub limits: Limits,
+    /// Served read-only at `/ipfs/<cid>` when given.
+    pub content: Option<Store>,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+struct State {
+    schema: RegistrySchema,
+    db: Db,
+    limits: Limits,
+    content: Option<Arc<Store>>,
+}
+
+fn graphql_error(status: actix_web::http::StatusCode, code: &str, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    }))
+}
+
+async fn graphql_post(state: web::Data<State>, mut body: web::Payload) -> HttpResponse {
+    // Read the body up to the limit, so an oversized request costs no more than that.
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return graphql_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the request body could not be read".into(),
+            );
+        };
+        if bytes.len() + chunk.len() > state.limits.body_bytes {
+            return graphql_error(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                format!("the request body exceeds {} bytes", state.limits.body_bytes),
+            );
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let request: async_graphql::BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return graphql_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("the body is not a GraphQL request: {e}"),
+            )
+        }
+    };
+    let response = state.schema.execute_batch(request).await;
+    HttpResponse::Ok().json(response)
+}
+
+async fn graphql_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    match async_graphql::http::parse_query_string(req.query_string()) {
+        Ok(request) => HttpResponse::Ok().json(state.schema.execute(request).await),
+        Err(e) => graphql_error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            format!("the query string is not a GraphQL request: {e}"),
+        ),
+    }
+}
+
+async fn graphql_ws(
+    state: web::Data<State>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    GraphQLSubscription::new(state.schema.clone()).start(&req, payload)
+}
+
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .finish(),
+        )
+}
+
+async fn explorer() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("explorer.html"))
+}
+
+async fn health(state: web::Data<State>) -> HttpResponse {
+    match state.db.state().await {
+        Ok(indexer) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok",
+            "database": "ok",
+            "cursor": indexer.as_ref().map(|s| s.cursor_block),
+            "head": indexer.as_ref().map(|s| s.head_block),
+            "finalized": indexer.as_ref().map(|s| s.finalized_block),
+            "indexed_at": indexer.as_ref().map(|s| s.updated_at),
+        })),
+        Err(e) => {
+            tracing::error!("health check failed: {e}");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({ "status": "unavailable", "database": "error" }))
+        }
+    }
+}
+
+/// `/ipfs/<cid>`: streams a file of the content store, every block checked.
+async fn gateway(state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
+    let Some(store) = state.content.clone() else {
+        return HttpResponse::NotFound().body("no content store is configured\n");
+    };
+    let cid = match cids::parse(&path) {
+        Ok(cid) => cid,
+        Err(e) => return HttpResponse::BadRequest().body(format!("{e}\n")),
+    };
+    let size = match registry::content::file_size(&store, &cid).await {
+        Ok(size) => size,
+        Err(registry::Error::BlockNotFound { .. }) => {
+            return HttpResponse::NotFound().body(format!("{cid} is not in the content store\n"))
+        }
+        Err(e) => {
+            tracing::error!("gateway {cid}: {e}");
+            return HttpResponse::InternalServerError().body("the content could not be read\n");
+        }
+    };
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    actix_web::rt::spawn(async move {
+        if let Err(e) = registry::content::cat(&store, &cid, writer, &|_| {}).await {
+            // The client sees a truncated body; the length header tells it so.
+            tracing::error!("gateway {cid}: {e}");
+        }
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .no_chunking(size)
+        .streaming(tokio_util::io::ReaderStream::new(reader))
+}
+
+/// Builds the app's routes over `state` (shared by [`serve`] and the tests).
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/graphql")
+            .route(
+                web::get()
+                    .guard(actix_web::guard::Header("upgrade", "websocket"))
+                    .to(graphql_ws),
+            )
+            .route(web::get().to(graphql_get))
+            .route(web::post().to(graphql_post)),
+    )
+    .route("/graphiql", web::get().to(graphiql))
+    .route("/health", web::get().to(health))
+    .route("/ipfs/{cid}", web::get().to(gateway))
+    .route("/", web::get().to(explorer));
+}
+
+/// Serves until the process is stopped (Ctrl-C stops it gracefully). Returns the bound
+/// address through `bound` before serving, so callers can use port 0.
+pub async fn serve(
+    db: Db,
+    config: ServerConfig,
+    bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let state = web::Data::new(State {
+        schema: build_schema(db.conn().clone(), config.limits),
+        db,
+        limits: config.limits,
+        content: config.content.map(Arc::new),
+    });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+        .workers(config.workers.max(1))
+        .bind(config.listen)?;
+    if let Some(address) = server.addrs().first() {
+        bound(*address);
+    }
+    server.run().await
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the web crate: the committed SDL, and the API over a database that the
+//! indexer filled from a real anvil (SQLite and PostgreSQL).
+
+mod api;
+#[path = "../../../registry/tests/it/dbs.rs"]
+#[allow(dead_code)] // shared with other test binaries
+mod dbs;
+#[path = "../../../registry/tests/it/models.rs"]
+#[allow(dead_code)] // shared with other test binaries
+mod models;
+mod sdl;
+#[path = "../../../registry/tests/it/support.rs"]
+#[allow(dead_code)] // shared with other test binaries
+mod support;
+#[path = "../../../registry/tests/it/world.rs"]
+#[allow(dead_code)] // shared with other test binaries
+mod world;
