@@ -99,6 +99,8 @@ pub struct Indexer {
     content: Option<Store>,
     options: Options,
     range: u64,
+    /// `eth_getLogs` failures in a row.
+    log_failures: u32,
     known: Option<Known>,
     state: indexer_state::Model,
     _lock: WriterLock,
@@ -127,6 +129,7 @@ impl Indexer {
             provider,
             url: rpc_url.to_string(),
             range: options.max_range.max(1),
+            log_failures: 0,
             deployment,
             content,
             options,
@@ -412,32 +415,39 @@ impl Indexer {
             .from_block(a)
             .to_block(b);
         match self.provider.get_logs(&filter).await {
-            Ok(logs) => Ok(Some(logs)),
+            Ok(logs) => {
+                self.log_failures = 0;
+                Ok(Some(logs))
+            }
+            Err(e) if refused_range(&e.to_string()) && self.range > 1 => {
+                self.range = (self.range / 2).max(1);
+                tracing::info!(
+                    range = self.range,
+                    "node refused the log range; halving: {e}"
+                );
+                Ok(None)
+            }
             Err(e) => {
-                let message = e.to_string().to_lowercase();
-                let refused = [
-                    "range",
-                    "too many",
-                    "limit",
-                    "exceed",
-                    "more than",
-                    "too large",
-                ]
-                .iter()
-                .any(|w| message.contains(w));
-                if refused && self.range > 1 {
-                    self.range = (self.range / 2).max(1);
-                    tracing::info!(range = self.range, "node refused the log range; halving");
-                    return Ok(None);
+                // Retried by the next step, which re-checks the head and the parent hash (the
+                // chain may have moved meanwhile); only the failures in a row are bounded.
+                self.log_failures += 1;
+                if self
+                    .options
+                    .max_retries
+                    .is_some_and(|max| self.log_failures > max)
+                {
+                    return Err(Error::Rpc {
+                        url: self.url.clone(),
+                        message: format!(
+                            "eth_getLogs failed {} times, last: {e}",
+                            self.log_failures
+                        ),
+                    });
                 }
-                // Anything else is retried like every call.
-                let filter = filter.clone();
-                self.rpc("eth_getLogs", move |p| {
-                    let filter = filter.clone();
-                    async move { p.get_logs(&filter).await }
-                })
-                .await
-                .map(Some)
+                let delay = Duration::from_millis(200 * (1 << self.log_failures.min(6)));
+                tracing::warn!(attempt = self.log_failures, retry_in = ?delay, "eth_getLogs failed: {e}");
+                tokio::time::sleep(delay).await;
+                Ok(None)
             }
         }
     }
@@ -631,6 +641,26 @@ impl Indexer {
     }
 }
 
+/// Whether a node's `eth_getLogs` error says the range (or its result) is too large, as
+/// providers word it; rate limits are not (they are retried as they are).
+fn refused_range(message: &str) -> bool {
+    let message = message.to_lowercase();
+    let rate_limited = ["429", "rate limit", "too many requests"]
+        .iter()
+        .any(|w| message.contains(w));
+    !rate_limited
+        && [
+            "range",
+            "too many",
+            "limit",
+            "exceed",
+            "more than",
+            "too large",
+        ]
+        .iter()
+        .any(|w| message.contains(w))
+}
+
 async fn upsert_block<C: sea_orm::ConnectionTrait>(
     c: &C,
     number: u64,
@@ -676,4 +706,29 @@ async fn upsert_hash<C: sea_orm::ConnectionTrait>(
     .exec(c)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_range;
+
+    #[test]
+    fn range_refusals_are_told_from_rate_limits() {
+        for refused in [
+            "query returned more than 10000 results",
+            "block range is too wide",
+            "exceed maximum block range: 2000",
+            "Log response size exceeded",
+        ] {
+            assert!(refused_range(refused), "{refused}");
+        }
+        for other in [
+            "HTTP 429 Too Many Requests",
+            "rate limit reached",
+            "connection refused",
+            "error sending request",
+        ] {
+            assert!(!refused_range(other), "{other}");
+        }
+    }
 }

@@ -1,0 +1,185 @@
+//! An HTTP proxy in front of anvil that fails on purpose: it drops some connections without an
+//! answer and answers others `429 Too Many Requests`, the way overloaded or rate-limited RPC
+//! providers do, and refuses `eth_getLogs` ranges wider than a few blocks, as capped providers
+//! do. The indexer must retry and halve its ranges through it and end in exactly the state a
+//! direct replay produces.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::dbs::{Kind, TestDb};
+use crate::world::{options, World};
+
+/// Counts what the proxy did.
+#[derive(Debug, Default)]
+struct Counters {
+    forwarded: AtomicUsize,
+    dropped: AtomicUsize,
+    limited: AtomicUsize,
+    /// `eth_getLogs` calls refused for spanning more than [`MAX_LOG_RANGE`] blocks.
+    refused: AtomicUsize,
+}
+
+/// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
+const MAX_LOG_RANGE: u64 = 5;
+
+/// The block span of an `eth_getLogs` request, if the body is one.
+fn log_range(body: &[u8]) -> Option<u64> {
+    let request: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if request["method"] != "eth_getLogs" {
+        return None;
+    }
+    let number = |key: &str| {
+        let text = request["params"][0][key].as_str()?;
+        u64::from_str_radix(text.trim_start_matches("0x"), 16).ok()
+    };
+    Some(number("toBlock")? + 1 - number("fromBlock")?)
+}
+
+/// Starts the proxy; about one request in `every` fails (dropped or rate-limited), picked by a
+/// hash of its sequence number so failures do not fall into step with the client's calls.
+async fn start_proxy(upstream: String, every: usize) -> (String, Arc<Counters>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counters = Arc::new(Counters::default());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let c = counters.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (http, upstream, c, seen) =
+                (http.clone(), upstream.clone(), c.clone(), seen.clone());
+            tokio::spawn(async move {
+                let _ = serve(socket, http, upstream, c, seen, every).await;
+            });
+        }
+    });
+    (url, counters)
+}
+
+async fn serve(
+    socket: TcpStream,
+    http: reqwest::Client,
+    upstream: String,
+    counters: Arc<Counters>,
+    seen: Arc<AtomicUsize>,
+    every: usize,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(socket);
+    loop {
+        // Request line and headers.
+        let mut length = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await?;
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = trimmed.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await?;
+        let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        if h.is_multiple_of(every as u64) {
+            if (h / every as u64).is_multiple_of(2) {
+                counters.dropped.fetch_add(1, Ordering::SeqCst);
+                // Hang up without an answer: a dropped connection.
+                return Ok(());
+            }
+            counters.limited.fetch_add(1, Ordering::SeqCst);
+            let answer = "rate limited";
+            let response = format!(
+                "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            reader.get_mut().write_all(response.as_bytes()).await?;
+            continue;
+        }
+        if log_range(&body).is_some_and(|span| span > MAX_LOG_RANGE) {
+            counters.refused.fetch_add(1, Ordering::SeqCst);
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let answer = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": request["id"],
+                "error": { "code": -32005, "message": format!("block range too large: at most {MAX_LOG_RANGE} blocks") }
+            })
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            reader.get_mut().write_all(response.as_bytes()).await?;
+            continue;
+        }
+        let answer = http
+            .post(&upstream)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(std::io::Error::other)?
+            .bytes()
+            .await
+            .map_err(std::io::Error::other)?;
+        counters.forwarded.fetch_add(1, Ordering::SeqCst);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            answer.len()
+        );
+        let socket = reader.get_mut();
+        socket.write_all(head.as_bytes()).await?;
+        socket.write_all(&answer).await?;
+    }
+}
+
+#[tokio::test]
+async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), 4).await;
+
+    let db = TestDb::new(Kind::Sqlite).await;
+    let flaky_options = registry::indexer::Options {
+        max_range: 50,
+        max_retries: None,
+        ..options()
+    };
+    let mut indexer = registry::indexer::Indexer::open(
+        db.open().await,
+        &proxy,
+        world.deployment(),
+        Some(world.store()),
+        flaky_options,
+    )
+    .await
+    .unwrap();
+    indexer.sync().await.unwrap();
+    assert!(counters.dropped.load(Ordering::SeqCst) > 0, "{counters:?}");
+    assert!(counters.limited.load(Ordering::SeqCst) > 0, "{counters:?}");
+    assert!(
+        counters.refused.load(Ordering::SeqCst) > 0,
+        "ranges were halved: {counters:?}"
+    );
+
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.snapshot().await.unwrap(),
+        replay.open().await.snapshot().await.unwrap()
+    );
+}
