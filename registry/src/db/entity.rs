@@ -10,11 +10,19 @@ pub(crate) trait Versioned: Clone + Send + Sync + 'static {
     const TABLE: &'static str;
     fn vid(&self) -> i64;
     fn valid_from(&self) -> i64;
-    /// Inserts the row as a new version from block `from` (a fresh `vid`, `valid_to` NULL).
-    async fn insert_in<C: ConnectionTrait>(self, c: &C, from: i64) -> Result<(), sea_orm::DbErr>;
+    fn valid_to(&self) -> Option<i64>;
+    /// Sets the blocks the version is valid for.
+    fn set_validity(&mut self, from: i64, to: Option<i64>);
+    /// Inserts the rows as new versions with fresh `vid`s and their own validity, in
+    /// multi-row statements.
+    async fn insert_all<C: ConnectionTrait>(rows: Vec<Self>, c: &C) -> Result<(), sea_orm::DbErr>;
     /// Writes every column of the row over the version with its `vid`.
     async fn update_in<C: ConnectionTrait>(self, c: &C) -> Result<(), sea_orm::DbErr>;
 }
+
+/// Rows per multi-row insert: the widest table has about 20 columns, which keeps a statement
+/// well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 500;
 
 macro_rules! versioned_entity {
     ($module:ident, $table:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
@@ -47,13 +55,23 @@ macro_rules! versioned_entity {
             fn valid_from(&self) -> i64 {
                 self.valid_from
             }
-            async fn insert_in<C: ConnectionTrait>(mut self, c: &C, from: i64) -> Result<(), sea_orm::DbErr> {
-                use sea_orm::{ActiveModelTrait as _, EntityTrait as _};
+            fn valid_to(&self) -> Option<i64> {
+                self.valid_to
+            }
+            fn set_validity(&mut self, from: i64, to: Option<i64>) {
                 self.valid_from = from;
-                self.valid_to = None;
-                let mut active = $module::ActiveModel::from(self).reset_all();
-                active.vid = sea_orm::ActiveValue::NotSet;
-                $module::Entity::insert(active).exec_without_returning(c).await?;
+                self.valid_to = to;
+            }
+            async fn insert_all<C: ConnectionTrait>(rows: Vec<Self>, c: &C) -> Result<(), sea_orm::DbErr> {
+                use sea_orm::{ActiveModelTrait as _, EntityTrait as _};
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let actives = chunk.iter().cloned().map(|row| {
+                        let mut active = $module::ActiveModel::from(row).reset_all();
+                        active.vid = sea_orm::ActiveValue::NotSet;
+                        active
+                    });
+                    $module::Entity::insert_many(actives).exec_without_returning(c).await?;
+                }
                 Ok(())
             }
             async fn update_in<C: ConnectionTrait>(self, c: &C) -> Result<(), sea_orm::DbErr> {

@@ -221,28 +221,3 @@ pub(crate) async fn prune<C: ConnectionTrait>(
     }
     Ok(())
 }
-
-/// Writes `next` as the new version of `current` at `block`: in place when `current` was
-/// itself written in this block, else by closing `current` and inserting `next`.
-pub(crate) async fn replace<M, C>(
-    c: &C,
-    current: &M,
-    next: M,
-    block: i64,
-) -> std::result::Result<(), sea_orm::DbErr>
-where
-    M: Versioned,
-    C: ConnectionTrait,
-{
-    if current.valid_from() == block {
-        next.update_in(c).await
-    } else {
-        let close = Query::update()
-            .table(Alias::new(M::TABLE))
-            .value(Alias::new("valid_to"), block)
-            .and_where(Expr::col(Alias::new("vid")).eq(current.vid()))
-            .to_owned();
-        c.execute(&close).await?;
-        next.insert_in(c, block).await
-    }
-}

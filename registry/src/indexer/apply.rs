@@ -1,5 +1,6 @@
-//! Applying decoded events to the database, inside the caller's transaction. Every write is a
-//! row version at the event's block (see the `migrations` crate), so a reorg can undo it.
+//! Applying decoded events to the step's [`Batch`], which writes them in the step's
+//! transaction. Every write is a row version at the event's block (see the `migrations`
+//! crate), so a reorg can undo it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -9,12 +10,12 @@ use fingerprint::{Fingerprint, Verdict};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use super::batch::Batch;
 use super::events::{address, hash, Event, Position};
 use crate::db::entity::{
     balances, credits, fingerprints, licenses, lineage, models, offerings, similarities, transfers,
     withdrawals,
 };
-use crate::db::{replace, Versioned};
 
 /// Pairs less similar than this are not stored (unless the verdict says they are related).
 pub const SIMILARITY_FLOOR: f64 = 0.1;
@@ -116,9 +117,10 @@ fn missing(what: &str, id: impl std::fmt::Display, pos: &Position) -> DbErr {
     ))
 }
 
-/// Applies one event.
-pub async fn apply<C: ConnectionTrait>(
+/// Applies one event; rows it changes are read from `batch`, else from `c`.
+pub(crate) async fn apply<C: ConnectionTrait>(
     c: &C,
+    batch: &mut Batch,
     pos: &Position,
     event: &Event,
     provenance: Option<&Provenance>,
@@ -137,26 +139,25 @@ pub async fn apply<C: ConnectionTrait>(
                     encoding,
                 }) => {
                     let flagged =
-                        record_fingerprint(c, block, model_id, fingerprint, encoding, known)
-                            .await?;
+                        record_fingerprint(batch, block, model_id, fingerprint, encoding, known);
                     known.fingerprints.push((model_id, fingerprint.clone()));
                     (name.clone(), flagged)
                 }
                 Some(Provenance::Unavailable { name, reason }) => {
-                    record_missing(c, block, model_id, "unavailable", reason).await?;
+                    record_missing(batch, block, model_id, "unavailable", reason);
                     (name.clone(), None)
                 }
                 Some(Provenance::Invalid { name, reason }) => {
-                    record_missing(c, block, model_id, "invalid", reason).await?;
+                    record_missing(batch, block, model_id, "invalid", reason);
                     (name.clone(), None)
                 }
                 None => {
-                    record_missing(c, block, model_id, "unavailable", "no content store").await?;
+                    record_missing(batch, block, model_id, "unavailable", "no content store");
                     (None, None)
                 }
             };
             let m = &e.model;
-            models::Model {
+            let row = models::Model {
                 vid: 0,
                 id: model_id,
                 owner: address(e.owner),
@@ -176,11 +177,10 @@ pub async fn apply<C: ConnectionTrait>(
                 flagged_similarity: flagged.map(|(_, s)| s),
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
-            .await?;
+            };
+            batch.models.insert(model_id, row, block);
             for (position, p) in e.parents.iter().enumerate() {
-                lineage::Model {
+                let edge = lineage::Model {
                     vid: 0,
                     child_id: model_id,
                     parent_id: id(p.model_id),
@@ -190,9 +190,8 @@ pub async fn apply<C: ConnectionTrait>(
                     block_number: block,
                     valid_from: block,
                     valid_to: None,
-                }
-                .insert_in(c, block)
-                .await?;
+                };
+                batch.lineage.insert(edge, block);
             }
         }
         Event::ModelTransfer {
@@ -200,23 +199,28 @@ pub async fn apply<C: ConnectionTrait>(
             to,
             id: token,
         } => {
-            transfer(c, pos, "model", *from, *to, *token).await?;
+            transfer(batch, pos, "model", *from, *to, *token);
             // The mint's own Transfer comes before ModelMinted, which sets the owner.
             if !from.is_zero() {
-                let row = models::Entity::find()
-                    .filter(models::Column::Id.eq(*token as i64))
-                    .filter(current())
-                    .one(c)
+                let token = *token as i64;
+                let row = batch
+                    .models
+                    .get(token, || {
+                        models::Entity::find()
+                            .filter(models::Column::Id.eq(token))
+                            .filter(current())
+                            .one(c)
+                    })
                     .await?
                     .ok_or_else(|| missing("model", token, pos))?;
-                let mut next = row.clone();
+                let mut next = row;
                 next.owner = address(*to);
-                replace(c, &row, next, block).await?;
+                batch.models.replace(token, next, block)?;
             }
         }
         Event::OfferingPublished(e) => {
             let t = &e.terms;
-            offerings::Model {
+            let row = offerings::Model {
                 vid: 0,
                 id: id(e.offering_id),
                 model_id: id(e.model_id),
@@ -237,19 +241,17 @@ pub async fn apply<C: ConnectionTrait>(
                 block_number: block,
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
-            .await?;
+            };
+            batch.offerings.insert(row.id, row, block);
         }
         Event::OfferingClosed(e) => {
-            let row = offering(c, id(e.offering_id), pos).await?;
-            let mut next = row.clone();
+            let mut next = offering(c, batch, id(e.offering_id), pos).await?;
             next.closed = true;
-            replace(c, &row, next, block).await?;
+            batch.offerings.replace(next.id, next, block)?;
         }
         Event::LicensePurchased(e) => {
-            let o = offering(c, id(e.offering_id), pos).await?;
-            licenses::Model {
+            let o = offering(c, batch, id(e.offering_id), pos).await?;
+            let row = licenses::Model {
                 vid: 0,
                 id: id(e.license_id),
                 offering_id: o.id,
@@ -270,35 +272,32 @@ pub async fn apply<C: ConnectionTrait>(
                 block_number: block,
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
-            .await?;
-            let mut next = o.clone();
+            };
+            batch.licenses.insert(row.id, row, block);
+            let mut next = o;
             next.sold += 1;
-            replace(c, &o, next, block).await?;
+            batch.offerings.replace(next.id, next, block)?;
         }
         Event::LicenseRenewed(e) => {
-            let row = license(c, id(e.license_id), pos).await?;
-            let mut next = row.clone();
+            let mut next = license(c, batch, id(e.license_id), pos).await?;
             next.start = e.start as i64;
             next.expiry = e.expiry as i64;
-            replace(c, &row, next, block).await?;
+            batch.licenses.replace(next.id, next, block)?;
         }
         Event::LicenseTransfer {
             from,
             to,
             id: token,
         } => {
-            transfer(c, pos, "license", *from, *to, *token).await?;
+            transfer(batch, pos, "license", *from, *to, *token);
             if !from.is_zero() {
-                let row = license(c, *token as i64, pos).await?;
-                let mut next = row.clone();
+                let mut next = license(c, batch, *token as i64, pos).await?;
                 next.holder = address(*to);
-                replace(c, &row, next, block).await?;
+                batch.licenses.replace(next.id, next, block)?;
             }
         }
         Event::PaymentCredited(e) => {
-            credits::Model {
+            let row = credits::Model {
                 vid: 0,
                 account: address(e.account),
                 currency: address(e.currency),
@@ -310,13 +309,21 @@ pub async fn apply<C: ConnectionTrait>(
                 tx_hash: hash(pos.tx),
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
+            };
+            batch.credits.insert(row, block);
+            add_to_balance(
+                c,
+                batch,
+                block,
+                e.account,
+                e.currency,
+                e.amount,
+                U256::zero(),
+            )
             .await?;
-            add_to_balance(c, block, e.account, e.currency, e.amount, U256::zero()).await?;
         }
         Event::Withdrawn(e) => {
-            withdrawals::Model {
+            let row = withdrawals::Model {
                 vid: 0,
                 account: address(e.account),
                 currency: address(e.currency),
@@ -327,10 +334,18 @@ pub async fn apply<C: ConnectionTrait>(
                 tx_hash: hash(pos.tx),
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
+            };
+            batch.withdrawals.insert(row, block);
+            add_to_balance(
+                c,
+                batch,
+                block,
+                e.account,
+                e.currency,
+                U256::zero(),
+                e.amount,
+            )
             .await?;
-            add_to_balance(c, block, e.account, e.currency, U256::zero(), e.amount).await?;
         }
     }
     Ok(())
@@ -338,40 +353,50 @@ pub async fn apply<C: ConnectionTrait>(
 
 async fn offering<C: ConnectionTrait>(
     c: &C,
+    batch: &mut Batch,
     offering: i64,
     pos: &Position,
 ) -> Result<offerings::Model, DbErr> {
-    offerings::Entity::find()
-        .filter(offerings::Column::Id.eq(offering))
-        .filter(current())
-        .one(c)
+    batch
+        .offerings
+        .get(offering, || {
+            offerings::Entity::find()
+                .filter(offerings::Column::Id.eq(offering))
+                .filter(current())
+                .one(c)
+        })
         .await?
         .ok_or_else(|| missing("offering", offering, pos))
 }
 
 async fn license<C: ConnectionTrait>(
     c: &C,
+    batch: &mut Batch,
     license: i64,
     pos: &Position,
 ) -> Result<licenses::Model, DbErr> {
-    licenses::Entity::find()
-        .filter(licenses::Column::Id.eq(license))
-        .filter(current())
-        .one(c)
+    batch
+        .licenses
+        .get(license, || {
+            licenses::Entity::find()
+                .filter(licenses::Column::Id.eq(license))
+                .filter(current())
+                .one(c)
+        })
         .await?
         .ok_or_else(|| missing("license", license, pos))
 }
 
-async fn transfer<C: ConnectionTrait>(
-    c: &C,
+fn transfer(
+    batch: &mut Batch,
     pos: &Position,
     token: &str,
     from: Address,
     to: Address,
     token_id: u64,
-) -> Result<(), DbErr> {
+) {
     let block = pos.block as i64;
-    transfers::Model {
+    let row = transfers::Model {
         vid: 0,
         token: token.into(),
         token_id: token_id as i64,
@@ -382,25 +407,30 @@ async fn transfer<C: ConnectionTrait>(
         tx_hash: hash(pos.tx),
         valid_from: block,
         valid_to: None,
-    }
-    .insert_in(c, block)
-    .await
+    };
+    batch.transfers.insert(row, block);
 }
 
 async fn add_to_balance<C: ConnectionTrait>(
     c: &C,
+    batch: &mut Batch,
     block: i64,
     account: Address,
     currency: Address,
     credited: U256,
     withdrawn: U256,
 ) -> Result<(), DbErr> {
-    let (account, currency) = (address(account), address(currency));
-    let row = balances::Entity::find()
-        .filter(balances::Column::Account.eq(account.clone()))
-        .filter(balances::Column::Currency.eq(currency.clone()))
-        .filter(current())
-        .one(c)
+    let key = (address(account), address(currency));
+    let (account, currency) = key.clone();
+    let row = batch
+        .balances
+        .get(key.clone(), || {
+            balances::Entity::find()
+                .filter(balances::Column::Account.eq(account.clone()))
+                .filter(balances::Column::Currency.eq(currency.clone()))
+                .filter(current())
+                .one(c)
+        })
         .await?;
     let parse = |s: &str| {
         U256::from_dec_str(s).map_err(|_| DbErr::Custom(format!("balance {s:?} is not a number")))
@@ -410,10 +440,10 @@ async fn add_to_balance<C: ConnectionTrait>(
             let mut next = row.clone();
             next.credited = (parse(&row.credited)? + credited).to_string();
             next.withdrawn = (parse(&row.withdrawn)? + withdrawn).to_string();
-            replace(c, &row, next, block).await
+            batch.balances.replace(key, next, block)
         }
         None => {
-            balances::Model {
+            let row = balances::Model {
                 vid: 0,
                 account,
                 currency,
@@ -421,21 +451,15 @@ async fn add_to_balance<C: ConnectionTrait>(
                 withdrawn: withdrawn.to_string(),
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
-            .await
+            };
+            batch.balances.insert(key, row, block);
+            Ok(())
         }
     }
 }
 
-async fn record_missing<C: ConnectionTrait>(
-    c: &C,
-    block: i64,
-    model_id: i64,
-    status: &str,
-    reason: &str,
-) -> Result<(), DbErr> {
-    fingerprints::Model {
+fn record_missing(batch: &mut Batch, block: i64, model_id: i64, status: &str, reason: &str) {
+    let row = fingerprints::Model {
         vid: 0,
         model_id,
         status: status.into(),
@@ -445,22 +469,21 @@ async fn record_missing<C: ConnectionTrait>(
         encoding: None,
         valid_from: block,
         valid_to: None,
-    }
-    .insert_in(c, block)
-    .await
+    };
+    batch.fingerprints.insert(row, block);
 }
 
 /// Stores the fingerprint and its similarities to every registered model; returns the most
 /// similar earlier model it reads as derived from without having it as an ancestor.
-async fn record_fingerprint<C: ConnectionTrait>(
-    c: &C,
+fn record_fingerprint(
+    batch: &mut Batch,
     block: i64,
     model_id: i64,
     fp: &Fingerprint,
     encoding: &[u8],
     known: &Known,
-) -> Result<Option<(i64, f64)>, DbErr> {
-    fingerprints::Model {
+) -> Option<(i64, f64)> {
+    let row = fingerprints::Model {
         vid: 0,
         model_id,
         status: "ok".into(),
@@ -470,9 +493,8 @@ async fn record_fingerprint<C: ConnectionTrait>(
         encoding: Some(encoding.to_vec()),
         valid_from: block,
         valid_to: None,
-    }
-    .insert_in(c, block)
-    .await?;
+    };
+    batch.fingerprints.insert(row, block);
     let mut flagged: Option<(i64, f64)> = None;
     for (other, theirs) in &known.fingerprints {
         if *other == model_id {
@@ -484,7 +506,7 @@ async fn record_fingerprint<C: ConnectionTrait>(
             continue;
         }
         for (a, b) in [(model_id, *other), (*other, model_id)] {
-            similarities::Model {
+            let row = similarities::Model {
                 vid: 0,
                 model_id: a,
                 other_id: b,
@@ -493,9 +515,8 @@ async fn record_fingerprint<C: ConnectionTrait>(
                 log10_false_positive: cmp.log10_false_positive_probability,
                 valid_from: block,
                 valid_to: None,
-            }
-            .insert_in(c, block)
-            .await?;
+            };
+            batch.similarities.insert(row, block);
         }
         if related
             && !known.explained(model_id, *other)
@@ -504,5 +525,5 @@ async fn record_fingerprint<C: ConnectionTrait>(
             flagged = Some((*other, cmp.similarity));
         }
     }
-    Ok(flagged)
+    flagged
 }

@@ -25,6 +25,7 @@
 //!   declared lineage does not explain is flagged.
 
 pub mod apply;
+pub(crate) mod batch;
 pub mod events;
 pub mod lock;
 
@@ -469,23 +470,29 @@ impl Indexer {
             url: db::redact(self.db.url()),
             message: e.to_string(),
         };
+        let horizon = head.saturating_sub(self.options.reorg_window);
+        let prunes = horizon > 0 && horizon < b;
         let tx = self.db.conn().begin().await.map_err(err)?;
+        let mut batch = batch::Batch::default();
         for ((pos, event), prov) in decoded.iter().zip(provenance) {
-            apply::apply(&tx, pos, event, prov.as_ref(), known)
+            apply::apply(&tx, &mut batch, pos, event, prov.as_ref(), known)
                 .await
                 .map_err(err)?;
         }
+        batch
+            .flush(&tx, prunes.then_some(horizon as i64))
+            .await
+            .map_err(err)?;
         let last_hash = events::hash(last.hash.unwrap_or_default());
         upsert_block(&tx, a, &events::hash(first.hash.unwrap_or_default()), first)
             .await
             .map_err(err)?;
-        for (number, hash) in log_blocks {
-            if *number != a && *number != b {
-                upsert_hash(&tx, *number, &events::hash(*hash))
-                    .await
-                    .map_err(err)?;
-            }
-        }
+        let between: Vec<(u64, String)> = log_blocks
+            .iter()
+            .filter(|(number, _)| *number != a && *number != b)
+            .map(|(number, hash)| (*number, events::hash(*hash)))
+            .collect();
+        upsert_hashes(&tx, &between).await.map_err(err)?;
         upsert_block(&tx, b, &last_hash, last).await.map_err(err)?;
         let finalized = head.saturating_sub(self.options.confirmations);
         let mut state = self.state.clone();
@@ -498,8 +505,7 @@ impl Indexer {
             .exec(&tx)
             .await
             .map_err(err)?;
-        let horizon = head.saturating_sub(self.options.reorg_window);
-        if horizon > 0 && horizon < b {
+        if prunes {
             db::prune(&tx, horizon as i64).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
@@ -687,24 +693,28 @@ async fn upsert_block<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-async fn upsert_hash<C: sea_orm::ConnectionTrait>(
+/// Records the hashes of blocks inside a range (whose headers were not read), for reorg
+/// checks; `hashes` holds distinct numbers.
+async fn upsert_hashes<C: sea_orm::ConnectionTrait>(
     c: &C,
-    number: u64,
-    hash: &str,
+    hashes: &[(u64, String)],
 ) -> std::result::Result<(), sea_orm::DbErr> {
-    blocks::Entity::insert(blocks::ActiveModel {
-        number: Set(number as i64),
-        hash: Set(hash.to_string()),
-        parent_hash: Set(String::new()),
-        timestamp: Set(0),
-    })
-    .on_conflict(
-        OnConflict::column(blocks::Column::Number)
-            .update_columns([blocks::Column::Hash])
-            .to_owned(),
-    )
-    .exec(c)
-    .await?;
+    for chunk in hashes.chunks(1_000) {
+        let rows = chunk.iter().map(|(number, hash)| blocks::ActiveModel {
+            number: Set(*number as i64),
+            hash: Set(hash.clone()),
+            parent_hash: Set(String::new()),
+            timestamp: Set(0),
+        });
+        blocks::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(blocks::Column::Number)
+                    .update_columns([blocks::Column::Hash])
+                    .to_owned(),
+            )
+            .exec_without_returning(c)
+            .await?;
+    }
     Ok(())
 }
 
