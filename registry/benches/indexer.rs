@@ -1,7 +1,7 @@
 //! Indexing throughput: generates a workload of at least 50,000 events on a managed anvil
-//! (licenses of a derivative model, each purchase emitting a Transfer, a LicensePurchased and
-//! two PaymentCredited events), then indexes it from scratch into SQLite and into PostgreSQL
-//! and prints events per second.
+//! (licenses of the eighth generation of a lineage of fine-tunes, each purchase emitting a
+//! Transfer, a LicensePurchased and nine PaymentCredited events: royalties up the lineage),
+//! then indexes it from scratch into SQLite and into PostgreSQL and prints events per second.
 //!
 //! `cargo bench -p registry --bench indexer` (or `bash scripts/bench-read-side.sh`). Set
 //! `BENCH_EVENTS` to change the size, `REGISTRY_TEST_POSTGRES` to change the server.
@@ -26,8 +26,11 @@ use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
 use sea_orm::ConnectionTrait;
 
-/// Events per purchase of a license of a model with one royalty-owing parent.
-const EVENTS_PER_SALE: usize = 4;
+/// Derivative generations above the base model whose licenses are sold: each purchase credits
+/// the model's owner and every ancestor (each generation owes its parent 20%).
+const GENERATIONS: usize = 8;
+/// Events per purchase: a Transfer, a LicensePurchased and a PaymentCredited per generation.
+const EVENTS_PER_SALE: usize = 2 + GENERATIONS + 1;
 
 fn terms(model: U256, kind: LicenseKind, price: U256, royalty: u16) -> OfferingTerms {
     OfferingTerms {
@@ -64,10 +67,11 @@ async fn workload(
             Market::new(client, deployment).await.unwrap()
         }
     };
-    let (author, deriver) = (market(0).await, market(1).await);
-    let request = |path: std::path::PathBuf, name: &str, parents| MintRequest {
+    // Generation g is minted by owner g % 2 under a fine-tune license of generation g − 1.
+    let owners = [market(0).await, market(1).await];
+    let request = |path: std::path::PathBuf, name: String, parents| MintRequest {
         weights: path,
-        name: name.into(),
+        name,
         description: None,
         parents,
         to: None,
@@ -75,75 +79,80 @@ async fn workload(
         backend: fingerprint::BackendKind::Cpu,
         cid_version: Version::V1,
     };
-    models::write_model(&dir.join("base.safetensors"), 1, 0.0);
-    models::write_model(&dir.join("tuned.safetensors"), 1, 0.03);
-    let base = mint(
-        &author,
-        store,
-        &request(dir.join("base.safetensors"), "base", vec![]),
-        &Silent,
-    )
-    .await
-    .unwrap()
-    .model;
-    let (ft, _) = author
-        .publish(terms(base, LicenseKind::FineTune, U256::from(1000), 2_000))
-        .await
-        .unwrap();
-    let license = deriver
-        .buy(ft, deriver.address(), U256::from(1000))
+    let mut model = U256::zero();
+    for g in 0..=GENERATIONS {
+        let path = dir.join(format!("gen-{g}.safetensors"));
+        models::write_model(&path, 1, 0.005 * g as f32);
+        let owner = &owners[g % 2];
+        let parents = if g == 0 {
+            vec![]
+        } else {
+            let (ft, _) = owners[(g - 1) % 2]
+                .publish(terms(model, LicenseKind::FineTune, U256::from(1000), 2_000))
+                .await
+                .unwrap();
+            let license = owner
+                .buy(ft, owner.address(), U256::from(1000))
+                .await
+                .unwrap()
+                .license;
+            vec![(model, license)]
+        };
+        model = mint(
+            owner,
+            store,
+            &request(path, format!("gen-{g}"), parents),
+            &Silent,
+        )
         .await
         .unwrap()
-        .license;
-    let tuned = mint(
-        &deriver,
-        store,
-        &request(
-            dir.join("tuned.safetensors"),
-            "tuned",
-            vec![(base, license)],
-        ),
-        &Silent,
-    )
-    .await
-    .unwrap()
-    .model;
-    let price = U256::from(10_000);
-    let (offering, _) = deriver
-        .publish(terms(tuned, LicenseKind::Access, price, 0))
+        .model;
+    }
+    // Large enough that the deepest ancestor's share (0.2^8 of it) is not rounded to zero.
+    let price = U256::exp10(15);
+    let (offering, _) = owners[GENERATIONS % 2]
+        .publish(terms(model, LicenseKind::Access, price, 0))
         .await
         .unwrap();
 
-    // Sent back to back from several buyers with explicit nonces, without waiting for receipts
-    // (anvil mines each as it arrives). Filling a mempool and mining it in bulk loses
-    // transactions on anvil 1.7.
+    // Eight buyers send concurrently, each its next purchase once the last one is mined (anvil
+    // 1.7 drops transactions from a pool filled faster than it mines; a dropped purchase is
+    // sent again with the same nonce).
     let provider = chain::provider(devnet.endpoint()).unwrap();
     let buyers: Vec<Market> = futures::future::join_all((2..10).map(market)).await;
-    let mut nonces = Vec::new();
-    for b in &buyers {
-        nonces.push(
-            provider
-                .get_transaction_count(b.address(), None)
-                .await
-                .unwrap(),
-        );
-    }
     let started = Instant::now();
-    for i in 0..sales {
-        let k = i % buyers.len();
-        let (_, market_contract) = deployment.contracts(buyers[k].client().clone());
-        let call = market_contract
-            .buy(offering, buyers[k].address(), price)
-            .value(price)
-            .nonce(nonces[k])
-            .gas(400_000);
-        call.send().await.unwrap();
-        nonces[k] += U256::one();
-    }
+    let count = buyers.len();
+    futures::future::join_all(buyers.iter().enumerate().map(|(k, buyer)| {
+        let deployment = deployment.clone();
+        async move {
+            let (_, market_contract) = deployment.contracts(buyer.client().clone());
+            for _ in (k..sales).step_by(count) {
+                let call = market_contract
+                    .buy(offering, buyer.address(), price)
+                    .value(price)
+                    .gas(1_500_000);
+                loop {
+                    let pending = call.send().await.unwrap();
+                    match pending.await.unwrap() {
+                        Some(receipt) => {
+                            assert_eq!(receipt.status, Some(1.into()), "a purchase reverted");
+                            break;
+                        }
+                        None => eprintln!("a purchase was dropped by anvil; sending it again"),
+                    }
+                }
+            }
+        }
+    }))
+    .await;
 
-    let (_, market_contract) = deployment.contracts(deriver.client().clone());
+    let (_, market_contract) = deployment.contracts(owners[0].client().clone());
     let sold = market_contract.total_licenses().call().await.unwrap();
-    assert_eq!(sold.as_usize(), sales + 1, "every purchase was mined");
+    assert_eq!(
+        sold.as_usize(),
+        sales + GENERATIONS,
+        "every purchase was mined"
+    );
     eprintln!(
         "workload: {sales} purchases sent and mined in {:.1} s, head at block {}",
         started.elapsed().as_secs_f64(),
@@ -217,6 +226,7 @@ fn main() {
     runtime.block_on(async {
         let options = DevnetOptions {
             accounts: 10,
+            prune_history: true,
             ..DevnetOptions::default()
         };
         let devnet = Devnet::start(&options).await.unwrap();

@@ -24,6 +24,10 @@ pub struct DevnetOptions {
     pub block_time: Option<u64>,
     /// Dev accounts to create, each funded with 10,000 ether.
     pub accounts: u32,
+    /// Keep no state of past blocks (`anvil --prune-history`): calls at an old block fail,
+    /// but a long run stays fast (anvil otherwise snapshots the whole state at every block,
+    /// so each block costs more than the last).
+    pub prune_history: bool,
 }
 
 impl Default for DevnetOptions {
@@ -33,6 +37,7 @@ impl Default for DevnetOptions {
             chain_id: 31337,
             block_time: None,
             accounts: 10,
+            prune_history: false,
         }
     }
 }
@@ -62,6 +67,9 @@ impl Devnet {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if options.prune_history {
+            command.arg("--prune-history");
+        }
         if let Some(seconds) = options.block_time {
             command.args(["--block-time", &seconds.to_string()]);
         }
