@@ -10,12 +10,13 @@ use fingerprint::{Fingerprint, Verdict};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use super::batch::Batch;
+use super::batch::{Batch, Keyed};
 use super::events::{address, hash, Event, Position};
 use crate::db::entity::{
     balances, credits, fingerprints, licenses, lineage, models, offerings, similarities, transfers,
     withdrawals,
 };
+use crate::db::Versioned;
 
 /// Pairs less similar than this are not stored (unless the verdict says they are related).
 pub const SIMILARITY_FLOOR: f64 = 0.1;
@@ -203,17 +204,15 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             // The mint's own Transfer comes before ModelMinted, which sets the owner.
             if !from.is_zero() {
                 let token = *token as i64;
-                let row = batch
-                    .models
-                    .get(token, || {
-                        models::Entity::find()
-                            .filter(models::Column::Id.eq(token))
-                            .filter(current())
-                            .one(c)
-                    })
-                    .await?
-                    .ok_or_else(|| missing("model", token, pos))?;
-                let mut next = row;
+                let mut next = current_row::<models::Entity, _>(
+                    c,
+                    &mut batch.models,
+                    models::Column::Id,
+                    token,
+                    "model",
+                    pos,
+                )
+                .await?;
                 next.owner = address(*to);
                 batch.models.replace(token, next, block)?;
             }
@@ -351,40 +350,60 @@ pub(crate) async fn apply<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The current version of the row whose `column` is `id`: the step's own latest, else the
+/// database's.
+async fn current_row<E, C>(
+    c: &C,
+    rows: &mut Keyed<i64, E::Model>,
+    column: E::Column,
+    id: i64,
+    what: &str,
+    pos: &Position,
+) -> Result<E::Model, DbErr>
+where
+    E: EntityTrait,
+    E::Model: Versioned,
+    C: ConnectionTrait,
+{
+    rows.get(id, || {
+        E::find().filter(column.eq(id)).filter(current()).one(c)
+    })
+    .await?
+    .ok_or_else(|| missing(what, id, pos))
+}
+
 async fn offering<C: ConnectionTrait>(
     c: &C,
     batch: &mut Batch,
-    offering: i64,
+    id: i64,
     pos: &Position,
 ) -> Result<offerings::Model, DbErr> {
-    batch
-        .offerings
-        .get(offering, || {
-            offerings::Entity::find()
-                .filter(offerings::Column::Id.eq(offering))
-                .filter(current())
-                .one(c)
-        })
-        .await?
-        .ok_or_else(|| missing("offering", offering, pos))
+    current_row::<offerings::Entity, _>(
+        c,
+        &mut batch.offerings,
+        offerings::Column::Id,
+        id,
+        "offering",
+        pos,
+    )
+    .await
 }
 
 async fn license<C: ConnectionTrait>(
     c: &C,
     batch: &mut Batch,
-    license: i64,
+    id: i64,
     pos: &Position,
 ) -> Result<licenses::Model, DbErr> {
-    batch
-        .licenses
-        .get(license, || {
-            licenses::Entity::find()
-                .filter(licenses::Column::Id.eq(license))
-                .filter(current())
-                .one(c)
-        })
-        .await?
-        .ok_or_else(|| missing("license", license, pos))
+    current_row::<licenses::Entity, _>(
+        c,
+        &mut batch.licenses,
+        licenses::Column::Id,
+        id,
+        "license",
+        pos,
+    )
+    .await
 }
 
 fn transfer(
