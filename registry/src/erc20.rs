@@ -68,9 +68,21 @@ impl Erc20 {
             .map_err(|e| self.error("balanceOf()", e))
     }
 
-    /// Approves `spender` for `amount` unless the signer's allowance already covers it.
+    /// Approves `spender` for `amount` unless the signer's allowance already covers it. A signer
+    /// holding less than `amount` is refused here, before the approval is paid for: the token's
+    /// own revert inside the market's call would reach the user as an undecoded error.
     pub async fn approve_at_least(&self, spender: Address, amount: U256) -> Result<()> {
         let owner = self.token.client().address();
+        let held = self.balance_of(owner).await?;
+        if held < amount {
+            let decimals = self.decimals().await?;
+            return Err(Error::InsufficientTokens {
+                token: self.address,
+                account: owner,
+                have: crate::amount::format_amount(held, decimals),
+                need: crate::amount::format_amount(amount, decimals),
+            });
+        }
         let allowance = self
             .token
             .allowance(owner, spender)

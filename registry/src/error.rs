@@ -41,6 +41,14 @@ pub enum Error {
     TxFailed { tx: String },
     #[error("transaction was dropped from the mempool before it was mined")]
     TxDropped,
+    #[error("the signer {account:?} holds {have} of token {token:?}, the price is {need}")]
+    InsufficientTokens {
+        token: ethers::types::Address,
+        account: ethers::types::Address,
+        /// Both amounts in whole units of the token (`2.5`).
+        have: String,
+        need: String,
+    },
     #[error("{context}: {message}")]
     Contract { context: String, message: String },
     // ---- content store

@@ -12,6 +12,15 @@ contract MockERC20 is ERC20 {
     }
 }
 
+/// @notice A mintable ERC-20 with 6 decimals, as most dollar tokens have, for the clients' tests.
+contract SixDecimalsERC20 is MockERC20 {
+    constructor() MockERC20("Test Dollar", "TUSD") {}
+
+    function decimals() public pure override returns (uint8) {
+        return 6;
+    }
+}
+
 /// @notice An ERC-20 that burns `feeBps` of every transfer, so the receiver gets less than sent.
 contract FeeOnTransferERC20 is ERC20 {
     uint256 public immutable feeBps;

@@ -149,6 +149,9 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             {
                 Some("the signer cannot pay the price plus gas: fund it, or sign with another account".into())
             }
+            registry::Error::InsufficientTokens { token, .. } => Some(format!(
+                "the offering is priced in the ERC-20 token {token:?}: get enough of it, or sign with another account"
+            )),
             registry::Error::Reverted { reason, .. } if reason.starts_with("PriceAboveMax") => {
                 Some("raise --max-price to at least the price".into())
             }

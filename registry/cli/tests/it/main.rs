@@ -12,6 +12,7 @@ mod market;
 #[path = "../../../tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod models;
+mod token;
 
 use std::process::Command;
 

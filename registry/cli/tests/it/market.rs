@@ -14,23 +14,23 @@ use crate::jsipfs::JsIpfs;
 use crate::models::write_model;
 use crate::registry;
 
-const ACCOUNT: [&str; 3] = [
+pub(crate) const ACCOUNT: [&str; 3] = [
     "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
     "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
     "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
 ];
-const DAY: u64 = 86_400;
+pub(crate) const DAY: u64 = 86_400;
 
-struct Env {
-    runtime: tokio::runtime::Runtime,
-    devnet: Devnet,
-    dir: tempfile::TempDir,
-    ipfs: String,
+pub(crate) struct Env {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) devnet: Devnet,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ipfs: String,
     _daemon: Option<JsIpfs>,
 }
 
 impl Env {
-    fn start(kubo: bool) -> Self {
+    pub(crate) fn start(kubo: bool) -> Self {
         // Multi-threaded, so the task draining anvil's output runs while the test blocks.
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let devnet = runtime
@@ -55,12 +55,12 @@ impl Env {
         env
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Runs `registry` as dev account `account` on this deployment and content store.
-    fn run(&self, account: u32, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, account: u32, args: &[&str]) -> Output {
         registry()
             .current_dir(self.dir.path())
             .args(["--ipfs", &self.ipfs, "--dev-account", &account.to_string()])
@@ -70,7 +70,7 @@ impl Env {
     }
 
     /// Runs and expects success; returns stdout parsed as JSON when it is JSON.
-    fn ok(&self, account: u32, args: &[&str]) -> Value {
+    pub(crate) fn ok(&self, account: u32, args: &[&str]) -> Value {
         let out = self.run(account, args);
         assert!(
             out.status.success(),
@@ -82,7 +82,7 @@ impl Env {
     }
 
     /// Runs and expects exit code `code`; returns stderr.
-    fn fails(&self, account: u32, args: &[&str], code: i32) -> String {
+    pub(crate) fn fails(&self, account: u32, args: &[&str], code: i32) -> String {
         let out = self.run(account, args);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert_eq!(
@@ -94,13 +94,13 @@ impl Env {
         stderr
     }
 
-    fn credits(&self, account: usize) -> String {
+    pub(crate) fn credits(&self, account: usize) -> String {
         let v = self.ok(0, &["balance", ACCOUNT[account], "--json"]);
         v["credits"]["amount"].as_str().unwrap().to_string()
     }
 
     /// Moves the chain's clock forward and mines a block.
-    fn advance(&self, seconds: u64) {
+    pub(crate) fn advance(&self, seconds: u64) {
         let provider = registry::chain::provider(self.devnet.endpoint()).unwrap();
         self.runtime.block_on(async {
             let _: i64 = provider
@@ -113,14 +113,14 @@ impl Env {
     }
 }
 
-fn id(v: &Value, key: &str) -> String {
+pub(crate) fn id(v: &Value, key: &str) -> String {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("no {key} in {v}"))
         .to_string()
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
