@@ -68,6 +68,14 @@ impl Erc20 {
             .map_err(|e| self.error("balanceOf()", e))
     }
 
+    pub async fn allowance(&self, owner: Address, spender: Address) -> Result<U256> {
+        self.token
+            .allowance(owner, spender)
+            .call()
+            .await
+            .map_err(|e| self.error("allowance()", e))
+    }
+
     /// Approves `spender` for `amount` unless the signer's allowance already covers it. A signer
     /// holding less than `amount` is refused here, before the approval is paid for: the token's
     /// own revert inside the market's call would reach the user as an undecoded error.
@@ -83,13 +91,7 @@ impl Erc20 {
                 need: crate::amount::format_amount(amount, decimals),
             });
         }
-        let allowance = self
-            .token
-            .allowance(owner, spender)
-            .call()
-            .await
-            .map_err(|e| self.error("allowance()", e))?;
-        if allowance >= amount {
+        if self.allowance(owner, spender).await? >= amount {
             return Ok(());
         }
         let pending = self.token.approve(spender, amount);

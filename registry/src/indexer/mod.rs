@@ -699,6 +699,7 @@ async fn upsert_hashes<C: sea_orm::ConnectionTrait>(
     c: &C,
     hashes: &[(u64, String)],
 ) -> std::result::Result<(), sea_orm::DbErr> {
+    // Four columns a row: 1,000 rows stay well under SQLite's and PostgreSQL's parameter limits.
     for chunk in hashes.chunks(1_000) {
         let rows = chunk.iter().map(|(number, hash)| blocks::ActiveModel {
             number: Set(*number as i64),

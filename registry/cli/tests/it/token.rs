@@ -12,6 +12,7 @@ use ethers::abi::{Abi, Tokenize};
 use ethers::contract::{Contract, ContractFactory};
 use ethers::types::{Address, Bytes, U256};
 use registry::chain::{self, Client};
+use registry::erc20::Erc20;
 use serde_json::Value;
 
 use crate::market::{id, path_str, Env, ACCOUNT, DAY};
@@ -49,8 +50,10 @@ fn mock_tokens() -> impl Fn(&str) -> (Abi, Bytes) {
     }
 }
 
+/// A deployed mock token: minted through its own ABI, read through the client's [`Erc20`].
 struct Token {
     contract: Contract<Client>,
+    erc20: Erc20,
 }
 
 impl Token {
@@ -59,9 +62,10 @@ impl Token {
         (abi, bytecode): (Abi, Bytes),
         args: impl Tokenize,
     ) -> Self {
-        let factory = ContractFactory::new(abi, bytecode, client);
+        let factory = ContractFactory::new(abi, bytecode, client.clone());
         let contract = factory.deploy(args).unwrap().send().await.unwrap();
-        Self { contract }
+        let erc20 = Erc20::new(contract.address(), client);
+        Self { contract, erc20 }
     }
 
     fn address(&self) -> String {
@@ -76,24 +80,12 @@ impl Token {
     }
 
     async fn balance(&self, of: &str) -> U256 {
-        let of: Address = of.parse().unwrap();
-        self.contract
-            .method::<_, U256>("balanceOf", of)
-            .unwrap()
-            .call()
-            .await
-            .unwrap()
+        self.erc20.balance_of(of.parse().unwrap()).await.unwrap()
     }
 
     async fn allowance(&self, owner: &str, spender: &str) -> U256 {
-        let owner: Address = owner.parse().unwrap();
-        let spender: Address = spender.parse().unwrap();
-        self.contract
-            .method::<_, U256>("allowance", (owner, spender))
-            .unwrap()
-            .call()
-            .await
-            .unwrap()
+        let (owner, spender) = (owner.parse().unwrap(), spender.parse().unwrap());
+        self.erc20.allowance(owner, spender).await.unwrap()
     }
 }
 
