@@ -232,26 +232,31 @@ pub fn top_exponent(value: Value) -> Option<i32> {
     }
 }
 
-/// The fixed-point integer of `value` in a tensor whose largest finite magnitude has top
-/// exponent `top` and whose integers have `bits` magnitude bits:
-/// `round(value × 2^(bits - 1 - top))`, rounding half away from zero, so `|q| <= 2^bits`.
-/// NaN is 0; ±infinity saturates to ±2^bits (the largest magnitude a finite value can round to).
+/// The fixed-point integer of `value` at scale `top` with `bits` magnitude bits:
+/// `round(value × 2^(bits - 1 - top))`, rounding half away from zero, saturated so that
+/// `|q| <= 2^bits`: a value whose top exponent is above `top` (at least `2^(top+1)`) and
+/// ±infinity give ±2^bits. NaN is 0. (The scale comes from a quantile of the unit's exponents,
+/// [`crate::scale`], so an outlier saturates instead of deciding everyone else's resolution.)
 #[inline]
 pub fn fixed_point(value: Value, top: i32, bits: u32) -> i32 {
+    let saturated = |negative: bool| {
+        let q = 1i32 << bits;
+        if negative {
+            -q
+        } else {
+            q
+        }
+    };
     match value {
         Value::NaN => 0,
-        Value::Inf { negative } => {
-            let q = 1i32 << bits;
-            if negative {
-                -q
-            } else {
-                q
-            }
+        Value::Inf { negative } => saturated(negative),
+        Value::Finite { negative, .. } if top_exponent(value).is_some_and(|e| e > top) => {
+            saturated(negative)
         }
         Value::Finite { negative, mag, exp } => {
             let shift = exp - top + bits as i32 - 1;
             let q = if shift >= 0 {
-                // Only when the value's top exponent is <= top, so this stays below 2^bits.
+                // The value's top exponent is <= top here, so this stays below 2^bits.
                 mag << shift
             } else {
                 let k = (-shift) as u32;

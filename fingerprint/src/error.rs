@@ -33,6 +33,8 @@ pub enum Error {
         rows: u64,
         cols: u64,
     },
+    #[error("{path}: {problem}")]
+    Tokenizer { path: PathBuf, problem: String },
     #[error("fingerprint encoding: {0}")]
     Encoding(String),
     #[error("gpu backend {backend}: {message}")]

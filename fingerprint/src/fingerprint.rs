@@ -1,18 +1,40 @@
-//! Computing a model's fingerprint.
+//! Computing a model's fingerprint (format v2).
 
+use std::collections::HashMap;
+
+use crate::anchor::{self, Anchors, Keying};
 use crate::backend::Backend;
 use crate::content;
 use crate::dtype::Dtype;
-use crate::sketch::{self, MatrixJob, MatrixSketch, MAX_SIDE, MIN_SIDE};
+use crate::layout;
+use crate::probe::ProbeTable;
+use crate::scale::{self, Axis};
+use crate::sketch::{self, SideJob, UnitSide, MAX_LEN, MAX_UNITS, MIN_SIDE};
 use crate::source::{Model, TensorRef};
+use crate::v1::MatrixSketch;
 use crate::Result;
 
 /// The fingerprint of a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
+    /// Format version: 2 for everything computed now, 1 for decoded v1 encodings.
+    pub version: u16,
     pub content_root: [u8; 32],
+    /// Where the residual probes came from (v2; `None` when the model has no vocabulary
+    /// table, and in v1).
+    pub anchors: Option<AnchorInfo>,
     /// Sorted by name.
     pub tensors: Vec<TensorFingerprint>,
+}
+
+/// What the residual anchors were taken from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorInfo {
+    /// The residual width.
+    pub width: u32,
+    pub keying: Keying,
+    /// Names of the vocabulary tables.
+    pub sources: Vec<String>,
 }
 
 /// One tensor's part of the fingerprint.
@@ -22,19 +44,23 @@ pub struct TensorFingerprint {
     pub dtype: Dtype,
     pub shape: Vec<u64>,
     pub data_hash: [u8; 32],
+    /// v2: the tensor looks like a fixed, analytic table ([`crate::structure`]).
+    pub structured: bool,
     pub sketch: TensorSketch,
 }
 
 /// The behavioural part of a tensor's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TensorSketch {
-    /// Scalars, tensors with a matrix side below 16 or above 2^24, 1-D tensors longer than
-    /// 2^24, and tensors of hash-only types (F64, wide integers, BOOL): identified by hash only.
+    /// Identified by hash only: 1-D tensors, sides outside the sketched sizes, hash-only
+    /// types (F64, wide integers, BOOL).
     None,
-    /// A 1-D tensor: one 32-bit signature.
+    /// v1: a 1-D tensor's 32-bit signature.
     Vector { top: i32, bits: u32, signature: u32 },
-    /// A tensor of 2 or more dimensions, as a `shape[0] × product(shape[1..])` matrix.
+    /// v1: a matrix's row and column signatures.
     Matrix(MatrixSketch),
+    /// v2: the unit sets of the tensor's canonical matrix ([`crate::layout`]).
+    Units(Vec<UnitSide>),
 }
 
 impl Fingerprint {
@@ -42,20 +68,70 @@ impl Fingerprint {
     pub fn parameters(&self) -> u64 {
         self.tensors
             .iter()
-            .map(|t| t.shape.iter().fold(1u64, |a, &d| a.saturating_mul(d)))
+            .map(|t| matrix_len(&t.shape))
             .fold(0u64, u64::saturating_add)
     }
 }
 
-/// How a tensor is viewed for sketching.
+/// Elements of a tensor of `shape` (saturating).
+pub(crate) fn matrix_len(shape: &[u64]) -> u64 {
+    shape.iter().fold(1u64, |a, &d| a.saturating_mul(d))
+}
+
+/// How a tensor is viewed for the v1 sketch (decoding v1 encodings checks it).
 pub(crate) fn matrix_dims(shape: &[u64]) -> Option<(u32, u32)> {
     if shape.len() < 2 {
         return None;
     }
     let rows = shape[0];
     let cols = shape[1..].iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
-    (rows >= MIN_SIDE && cols >= MIN_SIDE && rows <= MAX_SIDE && cols <= MAX_SIDE)
+    (rows >= MIN_SIDE && cols >= MIN_SIDE && rows <= 1 << 24 && cols <= 1 << 24)
         .then_some((rows as u32, cols as u32))
+}
+
+/// One side to sketch: its units and the probes it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub axis: Axis,
+    pub anchored: bool,
+}
+
+/// The sides of a canonical `rows × cols` matrix: a side whose responses run along the
+/// residual width gets the anchors; a matrix with no residual axis gets hashed probes on
+/// both sides (a convolution kernel only on its output channels: its columns mix input
+/// channels and kernel positions); sides outside the sketched sizes are left out.
+pub(crate) fn plan(rows: u64, cols: u64, conv: bool, width: Option<u64>) -> Vec<Plan> {
+    let ok = |units: u64, len: u64| {
+        (MIN_SIDE..=MAX_UNITS).contains(&units) && (MIN_SIDE..=MAX_LEN).contains(&len)
+    };
+    let mut plans = Vec::new();
+    if width == Some(cols) && ok(rows, cols) {
+        plans.push(Plan {
+            axis: Axis::Rows,
+            anchored: true,
+        });
+    }
+    if width == Some(rows) && ok(cols, rows) {
+        plans.push(Plan {
+            axis: Axis::Cols,
+            anchored: true,
+        });
+    }
+    if width != Some(rows) && width != Some(cols) {
+        if ok(rows, cols) {
+            plans.push(Plan {
+                axis: Axis::Rows,
+                anchored: false,
+            });
+        }
+        if !conv && ok(cols, rows) {
+            plans.push(Plan {
+                axis: Axis::Cols,
+                anchored: false,
+            });
+        }
+    }
+    plans
 }
 
 /// Computes the fingerprint of `model` with `backend`; `progress` gets the bytes done so far.
@@ -64,17 +140,31 @@ pub fn fingerprint(
     backend: &dyn Backend,
     mut progress: impl FnMut(u64),
 ) -> Result<Fingerprint> {
+    let anchors = anchor::compute(model);
+    let mut hashed: HashMap<usize, ProbeTable> = HashMap::new();
     let mut done = 0u64;
     let mut tensors = Vec::with_capacity(model.tensors().len());
     for t in model.tensors() {
-        tensors.push(tensor_fingerprint(model, t, backend)?);
+        tensors.push(tensor_fingerprint(
+            model,
+            t,
+            backend,
+            anchors.as_ref(),
+            &mut hashed,
+        )?);
         done += t.byte_len() as u64;
         progress(done);
     }
     let content_root =
         content::content_root(tensors.iter().map(|t| (t.name.as_str(), &t.data_hash)));
     Ok(Fingerprint {
+        version: crate::encoding::VERSION,
         content_root,
+        anchors: anchors.map(|a| AnchorInfo {
+            width: a.width,
+            keying: a.keying,
+            sources: a.sources,
+        }),
         tensors,
     })
 }
@@ -83,39 +173,72 @@ fn tensor_fingerprint(
     model: &Model,
     t: &TensorRef,
     backend: &dyn Backend,
+    anchors: Option<&Anchors>,
+    hashed: &mut HashMap<usize, ProbeTable>,
 ) -> Result<TensorFingerprint> {
     let bytes = model.data(t);
     let data_hash = content::data_hash(t.dtype, &t.shape, bytes);
-    let sketch = if !t.dtype.sketchable() {
-        TensorSketch::None
-    } else if let Some((rows, cols)) = matrix_dims(&t.shape) {
-        let top = crate::backend::cpu::top_exponent(t.dtype, bytes);
-        let bits = sketch::bits_for(u64::from(rows.max(cols)));
-        let job = MatrixJob {
-            dtype: t.dtype,
-            bytes,
-            rows,
-            cols,
-            top,
-            bits,
+    let width = anchors.map(|a| u64::from(a.width));
+    let mut sides = Vec::new();
+    let mut structured = false;
+    if let Some(view) = layout::canonical(&t.shape, width).filter(|_| t.dtype.sketchable()) {
+        let plans = plan(view.rows, view.cols, view.conv, width);
+        let owned;
+        let bytes = match &view.axes {
+            Some(axes) if !plans.is_empty() => {
+                owned = layout::transpose(bytes, &t.shape, axes, t.dtype.size());
+                &owned[..]
+            }
+            _ => bytes,
         };
-        let responses = backend.responses(&job)?;
-        TensorSketch::Matrix(sketch::reduce(&job, &responses))
-    } else if t.shape.len() == 1 && t.shape[0] >= 1 && t.shape[0] <= MAX_SIDE {
-        let (top, bits, signature) = sketch::vector_signature(t.dtype, bytes, t.shape[0] as u32);
-        TensorSketch::Vector {
-            top,
-            bits,
-            signature,
+        let (rows, cols) = (view.rows as usize, view.cols as usize);
+        if !plans.is_empty() {
+            structured = crate::structure::is_structured(t.dtype, bytes, rows, cols);
         }
-    } else {
-        TensorSketch::None
-    };
+        for p in plans {
+            let len = if p.axis == Axis::Rows { cols } else { rows };
+            let probes = match (p.anchored, anchors) {
+                (true, Some(a)) => &a.table,
+                _ => hashed.entry(len).or_insert_with(|| ProbeTable::hashed(len)),
+            };
+            let Some(bits) = sketch::bits_for(len as u64, probes.max) else {
+                continue;
+            };
+            let tops = scale::unit_tops(t.dtype, bytes, rows, cols, p.axis);
+            let job = SideJob {
+                dtype: t.dtype,
+                bytes,
+                rows: rows as u32,
+                cols: cols as u32,
+                axis: p.axis,
+                tops: &tops,
+                bits,
+                probes,
+            };
+            let responses = backend.side_responses(&job)?;
+            let centred = if p.anchored {
+                responses.iter().map(|&r| i64::from(r)).collect()
+            } else {
+                sketch::centre_on_unit_means(&responses, &sketch::unit_sums(&job), probes)
+            };
+            sides.push(UnitSide {
+                axis: p.axis,
+                anchored: p.anchored,
+                bits,
+                signatures: sketch::signatures(&centred),
+            });
+        }
+    }
     Ok(TensorFingerprint {
         name: t.name.clone(),
         dtype: t.dtype,
         shape: t.shape.clone(),
         data_hash,
-        sketch,
+        structured,
+        sketch: if sides.is_empty() {
+            TensorSketch::None
+        } else {
+            TensorSketch::Units(sides)
+        },
     })
 }

@@ -1,261 +1,292 @@
-//! The behavioural sketch of one tensor: exact integer responses to the probes (computed by a
-//! backend), reduced here on the CPU to per-neuron signatures and a tensor-level sketch.
+//! The behavioural sketch of one side of a matrix (format v2): exact integer responses of its
+//! units to 64 probes (computed by a backend), reduced here on the CPU to one 64-bit signature
+//! per unit.
+//!
+//! A matrix `rows × cols` has two sides: its rows as units, whose responses run over the
+//! columns, and its columns as units, whose responses run over the rows. The probes of a side
+//! are a [`ProbeTable`] over the axis the responses run along: the model's own token-anchored
+//! residual probes when that axis is the residual stream ([`crate::anchor`]), hashed ±1 probes
+//! otherwise. Unit `n`'s response to probe `p` is `R[n][p] = Σ_t q(n, t) · P[t][p]`, where
+//! `q(n, t)` is the element's fixed-point integer at the unit's own scale ([`crate::scale`]).
+//!
+//! On a hashed side the responses are first centred on the unit's own mean
+//! ([`centre_on_unit_means`]); anchored sides are not (a unit's mean along the residual
+//! stream is not invariant under its rotations).
+//!
+//! Signature of unit `n`: its responses get a canonical sign `σ_n` (the sign of its response of
+//! largest magnitude, the first such probe on ties; `+1` for zero), so that negating a unit's
+//! weights (an exact change wherever the next layer can absorb the sign) leaves them unchanged;
+//! then they are centred on the mean over the side's non-zero units, `d[n][p] = N·σ_n·R[n][p] −
+//! Σ_m σ_m·R[m][p]`, which removes a direction every unit shares (an embedding's mean row, say)
+//! that would otherwise make unrelated models look alike; bit `p` is `d[n][p] > 0`. A unit
+//! whose responses are all zero (a zero neuron, width padding) gets signature 0, which compare
+//! skips.
 
 use crate::dtype::{self, Dtype};
-use crate::probe::{probe_sums, probe_word, PROBES};
+use crate::probe::{ProbeTable, K};
+use crate::scale::Axis;
 
-/// Values per neuron in a [`Responses`] table: the 32 probe responses, then the plain sum.
-pub const STRIDE: usize = PROBES + 1;
-
+/// Sides shorter than this get no sketch: too little information per unit.
+pub const MIN_SIDE: u64 = 16;
+/// Most units on a side.
+pub const MAX_UNITS: u64 = 1 << 24;
+/// Longest axis a side's responses run along (probe tables are `len × 64` bytes).
+pub const MAX_LEN: u64 = 1 << 20;
 /// Largest fixed-point magnitude bits.
 pub const MAX_BITS: u32 = 11;
 
-/// Matrices with a side longer than this get no sketch (only their content hash).
-pub const MAX_SIDE: u64 = 1 << 24;
-
-/// Matrices with a side shorter than this get no sketch: their signatures would carry little
-/// information per neuron and cost more memory than the weights (responses take 132 bytes per
-/// row and per column).
-pub const MIN_SIDE: u64 = 16;
-
-/// A tensor viewed as a matrix: `rows = shape[0]`, `cols = product(shape[1..])`.
+/// One side of a matrix to sketch.
 #[derive(Debug, Clone, Copy)]
-pub struct MatrixJob<'a> {
+pub struct SideJob<'a> {
     pub dtype: Dtype,
     /// Little-endian element bytes, row-major, `rows × cols × dtype.size()` long.
     pub bytes: &'a [u8],
     pub rows: u32,
     pub cols: u32,
-    /// `floor(log2)` of the largest finite magnitude (0 when there is none).
-    pub top: i32,
-    /// Fixed-point magnitude bits.
+    /// Which units.
+    pub axis: Axis,
+    /// Each unit's scale ([`crate::scale::unit_tops`]).
+    pub tops: &'a [i32],
+    /// Fixed-point magnitude bits ([`bits_for`]).
     pub bits: u32,
+    /// Probes over the other axis (`len()` entries).
+    pub probes: &'a ProbeTable,
 }
 
-impl MatrixJob<'_> {
-    /// The fixed-point integer of element (i, j), by the integer-only rule of the format.
+impl SideJob<'_> {
+    pub fn units(&self) -> usize {
+        match self.axis {
+            Axis::Rows => self.rows as usize,
+            Axis::Cols => self.cols as usize,
+        }
+    }
+
+    /// Length of the axis the responses run along.
+    pub fn len(&self) -> usize {
+        match self.axis {
+            Axis::Rows => self.cols as usize,
+            Axis::Cols => self.rows as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units() == 0 || self.len() == 0
+    }
+
+    /// The fixed-point integer of element `t` of unit `n`, by the integer-only rule.
     #[inline]
-    pub fn q(&self, i: u32, j: u32) -> i32 {
-        let index = i as usize * self.cols as usize + j as usize;
+    pub fn q(&self, n: usize, t: usize) -> i32 {
+        let index = match self.axis {
+            Axis::Rows => n * self.cols as usize + t,
+            Axis::Cols => t * self.cols as usize + n,
+        };
         dtype::fixed_point(
             dtype::decode(self.dtype, self.dtype.bits_at(self.bytes, index)),
-            self.top,
+            self.tops[n],
             self.bits,
         )
     }
 }
 
-/// Fixed-point bits for a matrix whose longer side is `len`: every sum of `len` integers of
-/// magnitude `<= 2^bits` stays below 2^31, so integer sums are exact in any order.
-pub fn bits_for(len: u64) -> u32 {
-    let ceil_log2 = 64 - (len.max(1) - 1).leading_zeros();
-    MAX_BITS.min(30u32.saturating_sub(ceil_log2))
+/// Fixed-point bits for responses over `len` indices with probe values of magnitude at most
+/// `max`: every sum of `len` products `|q| · |P| <= 2^bits · max` stays below 2^31, so integer
+/// sums are exact in any order. `None` when not even one bit fits.
+pub fn bits_for(len: u64, max: u32) -> Option<u32> {
+    let ceil_log2 = |x: u64| 64 - (x.max(1) - 1).leading_zeros();
+    let used = ceil_log2(len) + ceil_log2(u64::from(max.max(1)) + 1);
+    let bits = MAX_BITS.min(30u32.saturating_sub(used));
+    (bits >= 1).then_some(bits)
 }
 
-/// What a backend computes for a matrix: for every row `i`, `rows[i*STRIDE + p] = Σ_j q(i,j) ·
-/// sign_p(j)` and `rows[i*STRIDE + 32] = Σ_j q(i,j)`; for every column `j` the same over `i`
-/// with `sign_p(i)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Responses {
-    pub rows: Vec<i32>,
-    pub cols: Vec<i32>,
-}
-
-/// The definition of [`Responses`], element by element with the integer-only rule. Slow; the
-/// reference every backend is checked against.
-pub fn responses_reference(job: &MatrixJob<'_>) -> Responses {
-    let (m, n) = (job.rows as usize, job.cols as usize);
-    let mut rows = vec![0i32; m * STRIDE];
-    let mut cols = vec![0i32; n * STRIDE];
-    for i in 0..job.rows {
-        let wi = probe_word(i);
-        for j in 0..job.cols {
-            let q = job.q(i, j);
-            let wj = probe_word(j);
-            let (r, c) = (
-                &mut rows[i as usize * STRIDE..],
-                &mut cols[j as usize * STRIDE..],
-            );
-            for p in 0..PROBES {
-                r[p] += if (wj >> p) & 1 == 1 { q } else { -q };
-                c[p] += if (wi >> p) & 1 == 1 { q } else { -q };
+/// The definition of a side's responses (`units × 64`, unit-major), element by element with
+/// the integer-only rule. Slow; the reference every backend is checked against.
+pub fn responses_reference(job: &SideJob<'_>) -> Vec<i32> {
+    let mut out = vec![0i32; job.units() * K];
+    for n in 0..job.units() {
+        let r = &mut out[n * K..(n + 1) * K];
+        for t in 0..job.len() {
+            let q = job.q(n, t);
+            let probes = &job.probes.values[t * K..(t + 1) * K];
+            for (r, &p) in r.iter_mut().zip(probes) {
+                *r += q * i32::from(p);
             }
-            r[PROBES] += q;
-            c[PROBES] += q;
         }
     }
-    Responses { rows, cols }
+    out
 }
 
-/// The sketch of one matrix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatrixSketch {
-    pub rows: u32,
-    pub cols: u32,
-    pub top: i32,
-    pub bits: u32,
-    /// Per row: bit p set when the row, centred on its mean, has a positive response to probe p.
-    pub row_signatures: Vec<u32>,
-    /// Per column, the same over the column.
-    pub col_signatures: Vec<u32>,
-    /// Tensor-level: bit p set when `Σ_i Σ_j sign_p(i) q(i,j) sign_p(j) > 0` (the same for the
-    /// matrix stored transposed).
-    pub sketch: u32,
+/// Each unit's sum `S[n] = Σ_t q(n, t)` (exact, i64), by the integer-only rule.
+pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
+    use rayon::prelude::*;
+    (0..job.units())
+        .into_par_iter()
+        .map(|n| (0..job.len()).map(|t| i64::from(job.q(n, t))).sum())
+        .collect()
 }
 
-/// Reduces a backend's responses to signatures.
-pub fn reduce(job: &MatrixJob<'_>, responses: &Responses) -> MatrixSketch {
-    let row_signatures = centred_signatures(&responses.rows, job.cols, true);
-    let col_signatures = centred_signatures(&responses.cols, job.rows, true);
-    let mut global = [0i128; PROBES];
-    for i in 0..job.rows as usize {
-        let wi = probe_word(i as u32);
-        for (p, g) in global.iter_mut().enumerate() {
-            let r = i128::from(responses.rows[i * STRIDE + p]);
-            *g += if (wi >> p) & 1 == 1 { r } else { -r };
-        }
-    }
-    let sketch = global
-        .iter()
-        .enumerate()
-        .fold(0u32, |s, (p, &g)| s | (u32::from(g > 0) << p));
-    MatrixSketch {
-        rows: job.rows,
-        cols: job.cols,
-        top: job.top,
-        bits: job.bits,
-        row_signatures,
-        col_signatures,
-        sketch,
-    }
+/// Responses of a hashed side centred on each unit's own mean: `len·R[n][p] − S[n]·Σ_t P[t][p]`.
+/// Without it, a unit with a large mean (a smooth filter, say) responds to every probe by
+/// `mean × Σ_t P[t][p]`, the same pattern in any model with such units.
+pub fn centre_on_unit_means(responses: &[i32], sums: &[i64], probes: &ProbeTable) -> Vec<i64> {
+    let len = probes.len() as i64;
+    let totals: [i64; K] = std::array::from_fn(|p| {
+        (0..probes.len())
+            .map(|t| i64::from(probes.values[t * K + p]))
+            .sum()
+    });
+    responses
+        .chunks_exact(K)
+        .zip(sums)
+        .flat_map(|(r, &s)| (0..K).map(move |p| len * i64::from(r[p]) - s * totals[p]))
+        .collect()
 }
 
-/// Signature bits of the neurons of one side, whose responses run over `len` indices.
-///
-/// First each neuron is centred on its own mean: `c[k][p] = len · R[k][p] − S[k] · P[p]`
-/// (exact in i64: |len·R| < 2^24 · 2^31). With `across` the result is centred again on the
-/// mean over the side's `K` neurons: `d[k][p] = K · c[k][p] − Σ_k' c[k'][p]` (exact in i128), which
-/// removes a direction shared by every neuron (the mean vector of an embedding matrix, say)
-/// that would otherwise make every signature follow it in unrelated models alike. Bit p of
-/// neuron k is `d[k][p] > 0` (`c[k][p] > 0` without `across`).
-fn centred_signatures(table: &[i32], len: u32, across: bool) -> Vec<u32> {
-    let sums = probe_sums(len);
-    let len = i64::from(len);
-    let centred: Vec<[i64; PROBES]> = table
-        .chunks_exact(STRIDE)
-        .map(|neuron| {
-            let total = i64::from(neuron[PROBES]);
-            std::array::from_fn(|p| len * i64::from(neuron[p]) - total * sums[p])
+/// The signatures of a side from its (possibly centred) responses (`units × 64`); see the
+/// module docs.
+pub fn signatures(responses: &[i64]) -> Vec<u64> {
+    let canonical: Vec<Option<[i64; K]>> = responses
+        .chunks_exact(K)
+        .map(|r| {
+            let (mut best, mut at) = (0u64, 0usize);
+            for (p, &v) in r.iter().enumerate() {
+                if v.unsigned_abs() > best {
+                    (best, at) = (v.unsigned_abs(), p);
+                }
+            }
+            (best > 0).then(|| {
+                let sign = if r[at] < 0 { -1 } else { 1 };
+                std::array::from_fn(|p| sign * r[p])
+            })
         })
         .collect();
-    let count = centred.len() as i128;
-    let mut mean = [0i128; PROBES];
-    if across {
-        for c in &centred {
-            mean.iter_mut()
-                .zip(c)
-                .for_each(|(m, &v)| *m += i128::from(v));
-        }
+    // |values| < 2^56 (centred: 2^20 · 2^31 · 2), units < 2^24: i128 holds every sum.
+    let mut sum = [0i128; K];
+    let mut count = 0i128;
+    for c in canonical.iter().flatten() {
+        sum.iter_mut()
+            .zip(c)
+            .for_each(|(s, &v)| *s += i128::from(v));
+        count += 1;
     }
-    centred
+    canonical
         .iter()
-        .map(|c| {
-            (0..PROBES).fold(0u32, |sig, p| {
-                let d = if across {
-                    count * i128::from(c[p]) - mean[p]
-                } else {
-                    i128::from(c[p])
-                };
-                sig | (u32::from(d > 0) << p)
-            })
+        .map(|c| match c {
+            None => 0,
+            Some(c) => (0..K).fold(0u64, |sig, p| {
+                sig | (u64::from(count * i128::from(c[p]) - sum[p] > 0) << p)
+            }),
         })
         .collect()
 }
 
-/// Signature of a 1-D tensor: its 32 centred probe responses' signs.
-pub fn vector_signature(dtype: Dtype, bytes: &[u8], len: u32) -> (i32, u32, u32) {
-    let top = top_exponent(dtype, bytes, len as usize);
-    let bits = bits_for(u64::from(len));
-    let job = MatrixJob {
-        dtype,
-        bytes,
-        rows: 1,
-        cols: len,
-        top,
-        bits,
-    };
-    let mut table = vec![0i32; STRIDE];
-    for j in 0..len {
-        let q = job.q(0, j);
-        let w = probe_word(j);
-        for (p, r) in table.iter_mut().take(PROBES).enumerate() {
-            *r += if (w >> p) & 1 == 1 { q } else { -q };
-        }
-        table[PROBES] += q;
-    }
-    (top, bits, centred_signatures(&table, len, false)[0])
-}
-
-/// `floor(log2)` of the largest finite magnitude among the first `len` elements, 0 if none.
-pub fn top_exponent(dtype: Dtype, bytes: &[u8], len: usize) -> i32 {
-    (0..len)
-        .filter_map(|k| dtype::top_exponent(dtype::decode(dtype, dtype.bits_at(bytes, k))))
-        .max()
-        .unwrap_or(0)
+/// The sketch of one side of a tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSide {
+    /// Which units of the tensor's canonical matrix ([`crate::layout`]).
+    pub axis: Axis,
+    /// Whether the probes were the model's residual anchors (else hashed ±1 probes).
+    pub anchored: bool,
+    /// Fixed-point bits used.
+    pub bits: u32,
+    /// One per unit, in unit order; 0 for a unit whose responses are all zero.
+    pub signatures: Vec<u64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scale::unit_tops;
 
     #[test]
     fn bits_keep_sums_below_two_to_the_31() {
-        assert_eq!(bits_for(1), 11);
-        assert_eq!(bits_for(384), 11);
-        assert_eq!(bits_for(1 << 19), 11);
-        assert_eq!(bits_for((1 << 19) + 1), 10);
-        assert_eq!(bits_for(1 << 24), 6);
-        for len in [1u64, 7, 1000, 1 << 19, 3 << 20, 1 << 24] {
-            assert!(len << bits_for(len) <= 1 << 30, "{len}");
+        assert_eq!(bits_for(384, 1), Some(11));
+        assert_eq!(bits_for(384, 127), Some(11));
+        assert_eq!(bits_for(4096, 127), Some(11));
+        assert_eq!(bits_for(16384, 127), Some(9));
+        assert_eq!(bits_for(1 << 20, 127), Some(3));
+        assert_eq!(bits_for(1 << 30, 127), None);
+        for (len, max) in [
+            (1u64, 1u32),
+            (7, 127),
+            (1000, 127),
+            (1 << 19, 1),
+            (1 << 16, 127),
+        ] {
+            let bits = bits_for(len, max).unwrap();
+            assert!((len * u64::from(max)) << bits < 1 << 31, "{len} {max}");
         }
     }
 
+    fn f32s(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn sketch(v: &[f32], rows: u32, cols: u32, axis: Axis) -> Vec<u64> {
+        let bytes = f32s(v);
+        let tops = unit_tops(Dtype::F32, &bytes, rows as usize, cols as usize, axis);
+        let len = if axis == Axis::Rows { cols } else { rows };
+        let probes = ProbeTable::hashed(len as usize);
+        let job = SideJob {
+            dtype: Dtype::F32,
+            bytes: &bytes,
+            rows,
+            cols,
+            axis,
+            tops: &tops,
+            bits: bits_for(u64::from(len), 1).unwrap(),
+            probes: &probes,
+        };
+        let r = responses_reference(&job);
+        signatures(&centre_on_unit_means(&r, &unit_sums(&job), &probes))
+    }
+
     #[test]
-    fn transposed_matrix_swaps_rows_and_columns() {
-        let (m, n) = (5u32, 7u32);
+    fn units_keep_their_signature_under_permutation_sign_and_power_of_two_scaling() {
+        let (m, n) = (24u32, 40u32);
+        let w: Vec<f32> = (0..m * n)
+            .map(|k| (((k * 2_654_435_761u32) >> 7) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let original = sketch(&w, m, n, Axis::Rows);
+        // Row i of the variant is row perm(i) of the original, negated or scaled by 2^±12.
+        let perm: Vec<u32> = (0..m).map(|i| (i * 7 + 3) % m).collect();
+        let mut v = vec![0f32; w.len()];
+        for i in 0..m {
+            let factor = match i % 3 {
+                0 => -1.0,
+                1 => 4096.0,
+                _ => -1.0 / 4096.0,
+            };
+            for j in 0..n {
+                v[(i * n + j) as usize] = w[(perm[i as usize] * n + j) as usize] * factor;
+            }
+        }
+        let variant = sketch(&v, m, n, Axis::Rows);
+        for i in 0..m as usize {
+            assert_eq!(variant[i], original[perm[i] as usize], "row {i}");
+        }
+        assert!(original.iter().all(|&s| s != 0));
+    }
+
+    #[test]
+    fn transposed_matrix_swaps_the_sides() {
+        let (m, n) = (20u32, 33u32);
         let a: Vec<f32> = (0..m * n)
-            .map(|k| ((k * 37 % 11) as f32 - 5.0) * 0.1)
+            .map(|k| ((k * 37 % 101) as f32 - 50.0) * 0.01)
             .collect();
         let at: Vec<f32> = (0..n)
             .flat_map(|j| (0..m).map(move |i| (i, j)))
             .map(|(i, j)| a[(i * n + j) as usize])
             .collect();
-        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (ba, bt) = (bytes(&a), bytes(&at));
-        let top = top_exponent(Dtype::F32, &ba, (m * n) as usize);
-        let bits = bits_for(u64::from(m.max(n)));
-        let ja = MatrixJob {
-            dtype: Dtype::F32,
-            bytes: &ba,
-            rows: m,
-            cols: n,
-            top,
-            bits,
-        };
-        let jt = MatrixJob {
-            dtype: Dtype::F32,
-            bytes: &bt,
-            rows: n,
-            cols: m,
-            top,
-            bits,
-        };
-        let (sa, st) = (
-            reduce(&ja, &responses_reference(&ja)),
-            reduce(&jt, &responses_reference(&jt)),
-        );
-        assert_eq!(sa.row_signatures, st.col_signatures);
-        assert_eq!(sa.col_signatures, st.row_signatures);
-        assert_eq!(sa.sketch, st.sketch);
+        assert_eq!(sketch(&a, m, n, Axis::Rows), sketch(&at, n, m, Axis::Cols));
+        assert_eq!(sketch(&a, m, n, Axis::Cols), sketch(&at, n, m, Axis::Rows));
+    }
+
+    #[test]
+    fn a_zero_unit_gets_signature_zero() {
+        let mut w: Vec<f32> = (0..20 * 16).map(|k| ((k * 13 % 7) as f32) - 3.0).collect();
+        w[16..32].iter_mut().for_each(|x| *x = 0.0);
+        let s = sketch(&w, 20, 16, Axis::Rows);
+        assert_eq!(s[1], 0);
+        assert!(s.iter().enumerate().all(|(i, &x)| i == 1 || x != 0));
     }
 }

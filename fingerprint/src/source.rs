@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::dtype::Dtype;
+use crate::tokens::Tokens;
 use crate::{Error, Result};
 
 /// A tensor of a model: where its bytes are.
@@ -55,12 +56,42 @@ impl std::ops::Deref for Backing {
 pub struct Model {
     files: Vec<(PathBuf, Backing)>,
     tensors: Vec<TensorRef>,
+    /// The vocabulary, when one was found beside the weights or given.
+    tokens: Option<Tokens>,
 }
 
 impl Model {
     /// Opens a safetensors file, a directory of `*.safetensors` shards (through its
-    /// `*.safetensors.index.json` when it has one), or an index.
+    /// `*.safetensors.index.json` when it has one), or an index. A directory's (or an index's
+    /// directory's) `tokenizer.json` or `vocab.txt` is read as the vocabulary; a single file
+    /// gets none unless [`Model::with_tokens`] gives one.
     pub fn open(path: &Path) -> Result<Self> {
+        let mut model = Self::open_weights(path)?;
+        let dir = if path.is_dir() {
+            Some(path)
+        } else if path.to_string_lossy().ends_with(".index.json") {
+            path.parent()
+        } else {
+            None
+        };
+        if let Some(dir) = dir {
+            model.tokens = Tokens::find(dir)?;
+        }
+        Ok(model)
+    }
+
+    /// Sets the vocabulary (token strings by embedding row).
+    pub fn with_tokens(mut self, tokens: Option<Tokens>) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// The vocabulary, if known.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        self.tokens.as_ref()
+    }
+
+    fn open_weights(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -118,6 +149,7 @@ impl Model {
         Ok(Self {
             files: vec![(path, Backing::Owned(bytes))],
             tensors,
+            tokens: None,
         })
     }
 
@@ -208,7 +240,11 @@ impl Model {
             files.push((path.clone(), mmap));
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Self { files, tensors })
+        Ok(Self {
+            files,
+            tensors,
+            tokens: None,
+        })
     }
 
     /// Tensors sorted by name (bytewise).

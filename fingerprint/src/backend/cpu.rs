@@ -9,8 +9,9 @@
 use rayon::prelude::*;
 
 use crate::dtype::{self, Dtype};
-use crate::probe::{probe_word, PROBES};
-use crate::sketch::{MatrixJob, Responses, STRIDE};
+use crate::probe::K;
+use crate::scale::Axis;
+use crate::sketch::SideJob;
 
 /// Converts the elements of one row to `f32`.
 fn to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32], f8: &[f32; 256]) {
@@ -74,49 +75,17 @@ fn f8_table(dtype: Dtype) -> [f32; 256] {
     table
 }
 
-/// `floor(log2 |x|)` of a finite non-zero f32.
-fn f32_top(x: f32) -> i32 {
-    let bits = x.to_bits() & 0x7fff_ffff;
-    let e = (bits >> 23) as i32;
-    if e == 0 {
-        -149 + 31 - bits.leading_zeros() as i32
-    } else {
-        e - 127
-    }
-}
-
-/// `floor(log2)` of the largest finite magnitude, 0 when there is none; equals
-/// [`crate::sketch::top_exponent`].
-pub fn top_exponent(dtype: Dtype, bytes: &[u8]) -> i32 {
-    let f8 = f8_table(dtype);
-    const CHUNK: usize = 1 << 16;
-    let max = bytes
-        .par_chunks(CHUNK * dtype.size())
-        .map(|chunk| {
-            let mut buf = vec![0f32; chunk.len() / dtype.size()];
-            to_f32(dtype, chunk, &mut buf, &f8);
-            buf.iter()
-                .fold(0f32, |m, &x| if x.is_finite() { m.max(x.abs()) } else { m })
-        })
-        .reduce(|| 0f32, f32::max);
-    if max > 0.0 {
-        f32_top(max)
-    } else {
-        0
-    }
-}
-
-/// Fixed-point integers of one row of `f32`s: `round(x · 2^(bits-1-top))`, half away from
-/// zero, infinities saturated to `±2^bits`, NaN to 0.
+/// Fixed-point integers of `row` (`f32`s), element `k` at scale `scales[k] = 2^(bits-1-top_k)`:
+/// `round(x · scale)`, half away from zero, saturated at `±2^bits` (values at or above
+/// `2^(top+1)` and infinities), NaN to 0. Equals [`crate::dtype::fixed_point`].
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512dq+avx512vl",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-fn quantize(row: &[f32], out: &mut [i32], top: i32, bits: u32) {
-    let scale = 2f64.powi(bits as i32 - 1 - top);
+fn quantize(row: &[f32], scales: &[f64], out: &mut [i32], bits: u32) {
     let limit = f64::from(1u32 << bits);
-    for (q, &x) in out.iter_mut().zip(row) {
+    for ((q, &x), &scale) in out.iter_mut().zip(row).zip(scales) {
         let v = f64::from(x.abs()) * scale + 0.5;
         // f64::min would turn NaN into the limit: NaN reads as 0.
         let m = if v.is_nan() { 0 } else { v.min(limit) as i32 };
@@ -124,122 +93,124 @@ fn quantize(row: &[f32], out: &mut [i32], top: i32, bits: u32) {
     }
 }
 
-/// Columns per block (memory per task: about 140 bytes per column).
-const COL_BLOCK: usize = 1 << 14;
-
-/// Probe signs at `t` expanded to lane masks: `mask[p]` is 0 for +1 and -1 for −1, so that
-/// `(q ^ mask) - mask` is `±q` without a branch.
-fn mask_of(t: u32) -> [i32; PROBES] {
-    let w = probe_word(t);
-    std::array::from_fn(|p| if (w >> p) & 1 == 1 { 0 } else { -1 })
+fn scale_of(top: i32, bits: u32) -> f64 {
+    2f64.powi(bits as i32 - 1 - top)
 }
 
-/// The masks of indices `first..first + len`.
-fn probe_masks(first: u32, len: u32) -> Vec<[i32; PROBES]> {
-    (first..first + len).map(mask_of).collect()
-}
-
-/// One row's contribution: its 32 responses and sum, and its share of every column's. The hot
-/// loop of the fingerprint, compiled for the widest vector units the CPU has (the integer sums
-/// are the same whatever the order or width).
+/// `acc[p] += Σ_t q[t] · table[t][p]`: one row unit's responses. The hot loop of the row
+/// side, compiled for the widest vector units the CPU has (integer sums are the same in any
+/// order or width).
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
     "x86_64+avx2+fma",
-    "x86_64+sse4.1",
     "aarch64+neon"
 ))]
-fn accumulate(
-    q: &[i32],
-    masks: &[[i32; PROBES]],
-    row_mask: &[i32; PROBES],
-    cols: &mut [[i32; PROBES]],
-    col_sums: &mut [i32],
-) -> ([i32; PROBES], i32) {
-    let mut acc = [0i32; PROBES];
-    let mut sum = 0i32;
-    for (((&qj, mj), col), col_sum) in q
-        .iter()
-        .zip(masks)
-        .zip(cols.iter_mut())
-        .zip(col_sums.iter_mut())
-    {
-        for p in 0..PROBES {
-            acc[p] += (qj ^ mj[p]) - mj[p];
-            col[p] += (qj ^ row_mask[p]) - row_mask[p];
+fn row_dot(q: &[i32], table: &[i8], acc: &mut [i32; K]) {
+    for (&qt, probes) in q.iter().zip(table.chunks_exact(K)) {
+        for (a, &p) in acc.iter_mut().zip(probes) {
+            *a += qt * i32::from(p);
         }
-        sum += qj;
-        *col_sum += qj;
     }
-    (acc, sum)
 }
 
-/// Computes the responses of a matrix.
-pub fn responses(job: &MatrixJob<'_>) -> Responses {
+/// `acc[n][p] += q[n] · probes[p]` for every column unit `n` of one row.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn col_axpy(q: &[i32], probes: &[i32; K], acc: &mut [[i32; K]]) {
+    for (&qn, a) in q.iter().zip(acc.iter_mut()) {
+        for (a, &p) in a.iter_mut().zip(probes) {
+            *a += qn * p;
+        }
+    }
+}
+
+/// Columns per block on the column side (memory per task: 256 bytes per column).
+const COL_BLOCK: usize = 1 << 12;
+
+/// The responses of one side of a matrix (`units × 64`), equal to
+/// [`crate::sketch::responses_reference`].
+pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
     let (m, n) = (job.rows as usize, job.cols as usize);
     let esize = job.dtype.size();
     let f8 = f8_table(job.dtype);
-    let threads = rayon::current_num_threads().max(1);
-    let rows_per_task = m.div_ceil(threads * 4).max(1);
-    let mut rows = vec![0i32; m * STRIDE];
-    let mut cols = vec![0i32; n * STRIDE];
-    type Partial = (Vec<[i32; PROBES]>, Vec<i32>);
-
-    // Columns go in blocks, so that memory per task stays small however wide the matrix.
-    for c0 in (0..n).step_by(COL_BLOCK) {
-        let width = COL_BLOCK.min(n - c0);
-        let masks = probe_masks(c0 as u32, width as u32);
-        let zero = || -> Partial { (vec![[0i32; PROBES]; width], vec![0i32; width]) };
-        let (block, sums) = rows
-            .par_chunks_mut(rows_per_task * STRIDE)
-            .enumerate()
-            .map(|(task, out)| {
-                let first = task * rows_per_task;
-                let (mut block, mut sums) = zero();
-                let mut xf = vec![0f32; width];
-                let mut q = vec![0i32; width];
-                for (k, row_out) in out.chunks_exact_mut(STRIDE).enumerate() {
-                    let i = first + k;
-                    let start = (i * n + c0) * esize;
-                    to_f32(
-                        job.dtype,
-                        &job.bytes[start..start + width * esize],
-                        &mut xf,
-                        &f8,
-                    );
-                    quantize(&xf, &mut q, job.top, job.bits);
-                    let (acc, sum) =
-                        accumulate(&q, &masks, &mask_of(i as u32), &mut block, &mut sums);
-                    row_out[..PROBES]
-                        .iter_mut()
-                        .zip(acc)
-                        .for_each(|(r, a)| *r += a);
-                    row_out[PROBES] += sum;
+    let row_bytes = |i: usize, c0: usize, width: usize| {
+        let start = (i * n + c0) * esize;
+        &job.bytes[start..start + width * esize]
+    };
+    match job.axis {
+        Axis::Rows => {
+            let mut out = vec![0i32; m * K];
+            out.par_chunks_mut(K * 64)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    let mut xf = vec![0f32; n];
+                    let mut q = vec![0i32; n];
+                    let mut scales = vec![0f64; n];
+                    for (k, r) in out.chunks_exact_mut(K).enumerate() {
+                        let i = task * 64 + k;
+                        to_f32(job.dtype, row_bytes(i, 0, n), &mut xf, &f8);
+                        scales.fill(scale_of(job.tops[i], job.bits));
+                        quantize(&xf, &scales, &mut q, job.bits);
+                        let mut acc = [0i32; K];
+                        row_dot(&q, &job.probes.values, &mut acc);
+                        r.copy_from_slice(&acc);
+                    }
+                });
+            out
+        }
+        Axis::Cols => {
+            let mut out = vec![0i32; n * K];
+            let threads = rayon::current_num_threads().max(1);
+            let rows_per_task = m.div_ceil(threads * 2).max(1);
+            for c0 in (0..n).step_by(COL_BLOCK) {
+                let width = COL_BLOCK.min(n - c0);
+                let scales: Vec<f64> = job.tops[c0..c0 + width]
+                    .iter()
+                    .map(|&t| scale_of(t, job.bits))
+                    .collect();
+                let zero = || vec![[0i32; K]; width];
+                let block = (0..m.div_ceil(rows_per_task))
+                    .into_par_iter()
+                    .map(|task| {
+                        let mut acc = zero();
+                        let mut xf = vec![0f32; width];
+                        let mut q = vec![0i32; width];
+                        for i in task * rows_per_task..((task + 1) * rows_per_task).min(m) {
+                            to_f32(job.dtype, row_bytes(i, c0, width), &mut xf, &f8);
+                            quantize(&xf, &scales, &mut q, job.bits);
+                            let probes: [i32; K] =
+                                std::array::from_fn(|p| i32::from(job.probes.values[i * K + p]));
+                            col_axpy(&q, &probes, &mut acc);
+                        }
+                        acc
+                    })
+                    .reduce(zero, |mut a, b| {
+                        for (x, y) in a.iter_mut().zip(&b) {
+                            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+                        }
+                        a
+                    });
+                for (o, a) in out[c0 * K..(c0 + width) * K]
+                    .chunks_exact_mut(K)
+                    .zip(&block)
+                {
+                    o.copy_from_slice(a);
                 }
-                (block, sums)
-            })
-            .reduce(zero, |(mut a, mut a_sums), (b, b_sums)| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
-                }
-                a_sums.iter_mut().zip(&b_sums).for_each(|(x, y)| *x += y);
-                (a, a_sums)
-            });
-        for ((out, col), sum) in cols[c0 * STRIDE..(c0 + width) * STRIDE]
-            .chunks_exact_mut(STRIDE)
-            .zip(&block)
-            .zip(&sums)
-        {
-            out[..PROBES].copy_from_slice(col);
-            out[PROBES] = *sum;
+            }
+            out
         }
     }
-    Responses { rows, cols }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sketch::{bits_for, responses_reference, top_exponent as reference_top};
+    use crate::probe::{probe_word, ProbeTable};
+    use crate::scale::unit_tops;
+    use crate::sketch::{bits_for, responses_reference};
 
     fn pseudo_random_bytes(len: usize, seed: u32) -> Vec<u8> {
         (0..len as u32)
@@ -258,27 +229,20 @@ mod tests {
             let f8 = f8_table(dtype);
             let mut xf = vec![0f32; count];
             to_f32(dtype, &bytes, &mut xf, &f8);
-            let top = reference_top(dtype, &bytes, count);
-            assert_eq!(top_exponent(dtype, &bytes), top, "{dtype:?}");
-            for t in [top, top + 3, top - 2] {
+            for top in [-20, -3, 0, 2, 7, 15] {
                 let mut q = vec![0i32; count];
-                quantize(&xf, &mut q, t, 11);
+                quantize(&xf, &vec![scale_of(top, 11); count], &mut q, 11);
                 for (k, &qk) in q.iter().enumerate() {
-                    if t < top
-                        && !matches!(dtype::decode(dtype, k as u32), dtype::Value::Inf { .. })
-                    {
-                        continue; // values above 2^(top+1) are outside the rule's domain
-                    }
                     let expected =
-                        dtype::fixed_point(dtype::decode(dtype, dtype.bits_at(&bytes, k)), t, 11);
-                    assert_eq!(qk, expected, "{dtype:?} bits {k:#x} top {t}");
+                        dtype::fixed_point(dtype::decode(dtype, dtype.bits_at(&bytes, k)), top, 11);
+                    assert_eq!(qk, expected, "{dtype:?} bits {k:#x} top {top}");
                 }
             }
         }
     }
 
     #[test]
-    fn matches_the_reference_on_every_dtype_and_odd_shapes() {
+    fn matches_the_reference_on_every_dtype_side_and_odd_shapes() {
         for (seed, dtype) in Dtype::ALL.into_iter().enumerate() {
             for (m, n) in [
                 (1u32, 1u32),
@@ -286,25 +250,35 @@ mod tests {
                 (17, 257),
                 (257, 17),
                 (64, 129),
-                (3, 40_000),
-                (40_000, 3),
+                (3, 5000),
             ] {
                 let bytes =
                     pseudo_random_bytes((m * n) as usize * dtype.size(), seed as u32 * 7 + m);
-                let top = reference_top(dtype, &bytes, (m * n) as usize);
-                let job = MatrixJob {
-                    dtype,
-                    bytes: &bytes,
-                    rows: m,
-                    cols: n,
-                    top,
-                    bits: bits_for(u64::from(m.max(n))),
-                };
-                assert_eq!(
-                    responses(&job),
-                    responses_reference(&job),
-                    "{dtype:?} {m}x{n}"
-                );
+                for axis in [Axis::Rows, Axis::Cols] {
+                    let tops = unit_tops(dtype, &bytes, m as usize, n as usize, axis);
+                    let len = if axis == Axis::Rows { n } else { m };
+                    let mut probes = ProbeTable::hashed(len as usize);
+                    // anchor-like values too: the full int8 range
+                    probes.values.iter_mut().enumerate().for_each(|(k, v)| {
+                        *v = (probe_word(k as u32) % 255) as i8;
+                    });
+                    probes.max = 127;
+                    let job = SideJob {
+                        dtype,
+                        bytes: &bytes,
+                        rows: m,
+                        cols: n,
+                        axis,
+                        tops: &tops,
+                        bits: bits_for(u64::from(len), probes.max).unwrap(),
+                        probes: &probes,
+                    };
+                    assert_eq!(
+                        side_responses(&job),
+                        responses_reference(&job),
+                        "{dtype:?} {m}x{n} {axis:?}"
+                    );
+                }
             }
         }
     }

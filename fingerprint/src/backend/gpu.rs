@@ -1,22 +1,23 @@
-//! GPU backend: the probe responses of a matrix computed by cubecl kernels (wgpu, CUDA).
+//! GPU backend: the responses of one side of a matrix computed by cubecl kernels (wgpu, CUDA).
 //!
 //! The kernel reproduces [`responses_reference`](crate::sketch::responses_reference) bit for
-//! bit: every element is decoded and converted to its fixed-point integer with integer
-//! operations only (the same rule as [`crate::dtype::decode`] + [`crate::dtype::fixed_point`]),
-//! the probe signs come from the same hash ([`crate::probe::probe_word`]), and all sums are
-//! integer sums that cannot overflow (see [`crate::sketch::bits_for`]), so the order in which
-//! the GPU adds them does not matter.
+//! bit: every element is decoded and converted to its fixed-point integer at its unit's scale
+//! with integer operations only (the same rule as [`crate::dtype::decode`] +
+//! [`crate::dtype::fixed_point`], saturation included), multiplied by the probe values of its
+//! index (a table uploaded with the job, four int8 values per word), and all sums are integer
+//! sums that cannot overflow (see [`crate::sketch::bits_for`]), so the order in which the GPU
+//! adds them does not matter. Products and sums are taken in wrapping u32 arithmetic, which
+//! has the bits of the i32 ones, so no signed shift or conversion whose meaning could differ
+//! between WGSL and CUDA C++ is needed.
 //!
-//! Design: one kernel, launched twice per block (row responses, then column responses).
-//! Each unit owns one neuron (a row, resp. a column) and one chunk of 32–256 consecutive
-//! indices along it: it reads and converts each element of its chunk (8/16-bit elements are
-//! shifted out of the u32 words), hashes the index into its probe word, and keeps 32 sums
-//! `Σ q` over the indices whose sign p is +1 plus the plain sum `Σ q`, in registers; response
-//! p is then `2·acc[p] − Σ q`, added atomically into the neuron's 33 table entries. No shared
-//! memory and no barriers (lavapipe runs barriers slowly). Cubes of 256 units on a 2-D grid
-//! (at most 65 535 cubes per dimension). Large matrices are processed in blocks (each upload
-//! and each output table at most 128 MiB and the device's largest buffer), whose partial
-//! tables are added on the host.
+//! Design: each unit of the kernel owns one matrix unit (a row, resp. a column) and one chunk
+//! of 32–256 consecutive indices along it: it reads and converts each element of its chunk
+//! (8/16-bit elements are shifted out of the u32 words), reads the 64 probe values of the
+//! index, and keeps 64 sums in registers, added atomically into the unit's 64 table entries
+//! at the end. No shared memory and no barriers (lavapipe runs barriers slowly). Cubes of 256
+//! units on a 2-D grid (at most 65 535 cubes per dimension). Large matrices are processed in
+//! blocks (each upload and each output table at most 128 MiB and the device's largest
+//! buffer), whose partial tables are added on the host.
 
 use std::fmt;
 
@@ -24,12 +25,13 @@ use cubecl::prelude::*;
 
 use crate::backend::{Backend, BackendKind};
 use crate::dtype::Dtype;
-use crate::probe::{PROBES, PROBE_SEED};
-use crate::sketch::{MatrixJob, Responses, STRIDE};
+use crate::probe::{ProbeTable, K};
+use crate::scale::Axis;
+use crate::sketch::SideJob;
 use crate::{Error, Result};
 
-// The kernel hard-codes 32 probes and 33 values per neuron.
-const _: () = assert!(PROBES == 32 && STRIDE == 33);
+// The kernel hard-codes 64 probes per unit.
+const _: () = assert!(K == 64);
 
 /// Units per cube.
 const CUBE_UNITS: u32 = 256;
@@ -46,28 +48,27 @@ const MAX_BLOCK_BYTES: u64 = 128 << 20;
 // Kernel
 // ---------------------------------------------------------------------------------------------
 
-/// `probe_word(t)`, in wrapping u32 arithmetic.
-#[cube]
-fn probe_word_gpu(t: u32) -> u32 {
-    let mut x = t * 0x9e37_79b9u32 + PROBE_SEED;
-    x = x ^ (x >> 16u32);
-    x *= 0x7feb_352du32;
-    x = x ^ (x >> 15u32);
-    x *= 0x846c_a68bu32;
-    x = x ^ (x >> 16u32);
-    x
-}
-
-/// `fixed_point` of the value `(-1)^negative × mag × 2^exp` (a finite value; `mag < 2^24`).
+/// `fixed_point` of the finite value `(-1)^negative × mag × 2^exp` (`mag < 2^24`): rounded
+/// half away from zero, saturated at `2^bits` when the value is at least `2^(top+1)`.
 #[cube]
 fn fixed_point_gpu(negative: bool, mag: u32, exp: i32, top: i32, bits: u32) -> i32 {
     let shift = exp - top + i32::cast_from(bits) - 1i32;
+    // The value is at least 2^(top+1) exactly when mag >= 2^(bits - shift); with mag < 2^24
+    // that cannot happen when bits - shift >= 24.
+    let need = i32::cast_from(bits) - shift;
+    let need_bits = u32::cast_from(i32::min(i32::max(need, 0i32), 31i32));
+    let saturated = mag != 0u32 && (need < 0i32 || (need < 24i32 && mag >= (1u32 << need_bits)));
     // Right shift by k = -shift with rounding half away from zero; k >= 31 gives 0 for
     // mag < 2^24, like the reference's `k > 31 => 0` (and k = 31 rounds to 0 too).
     let k = u32::cast_from(i32::min(i32::max(0i32 - shift, 1i32), 31i32));
     let down = (mag + (1u32 << (k - 1u32))) >> k;
-    let up = mag << u32::cast_from(i32::max(shift, 0i32));
-    let q = i32::cast_from(select(shift >= 0i32, up, down));
+    // Only used unsaturated, where mag << shift < 2^bits.
+    let up = mag << u32::cast_from(i32::min(i32::max(shift, 0i32), 31i32));
+    let q = select(
+        saturated,
+        i32::cast_from(1u32 << bits),
+        i32::cast_from(select(shift >= 0i32, up, down)),
+    );
     select(negative, 0i32 - q, q)
 }
 
@@ -146,64 +147,64 @@ fn element_bits(words: &Array<u32>, e: u32, #[comptime] size: u32) -> u32 {
     }
 }
 
-/// Partial responses of neuron chunks, added atomically into `out` (neurons × 33).
+/// Partial responses of unit chunks, added atomically into `out` (units × 64).
 ///
-/// Unit g handles neuron `n = g % neurons` over the indices `t` of chunk `g / neurons`
-/// (`chunk` consecutive indices of the `len` it runs over): element `(n, t)` of the block is
-/// at `n * n_stride + t * t_stride`, and its probe sign comes from `probe_word(t_base + t)`.
-/// For row responses: neurons = rows, t = column (n_stride = cols, t_stride = 1); for column
-/// responses: neurons = cols, t = row (n_stride = 1, t_stride = cols).
+/// Kernel unit g handles matrix unit `n = g % units` over the indices `t` of chunk
+/// `g / units` (`chunk` consecutive indices of the `len` it runs over): element `(n, t)` of
+/// the block is at `n * n_stride + t * t_stride`, its scale is `tops[n]`, and its probe values
+/// are bytes `64 t .. 64 t + 64` of `table` (four per word, little-endian, two's complement).
+/// For row units: t = column (n_stride = block cols, t_stride = 1); for column units: t = row
+/// (n_stride = 1, t_stride = block cols).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 fn chunk_responses(
     words: &Array<u32>,
+    tops: &Array<i32>,
+    table: &Array<u32>,
     out: &mut Array<Atomic<i32>>,
-    neurons: u32,
+    units: u32,
     len: u32,
     n_stride: u32,
     t_stride: u32,
-    t_base: u32,
     chunk: u32,
-    units: u32,
-    top: i32,
+    workers: u32,
     bits: u32,
     #[comptime] dtype: u32,
     #[comptime] size: u32,
 ) {
     let g = (CUBE_POS_X + CUBE_POS_Y * CUBE_COUNT_X) * CUBE_DIM_X + UNIT_POS_X;
-    if g < units {
-        let n = g % neurons;
-        let t0 = (g / neurons) * chunk;
+    if g < workers {
+        let n = g % units;
+        let t0 = (g / units) * chunk;
         let t1 = u32::min(t0 + chunk, len);
-        // acc[p] = Σ q over the indices whose sign p is +1; tot = Σ q. Wrapping u32 sums (the
-        // true values are small); response p = 2 acc[p] - tot.
-        let mut acc = Array::<u32>::new(32usize);
+        let top = tops[n as usize];
+        // Wrapping u32 sums and products: the same bits as the exact i32 ones.
+        let mut acc = Array::<u32>::new(64usize);
         #[unroll]
-        for p in 0..32u32 {
+        for p in 0..64u32 {
             acc[p as usize] = 0u32;
         }
-        let mut tot = 0u32;
         let mut e = n * n_stride + t0 * t_stride;
         for t in t0..t1 {
-            let w = probe_word_gpu(t_base + t);
             let q = u32::cast_from(element_q(element_bits(words, e, size), top, bits, dtype));
-            tot += q;
             #[unroll]
-            for p in 0..32u32 {
-                // All ones when bit p of w is set, else 0 (unsigned only: no signed shifts or
-                // conversions whose meaning could differ between WGSL and CUDA C++).
-                let m = 0u32 - ((w >> p) & 1u32);
-                acc[p as usize] += q & m;
+            for w in 0..16u32 {
+                let word = table[(t * 16u32 + w) as usize];
+                #[unroll]
+                for b in 0..4u32 {
+                    let v = (word >> (b * 8u32)) & 0xffu32;
+                    // sign-extend the byte: v - 256 when its top bit is set
+                    let value = v - ((v & 0x80u32) << 1u32);
+                    acc[(w * 4u32 + b) as usize] += q * value;
+                }
             }
             e += t_stride;
         }
-        let base = n * 33u32;
+        let base = n * 64u32;
         #[unroll]
-        for p in 0..32u32 {
-            let a = acc[p as usize];
-            out[(base + p) as usize].fetch_add(i32::cast_from(a + a - tot));
+        for p in 0..64u32 {
+            out[(base + p) as usize].fetch_add(i32::cast_from(acc[p as usize]));
         }
-        out[(base + 32u32) as usize].fetch_add(i32::cast_from(tot));
     }
 }
 
@@ -257,8 +258,8 @@ impl<R: Runtime> Backend for GpuBackend<R> {
         self.kind
     }
 
-    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
-        GpuBackend::responses(self, job)
+    fn side_responses(&self, job: &SideJob<'_>) -> Result<Vec<i32>> {
+        GpuBackend::side_responses(self, job)
     }
 }
 
@@ -293,16 +294,21 @@ impl<R: Runtime> GpuBackend<R> {
             chunk: None,
         };
         // Run one tiny job: a driver that loads but cannot run kernels fails here, not later.
-        let probe = MatrixJob {
+        let table = ProbeTable::hashed(1);
+        let probe = SideJob {
             dtype: Dtype::U8,
             bytes: &[1],
             rows: 1,
             cols: 1,
-            top: 0,
+            axis: Axis::Rows,
+            tops: &[0],
             bits: 11,
+            probes: &table,
         };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.responses(&probe)))
-            .map_err(|e| backend.error(format!("device unusable: {}", panic_message(e))))??;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            backend.side_responses(&probe)
+        }))
+        .map_err(|e| backend.error(format!("device unusable: {}", panic_message(e))))??;
         Ok(backend)
     }
 
@@ -316,7 +322,7 @@ impl<R: Runtime> GpuBackend<R> {
     /// Caps the bytes of one uploaded block and one output table (the default is 128 MiB,
     /// further capped by the device's largest buffer). Small values only make it slower.
     pub fn with_block_bytes(mut self, bytes: usize) -> Self {
-        self.block_bytes = bytes.max(STRIDE * 4);
+        self.block_bytes = bytes.max(K * 4);
         self
     }
 
@@ -332,13 +338,8 @@ impl<R: Runtime> GpuBackend<R> {
         R::name(&self.client)
     }
 
-    /// The probe responses of `job`, equal to `responses_reference(job)`.
-    ///
-    /// `job.top` must be at least the top exponent of every finite element (as
-    /// [`crate::sketch::top_exponent`] gives it), as the format requires: with a smaller `top`
-    /// a left shift could reach 32 bits, where the reference (a debug-build panic) and the GPUs
-    /// (shift taken mod 32 on wgpu, saturated on CUDA) disagree.
-    pub fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
+    /// The responses of one side of a matrix, equal to `responses_reference(job)`.
+    pub fn side_responses(&self, job: &SideJob<'_>) -> Result<Vec<i32>> {
         if !job.dtype.sketchable() {
             return Err(self.error(format!(
                 "{} tensors are hashed, not sketched",
@@ -360,20 +361,26 @@ impl<R: Runtime> GpuBackend<R> {
                 job.bytes.len()
             )));
         }
-        let mut out = Responses {
-            rows: vec![0; rows * STRIDE],
-            cols: vec![0; cols * STRIDE],
-        };
+        if job.tops.len() != job.units() || job.probes.len() != job.len() {
+            return Err(self.error(format!(
+                "{} scales and {} probe rows for {} units over {} indices",
+                job.tops.len(),
+                job.probes.len(),
+                job.units(),
+                job.len()
+            )));
+        }
+        let mut out = vec![0i32; job.units() * K];
         if rows == 0 || cols == 0 {
             return Ok(out);
         }
 
-        // Block sizes: input block, row table and column table each within `budget` bytes.
+        // Block sizes: input block and output table each within `budget` bytes.
         let page = self.client.properties().memory.max_page_size;
         let budget = self
             .block_bytes
             .min(usize::try_from(page).unwrap_or(usize::MAX));
-        let out_max = (budget / (STRIDE * 4)).max(1);
+        let out_max = (budget / (K * 4)).max(1);
         let block_cols = cols.min(out_max);
         let block_rows = rows.min(out_max).min((budget / (block_cols * size)).max(1));
 
@@ -381,17 +388,11 @@ impl<R: Runtime> GpuBackend<R> {
             let br = block_rows.min(rows - r0);
             for c0 in (0..cols).step_by(block_cols) {
                 let bc = block_cols.min(cols - c0);
-                let (block_r, block_c) = self.block(job, r0, br, c0, bc)?;
-                for (dst, src) in out.rows[r0 * STRIDE..(r0 + br) * STRIDE]
-                    .iter_mut()
-                    .zip(&block_r)
-                {
-                    *dst = dst.wrapping_add(*src);
-                }
-                for (dst, src) in out.cols[c0 * STRIDE..(c0 + bc) * STRIDE]
-                    .iter_mut()
-                    .zip(&block_c)
-                {
+                let (u0, part) = (
+                    if job.axis == Axis::Rows { r0 } else { c0 },
+                    self.block(job, r0, br, c0, bc)?,
+                );
+                for (dst, src) in out[u0 * K..].iter_mut().zip(&part) {
                     *dst = dst.wrapping_add(*src);
                 }
             }
@@ -399,19 +400,21 @@ impl<R: Runtime> GpuBackend<R> {
         Ok(out)
     }
 
-    /// Responses of the block of rows `r0..r0+br`, columns `c0..c0+bc`, restricted to it.
+    /// Responses of the units of the block of rows `r0..r0+br`, columns `c0..c0+bc`,
+    /// restricted to it.
     // cubecl's launch is `unsafe` (raw buffer lengths, no bounds checks in the kernel): the
     // lengths passed are those of the buffers created here, and the kernel only indexes
-    // elements < rows × cols of the block and neurons × 33 of the tables.
+    // elements < rows × cols of the block, `units` scales, `len × 16` table words and
+    // `units × 64` outputs.
     #[allow(unsafe_code)]
     fn block(
         &self,
-        job: &MatrixJob<'_>,
+        job: &SideJob<'_>,
         r0: usize,
         br: usize,
         c0: usize,
         bc: usize,
-    ) -> Result<(Vec<i32>, Vec<i32>)> {
+    ) -> Result<Vec<i32>> {
         let size = job.dtype.size();
         let cols = job.cols as usize;
         // The block row-major as whole little-endian u32 words: whole rows are uploaded in
@@ -432,60 +435,63 @@ impl<R: Runtime> GpuBackend<R> {
             &gathered
         };
         let n_words = data.len() / 4;
+        // (units, len, n_stride, t_stride, first unit, first index)
+        let (units, len, n_stride, t_stride, u0, t0) = match job.axis {
+            Axis::Rows => (br, bc, bc, 1usize, r0, c0),
+            Axis::Cols => (bc, br, 1usize, bc, c0, r0),
+        };
+        let tops: Vec<u8> = job.tops[u0..u0 + units]
+            .iter()
+            .flat_map(|t| t.to_le_bytes())
+            .collect();
+        let table: Vec<u8> = job.probes.values[t0 * K..(t0 + len) * K]
+            .iter()
+            .map(|&v| v as u8)
+            .collect();
 
         let client = &self.client;
         let words = client.create_from_slice(data);
-        let rows_h = client.create_from_slice(&vec![0u8; br * STRIDE * 4]);
-        let cols_h = client.create_from_slice(&vec![0u8; bc * STRIDE * 4]);
+        let tops_h = client.create_from_slice(&tops);
+        let table_h = client.create_from_slice(&table);
+        let out_h = client.create_from_slice(&vec![0u8; units * K * 4]);
 
         let to_u32 = |v: usize| u32::try_from(v).map_err(|_| self.error("block too large".into()));
         let max_x = (client.properties().hardware.max_cube_count.0 as usize).clamp(1, 65_535);
-        let dims = [
-            (br, bc, bc, 1usize, c0, &rows_h),
-            (bc, br, 1usize, bc, r0, &cols_h),
-        ];
-        for (neurons, len, n_stride, t_stride, t_base, handle) in dims {
-            let auto = (neurons * len)
-                .div_ceil(TARGET_UNITS)
-                .clamp(MIN_CHUNK, MAX_CHUNK);
-            let chunk = self.chunk.unwrap_or(auto).min(len);
-            let units = neurons * len.div_ceil(chunk);
-            let cubes = units.div_ceil(CUBE_UNITS as usize);
-            let count_x = cubes.min(max_x);
-            let count_y = cubes.div_ceil(count_x);
-            unsafe {
-                chunk_responses::launch_unchecked::<R>(
-                    client,
-                    CubeCount::Static(to_u32(count_x)?, to_u32(count_y)?, 1),
-                    CubeDim::new_1d(CUBE_UNITS),
-                    ArrayArg::from_raw_parts(words.clone(), n_words),
-                    ArrayArg::from_raw_parts(handle.clone(), neurons * STRIDE),
-                    to_u32(neurons)?,
-                    to_u32(len)?,
-                    to_u32(n_stride)?,
-                    to_u32(t_stride)?,
-                    to_u32(t_base)?,
-                    to_u32(chunk)?,
-                    to_u32(units)?,
-                    job.top,
-                    job.bits,
-                    u32::from(job.dtype.code()),
-                    size as u32,
-                );
-            }
+        let auto = (units * len)
+            .div_ceil(TARGET_UNITS)
+            .clamp(MIN_CHUNK, MAX_CHUNK);
+        let chunk = self.chunk.unwrap_or(auto).min(len);
+        let workers = units * len.div_ceil(chunk);
+        let cubes = workers.div_ceil(CUBE_UNITS as usize);
+        let count_x = cubes.min(max_x);
+        let count_y = cubes.div_ceil(count_x);
+        unsafe {
+            chunk_responses::launch_unchecked::<R>(
+                client,
+                CubeCount::Static(to_u32(count_x)?, to_u32(count_y)?, 1),
+                CubeDim::new_1d(CUBE_UNITS),
+                ArrayArg::from_raw_parts(words, n_words),
+                ArrayArg::from_raw_parts(tops_h, units),
+                ArrayArg::from_raw_parts(table_h, len * K / 4),
+                ArrayArg::from_raw_parts(out_h.clone(), units * K),
+                to_u32(units)?,
+                to_u32(len)?,
+                to_u32(n_stride)?,
+                to_u32(t_stride)?,
+                to_u32(chunk)?,
+                to_u32(workers)?,
+                job.bits,
+                u32::from(job.dtype.code()),
+                size as u32,
+            );
         }
-        let read = |h| -> Result<Vec<i32>> {
-            let bytes = client
-                .read_one(h)
-                .map_err(|e| self.error(format!("{e:?}")))?;
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
-        };
-        let block_r = read(rows_h)?;
-        let block_c = read(cols_h)?;
-        Ok((block_r, block_c))
+        let bytes = client
+            .read_one(out_h)
+            .map_err(|e| self.error(format!("{e:?}")))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 }
 

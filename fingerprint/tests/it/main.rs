@@ -1,7 +1,10 @@
 //! Integration tests of the fingerprint crate on generated models.
 
+mod adversarial;
 mod backends;
+mod bert;
 mod derived;
 mod input;
+mod negatives;
 mod real_model;
 mod synth;

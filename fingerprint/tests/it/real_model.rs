@@ -11,7 +11,7 @@ use safetensors::Dtype as SDtype;
 
 use crate::synth::Synth;
 
-fn minilm() -> PathBuf {
+pub(crate) fn minilm() -> PathBuf {
     if let Some(path) = std::env::var_os("MINILM_SAFETENSORS") {
         return PathBuf::from(path);
     }

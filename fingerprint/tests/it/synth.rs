@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use fingerprint::{backend::CpuBackend, Fingerprint, Model};
+use fingerprint::{backend::CpuBackend, Fingerprint, Model, Tokens};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype as SDtype;
 
@@ -236,8 +236,14 @@ impl Synth {
     }
 
     pub(crate) fn fingerprint_as(&self, dtype: SDtype) -> Fingerprint {
-        let model =
-            Model::from_bytes("synthetic", self.to_safetensors(dtype)).expect("valid model");
+        self.fingerprint_with(dtype, None)
+    }
+
+    /// The fingerprint of the model stored in `dtype`, its vocabulary `tokens`.
+    pub(crate) fn fingerprint_with(&self, dtype: SDtype, tokens: Option<&Tokens>) -> Fingerprint {
+        let model = Model::from_bytes("synthetic", self.to_safetensors(dtype))
+            .expect("valid model")
+            .with_tokens(tokens.cloned());
         fingerprint::fingerprint(&model, &CpuBackend, |_| {}).expect("fingerprints")
     }
 

@@ -12,15 +12,27 @@ pub(crate) struct Args {
     a: PathBuf,
     /// The other model, likewise.
     b: PathBuf,
-    /// Print one JSON object (with the per-tensor matches).
+    /// The vocabulary of A when A is a single weights file (tokenizer.json or vocab.txt).
+    #[arg(long, value_name = "FILE")]
+    tokenizer_a: Option<PathBuf>,
+    /// The vocabulary of B when B is a single weights file.
+    #[arg(long, value_name = "FILE")]
+    tokenizer_b: Option<PathBuf>,
+    /// Print one JSON object (with the per-tensor matches and the explanation).
     #[arg(long)]
     json: bool,
+    /// Tensors to list in the human output (the most significant first).
+    #[arg(long, default_value_t = 12)]
+    top: usize,
 }
 
 impl Args {
     pub(crate) async fn run(self, settings: &crate::settings::Settings) -> Result<ExitCode> {
         let backend: BackendKind = settings.backend;
-        let (a, b) = (load(&self.a, backend)?, load(&self.b, backend)?);
+        let (a, b) = (
+            load(&self.a, self.tokenizer_a.as_deref(), backend)?,
+            load(&self.b, self.tokenizer_b.as_deref(), backend)?,
+        );
         let c = fingerprint::compare(&a, &b);
         if self.json {
             println!("{}", serde_json::to_string(&c)?);
@@ -36,13 +48,40 @@ impl Args {
                 c.tensors_matched, c.matrices_a, c.matrices_b, c.tensors_significant
             );
             println!("coverage                    {:.3}", c.coverage);
+            if c.format == 2 {
+                println!("shared tensors (same bytes) {}", c.tensors_shared);
+            }
+            for line in &c.explanation {
+                println!("  {line}");
+            }
+            let mut shown: Vec<&fingerprint::compare::TensorMatch> = c.tensors.iter().collect();
+            shown.sort_by(|x, y| x.log10_false_positive.total_cmp(&y.log10_false_positive));
+            for t in shown.iter().take(self.top) {
+                println!(
+                    "  {} ~ {}: {}/{} units, log10 fp {:.0}{}{}",
+                    t.a,
+                    t.b,
+                    t.units_matched,
+                    t.units_queried,
+                    t.log10_false_positive,
+                    if t.significant { " (significant)" } else { "" },
+                    if t.transforms.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", t.transforms.join(", "))
+                    }
+                );
+            }
+            if shown.len() > self.top {
+                println!("  … {} more (--top N, or --json)", shown.len() - self.top);
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
 /// A saved fingerprint, or the fingerprint of weights.
-fn load(path: &Path, backend: BackendKind) -> Result<Fingerprint> {
+fn load(path: &Path, tokenizer: Option<&Path>, backend: BackendKind) -> Result<Fingerprint> {
     if path.is_file() {
         let mut head = [0u8; 4];
         let n = std::io::Read::read(
@@ -55,5 +94,5 @@ fn load(path: &Path, backend: BackendKind) -> Result<Fingerprint> {
                 .with_context(|| format!("reading the fingerprint {}", path.display()));
         }
     }
-    Ok(super::fingerprint::compute(path, backend)?.1)
+    Ok(super::fingerprint::compute(path, tokenizer, backend)?.1)
 }

@@ -1,0 +1,222 @@
+//! Residual anchors: probes over the residual stream taken from the model's own token
+//! embedding, so that they move with any change of basis of the residual stream.
+//!
+//! A transformer's residual stream has no canonical basis: permuting, negating or (for RMSNorm
+//! models with gains folded in) rotating it, consistently in the embedding and every matrix
+//! that reads or writes it, changes no output. With `E` the vocabulary-by-width embedding,
+//! anchor `p` is the centred mixture of token rows `a_p = Σ_t z_p(t)·(e_t − ē)`, where `z_p(t)`
+//! is bit `p` (as ±1) of a hash of token `t`'s string ([`crate::tokens::row_key`]; of its id when
+//! no vocabulary is known). A change of basis `E → E·Q` turns `a_p` into `Qᵀ·a_p`, and a matrix
+//! reading the stream, `W → W·Q`, responds to it with `W·Q·Qᵀ·a_p = W·a_p`: the same responses,
+//! so the same signatures, up to fixed-point rounding (exactly, for signed permutations).
+//!
+//! Computation (on the CPU for every backend, so anchors are the same everywhere):
+//! - The sources are the vocabulary tables: the 2-D tensors whose long side (more than four
+//!   times the short one, which is the residual width, and at least 256) is the vocabulary's size (within −1/8 and
+//!   +1/8 + 1024 rows, for added or removed tokens) when a vocabulary is known, else the
+//!   longest; found by shape, not name, so renaming tensors does not move them. Where there
+//!   are several (a separate output head), each gives an anchor set and they are added.
+//! - Each source is read at one scale for the whole tensor ([`crate::scale`] over all its
+//!   elements; 11 bits), `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
+//!   exactly, `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` (i64).
+//! - Each anchor is divided by its root mean square over `j` (f64, a fixed order), the
+//!   sources' anchors are added, and the sum is scaled to a root mean square of 32 and rounded
+//!   to integers in `[−127, 127]` (the [`ProbeTable`] every residual side is probed with).
+//!   Root mean squares do not change under rotations, so neither does the scale.
+
+use rayon::prelude::*;
+
+use crate::dtype;
+use crate::fingerprint::matrix_len;
+use crate::probe::{ProbeTable, K};
+use crate::scale::Histogram;
+use crate::sketch::{MAX_LEN, MIN_SIDE};
+use crate::source::{Model, TensorRef};
+use crate::tokens::{row_key, Tokens};
+
+/// Smallest vocabulary table recognised (smaller long-and-thin matrices, an LSTM's gates say,
+/// are not vocabularies).
+const MIN_VOCAB: u64 = 256;
+
+/// Target root mean square of an anchor's integers.
+const ANCHOR_RMS: f64 = 32.0;
+
+/// How vocabulary rows were keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keying {
+    /// By row index (no vocabulary was given).
+    Ids,
+    /// By token string; the vocabulary's hash ([`Tokens::hash`]).
+    Tokens([u8; 32]),
+}
+
+/// A model's residual anchors.
+#[derive(Debug, Clone)]
+pub struct Anchors {
+    /// The residual width `d`.
+    pub width: u32,
+    pub keying: Keying,
+    /// The tensors the anchors were taken from.
+    pub sources: Vec<String>,
+    /// `d × 64` probe values.
+    pub table: ProbeTable,
+}
+
+/// A vocabulary table: the tensor and whether its vocabulary axis is its columns.
+struct Source<'a> {
+    tensor: &'a TensorRef,
+    vocab_on_cols: bool,
+    vocab: usize,
+    width: usize,
+}
+
+fn sources(model: &Model) -> Vec<Source<'_>> {
+    let mut candidates: Vec<Source> = model
+        .tensors()
+        .iter()
+        .filter(|t| t.dtype.sketchable() && t.shape.len() == 2)
+        .filter_map(|t| {
+            let (r, c) = (t.shape[0], t.shape[1]);
+            let (long, short) = (r.max(c), r.min(c));
+            (short >= MIN_SIDE && long > 4 * short && (MIN_VOCAB..=MAX_LEN).contains(&long))
+                .then_some(Source {
+                    tensor: t,
+                    vocab_on_cols: c > r,
+                    vocab: long as usize,
+                    width: short as usize,
+                })
+        })
+        .collect();
+    match model.tokens() {
+        Some(tokens) => {
+            let v = tokens.len();
+            candidates.retain(|s| s.vocab >= v - v / 8 && s.vocab <= v + v / 8 + 1024);
+        }
+        None => {
+            let longest = candidates.iter().map(|s| s.vocab).max().unwrap_or(0);
+            candidates.retain(|s| s.vocab == longest);
+        }
+    }
+    // One residual width: the most common among the candidates (the smaller on a tie).
+    let mut widths: Vec<usize> = candidates.iter().map(|s| s.width).collect();
+    widths.sort_unstable();
+    let width = widths
+        .chunk_by(|a, b| a == b)
+        .max_by(|a, b| a.len().cmp(&b.len()).then(b[0].cmp(&a[0])))
+        .map(|w| w[0]);
+    candidates.retain(|s| Some(s.width) == width);
+    // An order that does not depend on names: by vocabulary size, then content.
+    candidates.sort_by_cached_key(|s| {
+        (
+            s.vocab,
+            crate::content::data_hash(s.tensor.dtype, &s.tensor.shape, model.data(s.tensor)),
+        )
+    });
+    candidates
+}
+
+/// The model's residual anchors, or `None` when it has no vocabulary table.
+pub fn compute(model: &Model) -> Option<Anchors> {
+    let sources = sources(model);
+    let first = sources.first()?;
+    let width = first.width;
+    let tokens = model.tokens();
+    let mut sum = vec![0f64; width * K];
+    for s in &sources {
+        let centred = centred_responses(model, s, tokens);
+        for p in 0..K {
+            let ms: f64 = (0..width)
+                .map(|j| (centred[j * K + p] as f64).powi(2))
+                .sum::<f64>()
+                / width as f64;
+            if ms > 0.0 {
+                let rms = ms.sqrt();
+                for j in 0..width {
+                    sum[j * K + p] += centred[j * K + p] as f64 / rms;
+                }
+            }
+        }
+    }
+    let mut values = vec![0i8; width * K];
+    for p in 0..K {
+        let ms: f64 = (0..width).map(|j| sum[j * K + p].powi(2)).sum::<f64>() / width as f64;
+        if ms > 0.0 {
+            let scale = ANCHOR_RMS / ms.sqrt();
+            for j in 0..width {
+                values[j * K + p] = (sum[j * K + p] * scale).round().clamp(-127.0, 127.0) as i8;
+            }
+        }
+    }
+    let max = values
+        .iter()
+        .map(|v| v.unsigned_abs() as u32)
+        .max()
+        .unwrap_or(0);
+    Some(Anchors {
+        width: width as u32,
+        keying: match tokens {
+            Some(t) => Keying::Tokens(t.hash),
+            None => Keying::Ids,
+        },
+        sources: sources.iter().map(|s| s.tensor.name.clone()).collect(),
+        table: ProbeTable { values, max },
+    })
+}
+
+/// Rows of the vocabulary per parallel task.
+const ROWS_PER_TASK: usize = 1024;
+
+/// `c[j][p]` of one source (`width × 64`, exact).
+fn centred_responses(model: &Model, s: &Source<'_>, tokens: Option<&Tokens>) -> Vec<i64> {
+    let t = s.tensor;
+    let bytes = model.data(t);
+    let (width, vocab) = (s.width, s.vocab);
+    let cols = t.shape[1] as usize;
+    let at = |token: usize, j: usize| {
+        if s.vocab_on_cols {
+            j * cols + token
+        } else {
+            token * cols + j
+        }
+    };
+    let mut h = Histogram::default();
+    for k in 0..bytes.len() / t.dtype.size() {
+        h.add(t.dtype, t.dtype.bits_at(bytes, k));
+    }
+    let top = h.top();
+    debug_assert_eq!(matrix_len(&t.shape), (vocab * width) as u64);
+    let zero = || (vec![0i64; width * K], vec![0i64; width], [0i64; K]);
+    let (r, sums, z) = (0..vocab.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|task| {
+            let (mut r, mut sums, mut z) = zero();
+            let mut q = vec![0i64; width];
+            for token in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(vocab) {
+                let key = row_key(tokens, token);
+                let signs: [i64; K] =
+                    std::array::from_fn(|p| if (key >> p) & 1 == 1 { 1 } else { -1 });
+                z.iter_mut().zip(&signs).for_each(|(z, s)| *z += s);
+                for (j, q) in q.iter_mut().enumerate() {
+                    let bits = t.dtype.bits_at(bytes, at(token, j));
+                    *q = i64::from(dtype::fixed_point(dtype::decode(t.dtype, bits), top, 11));
+                }
+                for (j, &qj) in q.iter().enumerate() {
+                    sums[j] += qj;
+                    for (r, s) in r[j * K..(j + 1) * K].iter_mut().zip(&signs) {
+                        *r += s * qj;
+                    }
+                }
+            }
+            (r, sums, z)
+        })
+        .reduce(zero, |(mut r, mut s, mut z), (r2, s2, z2)| {
+            r.iter_mut().zip(&r2).for_each(|(a, b)| *a += b);
+            s.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
+            z.iter_mut().zip(&z2).for_each(|(a, b)| *a += b);
+            (r, s, z)
+        });
+    let v = vocab as i64;
+    (0..width * K)
+        .map(|i| v * r[i] - z[i % K] * sums[i / K])
+        .collect()
+}

@@ -1,0 +1,194 @@
+//! An infringer's free re-parameterisations of the real all-MiniLM-L6-v2: every exact
+//! function-preserving change (each proven exact by a forward pass), alone and combined, reads
+//! as derived from the original and from an int8-quantized copy of it, and the combined
+//! variant stays unrelated to an independent model of the same shapes.
+
+use fingerprint::{compare, Comparison, Fingerprint, Model, Tokens, Verdict};
+use safetensors::Dtype as SDtype;
+
+use crate::bert::{self, Attention};
+use crate::real_model::minilm;
+use crate::synth::{Rng, Synth};
+
+fn report(name: &str, c: &Comparison) {
+    eprintln!(
+        "MiniLM vs {name}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0} ({} tensors, {} significant)",
+        c.verdict.as_str(),
+        c.similarity,
+        c.coverage,
+        c.log10_false_positive_probability,
+        c.tensors_matched,
+        c.tensors_significant
+    );
+}
+
+fn assert_derived(name: &str, reference: &Fingerprint, variant: &Fingerprint) -> Comparison {
+    let c = compare(reference, variant);
+    report(name, &c);
+    if c.verdict != Verdict::Derived {
+        for line in &c.explanation {
+            eprintln!("  {line}");
+        }
+        for t in &c.tensors {
+            eprintln!(
+                "  {} ~ {} {}/{} log10 {:.1} {:?}",
+                t.a, t.b, t.units_matched, t.units_queried, t.log10_false_positive, t.transforms
+            );
+        }
+    }
+    assert_eq!(c.verdict, Verdict::Derived, "{name}");
+    assert!(
+        c.false_positive_probability < 1e-6,
+        "{name}: {}",
+        c.false_positive_probability
+    );
+    c
+}
+
+/// The attention re-parameterisations of every layer, drawn from `rng`.
+fn attention_variant(base: &Synth, rng: &mut Rng, permute: bool, scale: bool) -> Synth {
+    let hd = 384 / bert::HEADS;
+    let mut out = base.clone();
+    for l in 0..6 {
+        let identity = |n: usize| (0..n).collect::<Vec<_>>();
+        let (heads, qk, vo) = if permute {
+            (
+                bert::shuffle(bert::HEADS, rng),
+                bert::shuffle(hd, rng),
+                bert::shuffle(hd, rng),
+            )
+        } else {
+            (identity(bert::HEADS), identity(hd), identity(hd))
+        };
+        let (qk_scale, vo_scale) = if scale {
+            (bert::pow2_signs(hd, rng), bert::pow2_signs(hd, rng))
+        } else {
+            (vec![1.0; hd], vec![1.0; hd])
+        };
+        out = bert::reparameterise_attention(
+            &out,
+            l,
+            &Attention {
+                heads: &heads,
+                qk: &qk,
+                vo: &vo,
+                qk_scale: &qk_scale,
+                vo_scale: &vo_scale,
+            },
+        );
+    }
+    out
+}
+
+fn hidden_variant(base: &Synth, rng: &mut Rng, zeros: usize) -> Synth {
+    let mut out = base.clone();
+    for l in 0..6 {
+        out = bert::permute_hidden(&out, l, &bert::shuffle(1536, rng), zeros);
+    }
+    out
+}
+
+#[test]
+fn minilm_re_parameterisations_read_as_derived() {
+    let path = minilm();
+    let dir = path.parent().unwrap();
+    let model = Model::open(dir).expect("MiniLM's folder opens");
+    let tokens: Tokens = model.tokens().expect("its tokenizer.json is read").clone();
+    assert_eq!(tokens.len(), 30_522);
+    let base = Synth::from_model(&model);
+    let fp_of = |s: &Synth, t: &Tokens| s.fingerprint_with(SDtype::F32, Some(t));
+    let original = fp_of(&base, &tokens);
+    let anchors = original.anchors.as_ref().expect("anchored");
+    assert_eq!(
+        anchors.sources,
+        vec!["embeddings.word_embeddings.weight".to_string()]
+    );
+    assert_eq!(anchors.width, 384);
+    let quantized = fp_of(&base.int8_round_trip(), &tokens);
+    assert_derived("int8 round trip", &original, &quantized);
+
+    let mut rng = Rng::new(2026);
+    let residual = bert::shuffle(384, &mut rng);
+    let mut cases: Vec<(&str, Synth, Tokens)> = vec![
+        (
+            "residual stream permuted",
+            bert::permute_residual(&base, &residual),
+            tokens.clone(),
+        ),
+        (
+            "MLP hidden units permuted",
+            hidden_variant(&base, &mut rng, 0),
+            tokens.clone(),
+        ),
+        (
+            "heads and head dimensions permuted",
+            attention_variant(&base, &mut rng, true, false),
+            tokens.clone(),
+        ),
+        (
+            "q/k and v/o sign flips and powers of two up to 2^12",
+            attention_variant(&base, &mut rng, false, true),
+            tokens.clone(),
+        ),
+        (
+            "8 zero neurons added to every MLP",
+            hidden_variant(&base, &mut rng, 8),
+            tokens.clone(),
+        ),
+    ];
+    // One added token (a fine-tune that adds a special token).
+    let mut added = tokens.strings.clone();
+    added.push(Some("<|new-special-token|>".into()));
+    cases.push((
+        "one token added",
+        bert::add_token(&base, &mut rng),
+        Tokens::new(added.clone()),
+    ));
+    // Everything at once.
+    let mut all = bert::permute_residual(&base, &residual);
+    all = hidden_variant(&all, &mut rng, 8);
+    all = attention_variant(&all, &mut rng, true, true);
+    all = bert::add_token(&all, &mut rng);
+    cases.push(("all of them combined", all, Tokens::new(added)));
+
+    for (name, variant, vocabulary) in &cases {
+        bert::assert_same_function(&base, variant, name);
+        let fp = fp_of(variant, vocabulary);
+        let c = assert_derived(name, &original, &fp);
+        assert!(c.similarity > 0.5, "{name}: similarity {}", c.similarity);
+        assert_derived(&format!("{name} (against the int8 copy)"), &quantized, &fp);
+    }
+
+    // The vocabulary reordered, with its tokenizer: rows keyed by string do not move.
+    let order = bert::shuffle(30_522, &mut rng);
+    let reordered = bert::reorder_vocabulary(&base, &order);
+    let strings = order.iter().map(|&o| tokens.strings[o].clone()).collect();
+    let mut inverse = vec![0usize; order.len()];
+    for (new, &old) in order.iter().enumerate() {
+        inverse[old] = new;
+    }
+    let ids = [101usize, 7592, 2088, 2003, 102];
+    let remapped: Vec<usize> = ids.iter().map(|&i| inverse[i]).collect();
+    let (p0, _) = bert::forward(&base, &ids);
+    let (p1, _) = bert::forward(&reordered, &remapped);
+    assert!(
+        p0.iter().zip(&p1).all(|(a, b)| (a - b).abs() < 1e-9),
+        "reordering is exact"
+    );
+    // Only the word embedding changed, and its units are all found: a re-laid-out copy.
+    let c = compare(&original, &fp_of(&reordered, &Tokens::new(strings)));
+    report("vocabulary reordered", &c);
+    assert_eq!(c.verdict, Verdict::Identical);
+
+    // The combined variant against an independent model of the same shapes.
+    let combined = fp_of(&cases.last().unwrap().1, &cases.last().unwrap().2);
+    let independent = fp_of(&base.random_like(7), &tokens);
+    let c = compare(&independent, &combined);
+    report("an independent model (vs the combined variant)", &c);
+    assert_eq!(c.verdict, Verdict::Unrelated);
+    assert!(
+        c.false_positive_probability > 1e-3,
+        "{}",
+        c.false_positive_probability
+    );
+}
