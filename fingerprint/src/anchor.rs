@@ -17,7 +17,7 @@
 //!   longest; found by shape, not name, so renaming tensors does not move them. Where there
 //!   are several (a separate output head), each gives an anchor set and they are added.
 //! - Each source is read at one scale for the whole tensor ([`crate::scale`] over all its
-//!   elements; 11 bits), `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
+//!   elements; [`bits_for`]`(V, 1)` bits, 11 below 2^19 rows), `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
 //!   exactly, `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` (i64).
 //! - Each anchor is divided by its root mean square over `j` (f64, a fixed order), the
 //!   sources' anchors are added, and the sum is scaled to a root mean square of 32 and rounded
@@ -26,11 +26,10 @@
 
 use rayon::prelude::*;
 
-use crate::dtype;
-use crate::fingerprint::matrix_len;
+use crate::backend::cpu;
 use crate::probe::{ProbeTable, K};
-use crate::scale::Histogram;
-use crate::sketch::{MAX_LEN, MIN_SIDE};
+use crate::scale::{self, Axis};
+use crate::sketch::{bits_for, SideJob, MAX_LEN, MIN_SIDE};
 use crate::source::{Model, TensorRef};
 use crate::tokens::{row_key, Tokens};
 
@@ -163,60 +162,50 @@ pub fn compute(model: &Model) -> Option<Anchors> {
     })
 }
 
-/// Rows of the vocabulary per parallel task.
-const ROWS_PER_TASK: usize = 1024;
-
 /// `c[j][p]` of one source (`width × 64`, exact).
 fn centred_responses(model: &Model, s: &Source<'_>, tokens: Option<&Tokens>) -> Vec<i64> {
     let t = s.tensor;
     let bytes = model.data(t);
     let (width, vocab) = (s.width, s.vocab);
-    let cols = t.shape[1] as usize;
-    let at = |token: usize, j: usize| {
-        if s.vocab_on_cols {
-            j * cols + token
-        } else {
-            token * cols + j
-        }
-    };
-    let mut h = Histogram::default();
-    for k in 0..bytes.len() / t.dtype.size() {
-        h.add(t.dtype, t.dtype.bits_at(bytes, k));
-    }
-    let top = h.top();
-    debug_assert_eq!(matrix_len(&t.shape), (vocab * width) as u64);
-    let zero = || (vec![0i64; width * K], vec![0i64; width], [0i64; K]);
-    let (r, sums, z) = (0..vocab.div_ceil(ROWS_PER_TASK))
+    let top = scale::tensor_top(t.dtype, bytes);
+    let keys: Vec<u64> = (0..vocab)
         .into_par_iter()
-        .map(|task| {
-            let (mut r, mut sums, mut z) = zero();
-            let mut q = vec![0i64; width];
-            for token in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(vocab) {
-                let key = row_key(tokens, token);
-                let signs: [i64; K] =
-                    std::array::from_fn(|p| if (key >> p) & 1 == 1 { 1 } else { -1 });
-                z.iter_mut().zip(&signs).for_each(|(z, s)| *z += s);
-                for (j, q) in q.iter_mut().enumerate() {
-                    let bits = t.dtype.bits_at(bytes, at(token, j));
-                    *q = i64::from(dtype::fixed_point(dtype::decode(t.dtype, bits), top, 11));
-                }
-                for (j, &qj) in q.iter().enumerate() {
-                    sums[j] += qj;
-                    for (r, s) in r[j * K..(j + 1) * K].iter_mut().zip(&signs) {
-                        *r += s * qj;
-                    }
-                }
-            }
-            (r, sums, z)
-        })
-        .reduce(zero, |(mut r, mut s, mut z), (r2, s2, z2)| {
-            r.iter_mut().zip(&r2).for_each(|(a, b)| *a += b);
-            s.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
-            z.iter_mut().zip(&z2).for_each(|(a, b)| *a += b);
-            (r, s, z)
-        });
+        .map(|id| row_key(tokens, id))
+        .collect();
+    let mut z = ProbeTable {
+        values: Vec::with_capacity(vocab * K),
+        max: 1,
+    };
+    for key in &keys {
+        z.values
+            .extend((0..K).map(|p| if (key >> p) & 1 == 1 { 1i8 } else { -1 }));
+    }
+    let totals: [i64; K] = std::array::from_fn(|p| {
+        keys.iter()
+            .map(|key| if (key >> p) & 1 == 1 { 1 } else { -1 })
+            .sum()
+    });
+    let tops = vec![top; width];
+    let (rows, cols) = (t.shape[0] as u32, t.shape[1] as u32);
+    let job = SideJob {
+        dtype: t.dtype,
+        bytes,
+        rows,
+        cols,
+        // the residual channels are the units; their responses run over the vocabulary
+        axis: if s.vocab_on_cols {
+            Axis::Rows
+        } else {
+            Axis::Cols
+        },
+        tops: &tops,
+        bits: bits_for(vocab as u64, 1).expect("vocabularies are at most 2^20 rows"),
+        probes: &z,
+    };
+    let r = cpu::side_responses(&job);
+    let sums = cpu::unit_sums(&job);
     let v = vocab as i64;
     (0..width * K)
-        .map(|i| v * r[i] - z[i % K] * sums[i / K])
+        .map(|i| v * i64::from(r[i]) - totals[i % K] * sums[i / K])
         .collect()
 }

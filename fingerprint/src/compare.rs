@@ -46,7 +46,9 @@
 //!   significant sides and shared tensors cover at least half the query model's sketched
 //!   parameters and either the false-positive probability is below 10⁻⁶ or shared tensors
 //!   alone cover half; *unrelated* otherwise. **Similarity** is the parameter-weighted share
-//!   of the query model's units found in the other model.
+//!   of the query model's units found in the other model, each found unit counting
+//!   `1 − distance/32` (so an exact copy scores 1 and a fine-tune a little less), or for units
+//!   compared in place `2s̄ − 1`.
 //! - **Explanation**: per query tensor, the other model's tensor most of its matches fall in,
 //!   and how they got there: aligned (same unit indices) or permuted, sign-flipped units,
 //!   resized (another unit count: padding, pruning, added tokens), transposed, renamed, spread
@@ -337,6 +339,8 @@ impl Index {
 struct SideResult {
     queried: usize,
     matched: usize,
+    /// Σ over matched units of `1 − distance/32`: 1 per exact match, less for drifted ones.
+    closeness: f64,
     complemented: usize,
     aligned: usize,
     /// Matches per (other model's) side.
@@ -422,8 +426,9 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                     (None, Some(f)) => Some((f, true)),
                     (None, None) => None,
                 };
-                if let Some(((_, id), complemented)) = hit {
+                if let Some(((distance, id), complemented)) = hit {
                     r.matched += 1;
+                    r.closeness += 1.0 - f64::from(distance) / 32.0;
                     r.complemented += usize::from(complemented);
                     let (other, other_unit) = index.owners[id];
                     *r.by_side.entry(other).or_default() += 1;
@@ -495,7 +500,7 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
             // agreement ½ is chance, 1 is equality
             Some((_, mean, _)) => (2.0 * mean - 1.0).max(0.0),
             None if r.queried == 0 => 0.0,
-            None => r.matched as f64 / r.queried as f64,
+            None => r.closeness / r.queried as f64,
         };
         if identical {
             shared_count += 1;

@@ -427,3 +427,92 @@ impl<'a> Reader<'a> {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::{compare, Verdict};
+
+    fn v1_fingerprint(seed: u32) -> Fingerprint {
+        let signatures = |n: u32, salt: u32| -> Vec<u32> {
+            (0..n).map(|i| crate::probe::probe_word(i ^ salt)).collect()
+        };
+        let tensor = |name: &str, rows: u32, cols: u32| TensorFingerprint {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape: vec![u64::from(rows), u64::from(cols)],
+            data_hash: [seed as u8; 32],
+            structured: false,
+            sketch: TensorSketch::Matrix(MatrixSketch {
+                rows,
+                cols,
+                top: -3,
+                bits: 11,
+                row_signatures: signatures(rows, seed),
+                col_signatures: signatures(cols, seed + 1),
+                sketch: seed,
+            }),
+        };
+        Fingerprint {
+            version: 1,
+            content_root: [seed as u8; 32],
+            anchors: None,
+            tensors: vec![tensor("a.weight", 64, 32), tensor("b.weight", 32, 64)],
+        }
+    }
+
+    #[test]
+    fn version_1_fingerprints_are_still_read_hashed_and_compared() {
+        let old = v1_fingerprint(7);
+        let bytes = old.encode();
+        assert_eq!(&bytes[4..6], &1u16.to_le_bytes());
+        let back = Fingerprint::decode(&bytes).unwrap();
+        assert_eq!(back, old);
+        // The commitment of a v1 encoding keeps its v1 context (what is on-chain already).
+        let v1_hash = *blake3::Hasher::new_derive_key(HASH_CONTEXT_V1)
+            .update(&bytes)
+            .finalize()
+            .as_bytes();
+        assert_eq!(back.hash(), v1_hash);
+        let mut renamed = old.clone();
+        renamed.content_root = [1; 32];
+        renamed.tensors[0].data_hash = [2; 32];
+        let c = compare(&old, &renamed);
+        assert_eq!((c.format, c.verdict), (1, Verdict::Identical));
+        assert_eq!(
+            compare(&old, &v1_fingerprint(9)).verdict,
+            Verdict::Unrelated
+        );
+    }
+
+    #[test]
+    fn version_2_side_sizes_must_fit_the_canonical_matrix() {
+        let fp = Fingerprint {
+            version: 2,
+            content_root: [0; 32],
+            anchors: None,
+            tensors: vec![TensorFingerprint {
+                name: "w".into(),
+                dtype: Dtype::BF16,
+                shape: vec![20, 30],
+                data_hash: [3; 32],
+                structured: true,
+                sketch: TensorSketch::Units(vec![UnitSide {
+                    axis: Axis::Cols,
+                    anchored: false,
+                    bits: 11,
+                    signatures: (0..30).map(crate::probe::hash64).collect(),
+                }]),
+            }],
+        };
+        let bytes = fp.encode();
+        assert_eq!(Fingerprint::decode(&bytes).unwrap(), fp);
+        assert_ne!(fp.hash(), [0; 32]);
+        // Claim 31 columns: rejected, naming the tensor.
+        let mut bad = bytes.clone();
+        let at = bytes.len() - 30 * 8 - 4;
+        bad[at..at + 4].copy_from_slice(&31u32.to_le_bytes());
+        let e = Fingerprint::decode(&bad).unwrap_err().to_string();
+        assert!(e.contains("\"w\"") && e.contains("31 columns"), "{e}");
+    }
+}

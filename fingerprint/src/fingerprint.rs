@@ -219,7 +219,11 @@ fn tensor_fingerprint(
             let centred = if p.anchored {
                 responses.iter().map(|&r| i64::from(r)).collect()
             } else {
-                sketch::centre_on_unit_means(&responses, &sketch::unit_sums(&job), probes)
+                sketch::centre_on_unit_means(
+                    &responses,
+                    &crate::backend::cpu::unit_sums(&job),
+                    probes,
+                )
             };
             sides.push(UnitSide {
                 axis: p.axis,

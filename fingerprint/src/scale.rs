@@ -31,7 +31,7 @@ impl Histogram {
     /// Counts one element given as raw bits of `dtype`.
     #[inline]
     pub fn add(&mut self, dtype: Dtype, bits: u32) {
-        if let Some(e) = dtype::top_exponent(dtype::decode(dtype, bits)) {
+        if let Some(e) = exponent(dtype, bits) {
             self.0[(e + OFFSET) as usize] += 1;
         }
     }
@@ -52,6 +52,46 @@ impl Histogram {
             }
         }
         unreachable!("the counts add up to n")
+    }
+}
+
+/// `floor(log2 |x|)` of the element with raw bits `bits`, `None` for zero, NaN and infinities:
+/// [`dtype::top_exponent`] of [`dtype::decode`], read straight from the bit fields (this runs
+/// once per element of every sketched tensor).
+#[inline]
+pub fn exponent(dtype: Dtype, bits: u32) -> Option<i32> {
+    // (exponent bits, mantissa bits, bias) of the float types
+    let (ebits, mbits, bias) = match dtype {
+        Dtype::F32 => (8u32, 23u32, 127i32),
+        Dtype::BF16 => (8, 7, 127),
+        Dtype::F16 => (5, 10, 15),
+        Dtype::F8E4M3 => (4, 3, 7),
+        Dtype::F8E5M2 => (5, 2, 15),
+        Dtype::I8 | Dtype::U8 => {
+            let mag = if dtype == Dtype::I8 {
+                u32::from((bits as u8 as i8).unsigned_abs())
+            } else {
+                bits & 0xff
+            };
+            return (mag != 0).then(|| 31 - mag.leading_zeros() as i32);
+        }
+        _ => return dtype::top_exponent(dtype::decode(dtype, bits)),
+    };
+    let e = (bits >> mbits) & ((1 << ebits) - 1);
+    let m = bits & ((1 << mbits) - 1);
+    let e_max = (1 << ebits) - 1;
+    if dtype == Dtype::F8E4M3 {
+        if e == e_max && m == (1 << mbits) - 1 {
+            return None; // the one NaN of E4M3 ("fn": no infinities)
+        }
+    } else if e == e_max {
+        return None;
+    }
+    if e == 0 {
+        // subnormal: m × 2^(1 − bias − mbits)
+        (m != 0).then(|| 1 - bias - mbits as i32 + 31 - m.leading_zeros() as i32)
+    } else {
+        Some(e as i32 - bias)
     }
 }
 
@@ -76,17 +116,137 @@ impl Axis {
 /// column of the block).
 const COL_BLOCK: usize = 256;
 
+/// The exponent field of a bf16 value, with ±0 moved to field 255 (which, like ±inf and NaN,
+/// is not counted): field 0 then holds only subnormals, which need their mantissa.
+#[inline(always)]
+fn bf16_field(b: u16) -> usize {
+    if b & 0x7fff == 0 {
+        255
+    } else {
+        usize::from((b >> 7) & 0xff)
+    }
+}
+
+/// Adds bf16 exponent-field counts to a histogram; `subnormals` yields the raw values of the
+/// unit whose field is 0, called only when there are some.
+fn place_bf16_fields<I: Iterator<Item = u16>>(
+    h: &mut Histogram,
+    fields: &[u32; 256],
+    subnormals: impl FnOnce() -> I,
+) {
+    for (e, &n) in fields.iter().enumerate().take(255).skip(1) {
+        if n > 0 {
+            h.0[(e as i32 - 127 + OFFSET) as usize] += n;
+        }
+    }
+    if fields[0] > 0 {
+        for b in subnormals() {
+            if bf16_field(b) == 0 {
+                h.add(Dtype::BF16, u32::from(b));
+            }
+        }
+    }
+}
+
+/// Histogram bin of every value of an 8- or 16-bit type (`u16::MAX`: not counted).
+fn bin_table(dtype: Dtype) -> Vec<u16> {
+    (0..1u32 << (8 * dtype.size()))
+        .map(|bits| exponent(dtype, bits).map_or(u16::MAX, |e| (e + OFFSET) as u16))
+        .collect()
+}
+
+/// Counts the elements of `bytes` (whole elements of `dtype`) into `h`.
+fn count(h: &mut Histogram, dtype: Dtype, bytes: &[u8], table: &[u16]) {
+    match dtype.size() {
+        4 => {
+            for c in bytes.chunks_exact(4) {
+                h.add(dtype, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            }
+        }
+        2 if dtype == Dtype::BF16 => {
+            // Count exponent fields, four histograms interleaved (independent increments).
+            let mut fields = [[0u32; 256]; 4];
+            let mut pieces = bytes.chunks_exact(8);
+            for c in &mut pieces {
+                for k in 0..4 {
+                    fields[k][bf16_field(u16::from_le_bytes([c[2 * k], c[2 * k + 1]]))] += 1;
+                }
+            }
+            for c in pieces.remainder().chunks_exact(2) {
+                fields[0][bf16_field(u16::from_le_bytes([c[0], c[1]]))] += 1;
+            }
+            let total: [u32; 256] = std::array::from_fn(|e| fields.iter().map(|f| f[e]).sum());
+            place_bf16_fields(h, &total, || {
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            });
+        }
+        2 => {
+            for c in bytes.chunks_exact(2) {
+                let bin = table[usize::from(u16::from_le_bytes([c[0], c[1]]))];
+                if bin != u16::MAX {
+                    h.0[usize::from(bin)] += 1;
+                }
+            }
+        }
+        _ => {
+            for &b in bytes {
+                let bin = table[usize::from(b)];
+                if bin != u16::MAX {
+                    h.0[usize::from(bin)] += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Counts element `j` of `row` into `hs[j]`.
+fn count_into(hs: &mut [Histogram], dtype: Dtype, row: &[u8], table: &[u16]) {
+    let put = |h: &mut Histogram, bin: u16| {
+        if bin != u16::MAX {
+            h.0[usize::from(bin)] += 1;
+        }
+    };
+    match dtype.size() {
+        4 => {
+            for (h, c) in hs.iter_mut().zip(row.chunks_exact(4)) {
+                h.add(dtype, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            }
+        }
+        2 => {
+            for (h, c) in hs.iter_mut().zip(row.chunks_exact(2)) {
+                put(h, table[usize::from(u16::from_le_bytes([c[0], c[1]]))]);
+            }
+        }
+        _ => {
+            for (h, &b) in hs.iter_mut().zip(row) {
+                put(h, table[usize::from(b)]);
+            }
+        }
+    }
+}
+
 /// The scale of every unit of a `rows × cols` row-major matrix of `dtype`, units along `axis`.
 pub fn unit_tops(dtype: Dtype, bytes: &[u8], rows: usize, cols: usize, axis: Axis) -> Vec<i32> {
     use rayon::prelude::*;
+    let size = dtype.size();
+    let table = if size <= 2 {
+        bin_table(dtype)
+    } else {
+        Vec::new()
+    };
     match axis {
         Axis::Rows => (0..rows)
             .into_par_iter()
             .map(|i| {
                 let mut h = Histogram::default();
-                for j in 0..cols {
-                    h.add(dtype, dtype.bits_at(bytes, i * cols + j));
-                }
+                count(
+                    &mut h,
+                    dtype,
+                    &bytes[i * cols * size..(i + 1) * cols * size],
+                    &table,
+                );
                 h.top()
             })
             .collect(),
@@ -94,16 +254,66 @@ pub fn unit_tops(dtype: Dtype, bytes: &[u8], rows: usize, cols: usize, axis: Axi
             .into_par_iter()
             .flat_map_iter(|b| {
                 let (c0, c1) = (b * COL_BLOCK, ((b + 1) * COL_BLOCK).min(cols));
+                if dtype == Dtype::BF16 {
+                    let mut fields = vec![[0u32; 256]; c1 - c0];
+                    for i in 0..rows {
+                        let row = &bytes[(i * cols + c0) * 2..(i * cols + c1) * 2];
+                        for (f, c) in fields.iter_mut().zip(row.chunks_exact(2)) {
+                            f[bf16_field(u16::from_le_bytes([c[0], c[1]]))] += 1;
+                        }
+                    }
+                    let column = |j: usize| {
+                        (0..rows).map(move |i| {
+                            let at = (i * cols + j) * 2;
+                            u16::from_le_bytes([bytes[at], bytes[at + 1]])
+                        })
+                    };
+                    let tops: Vec<i32> = fields
+                        .iter()
+                        .enumerate()
+                        .map(|(k, f)| {
+                            let mut h = Histogram::default();
+                            place_bf16_fields(&mut h, f, || column(c0 + k));
+                            h.top()
+                        })
+                        .collect();
+                    return tops.into_iter();
+                }
                 let mut hs = vec![Histogram::default(); c1 - c0];
                 for i in 0..rows {
-                    for (j, h) in (c0..c1).zip(hs.iter_mut()) {
-                        h.add(dtype, dtype.bits_at(bytes, i * cols + j));
-                    }
+                    let row = &bytes[(i * cols + c0) * size..(i * cols + c1) * size];
+                    count_into(&mut hs, dtype, row, &table);
                 }
-                hs.into_iter().map(|h| h.top())
+                hs.into_iter()
+                    .map(|h| h.top())
+                    .collect::<Vec<_>>()
+                    .into_iter()
             })
             .collect(),
     }
+}
+
+/// The scale of a whole tensor taken as one unit (the vocabulary tables of [`crate::anchor`]).
+pub fn tensor_top(dtype: Dtype, bytes: &[u8]) -> i32 {
+    use rayon::prelude::*;
+    let size = dtype.size();
+    let table = if size <= 2 {
+        bin_table(dtype)
+    } else {
+        Vec::new()
+    };
+    bytes
+        .par_chunks((1 << 16) * size)
+        .map(|chunk| {
+            let mut h = Histogram::default();
+            count(&mut h, dtype, chunk, &table);
+            h
+        })
+        .reduce(Histogram::default, |mut a, b| {
+            a.0.iter_mut().zip(&b.0).for_each(|(x, y)| *x += y);
+            a
+        })
+        .top()
 }
 
 #[cfg(test)]
@@ -112,6 +322,27 @@ mod tests {
 
     fn f32s(v: &[f32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn exponents_from_bit_fields_equal_the_decoded_values() {
+        for dtype in Dtype::ALL {
+            let patterns: Vec<u32> = if dtype.size() <= 2 {
+                (0..1u32 << (8 * dtype.size())).collect()
+            } else {
+                (0..1_000_000u32)
+                    .map(crate::probe::probe_word)
+                    .chain([0, 1, 0x7f80_0000, 0x7fc0_0000, 0x8000_0001, 0x0080_0000])
+                    .collect()
+            };
+            for bits in patterns {
+                assert_eq!(
+                    exponent(dtype, bits),
+                    dtype::top_exponent(dtype::decode(dtype, bits)),
+                    "{dtype:?} {bits:#x}"
+                );
+            }
+        }
     }
 
     #[test]

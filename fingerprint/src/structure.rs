@@ -7,14 +7,15 @@
 //! that axis each value is predicted almost exactly from the two before it
 //! (`x[t+1] = 2cos(ω)·x[t] − x[t−1]` for a pure sinusoid; a slowly varying window keeps it close).
 //! A tensor is **structured** when the mean coefficient of determination `R²` of a least-squares
-//! two-term linear predictor, over its first 256 rows or over its first 256 columns of the
-//! canonical matrix (whichever is higher), is above 0.9; trained and random weights stay
+//! two-term linear predictor, over the first 1024 elements of its first 256 rows or of its
+//! first 256 columns of the canonical matrix (whichever is higher), is above 0.9; trained and random weights stay
 //! near 0. Computed on the CPU in f64 in a fixed order (the same on every backend).
 
 use crate::dtype::{self, Dtype};
 
-/// Rows (or columns) examined at most.
+/// Rows (or columns) examined at most, and elements of each.
 const SAMPLE: usize = 256;
+const LENGTH: usize = 1024;
 /// Mean `R²` above which a tensor is structured.
 pub const THRESHOLD: f64 = 0.9;
 
@@ -47,7 +48,15 @@ fn predictability(x: &[f64]) -> f64 {
 }
 
 fn value(dtype: Dtype, bytes: &[u8], index: usize) -> f64 {
-    match dtype::decode(dtype, dtype.bits_at(bytes, index)) {
+    let bits = dtype.bits_at(bytes, index);
+    let finite = |x: f32| if x.is_finite() { f64::from(x) } else { 0.0 };
+    match dtype {
+        Dtype::F32 => return finite(f32::from_bits(bits)),
+        Dtype::F16 => return finite(half::f16::from_bits(bits as u16).to_f32()),
+        Dtype::BF16 => return finite(half::bf16::from_bits(bits as u16).to_f32()),
+        _ => {}
+    }
+    match dtype::decode(dtype, bits) {
         dtype::Value::Finite { negative, mag, exp } => {
             let v = f64::from(mag) * 2f64.powi(exp);
             if negative {
@@ -73,7 +82,7 @@ pub fn is_structured(dtype: Dtype, bytes: &[u8], rows: usize, cols: usize) -> bo
         (0..rows.min(SAMPLE))
             .map(|i| {
                 predictability(
-                    &(0..cols)
+                    &(0..cols.min(LENGTH))
                         .map(|j| value(dtype, bytes, i * cols + j))
                         .collect::<Vec<_>>(),
                 )
@@ -84,7 +93,7 @@ pub fn is_structured(dtype: Dtype, bytes: &[u8], rows: usize, cols: usize) -> bo
         (0..cols.min(SAMPLE))
             .map(|j| {
                 predictability(
-                    &(0..rows)
+                    &(0..rows.min(LENGTH))
                         .map(|i| value(dtype, bytes, i * cols + j))
                         .collect::<Vec<_>>(),
                 )

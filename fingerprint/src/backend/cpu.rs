@@ -14,6 +14,11 @@ use crate::scale::Axis;
 use crate::sketch::SideJob;
 
 /// Converts the elements of one row to `f32`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+f16c",
+    "x86_64+avx2+f16c",
+    "aarch64+neon"
+))]
 fn to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32], f8: &[f32; 256]) {
     match dtype {
         Dtype::F32 => {
@@ -27,8 +32,9 @@ fn to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32], f8: &[f32; 256]) {
             }
         }
         Dtype::BF16 => {
+            // bf16 is the top half of an f32
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                *o = f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16);
             }
         }
         Dtype::I8 => out
@@ -97,6 +103,119 @@ fn scale_of(top: i32, bits: u32) -> f64 {
     2f64.powi(bits as i32 - 1 - top)
 }
 
+/// The scale `2^(bits-1-top)` as an `f32`, when it is a normal `f32`.
+fn scale_f32(top: i32, bits: u32) -> Option<f32> {
+    let e = bits as i32 - 1 - top;
+    (-126..=127)
+        .contains(&e)
+        .then(|| f32::from_bits(((e + 127) as u32) << 23))
+}
+
+/// [`quantize`] in `f32`, to int16, for scales that are normal `f32`s: `|x| · scale` is then
+/// exact (a power of two) unless it underflows, where the value rounds to 0 either way, and
+/// `round` rounds half away from zero exactly; `|q| <= 2^11` fits int16.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn quantize_f32(row: &[f32], scales: &[f32], out: &mut [i16], bits: u32) {
+    let limit = (1u32 << bits) as f32;
+    for ((q, &x), &scale) in out.iter_mut().zip(row).zip(scales) {
+        let m = round_half_away(x.abs() * scale).min(limit);
+        *q = small_int(if x.is_sign_negative() { -m } else { m });
+    }
+}
+
+/// The integer value of an integer-valued `x` with `|x| <= 2^22`: adding 1.5 × 2^23 puts it in
+/// the mantissa of a float whose bits then hold it (a float-to-int cast, saturating in Rust,
+/// does not vectorise).
+#[inline(always)]
+fn small_int(x: f32) -> i16 {
+    ((x + 12_582_912.0).to_bits() as i32 - 0x4b40_0000) as i16
+}
+
+/// `round` (half away from zero) of a non-negative `v`, NaN to 0, in operations that
+/// vectorise: the fractional part `v − trunc(v)` is exact.
+#[inline(always)]
+fn round_half_away(v: f32) -> f32 {
+    let t = v.trunc();
+    let r = t + if v - t >= 0.5 { 1.0 } else { 0.0 };
+    if v.is_nan() {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// [`quantize_f32`] with one scale for the whole row.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn quantize_f32_uniform(row: &[f32], scale: f32, out: &mut [i16], bits: u32) {
+    let limit = (1u32 << bits) as f32;
+    for (q, &x) in out.iter_mut().zip(row) {
+        let m = round_half_away(x.abs() * scale).min(limit);
+        *q = small_int(if x.is_sign_negative() { -m } else { m });
+    }
+}
+
+/// Per-element scales of a column block, prepared once: `f32` when every one is a normal
+/// `f32`, else `f64`.
+enum ColScales {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl ColScales {
+    fn new(tops: &[i32], bits: u32) -> Self {
+        match tops.iter().map(|&t| scale_f32(t, bits)).collect() {
+            Some(s) => ColScales::F32(s),
+            None => ColScales::F64(tops.iter().map(|&t| scale_of(t, bits)).collect()),
+        }
+    }
+
+    fn quantize(&self, xf: &[f32], bits: u32, out: &mut [i16]) {
+        match self {
+            ColScales::F32(s) => quantize_f32(xf, s, out, bits),
+            ColScales::F64(s) => {
+                let mut q = vec![0i32; xf.len()];
+                quantize(xf, s, &mut q, bits);
+                out.iter_mut().zip(&q).for_each(|(o, &v)| *o = v as i16);
+            }
+        }
+    }
+}
+
+/// One row of fixed-point int16 integers, element `k` at scale `tops[k]` (or `tops[0]` for
+/// every element when `tops` has one entry), through `f32` when every scale allows, else `f64`.
+fn quantize_row(xf: &[f32], tops: &[i32], bits: u32, out: &mut [i16]) {
+    let uniform = tops.len() == 1;
+    if let Some(scale) = scale_f32(tops[0], bits).filter(|_| uniform) {
+        return quantize_f32_uniform(xf, scale, out, bits);
+    }
+    let f32_scales: Option<Vec<f32>> = if uniform {
+        scale_f32(tops[0], bits).map(|s| vec![s; xf.len()])
+    } else {
+        tops.iter().map(|&t| scale_f32(t, bits)).collect()
+    };
+    match f32_scales {
+        Some(scales) => quantize_f32(xf, &scales, out, bits),
+        None => {
+            let scales: Vec<f64> = if uniform {
+                vec![scale_of(tops[0], bits); xf.len()]
+            } else {
+                tops.iter().map(|&t| scale_of(t, bits)).collect()
+            };
+            let mut q = vec![0i32; xf.len()];
+            quantize(xf, &scales, &mut q, bits);
+            out.iter_mut().zip(&q).for_each(|(o, &v)| *o = v as i16);
+        }
+    }
+}
+
 /// `acc[p] += Σ_t q[t] · table[t][p]`: one row unit's responses. The hot loop of the row
 /// side, compiled for the widest vector units the CPU has (integer sums are the same in any
 /// order or width).
@@ -127,6 +246,61 @@ fn col_axpy(q: &[i32], probes: &[i32; K], acc: &mut [[i32; K]]) {
     }
 }
 
+/// Each unit's sum `Σ_t q(n, t)` (exact), equal to [`crate::sketch::unit_sums`].
+pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
+    let (m, n) = (job.rows as usize, job.cols as usize);
+    let esize = job.dtype.size();
+    let f8 = f8_table(job.dtype);
+    let row_q = |i: usize, xf: &mut [f32], q: &mut [i16], tops: &[i32]| {
+        to_f32(
+            job.dtype,
+            &job.bytes[i * n * esize..(i + 1) * n * esize],
+            xf,
+            &f8,
+        );
+        quantize_row(xf, tops, job.bits, q);
+    };
+    match job.axis {
+        Axis::Rows => (0..m)
+            .into_par_iter()
+            .map(|i| {
+                let (mut xf, mut q) = (vec![0f32; n], vec![0i16; n]);
+                row_q(i, &mut xf, &mut q, &job.tops[i..i + 1]);
+                q.iter().map(|&v| i64::from(v)).sum()
+            })
+            .collect(),
+        Axis::Cols => {
+            let scales = ColScales::new(job.tops, job.bits);
+            (0..m)
+                .into_par_iter()
+                .fold(
+                    || (vec![0i64; n], vec![0f32; n], vec![0i16; n]),
+                    |(mut sums, mut xf, mut q), i| {
+                        to_f32(
+                            job.dtype,
+                            &job.bytes[i * n * esize..(i + 1) * n * esize],
+                            &mut xf,
+                            &f8,
+                        );
+                        scales.quantize(&xf, job.bits, &mut q);
+                        sums.iter_mut()
+                            .zip(&q)
+                            .for_each(|(s, &v)| *s += i64::from(v));
+                        (sums, xf, q)
+                    },
+                )
+                .map(|(sums, _, _)| sums)
+                .reduce(
+                    || vec![0i64; n],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                )
+        }
+    }
+}
+
 /// Columns per block on the column side (memory per task: 256 bytes per column).
 const COL_BLOCK: usize = 1 << 12;
 
@@ -141,6 +315,33 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
         &job.bytes[start..start + width * esize]
     };
     match job.axis {
+        Axis::Rows if super::simd::available() => {
+            // Four rows at a time through AVX-512 VNNI.
+            let table = super::simd::pair_table(job.probes);
+            let even = n.div_ceil(2) * 2;
+            let mut out = vec![0i32; m * K];
+            out.par_chunks_mut(K * 64)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    let mut xf = vec![0f32; n];
+                    let mut q16 = vec![vec![0i16; even]; 4];
+                    let mut acc = [[0i32; K]; 4];
+                    for (g, group) in out.chunks_mut(4 * K).enumerate() {
+                        let count = group.len() / K;
+                        for (r, q16) in q16.iter_mut().enumerate().take(count) {
+                            let i = task * 64 + g * 4 + r;
+                            to_f32(job.dtype, row_bytes(i, 0, n), &mut xf, &f8);
+                            quantize_row(&xf, &job.tops[i..i + 1], job.bits, &mut q16[..n]);
+                        }
+                        let rows: Vec<&[i16]> = q16.iter().take(count).map(|r| &r[..]).collect();
+                        super::simd::rows4(&rows, &table, &mut acc[..count]);
+                        for (o, a) in group.chunks_exact_mut(K).zip(&acc) {
+                            o.copy_from_slice(a);
+                        }
+                    }
+                });
+            out
+        }
         Axis::Rows => {
             let mut out = vec![0i32; m * K];
             out.par_chunks_mut(K * 64)
@@ -159,6 +360,64 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
                         r.copy_from_slice(&acc);
                     }
                 });
+            out
+        }
+        Axis::Cols if super::simd::available() => {
+            // Eight rows (four pairs) at a time through AVX-512 VNNI, columns in blocks.
+            let table = super::simd::pair_table(job.probes);
+            let mut out = vec![0i32; n * K];
+            let threads = rayon::current_num_threads().max(1);
+            let rows_per_task = (m.div_ceil(threads * 2).max(1)).div_ceil(8) * 8;
+            for c0 in (0..n).step_by(COL_BLOCK) {
+                let width = COL_BLOCK.min(n - c0);
+                let scales = ColScales::new(&job.tops[c0..c0 + width], job.bits);
+                let zero = || vec![[0i32; K]; width];
+                let block = (0..m.div_ceil(rows_per_task))
+                    .into_par_iter()
+                    .map(|task| {
+                        let mut acc = zero();
+                        let mut xf = vec![0f32; width];
+                        let mut q = vec![vec![0i16; width]; 8];
+                        let mut words = vec![vec![0i32; width]; 4];
+                        let end = ((task + 1) * rows_per_task).min(m);
+                        for i0 in (task * rows_per_task..end).step_by(8) {
+                            let count = (end - i0).min(8);
+                            for (r, q) in q.iter_mut().enumerate() {
+                                if r < count {
+                                    to_f32(job.dtype, row_bytes(i0 + r, c0, width), &mut xf, &f8);
+                                    scales.quantize(&xf, job.bits, q);
+                                } else {
+                                    q.fill(0);
+                                }
+                            }
+                            let pairs = count.div_ceil(2);
+                            for (k, w) in words.iter_mut().enumerate().take(pairs) {
+                                for ((w, &a), &b) in w.iter_mut().zip(&q[2 * k]).zip(&q[2 * k + 1])
+                                {
+                                    *w = i32::from(a as u16) | (i32::from(b as u16) << 16);
+                                }
+                            }
+                            let first = i0 / 2 * 2 * K;
+                            let tables = &table[first..first + pairs * 2 * K];
+                            let refs: Vec<&[i32]> =
+                                words.iter().take(pairs).map(|w| &w[..]).collect();
+                            super::simd::cols8(&refs, tables, &mut acc);
+                        }
+                        acc
+                    })
+                    .reduce(zero, |mut a, b| {
+                        for (x, y) in a.iter_mut().zip(&b) {
+                            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+                        }
+                        a
+                    });
+                for (o, a) in out[c0 * K..(c0 + width) * K]
+                    .chunks_exact_mut(K)
+                    .zip(&block)
+                {
+                    o.copy_from_slice(a);
+                }
+            }
             out
         }
         Axis::Cols => {

@@ -390,7 +390,7 @@ impl<R: Runtime> GpuBackend<R> {
                 let bc = block_cols.min(cols - c0);
                 let (u0, part) = (
                     if job.axis == Axis::Rows { r0 } else { c0 },
-                    self.block(job, r0, br, c0, bc)?,
+                    self.block(job, r0, br, c0, bc, 1)?,
                 );
                 for (dst, src) in out[u0 * K..].iter_mut().zip(&part) {
                     *dst = dst.wrapping_add(*src);
@@ -400,8 +400,25 @@ impl<R: Runtime> GpuBackend<R> {
         Ok(out)
     }
 
+    /// Seconds per pass of the kernel over `job` (a single block: at most the block budget)
+    /// with its data already on the device: uploads once, launches `repeats` times, reads the
+    /// result once. For benchmarks of the device-resident rate.
+    pub fn time_resident(&self, job: &SideJob<'_>, repeats: usize) -> Result<f64> {
+        let (rows, cols) = (job.rows as usize, job.cols as usize);
+        if rows * cols * job.dtype.size() > self.block_bytes
+            || rows.max(cols) * K * 4 > self.block_bytes
+        {
+            return Err(self.error("the job is larger than one block".into()));
+        }
+        self.block(job, 0, rows, 0, cols, 1)?; // compile and warm up
+        let started = std::time::Instant::now();
+        self.block(job, 0, rows, 0, cols, repeats.max(1))?;
+        Ok(started.elapsed().as_secs_f64() / repeats.max(1) as f64)
+    }
+
     /// Responses of the units of the block of rows `r0..r0+br`, columns `c0..c0+bc`,
-    /// restricted to it.
+    /// restricted to it (the kernel launched `launches` times, for timing: the sums then count
+    /// every launch).
     // cubecl's launch is `unsafe` (raw buffer lengths, no bounds checks in the kernel): the
     // lengths passed are those of the buffers created here, and the kernel only indexes
     // elements < rows × cols of the block, `units` scales, `len × 16` table words and
@@ -414,6 +431,7 @@ impl<R: Runtime> GpuBackend<R> {
         br: usize,
         c0: usize,
         bc: usize,
+        launches: usize,
     ) -> Result<Vec<i32>> {
         let size = job.dtype.size();
         let cols = job.cols as usize;
@@ -465,25 +483,27 @@ impl<R: Runtime> GpuBackend<R> {
         let cubes = workers.div_ceil(CUBE_UNITS as usize);
         let count_x = cubes.min(max_x);
         let count_y = cubes.div_ceil(count_x);
-        unsafe {
-            chunk_responses::launch_unchecked::<R>(
-                client,
-                CubeCount::Static(to_u32(count_x)?, to_u32(count_y)?, 1),
-                CubeDim::new_1d(CUBE_UNITS),
-                ArrayArg::from_raw_parts(words, n_words),
-                ArrayArg::from_raw_parts(tops_h, units),
-                ArrayArg::from_raw_parts(table_h, len * K / 4),
-                ArrayArg::from_raw_parts(out_h.clone(), units * K),
-                to_u32(units)?,
-                to_u32(len)?,
-                to_u32(n_stride)?,
-                to_u32(t_stride)?,
-                to_u32(chunk)?,
-                to_u32(workers)?,
-                job.bits,
-                u32::from(job.dtype.code()),
-                size as u32,
-            );
+        for _ in 0..launches {
+            unsafe {
+                chunk_responses::launch_unchecked::<R>(
+                    client,
+                    CubeCount::Static(to_u32(count_x)?, to_u32(count_y)?, 1),
+                    CubeDim::new_1d(CUBE_UNITS),
+                    ArrayArg::from_raw_parts(words.clone(), n_words),
+                    ArrayArg::from_raw_parts(tops_h.clone(), units),
+                    ArrayArg::from_raw_parts(table_h.clone(), len * K / 4),
+                    ArrayArg::from_raw_parts(out_h.clone(), units * K),
+                    to_u32(units)?,
+                    to_u32(len)?,
+                    to_u32(n_stride)?,
+                    to_u32(t_stride)?,
+                    to_u32(chunk)?,
+                    to_u32(workers)?,
+                    job.bits,
+                    u32::from(job.dtype.code()),
+                    size as u32,
+                );
+            }
         }
         let bytes = client
             .read_one(out_h)

@@ -4,6 +4,7 @@
 pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod simd;
 
 use std::fmt;
 use std::str::FromStr;

@@ -381,7 +381,11 @@ pub(crate) fn pow2_signs(n: usize, rng: &mut Rng) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let k = (rng.next() % 25) as i32 - 12;
-            let sign = if rng.next().is_multiple_of(2) { 1.0 } else { -1.0 };
+            let sign = if rng.next().is_multiple_of(2) {
+                1.0
+            } else {
+                -1.0
+            };
             sign * 2f32.powi(k)
         })
         .collect()
