@@ -32,7 +32,7 @@
 //! - **Units in place.** A heavy fine-tune or a merge can move units farther than the lookup
 //!   radius while leaving them at their indices: each query side is also compared index by
 //!   index with the other model's sides of the same size and kind (the same name first, at
-//!   most 64), by the mean per-unit share of equal bits `s̄` over `N` units, bounded by
+//!   most 16), by the mean per-unit share of equal bits `s̄` over `N` units, bounded by
 //!   Hoeffding's `exp(−2N(s̄ − ½)²)` times the candidates tried. A side's bound is the better of
 //!   the two statistics.
 //! - **Shared tensors.** A tensor whose exact bytes (data hash) appear in both models, or that
@@ -54,11 +54,10 @@
 //!   resized (another unit count: padding, pruning, added tokens), transposed, renamed, spread
 //!   over several tensors (fused or split), or identical bytes.
 //!
-//! Cost: building the index is linear in the stored units; each query probes 136 buckets
-//! (4 blocks × 17 keys × 2 for the complement) of about `M / 65536` entries each. For a 7B
-//! model (about 1.6 M units; 224 sides queried at most 4096 distinct units each) that is
-//! about 0.9 M queries and 3·10⁸ signature checks, well under a second on one core (measured
-//! figures in the crate's benchmarks).
+//! Cost: building the index is linear in the stored units; each query probes 8 buckets (4
+//! blocks × 2 for the complement; 136 when the radius is above 3, for models of up to a few
+//! hundred thousand units) of about `M / 65536` entries each. `cargo run --release -p
+//! fingerprint --example compare_bench` times a Llama-7B-shaped pair (2.17 M units).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -271,8 +270,10 @@ struct Index {
     signatures: Vec<u64>,
     /// (side, unit) of each signature.
     owners: Vec<(u32, u32)>,
-    /// Per 16-bit block: bucket offsets (65 537) and entry ids.
+    /// Per 16-bit block: bucket offsets (65 537), and each bucket's entries as signatures
+    /// (scanned in order: no random access per candidate) and ids.
     offsets: [Vec<u32>; 4],
+    bucket_signatures: [Vec<u64>; 4],
     entries: [Vec<u32>; 4],
 }
 
@@ -283,6 +284,7 @@ impl Index {
         let block = |s: u64, b: usize| ((s >> (16 * b)) & 0xffff) as usize;
         let mut offsets: [Vec<u32>; 4] = Default::default();
         let mut entries: [Vec<u32>; 4] = Default::default();
+        let mut bucket_signatures: [Vec<u64>; 4] = Default::default();
         for b in 0..4 {
             let mut counts = vec![0u32; 65_537];
             for &s in &signatures {
@@ -299,12 +301,14 @@ impl Index {
                 fill[k] += 1;
             }
             offsets[b] = counts;
+            bucket_signatures[b] = e.iter().map(|&id| signatures[id as usize]).collect();
             entries[b] = e;
         }
         Index {
             signatures,
             owners,
             offsets,
+            bucket_signatures,
             entries,
         }
     }
@@ -313,19 +317,70 @@ impl Index {
         self.signatures.len()
     }
 
+    /// [`Index::nearest`] of every query, visiting the buckets in key order, block by block
+    /// (bucket after bucket through memory rather than at random: the lookups of a large
+    /// model are bound by memory latency otherwise).
+    fn nearest_all(&self, queries: &[u64], radius: u32) -> Vec<Option<(u32, usize)>> {
+        // (distance << 32 | id), u64::MAX for none: ordering these is ordering (distance, id)
+        let mut best = vec![u64::MAX; queries.len()];
+        let flips = if radius <= 3 { 0 } else { 16 };
+        for b in 0..4 {
+            let key = |q: u64| ((q >> (16 * b)) & 0xffff) as usize;
+            // the queries laid out in key order, so buckets and queries are both read in order
+            let order = order_by_key(queries.len(), |i| key(queries[i]));
+            let sorted: Vec<u64> = order.iter().map(|&i| queries[i as usize]).collect();
+            let mut found = vec![u64::MAX; sorted.len()];
+            for (&q, slot) in sorted.iter().zip(found.iter_mut()) {
+                for flip in 0..=flips {
+                    let k = if flip == flips {
+                        key(q)
+                    } else {
+                        key(q) ^ (1 << flip)
+                    };
+                    let (lo, hi) = (self.offsets[b][k] as usize, self.offsets[b][k + 1] as usize);
+                    // the first closest in a bucket; entries of one key are in id order, so
+                    // ties go to the smaller id
+                    if let Some((d, j)) = scan_bucket(&self.bucket_signatures[b][lo..hi], q, radius)
+                    {
+                        let packed = (u64::from(d) << 32) | u64::from(self.entries[b][lo + j]);
+                        *slot = (*slot).min(packed);
+                    }
+                }
+            }
+            for (&i, &f) in order.iter().zip(&found) {
+                let slot = &mut best[i as usize];
+                *slot = (*slot).min(f);
+            }
+        }
+        best.into_iter()
+            .map(|p| (p != u64::MAX).then_some(((p >> 32) as u32, (p & 0xffff_ffff) as usize)))
+            .collect()
+    }
+
     /// The closest stored signature within `radius` (at most [`RADIUS`]) of `q`: (distance,
     /// entry).
+    #[cfg(test)]
     fn nearest(&self, q: u64, radius: u32) -> Option<(u32, usize)> {
         let mut best: Option<(u32, usize)> = None;
+        // Within distance 3 one of the four blocks is equal (four differing blocks would
+        // make 4); within 7 one differs in at most one bit.
+        let flips = if radius <= 3 { 0 } else { 16 };
         for b in 0..4 {
             let key = ((q >> (16 * b)) & 0xffff) as usize;
-            for flip in 0..=16 {
-                let k = if flip == 16 { key } else { key ^ (1 << flip) };
+            for flip in 0..=flips {
+                let k = if flip == flips {
+                    key
+                } else {
+                    key ^ (1 << flip)
+                };
                 let (lo, hi) = (self.offsets[b][k] as usize, self.offsets[b][k + 1] as usize);
-                for &id in &self.entries[b][lo..hi] {
-                    let d = (self.signatures[id as usize] ^ q).count_ones();
-                    if d <= radius && best.is_none_or(|(bd, bi)| (d, id as usize) < (bd, bi)) {
-                        best = Some((d, id as usize));
+                for (k, &sig) in self.bucket_signatures[b][lo..hi].iter().enumerate() {
+                    let d = (sig ^ q).count_ones();
+                    if d <= radius {
+                        let id = self.entries[b][lo + k] as usize;
+                        if best.is_none_or(|(bd, bi)| (d, id) < (bd, bi)) {
+                            best = Some((d, id));
+                        }
                     }
                 }
             }
@@ -352,23 +407,60 @@ struct SideResult {
 }
 
 /// Candidates scored per side by the positional comparison at most.
-const MAX_POSITIONAL: usize = 64;
+const MAX_POSITIONAL: usize = 16;
+
+/// Equal bits of two unit lists index by index, over units non-zero in both, and how many.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vpopcntdq", "x86_64+popcnt"))]
+fn equal_bits(x: &[u64], y: &[u64]) -> (u64, u64) {
+    let (mut equal, mut n) = (0u64, 0u64);
+    for (&a, &b) in x.iter().zip(y) {
+        let both = u64::from(a != 0 && b != 0);
+        equal += both * u64::from(K as u32 - (a ^ b).count_ones());
+        n += both;
+    }
+    (equal, n)
+}
+
+/// The closest entry of a bucket within `radius` of `q`: (distance, position).
+#[multiversion::multiversion(targets("x86_64+popcnt"))]
+fn scan_bucket(signatures: &[u64], q: u64, radius: u32) -> Option<(u32, usize)> {
+    let mut best: Option<(u32, usize)> = None;
+    for (j, &sig) in signatures.iter().enumerate() {
+        let d = (sig ^ q).count_ones();
+        if d <= radius && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, j));
+        }
+    }
+    best
+}
+
+/// `0..n` ordered by the 16-bit key of each element (a counting sort, stable).
+fn order_by_key(n: usize, key: impl Fn(usize) -> usize) -> Vec<u32> {
+    let mut counts = vec![0u32; 65_537];
+    for i in 0..n {
+        counts[key(i) + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let mut order = vec![0u32; n];
+    for i in 0..n {
+        let k = key(i);
+        order[counts[k] as usize] = i as u32;
+        counts[k] += 1;
+    }
+    order
+}
 
 /// Mean per-unit bit agreement of two equally long unit lists, index by index, over units
 /// non-zero in both, and Hoeffding's bound on it for unrelated units (log10):
 /// `P(s̄ ≥ s) ≤ exp(−2N(s − ½)²)`.
 fn positional(x: &[u64], y: &[u64]) -> (f64, f64) {
-    let (mut total, mut n) = (0f64, 0usize);
-    for (&a, &b) in x.iter().zip(y) {
-        if a != 0 && b != 0 {
-            total += f64::from(K as u32 - (a ^ b).count_ones()) / K as f64;
-            n += 1;
-        }
-    }
+    let (equal, n) = equal_bits(x, y);
     if n == 0 {
         return (0.5, 0.0);
     }
-    let mean = total / n as f64;
+    let mean = equal as f64 / (n as f64 * K as f64);
     let excess = (mean - 0.5).max(0.0);
     (
         mean,
@@ -401,11 +493,11 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         indexes.insert(anchored, Index::build(items));
     }
 
-    let results: Vec<SideResult> = q_sides
+    // The units each side looks up (distinct, evenly spread), then every lookup of one kind
+    // in a single batch: sorted by key, the batch sweeps the index's buckets in order.
+    let chosen: Vec<Vec<(usize, u64)>> = q_sides
         .iter()
         .map(|side| {
-            let index = &indexes[&side.anchored];
-            let (radius, p0) = radius_for(index.len());
             let mut seen = HashSet::new();
             let distinct: Vec<(usize, u64)> = side
                 .signatures
@@ -415,11 +507,38 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                 .map(|(u, &sig)| (u, sig))
                 .collect();
             let step = distinct.len().div_ceil(MAX_QUERIES).max(1);
+            distinct.into_iter().step_by(step).collect()
+        })
+        .collect();
+    let mut found: Vec<Vec<Option<(u32, usize)>>> = vec![Vec::new(); q_sides.len()];
+    for anchored in [true, false] {
+        let members: Vec<usize> = (0..q_sides.len())
+            .filter(|&k| q_sides[k].anchored == anchored)
+            .collect();
+        let keys: Vec<u64> = members
+            .iter()
+            .flat_map(|&k| chosen[k].iter().flat_map(|&(_, sig)| [sig, !sig]))
+            .collect();
+        let index = &indexes[&anchored];
+        let mut all = index
+            .nearest_all(&keys, radius_for(index.len()).0)
+            .into_iter();
+        for &k in &members {
+            found[k] = all.by_ref().take(2 * chosen[k].len()).collect();
+        }
+    }
+    let results: Vec<SideResult> = q_sides
+        .iter()
+        .enumerate()
+        .map(|(side_index, side)| {
+            let index = &indexes[&side.anchored];
+            let (_, p0) = radius_for(index.len());
             let mut r = SideResult::default();
-            for &(unit, sig) in distinct.iter().step_by(step) {
+            let chosen = &chosen[side_index];
+            let found = &found[side_index];
+            for (k, &(unit, _)) in chosen.iter().enumerate() {
                 r.queried += 1;
-                let direct = index.nearest(sig, radius);
-                let flipped = index.nearest(!sig, radius);
+                let (direct, flipped) = (found[2 * k], found[2 * k + 1]);
                 let hit = match (direct, flipped) {
                     (Some(d), Some(f)) if f.0 < d.0 => Some((f, true)),
                     (Some(d), _) => Some((d, false)),
@@ -608,7 +727,10 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
             v.sort();
             v
         };
+        let units = |sides: &[SideRef<'_>]| sides.iter().map(|s| s.signatures.len()).sum::<usize>();
         !q_sides.is_empty()
+            && q_sides.len() == s_sides.len()
+            && units(&q_sides) == units(&s_sides)
             && key(a) == key(b)
             && v1::unsketched_hashes(a) == v1::unsketched_hashes(b)
     };
@@ -734,19 +856,26 @@ mod tests {
                 .map(|(i, &s)| (s, 0, i as u32))
                 .collect(),
         );
-        for (i, &s) in stored.iter().enumerate().take(500) {
-            // flip `d` bits spread over the word
-            let d = i % 9;
-            let mut q = s;
-            for k in 0..d {
-                q ^= 1 << ((k * 23 + i) % 64);
-            }
-            let found = index.nearest(q, RADIUS);
-            let distance = (q ^ s).count_ones();
-            if distance <= RADIUS {
-                assert_eq!(found.map(|f| f.1), Some(i), "distance {distance}");
-            } else {
-                assert!(found.is_none_or(|f| f.1 != i || f.0 <= RADIUS));
+        for radius in [3, RADIUS] {
+            for (i, &s) in stored.iter().enumerate().take(500) {
+                // flip `d` bits spread over the word
+                let d = i % 9;
+                let mut q = s;
+                for k in 0..d {
+                    q ^= 1 << ((k * 23 + i) % 64);
+                }
+                let found = index.nearest(q, radius);
+                assert_eq!(found, index.nearest_all(&[q], radius)[0]);
+                let distance = (q ^ s).count_ones();
+                if distance <= radius {
+                    assert_eq!(
+                        found.map(|f| f.1),
+                        Some(i),
+                        "distance {distance} radius {radius}"
+                    );
+                } else {
+                    assert!(found.is_none_or(|f| f.1 != i || f.0 <= radius));
+                }
             }
         }
     }
