@@ -7,15 +7,16 @@
 //! that axis each value is predicted almost exactly from the two before it
 //! (`x[t+1] = 2cos(ω)·x[t] − x[t−1]` for a pure sinusoid; a slowly varying window keeps it close).
 //! A tensor is **structured** when the mean coefficient of determination `R²` of a least-squares
-//! two-term linear predictor, over the first 1024 elements of its first 256 rows or of its
-//! first 256 columns of the canonical matrix (whichever is higher), is above 0.9; trained and random weights stay
-//! near 0. Computed on the CPU in f64 in a fixed order (the same on every backend).
+//! two-term linear predictor, over the first 512 elements of its first 64 rows or of its
+//! first 64 columns of the canonical matrix (whichever is higher), is above 0.9; trained and
+//! random weights stay near 0. Computed on the CPU in f64 in a fixed order (the same on every
+//! backend).
 
 use crate::dtype::{self, Dtype};
 
 /// Rows (or columns) examined at most, and elements of each.
-const SAMPLE: usize = 256;
-const LENGTH: usize = 1024;
+const SAMPLE: usize = 64;
+const LENGTH: usize = 512;
 /// Mean `R²` above which a tensor is structured.
 pub const THRESHOLD: f64 = 0.9;
 
