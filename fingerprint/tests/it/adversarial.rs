@@ -192,3 +192,80 @@ fn minilm_re_parameterisations_read_as_derived() {
         c.false_positive_probability
     );
 }
+
+/// Storage and structure changes of the real MiniLM: q, k and v fused into one tensor per
+/// layer, every MLP split in two tensor-parallel shards, the last layer dropped and another
+/// duplicated, every tensor renamed. Units do not care about tensor boundaries or names.
+#[test]
+fn minilm_fused_split_dropped_and_duplicated_layers_read_as_derived() {
+    let path = minilm();
+    let model = Model::open(path.parent().unwrap()).expect("MiniLM's folder opens");
+    let tokens = model.tokens().cloned();
+    let base = Synth::from_model(&model);
+    let original = base.fingerprint_with(SDtype::F32, tokens.as_ref());
+    let mut out = Synth {
+        tensors: Default::default(),
+    };
+    let layer = |l: usize, n: &str| format!("encoder.layer.{l}.{n}");
+    let copy = |out: &mut Synth, from: &str, to: String| {
+        out.tensors.insert(to, base.tensors[from].clone());
+    };
+    for (name, t) in &base.tensors {
+        if !name.starts_with("encoder.layer.") {
+            out.tensors.insert(format!("m.{name}"), t.clone());
+        }
+    }
+    // layers 0..5 kept (5 dropped), layer 2 repeated as a seventh block
+    for (new, old) in [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 2)] {
+        let mut qkv = (vec![3 * 384, 384], Vec::new());
+        for p in ["query", "key", "value"] {
+            qkv.1.extend_from_slice(
+                &base.tensors[&layer(old, &format!("attention.self.{p}.weight"))].1,
+            );
+        }
+        out.tensors.insert(format!("blk{new}.attn.qkv"), qkv);
+        copy(
+            &mut out,
+            &layer(old, "attention.output.dense.weight"),
+            format!("blk{new}.attn.out"),
+        );
+        let (shape, up) = &base.tensors[&layer(old, "intermediate.dense.weight")];
+        let half = shape[0] / 2 * shape[1];
+        out.tensors.insert(
+            format!("blk{new}.mlp.up.shard0"),
+            (vec![shape[0] / 2, shape[1]], up[..half].to_vec()),
+        );
+        out.tensors.insert(
+            format!("blk{new}.mlp.up.shard1"),
+            (vec![shape[0] / 2, shape[1]], up[half..].to_vec()),
+        );
+        let (shape, down) = &base.tensors[&layer(old, "output.dense.weight")];
+        let (rows, cols) = (shape[0], shape[1]);
+        for s in 0..2 {
+            let part: Vec<f32> = (0..rows)
+                .flat_map(|r| down[r * cols + s * cols / 2..r * cols + (s + 1) * cols / 2].to_vec())
+                .collect();
+            out.tensors.insert(
+                format!("blk{new}.mlp.down.shard{s}"),
+                (vec![rows, cols / 2], part),
+            );
+        }
+    }
+    let variant = out.fingerprint_with(SDtype::F32, tokens.as_ref());
+    let c = assert_derived(
+        "fused qkv, MLP shards, a layer dropped and one duplicated",
+        &original,
+        &variant,
+    );
+    assert!(c.similarity > 0.8, "{}", c.similarity);
+    let spread = c
+        .tensors
+        .iter()
+        .filter(|t| {
+            t.transforms
+                .iter()
+                .any(|x| x.starts_with("spread over") || x.starts_with("resized"))
+        })
+        .count();
+    assert!(spread > 0, "the explanation names fused or split tensors");
+}
