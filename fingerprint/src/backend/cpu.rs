@@ -301,6 +301,14 @@ pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
     }
 }
 
+/// Adds two tasks' column tables.
+fn add_tables(mut a: Vec<[i32; K]>, b: Vec<[i32; K]>) -> Vec<[i32; K]> {
+    for (x, y) in a.iter_mut().zip(&b) {
+        x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+    }
+    a
+}
+
 /// Columns per block on the column side (memory per task: 256 bytes per column).
 const COL_BLOCK: usize = 1 << 12;
 
@@ -405,12 +413,7 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
                         }
                         acc
                     })
-                    .reduce(zero, |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(&b) {
-                            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
-                        }
-                        a
-                    });
+                    .reduce(zero, add_tables);
                 for (o, a) in out[c0 * K..(c0 + width) * K]
                     .chunks_exact_mut(K)
                     .zip(&block)
@@ -446,12 +449,7 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
                         }
                         acc
                     })
-                    .reduce(zero, |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(&b) {
-                            x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
-                        }
-                        a
-                    });
+                    .reduce(zero, add_tables);
                 for (o, a) in out[c0 * K..(c0 + width) * K]
                     .chunks_exact_mut(K)
                     .zip(&block)
