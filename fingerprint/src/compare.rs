@@ -267,7 +267,6 @@ fn sketched_parameters(f: &Fingerprint) -> u64 {
 
 /// Multi-index hash of a set of signatures.
 struct Index {
-    signatures: Vec<u64>,
     /// (side, unit) of each signature.
     owners: Vec<(u32, u32)>,
     /// Per 16-bit block: bucket offsets (65 537), and each bucket's entries as signatures
@@ -305,7 +304,6 @@ impl Index {
             entries[b] = e;
         }
         Index {
-            signatures,
             owners,
             offsets,
             bucket_signatures,
@@ -314,7 +312,7 @@ impl Index {
     }
 
     fn len(&self) -> usize {
-        self.signatures.len()
+        self.owners.len()
     }
 
     /// [`Index::nearest`] of every query, visiting the buckets in key order, block by block

@@ -309,6 +309,16 @@ fn add_tables(mut a: Vec<[i32; K]>, b: Vec<[i32; K]>) -> Vec<[i32; K]> {
     a
 }
 
+/// Writes a block of column tables (columns `c0..`) into the side's output.
+fn write_block(out: &mut [i32], c0: usize, block: &[[i32; K]]) {
+    for (o, a) in out[c0 * K..(c0 + block.len()) * K]
+        .chunks_exact_mut(K)
+        .zip(block)
+    {
+        o.copy_from_slice(a);
+    }
+}
+
 /// Columns per block on the column side (memory per task: 256 bytes per column).
 const COL_BLOCK: usize = 1 << 12;
 
@@ -414,12 +424,7 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
                         acc
                     })
                     .reduce(zero, add_tables);
-                for (o, a) in out[c0 * K..(c0 + width) * K]
-                    .chunks_exact_mut(K)
-                    .zip(&block)
-                {
-                    o.copy_from_slice(a);
-                }
+                write_block(&mut out, c0, &block);
             }
             out
         }
@@ -450,12 +455,7 @@ pub fn side_responses(job: &SideJob<'_>) -> Vec<i32> {
                         acc
                     })
                     .reduce(zero, add_tables);
-                for (o, a) in out[c0 * K..(c0 + width) * K]
-                    .chunks_exact_mut(K)
-                    .zip(&block)
-                {
-                    o.copy_from_slice(a);
-                }
+                write_block(&mut out, c0, &block);
             }
             out
         }
@@ -534,6 +534,11 @@ mod tests {
                         side_responses(&job),
                         responses_reference(&job),
                         "{dtype:?} {m}x{n} {axis:?}"
+                    );
+                    assert_eq!(
+                        unit_sums(&job),
+                        crate::sketch::unit_sums(&job),
+                        "sums {dtype:?} {m}x{n} {axis:?}"
                     );
                 }
             }
