@@ -18,15 +18,19 @@
 //!   are several (a separate output head), each gives an anchor set and they are added.
 //! - Each source is read at one scale for the whole tensor ([`crate::scale`] over all its
 //!   elements; [`bits_for`]`(V, 1)` bits, 11 below 2^19 rows), `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
-//!   exactly, `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` (i64).
+//!   exactly, `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` (i64). A head read after a norm whose
+//!   gain [`crate::norms`] pairs with it is taken folded: `c[j][p]·g[j]` (f64).
 //! - Each anchor is divided by its root mean square over `j` (f64, a fixed order), the
 //!   sources' anchors are added, and the sum is scaled to a root mean square of 32 and rounded
 //!   to integers in `[−127, 127]` (the [`ProbeTable`] every residual side is probed with).
-//!   Root mean squares do not change under rotations, so neither does the scale.
+//!   Root mean squares do not change under rotations, so neither does the scale. A matrix
+//!   that reads a norm's output is probed with the table of the sum multiplied by the norm's
+//!   gain, rounded the same way ([`Anchors::folded`]).
 
 use rayon::prelude::*;
 
 use crate::backend::cpu;
+use crate::norms;
 use crate::probe::{ProbeTable, K};
 use crate::scale::{self, Axis};
 use crate::sketch::{bits_for, SideJob, MAX_LEN, MIN_SIDE};
@@ -36,9 +40,6 @@ use crate::tokens::{row_key, Tokens};
 /// Smallest vocabulary table recognised (smaller long-and-thin matrices, an LSTM's gates say,
 /// are not vocabularies).
 const MIN_VOCAB: u64 = 256;
-
-/// Target root mean square of an anchor's integers.
-const ANCHOR_RMS: f64 = 32.0;
 
 /// How vocabulary rows were keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,20 @@ pub struct Anchors {
     pub sources: Vec<String>,
     /// `d × 64` probe values.
     pub table: ProbeTable,
+    /// The anchors before rounding (`d × 64`), which tables with a norm's gain folded in
+    /// ([`Anchors::folded`]) are rounded from.
+    exact: Vec<f64>,
+}
+
+impl Anchors {
+    /// The probe table of a matrix that reads a norm's output with gain `gain` (see
+    /// [`crate::norms`]); the plain table without one.
+    pub fn folded(&self, gain: Option<&[f64]>) -> ProbeTable {
+        match gain {
+            Some(g) => norms::table(&self.exact, Some(g), self.width as usize),
+            None => self.table.clone(),
+        }
+    }
 }
 
 /// A vocabulary table: the tensor and whether its vocabulary axis is its columns.
@@ -123,34 +138,21 @@ pub fn compute(model: &Model) -> Option<Anchors> {
     let mut sum = vec![0f64; width * K];
     for s in &sources {
         let centred = centred_responses(model, s, tokens);
+        // A head read after the final norm is taken with the norm's gain folded in.
+        let gain = norms::gain(model, &s.tensor.name, width);
+        let at =
+            |j: usize, p: usize| centred[j * K + p] as f64 * gain.as_ref().map_or(1.0, |g| g[j]);
         for p in 0..K {
-            let ms: f64 = (0..width)
-                .map(|j| (centred[j * K + p] as f64).powi(2))
-                .sum::<f64>()
-                / width as f64;
+            let ms: f64 = (0..width).map(|j| at(j, p).powi(2)).sum::<f64>() / width as f64;
             if ms > 0.0 {
                 let rms = ms.sqrt();
                 for j in 0..width {
-                    sum[j * K + p] += centred[j * K + p] as f64 / rms;
+                    sum[j * K + p] += at(j, p) / rms;
                 }
             }
         }
     }
-    let mut values = vec![0i8; width * K];
-    for p in 0..K {
-        let ms: f64 = (0..width).map(|j| sum[j * K + p].powi(2)).sum::<f64>() / width as f64;
-        if ms > 0.0 {
-            let scale = ANCHOR_RMS / ms.sqrt();
-            for j in 0..width {
-                values[j * K + p] = (sum[j * K + p] * scale).round().clamp(-127.0, 127.0) as i8;
-            }
-        }
-    }
-    let max = values
-        .iter()
-        .map(|v| v.unsigned_abs() as u32)
-        .max()
-        .unwrap_or(0);
+    let table = norms::table(&sum, None, width);
     Some(Anchors {
         width: width as u32,
         keying: match tokens {
@@ -158,7 +160,8 @@ pub fn compute(model: &Model) -> Option<Anchors> {
             None => Keying::Ids,
         },
         sources: sources.iter().map(|s| s.tensor.name.clone()).collect(),
-        table: ProbeTable { values, max },
+        table,
+        exact: sum,
     })
 }
 

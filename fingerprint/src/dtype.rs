@@ -133,7 +133,7 @@ impl Dtype {
     }
 
     /// (exponent bits, mantissa bits, bias) of the float types; `None` for integers.
-    fn float_layout(self) -> Option<(u32, u32, i32)> {
+    pub(crate) fn float_layout(self) -> Option<(u32, u32, i32)> {
         match self {
             Dtype::F32 => Some((8, 23, 127)),
             Dtype::F16 => Some((5, 10, 15)),

@@ -7,6 +7,7 @@ use crate::backend::Backend;
 use crate::content;
 use crate::dtype::Dtype;
 use crate::layout;
+use crate::norms;
 use crate::probe::ProbeTable;
 use crate::scale::{self, Axis};
 use crate::sketch::{self, SideJob, UnitSide, MAX_LEN, MAX_UNITS, MIN_SIDE};
@@ -195,10 +196,17 @@ fn tensor_fingerprint(
         if !plans.is_empty() {
             structured = crate::structure::is_structured(t.dtype, bytes, rows, cols);
         }
+        // A matrix that reads a norm's output (`out × d`, as the conventions that pair gains
+        // store them) is read with the norm's gain folded into its rows' responses.
+        let folded = anchors.and_then(|a| {
+            let g = norms::gain(model, &t.name, a.width as usize)?;
+            Some(a.folded(Some(&g)))
+        });
         for p in plans {
             let len = if p.axis == Axis::Rows { cols } else { rows };
-            let probes = match (p.anchored, anchors) {
-                (true, Some(a)) => &a.table,
+            let probes = match (p.anchored, anchors, &folded) {
+                (true, _, Some(f)) if p.axis == Axis::Rows => f,
+                (true, Some(a), _) => &a.table,
                 _ => hashed.entry(len).or_insert_with(|| ProbeTable::hashed(len)),
             };
             let Some(bits) = sketch::bits_for(len as u64, probes.max) else {

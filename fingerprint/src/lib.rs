@@ -17,7 +17,9 @@
 //!    outliers saturate and power-of-two rescaling changes nothing. The probes of an axis that
 //!    is the residual stream are the model's own **anchors** ([`anchor`]): mixtures of token
 //!    embedding rows keyed by token string ([`tokens`]), which move with any permutation,
-//!    signed permutation or rotation of the residual stream, so responses do not change. Other
+//!    signed permutation or rotation of the residual stream, so responses do not change; a
+//!    matrix that reads a norm's output is probed with the norm's gain folded in ([`norms`]),
+//!    so folding gains (the first step of a rotation) changes nothing either. Other
 //!    axes get hashed ±1 probes ([`probe`]). Signatures are sign-canonical and centred across
 //!    the side's units. All sums are exact integers below 2^31, in any order: this is what
 //!    makes the backends bit-identical.
@@ -46,6 +48,7 @@ pub mod encoding;
 mod error;
 mod fingerprint;
 pub mod layout;
+pub mod norms;
 pub mod probe;
 pub mod scale;
 pub mod sketch;

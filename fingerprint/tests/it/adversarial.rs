@@ -11,8 +11,13 @@ use crate::real_model::minilm;
 use crate::synth::{Rng, Synth};
 
 fn report(name: &str, c: &Comparison) {
+    summary(&format!("MiniLM vs {name}"), c);
+}
+
+/// One line on a comparison's verdict and figures.
+pub(crate) fn summary(label: &str, c: &Comparison) {
     eprintln!(
-        "MiniLM vs {name}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0} ({} tensors, {} significant)",
+        "{label}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0} ({} tensors, {} significant)",
         c.verdict.as_str(),
         c.similarity,
         c.coverage,

@@ -65,7 +65,7 @@ fn erf(x: f64) -> f64 {
     s * y
 }
 
-fn gelu(x: f64) -> f64 {
+pub(crate) fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
 }
 

@@ -5,6 +5,7 @@ mod backends;
 mod bert;
 mod derived;
 mod input;
+mod llama;
 mod negatives;
 mod real_model;
 mod synth;
