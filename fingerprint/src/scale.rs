@@ -11,6 +11,8 @@
 
 use crate::dtype::{self, Dtype};
 
+mod window;
+
 /// Exponents of finite non-zero values of every supported type lie in `[-149, 127]` (f32
 /// subnormals to f32's largest); bin `e + OFFSET`.
 const OFFSET: i32 = 149;
@@ -236,45 +238,38 @@ pub fn unit_tops(dtype: Dtype, bytes: &[u8], rows: usize, cols: usize, axis: Axi
     } else {
         Vec::new()
     };
+    let half = window::Half::of(dtype);
     match axis {
         Axis::Rows => (0..rows)
             .into_par_iter()
             .map(|i| {
-                let mut h = Histogram::default();
-                count(
-                    &mut h,
-                    dtype,
-                    &bytes[i * cols * size..(i + 1) * cols * size],
-                    &table,
-                );
-                h.top()
+                let unit = &bytes[i * cols * size..(i + 1) * cols * size];
+                half.and_then(|h| window::row_top(h, unit))
+                    .unwrap_or_else(|| {
+                        let mut h = Histogram::default();
+                        count(&mut h, dtype, unit, &table);
+                        h.top()
+                    })
             })
             .collect(),
         Axis::Cols => (0..cols.div_ceil(COL_BLOCK))
             .into_par_iter()
             .flat_map_iter(|b| {
                 let (c0, c1) = (b * COL_BLOCK, ((b + 1) * COL_BLOCK).min(cols));
-                if dtype == Dtype::BF16 {
-                    let mut fields = vec![[0u32; 256]; c1 - c0];
-                    for i in 0..rows {
-                        let row = &bytes[(i * cols + c0) * 2..(i * cols + c1) * 2];
-                        for (f, c) in fields.iter_mut().zip(row.chunks_exact(2)) {
-                            f[bf16_field(u16::from_le_bytes([c[0], c[1]]))] += 1;
-                        }
-                    }
-                    let column = |j: usize| {
-                        (0..rows).map(move |i| {
-                            let at = (i * cols + j) * 2;
-                            u16::from_le_bytes([bytes[at], bytes[at + 1]])
-                        })
-                    };
-                    let tops: Vec<i32> = fields
-                        .iter()
+                if let Some(h) = half {
+                    let fast = window::col_tops(h, bytes, rows, cols, c0, c1 - c0);
+                    let tops: Vec<i32> = fast
+                        .into_iter()
                         .enumerate()
-                        .map(|(k, f)| {
-                            let mut h = Histogram::default();
-                            place_bf16_fields(&mut h, f, || column(c0 + k));
-                            h.top()
+                        .map(|(k, top)| {
+                            top.unwrap_or_else(|| {
+                                // the full histogram of this one column
+                                let mut h = Histogram::default();
+                                for i in 0..rows {
+                                    h.add(dtype, dtype.bits_at(bytes, i * cols + c0 + k));
+                                }
+                                h.top()
+                            })
                         })
                         .collect();
                     return tops.into_iter();
@@ -392,5 +387,89 @@ mod tests {
             unit_tops(Dtype::F32, &f32s(&v), m, n, Axis::Cols),
             unit_tops(Dtype::F32, &f32s(&t), n, m, Axis::Rows)
         );
+    }
+
+    /// Every unit's scale by the definition: a full histogram of its elements.
+    fn reference_tops(
+        dtype: Dtype,
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        axis: Axis,
+    ) -> Vec<i32> {
+        let (units, len) = match axis {
+            Axis::Rows => (rows, cols),
+            Axis::Cols => (cols, rows),
+        };
+        (0..units)
+            .map(|u| {
+                let mut h = Histogram::default();
+                for t in 0..len {
+                    let at = match axis {
+                        Axis::Rows => u * cols + t,
+                        Axis::Cols => t * cols + u,
+                    };
+                    h.add(dtype, dtype.bits_at(bytes, at));
+                }
+                h.top()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_windowed_scales_of_16_bit_floats_equal_the_full_histograms() {
+        // Units of every kind the window meets: ordinary ones, an outlier far above the rest
+        // (the quantile below the window), many zeros, a subnormal, infinities and NaNs,
+        // nothing counted at all, and elements spread over many binades.
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            rng = crate::probe::hash64(rng);
+            rng
+        };
+        let (rows, cols) = (67usize, 300usize);
+        for dtype in [Dtype::BF16, Dtype::F16] {
+            let mut values = vec![0f32; rows * cols];
+            for (k, v) in values.iter_mut().enumerate() {
+                let (i, j) = (k / cols, k % cols);
+                let r = next();
+                let gauss = ((r >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2;
+                *v = match (i % 7, j % 9) {
+                    // outliers, 1 in 37 of every row and column: 15 binades above the rest
+                    _ if k % 37 == 0 => 2f32.powi(10),
+                    (_, 1) if r % 3 != 0 => 0.0, // mostly zero columns
+                    (_, 2) => gauss * 2f32.powi((r % 30) as i32 - 15), // many binades
+                    (3, 3) => f32::INFINITY,
+                    (4, 3) => f32::NAN,
+                    (_, 4) => 0.0, // nothing counted
+                    _ => gauss,
+                };
+            }
+            // subnormals: one in a row and a column, and a row and a column of them
+            let tiny = if dtype == Dtype::BF16 { 1e-39 } else { 1e-6 };
+            values[5 * cols + 7] = tiny;
+            for k in 0..cols {
+                values[6 * cols + k] = tiny * (k % 5) as f32;
+            }
+            for i in 0..rows {
+                values[i * cols + 8] = if i % 4 == 0 { 0.1 } else { tiny };
+            }
+            let bytes: Vec<u8> = values
+                .iter()
+                .flat_map(|&v| {
+                    if dtype == Dtype::BF16 {
+                        half::bf16::from_f32(v).to_le_bytes()
+                    } else {
+                        half::f16::from_f32(v).to_le_bytes()
+                    }
+                })
+                .collect();
+            for axis in [Axis::Rows, Axis::Cols] {
+                assert_eq!(
+                    unit_tops(dtype, &bytes, rows, cols, axis),
+                    reference_tops(dtype, &bytes, rows, cols, axis),
+                    "{dtype:?} {axis:?}"
+                );
+            }
+        }
     }
 }

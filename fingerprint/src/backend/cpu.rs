@@ -27,8 +27,16 @@ fn to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32], f8: &[f32; 256]) {
             }
         }
         Dtype::F16 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+            // In bulk (F16C where the CPU has it): element by element, half's conversion
+            // does not vectorise, and was a fifth of an f16 fingerprint's time.
+            use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+            let mut w = [0u16; 256];
+            for (o, c) in out.chunks_mut(256).zip(bytes.chunks(512)) {
+                let w = &mut w[..o.len()];
+                for (w, c) in w.iter_mut().zip(c.chunks_exact(2)) {
+                    *w = u16::from_le_bytes([c[0], c[1]]);
+                }
+                w.reinterpret_cast::<half::f16>().convert_to_f32_slice(o);
             }
         }
         Dtype::BF16 => {
