@@ -32,7 +32,7 @@ fn model(seed: u64) -> Fingerprint {
             .iter()
             .map(|&axis| UnitSide {
                 axis,
-                anchored: true,
+                probes: fingerprint::sketch::Probes::Keyed,
                 bits: 11,
                 signatures: (0..if axis == Axis::Rows {
                     shape[0]

@@ -27,13 +27,15 @@
 //!   that reads a norm's output is probed with the table of the sum multiplied by the norm's
 //!   gain, rounded the same way ([`Anchors::folded`]).
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
 use crate::backend::cpu;
 use crate::norms;
 use crate::probe::{ProbeTable, K};
 use crate::scale::{self, Axis};
-use crate::sketch::{bits_for, SideJob, MAX_LEN, MIN_SIDE};
+use crate::sketch::{bits_for, Probes, SideJob, MAX_LEN, MIN_SIDE};
 use crate::source::{Model, TensorRef};
 use crate::tokens::{row_key, Tokens};
 
@@ -61,17 +63,24 @@ pub struct Anchors {
     /// `d × 64` probe values.
     pub table: ProbeTable,
     /// The anchors before rounding (`d × 64`), which tables with a norm's gain folded in
-    /// ([`Anchors::folded`]) are rounded from.
+    /// are rounded from.
     exact: Vec<f64>,
+    /// The anchors with vocabulary rows keyed by id, whether or not token strings are known.
+    pub ids: ProbeTable,
+    ids_exact: Vec<f64>,
 }
 
 impl Anchors {
-    /// The probe table of a matrix that reads a norm's output with gain `gain` (see
-    /// [`crate::norms`]); the plain table without one.
-    pub fn folded(&self, gain: Option<&[f64]>) -> ProbeTable {
+    /// The probe table of `kind` (anchors keyed as the model's rows are, or by id) for a matrix that reads a norm's
+    /// output with gain `gain` (see [`crate::norms`]); the plain table without one.
+    pub fn probes(&self, kind: Probes, gain: Option<&[f64]>) -> Cow<'_, ProbeTable> {
+        let (table, exact) = match kind {
+            Probes::Ids => (&self.ids, &self.ids_exact),
+            _ => (&self.table, &self.exact),
+        };
         match gain {
-            Some(g) => norms::table(&self.exact, Some(g), self.width as usize),
-            None => self.table.clone(),
+            Some(g) => Cow::Owned(norms::table(exact, Some(g), self.width as usize)),
+            None => Cow::Borrowed(table),
         }
     }
 }
@@ -135,9 +144,38 @@ pub fn compute(model: &Model) -> Option<Anchors> {
     let first = sources.first()?;
     let width = first.width;
     let tokens = model.tokens();
+    let keyed = anchor_sum(model, &sources, width, |s| key_weights(tokens, s.vocab));
+    // Keyed by row id as well: a copy stripped of its tokenizer is keyed by id, and its
+    // vocabulary rows still meet the original's (see `Probes::Ids`).
+    let by_id = match tokens {
+        Some(_) => anchor_sum(model, &sources, width, |s| key_weights(None, s.vocab)),
+        None => keyed.clone(),
+    };
+    Some(Anchors {
+        width: width as u32,
+        keying: match tokens {
+            Some(t) => Keying::Tokens(t.hash),
+            None => Keying::Ids,
+        },
+        sources: sources.iter().map(|s| s.tensor.name.clone()).collect(),
+        table: norms::table(&keyed, None, width),
+        exact: keyed,
+        ids: norms::table(&by_id, None, width),
+        ids_exact: by_id,
+    })
+}
+
+/// The sum over `sources` of their anchors with row weights `weights(source)`, each
+/// normalised to a root mean square of one (`width × 64`, f64).
+fn anchor_sum(
+    model: &Model,
+    sources: &[Source<'_>],
+    width: usize,
+    weights: impl Fn(&Source<'_>) -> ProbeTable,
+) -> Vec<f64> {
     let mut sum = vec![0f64; width * K];
-    for s in &sources {
-        let centred = centred_responses(model, s, tokens);
+    for s in sources {
+        let centred = centred_responses(model, s, &weights(s));
         // A head read after the final norm is taken with the norm's gain folded in.
         let gain = norms::gain(model, &s.tensor.name, width);
         let at =
@@ -152,49 +190,38 @@ pub fn compute(model: &Model) -> Option<Anchors> {
             }
         }
     }
-    let table = norms::table(&sum, None, width);
-    Some(Anchors {
-        width: width as u32,
-        keying: match tokens {
-            Some(t) => Keying::Tokens(t.hash),
-            None => Keying::Ids,
-        },
-        sources: sources.iter().map(|s| s.tensor.name.clone()).collect(),
-        table,
-        exact: sum,
-    })
+    sum
 }
 
-/// `c[j][p]` of one source (`width × 64`, exact).
-fn centred_responses(model: &Model, s: &Source<'_>, tokens: Option<&Tokens>) -> Vec<i64> {
-    let t = s.tensor;
-    let bytes = model.data(t);
-    let (width, vocab) = (s.width, s.vocab);
-    let top = scale::tensor_top(t.dtype, bytes);
+/// The ±1 weights `z_p(t)` of vocabulary rows from their keys ([`row_key`]).
+fn key_weights(tokens: Option<&Tokens>, vocab: usize) -> ProbeTable {
     let keys: Vec<u64> = (0..vocab)
         .into_par_iter()
         .map(|id| row_key(tokens, id))
         .collect();
-    let mut z = ProbeTable {
-        values: Vec::with_capacity(vocab * K),
+    ProbeTable {
+        values: keys
+            .iter()
+            .flat_map(|key| (0..K).map(move |p| if (key >> p) & 1 == 1 { 1i8 } else { -1 }))
+            .collect(),
         max: 1,
-    };
-    for key in &keys {
-        z.values
-            .extend((0..K).map(|p| if (key >> p) & 1 == 1 { 1i8 } else { -1 }));
     }
-    let totals: [i64; K] = std::array::from_fn(|p| {
-        keys.iter()
-            .map(|key| if (key >> p) & 1 == 1 { 1 } else { -1 })
-            .sum()
-    });
-    let tops = vec![top; width];
-    let (rows, cols) = (t.shape[0] as u32, t.shape[1] as u32);
+}
+
+/// `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` of one source with row weights `z`
+/// (`width × 64`, exact).
+fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> {
+    let totals: [i64; K] =
+        std::array::from_fn(|p| (0..s.vocab).map(|t| i64::from(z.values[t * K + p])).sum());
+    let t = s.tensor;
+    let bytes = model.data(t);
+    // one scale for the whole tensor (crate::scale over all its elements)
+    let tops = vec![scale::tensor_top(t.dtype, bytes); s.width];
     let job = SideJob {
         dtype: t.dtype,
         bytes,
-        rows,
-        cols,
+        rows: t.shape[0] as u32,
+        cols: t.shape[1] as u32,
         // the residual channels are the units; their responses run over the vocabulary
         axis: if s.vocab_on_cols {
             Axis::Rows
@@ -202,13 +229,12 @@ fn centred_responses(model: &Model, s: &Source<'_>, tokens: Option<&Tokens>) -> 
             Axis::Cols
         },
         tops: &tops,
-        bits: bits_for(vocab as u64, 1).expect("vocabularies are at most 2^20 rows"),
-        probes: &z,
+        bits: bits_for(s.vocab as u64, z.max).expect("vocabularies are at most 2^20 rows"),
+        probes: z,
     };
-    let r = cpu::side_responses(&job);
-    let sums = cpu::unit_sums(&job);
-    let v = vocab as i64;
-    (0..width * K)
+    let (r, sums) = (cpu::side_responses(&job), cpu::unit_sums(&job));
+    let v = s.vocab as i64;
+    (0..s.width * K)
         .map(|i| v * i64::from(r[i]) - totals[i % K] * sums[i / K])
         .collect()
 }

@@ -5,7 +5,7 @@
 //! - **Units as multisets.** Every unit (a neuron, a token row, a position) has a 64-bit
 //!   signature that does not depend on where the unit sits, so the smaller model's units (the
 //!   *query* model, by sketched parameters) are looked up among *all* the other model's units
-//!   of the same kind (anchored or hashed), whatever tensor, index, name or shape holds them.
+//!   of the same kind ([`Probes`]), whatever tensor, index, name or shape holds them.
 //!   Permuted hidden units, heads and head dimensions, renamed, fused, split or sharded
 //!   tensors, dropped, duplicated or reordered layers, added or removed units and vocabulary
 //!   rows all leave the units themselves to be found. Signatures are sign-canonical, and a
@@ -66,6 +66,7 @@ use serde::Serialize;
 use crate::fingerprint::{Fingerprint, TensorSketch};
 use crate::probe::K;
 use crate::scale::Axis;
+use crate::sketch::Probes;
 use crate::v1;
 
 /// Largest Hamming distance (of the signature or its complement) the index finds; the radius
@@ -236,7 +237,7 @@ fn log10_binomial_tail(n: usize, k: usize, p: f64) -> f64 {
 struct SideRef<'a> {
     tensor: usize,
     axis: Axis,
-    anchored: bool,
+    probes: Probes,
     signatures: &'a [u64],
 }
 
@@ -248,7 +249,7 @@ fn sides(f: &Fingerprint) -> Vec<SideRef<'_>> {
                 out.push(SideRef {
                     tensor: k,
                     axis: s.axis,
-                    anchored: s.anchored,
+                    probes: s.probes,
                     signatures: &s.signatures,
                 });
             }
@@ -474,12 +475,12 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
     let (q, s) = if swapped { (b, a) } else { (a, b) };
     let (q_sides, s_sides) = (sides(q), sides(s));
 
-    let mut indexes: HashMap<bool, Index> = HashMap::new();
-    for anchored in [true, false] {
+    let mut indexes: HashMap<Probes, Index> = HashMap::new();
+    for kind in Probes::ALL {
         let items: Vec<(u64, u32, u32)> = s_sides
             .iter()
             .enumerate()
-            .filter(|(_, side)| side.anchored == anchored)
+            .filter(|(_, side)| side.probes == kind)
             .flat_map(|(k, side)| {
                 side.signatures
                     .iter()
@@ -488,7 +489,7 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                     .map(move |(u, &sig)| (sig, k as u32, u as u32))
             })
             .collect();
-        indexes.insert(anchored, Index::build(items));
+        indexes.insert(kind, Index::build(items));
     }
 
     // The units each side looks up (distinct, evenly spread), then every lookup of one kind
@@ -509,15 +510,15 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         })
         .collect();
     let mut found: Vec<Vec<Option<(u32, usize)>>> = vec![Vec::new(); q_sides.len()];
-    for anchored in [true, false] {
+    for kind in Probes::ALL {
         let members: Vec<usize> = (0..q_sides.len())
-            .filter(|&k| q_sides[k].anchored == anchored)
+            .filter(|&k| q_sides[k].probes == kind)
             .collect();
         let keys: Vec<u64> = members
             .iter()
             .flat_map(|&k| chosen[k].iter().flat_map(|&(_, sig)| [sig, !sig]))
             .collect();
-        let index = &indexes[&anchored];
+        let index = &indexes[&kind];
         let mut all = index
             .nearest_all(&keys, radius_for(index.len()).0)
             .into_iter();
@@ -529,7 +530,7 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         .iter()
         .enumerate()
         .map(|(side_index, side)| {
-            let index = &indexes[&side.anchored];
+            let index = &indexes[&side.probes];
             let (_, p0) = radius_for(index.len());
             let mut r = SideResult::default();
             let chosen = &chosen[side_index];
@@ -560,7 +561,7 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
                 .iter()
                 .enumerate()
                 .filter(|(_, o)| {
-                    o.anchored == side.anchored && o.signatures.len() == side.signatures.len()
+                    o.probes == side.probes && o.signatures.len() == side.signatures.len()
                 })
                 .map(|(k, _)| k)
                 .collect();
@@ -712,20 +713,30 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
     let similarity = (found / total).min(1.0);
     let log10_fpp = best_log10.min(0.0);
 
+    // Every unit set equal as a multiset: the same weights, laid out anew. The vocabulary
+    // rows keyed by id are left out: reordering the vocabulary moves them, and their
+    // tensors' other sides say whether the rows are the same.
     let all_sides_equal = {
         let key = |f: &Fingerprint| {
-            let mut v: Vec<(bool, Vec<u64>)> = sides(f)
+            let mut v: Vec<(Probes, Vec<u64>)> = sides(f)
                 .iter()
+                .filter(|s| s.probes != Probes::Ids)
                 .map(|s| {
                     let mut sig = s.signatures.to_vec();
                     sig.sort_unstable();
-                    (s.anchored, sig)
+                    (s.probes, sig)
                 })
                 .collect();
             v.sort();
             v
         };
-        let units = |sides: &[SideRef<'_>]| sides.iter().map(|s| s.signatures.len()).sum::<usize>();
+        let units = |sides: &[SideRef<'_>]| {
+            sides
+                .iter()
+                .filter(|s| s.probes != Probes::Ids)
+                .map(|s| s.signatures.len())
+                .sum::<usize>()
+        };
         !q_sides.is_empty()
             && q_sides.len() == s_sides.len()
             && units(&q_sides) == units(&s_sides)
@@ -776,8 +787,9 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
     match (a.anchors.as_ref(), b.anchors.as_ref()) {
         (Some(x), Some(y)) if x.keying != y.keying => explanation.push(
             "the residual anchors were keyed differently (one by token strings, one by row \
-             ids, or by other vocabularies): anchored units cannot match; fingerprint both \
-             with the same tokenizer"
+             ids, or by other vocabularies): only the vocabulary rows, also probed with \
+             anchors keyed by row id, can match; fingerprint both with the same tokenizer \
+             to compare every layer"
                 .into(),
         ),
         (Some(_), None) | (None, Some(_)) => explanation.push(

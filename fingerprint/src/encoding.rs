@@ -10,7 +10,7 @@
 //!   name_len u32 | name (UTF-8) | dtype u8 | ndim u8 | dims u64 × ndim | data_hash [32]
 //!   flags u8 (bit 0: structured, [`crate::structure`]) | side_count u8 (0: hashed only),
 //!   then per side:
-//!     axis u8 (0 rows, 1 columns of the canonical matrix) | anchored u8 (0, 1) | bits u8
+//!     axis u8 (0 rows, 1 columns of the canonical matrix) | probes u8 (0 hashed, 1 keyed anchors, 2 anchors keyed by id) | bits u8
 //!     | units u32 | signatures u64 × units
 //! ```
 //! The commitment is `BLAKE3-derive("model-registry fingerprint v2")(encoding)`.
@@ -35,7 +35,7 @@ use crate::dtype::Dtype;
 use crate::fingerprint::{AnchorInfo, Fingerprint, TensorFingerprint, TensorSketch};
 use crate::probe::{K, PROBES, PROBE_SEED};
 use crate::scale::Axis;
-use crate::sketch::UnitSide;
+use crate::sketch::{Probes, UnitSide};
 use crate::v1::MatrixSketch;
 use crate::{Error, Result};
 
@@ -98,7 +98,7 @@ impl Fingerprint {
                     out.push(sides.len() as u8);
                     for side in sides {
                         out.push(u8::from(side.axis == Axis::Cols));
-                        out.push(u8::from(side.anchored));
+                        out.push(side.probes.code());
                         out.push(side.bits as u8);
                         out.extend_from_slice(&(side.signatures.len() as u32).to_le_bytes());
                         for s in &side.signatures {
@@ -242,11 +242,9 @@ fn decode_sides(
             1 => Axis::Cols,
             other => return Err(bad(format!("unknown axis {other}"))),
         };
-        let anchored = match r.u8()? {
-            0 => false,
-            1 => true,
-            other => return Err(bad(format!("anchored flag {other}"))),
-        };
+        let code = r.u8()?;
+        let probes =
+            Probes::from_code(code).ok_or_else(|| bad(format!("unknown probe kind {code}")))?;
         let bits = u32::from(r.u8()?);
         let units = u64::from(r.u32()?);
         let expected = if axis == Axis::Rows {
@@ -263,7 +261,7 @@ fn decode_sides(
         let signatures = r.u64s(units as usize)?;
         sides.push(UnitSide {
             axis,
-            anchored,
+            probes,
             bits,
             signatures,
         });
@@ -499,7 +497,7 @@ mod tests {
                 structured: true,
                 sketch: TensorSketch::Units(vec![UnitSide {
                     axis: Axis::Cols,
-                    anchored: false,
+                    probes: Probes::Hashed,
                     bits: 11,
                     signatures: (0..30).map(crate::probe::hash64).collect(),
                 }]),

@@ -10,7 +10,7 @@ use crate::layout;
 use crate::norms;
 use crate::probe::ProbeTable;
 use crate::scale::{self, Axis};
-use crate::sketch::{self, SideJob, UnitSide, MAX_LEN, MAX_UNITS, MIN_SIDE};
+use crate::sketch::{self, Probes, SideJob, UnitSide, MAX_LEN, MAX_UNITS, MIN_SIDE};
 use crate::source::{Model, TensorRef};
 use crate::v1::MatrixSketch;
 use crate::Result;
@@ -94,7 +94,7 @@ pub(crate) fn matrix_dims(shape: &[u64]) -> Option<(u32, u32)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub axis: Axis,
-    pub anchored: bool,
+    pub probes: Probes,
 }
 
 /// The sides of a canonical `rows × cols` matrix: a side whose responses run along the
@@ -109,26 +109,26 @@ pub(crate) fn plan(rows: u64, cols: u64, conv: bool, width: Option<u64>) -> Vec<
     if width == Some(cols) && ok(rows, cols) {
         plans.push(Plan {
             axis: Axis::Rows,
-            anchored: true,
+            probes: Probes::Keyed,
         });
     }
     if width == Some(rows) && ok(cols, rows) {
         plans.push(Plan {
             axis: Axis::Cols,
-            anchored: true,
+            probes: Probes::Keyed,
         });
     }
     if width != Some(rows) && width != Some(cols) {
         if ok(rows, cols) {
             plans.push(Plan {
                 axis: Axis::Rows,
-                anchored: false,
+                probes: Probes::Hashed,
             });
         }
         if !conv && ok(cols, rows) {
             plans.push(Plan {
                 axis: Axis::Cols,
-                anchored: false,
+                probes: Probes::Hashed,
             });
         }
     }
@@ -183,7 +183,20 @@ fn tensor_fingerprint(
     let mut sides = Vec::new();
     let mut structured = false;
     if let Some(view) = layout::canonical(&t.shape, width).filter(|_| t.dtype.sketchable()) {
-        let plans = plan(view.rows, view.cols, view.conv, width);
+        let mut plans = plan(view.rows, view.cols, view.conv, width);
+        // A vocabulary table's rows are also probed with the anchors keyed by row id, which
+        // a copy without its tokenizer has too.
+        if anchors.is_some_and(|a| a.sources.contains(&t.name)) {
+            let twins: Vec<Plan> = plans
+                .iter()
+                .filter(|p| p.probes == Probes::Keyed)
+                .map(|p| Plan {
+                    axis: p.axis,
+                    probes: Probes::Ids,
+                })
+                .collect();
+            plans.extend(twins);
+        }
         let owned;
         let bytes = match &view.axes {
             Some(axes) if !plans.is_empty() => {
@@ -198,15 +211,30 @@ fn tensor_fingerprint(
         }
         // A matrix that reads a norm's output (`out × d`, as the conventions that pair gains
         // store them) is read with the norm's gain folded into its rows' responses.
-        let folded = anchors.and_then(|a| {
-            let g = norms::gain(model, &t.name, a.width as usize)?;
-            Some(a.folded(Some(&g)))
-        });
+        let gain = anchors.and_then(|a| norms::gain(model, &t.name, a.width as usize));
         for p in plans {
+            if p.probes == Probes::Ids && anchors.is_some_and(|a| a.keying == Keying::Ids) {
+                // keyed by id already: the same probes, the same signatures
+                let twin = sides
+                    .iter()
+                    .find(|s: &&UnitSide| s.probes == Probes::Keyed && s.axis == p.axis)
+                    .cloned();
+                if let Some(twin) = twin {
+                    sides.push(UnitSide {
+                        probes: Probes::Ids,
+                        ..twin
+                    });
+                }
+                continue;
+            }
             let len = if p.axis == Axis::Rows { cols } else { rows };
-            let probes = match (p.anchored, anchors, &folded) {
-                (true, _, Some(f)) if p.axis == Axis::Rows => f,
-                (true, Some(a), _) => &a.table,
+            let table;
+            let probes = match (p.probes, anchors) {
+                (Probes::Keyed | Probes::Ids, Some(a)) => {
+                    let g = gain.as_deref().filter(|_| p.axis == Axis::Rows);
+                    table = a.probes(p.probes, g);
+                    &*table
+                }
                 _ => hashed.entry(len).or_insert_with(|| ProbeTable::hashed(len)),
             };
             let Some(bits) = sketch::bits_for(len as u64, probes.max) else {
@@ -224,7 +252,7 @@ fn tensor_fingerprint(
                 probes,
             };
             let responses = backend.side_responses(&job)?;
-            let centred = if p.anchored {
+            let centred = if p.probes.anchored() {
                 responses.iter().map(|&r| i64::from(r)).collect()
             } else {
                 sketch::centre_on_unit_means(
@@ -235,7 +263,7 @@ fn tensor_fingerprint(
             };
             sides.push(UnitSide {
                 axis: p.axis,
-                anchored: p.anchored,
+                probes: p.probes,
                 bits,
                 signatures: sketch::signatures(&centred),
             });

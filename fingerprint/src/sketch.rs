@@ -179,13 +179,49 @@ pub fn signatures(responses: &[i64]) -> Vec<u64> {
         .collect()
 }
 
+/// What a side's units were probed with; units are only compared with units of the same kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Probes {
+    /// Hashed ±1 probes ([`ProbeTable::hashed`]).
+    Hashed,
+    /// The model's residual anchors, its vocabulary rows weighted by their keys
+    /// ([`crate::anchor`]).
+    Keyed,
+    /// The residual anchors with vocabulary rows keyed by id, whether or not the model's
+    /// token strings are known; only the vocabulary tables' rows are probed with them, so
+    /// that a copy stripped of its tokenizer (keyed by id) still meets the original there
+    /// ([`crate::anchor`]).
+    Ids,
+}
+
+impl Probes {
+    pub const ALL: [Probes; 3] = [Probes::Hashed, Probes::Keyed, Probes::Ids];
+
+    /// Whether the probes run along the residual stream.
+    pub fn anchored(self) -> bool {
+        self != Probes::Hashed
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Probes::Hashed => 0,
+            Probes::Keyed => 1,
+            Probes::Ids => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+}
+
 /// The sketch of one side of a tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitSide {
     /// Which units of the tensor's canonical matrix ([`crate::layout`]).
     pub axis: Axis,
-    /// Whether the probes were the model's residual anchors (else hashed ±1 probes).
-    pub anchored: bool,
+    /// What probed the units.
+    pub probes: Probes,
     /// Fixed-point bits used.
     pub bits: u32,
     /// One per unit, in unit order; 0 for a unit whose responses are all zero.

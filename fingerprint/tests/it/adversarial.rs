@@ -274,3 +274,55 @@ fn minilm_fused_split_dropped_and_duplicated_layers_read_as_derived() {
         .count();
     assert!(spread > 0, "the explanation names fused or split tensors");
 }
+
+/// The cheapest escape from token-keyed anchors: permute the residual stream (free, exact)
+/// and publish the weights without their tokenizer, so that the copy's anchors are keyed by
+/// row id. The vocabulary rows of every model are also probed with anchors keyed by id, so
+/// the copy's token rows still meet the original's.
+#[test]
+fn minilm_stripped_of_its_tokenizer_reads_as_derived() {
+    let path = minilm();
+    let model = Model::open(path.parent().unwrap()).expect("MiniLM's folder opens");
+    let tokens = model.tokens().cloned();
+    let base = Synth::from_model(&model);
+    let original = base.fingerprint_with(SDtype::F32, tokens.as_ref());
+    let mut rng = Rng::new(3);
+    let permuted = bert::permute_residual(&base, &bert::shuffle(384, &mut rng));
+    bert::assert_same_function(&base, &permuted, "residual permuted");
+    for (name, variant) in [
+        ("residual permuted, without its tokenizer", &permuted),
+        (
+            "perturbed by 5%, without its tokenizer",
+            &base.perturbed(0.05, 9),
+        ),
+    ] {
+        let fp = variant.fingerprint_with(SDtype::F32, None);
+        let c = compare(&original, &fp);
+        report(name, &c);
+        assert_eq!(c.verdict, Verdict::Derived, "{name}");
+        assert!(c.false_positive_probability < 1e-6, "{name}");
+        let embedding = c
+            .tensors
+            .iter()
+            .find(|t| t.a == "embeddings.word_embeddings.weight")
+            .expect("the embedding matched");
+        assert!(embedding.significant, "{name}: through the token rows");
+        assert!(
+            c.explanation
+                .iter()
+                .any(|e| e.contains("keyed differently")),
+            "{name}: the explanation says why only the vocabulary matched"
+        );
+    }
+    // An independent model of the same shapes, with or without its tokenizer, stays unrelated.
+    let independent = base.random_like(7);
+    for tokens in [None, tokens.as_ref()] {
+        let c = compare(
+            &original,
+            &independent.fingerprint_with(SDtype::F32, tokens),
+        );
+        report("an independent model", &c);
+        assert_eq!(c.verdict, Verdict::Unrelated);
+        assert!(c.false_positive_probability > 1e-3);
+    }
+}
