@@ -10,6 +10,15 @@
 //! reading the stream, `W → W·Q`, responds to it with `W·Q·Qᵀ·a_p = W·a_p`: the same responses,
 //! so the same signatures, up to fixed-point rounding (exactly, for signed permutations).
 //!
+//! Three anchor sets, by how the weights `z_p(t)` key the rows:
+//! - **keyed** (every residual side): by token string, or by id without a vocabulary;
+//! - **by id** (the vocabulary tables' rows only, [`Probes::Ids`]): what a copy published
+//!   without its tokenizer is keyed by;
+//! - **by content** (the vocabulary tables' rows only, [`Probes::Content`], residual widths of
+//!   64 and more): weights from the rows themselves ([`content`]), for a copy whose vocabulary
+//!   was also reordered. Token strings would otherwise be an escape: strip or rewrite them
+//!   and every anchored unit moved.
+//!
 //! Computation (on the CPU for every backend, so anchors are the same everywhere):
 //! - The sources are the vocabulary tables: the 2-D tensors whose long side (more than four
 //!   times the short one, which is the residual width, and at least 256) is the vocabulary's size (within −1/8 and
@@ -17,7 +26,8 @@
 //!   longest; found by shape, not name, so renaming tensors does not move them. Where there
 //!   are several (a separate output head), each gives an anchor set and they are added.
 //! - Each source is read at one scale for the whole tensor ([`crate::scale`] over all its
-//!   elements; [`bits_for`]`(V, 1)` bits, 11 below 2^19 rows), `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
+//!   elements; [`bits_for`]`(V, max |z|)` bits, 11 below 2^19 rows for ±1 weights),
+//!   `R[j][p] = Σ_t z_p(t)·q[t][j]`, `S[j] = Σ_t q[t][j]`, and centred
 //!   exactly, `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` (i64). A head read after a norm whose
 //!   gain [`crate::norms`] pairs with it is taken folded: `c[j][p]·g[j]` (f64).
 //! - Each anchor is divided by its root mean square over `j` (f64, a fixed order), the
@@ -25,7 +35,7 @@
 //!   to integers in `[−127, 127]` (the [`ProbeTable`] every residual side is probed with).
 //!   Root mean squares do not change under rotations, so neither does the scale. A matrix
 //!   that reads a norm's output is probed with the table of the sum multiplied by the norm's
-//!   gain, rounded the same way ([`Anchors::folded`]).
+//!   gain, rounded the same way ([`Anchors::probes`]).
 
 use std::borrow::Cow;
 
@@ -38,6 +48,8 @@ use crate::scale::{self, Axis};
 use crate::sketch::{bits_for, Probes, SideJob, MAX_LEN, MIN_SIDE};
 use crate::source::{Model, TensorRef};
 use crate::tokens::{row_key, Tokens};
+
+pub mod content;
 
 /// Smallest vocabulary table recognised (smaller long-and-thin matrices, an LSTM's gates say,
 /// are not vocabularies).
@@ -68,20 +80,29 @@ pub struct Anchors {
     /// The anchors with vocabulary rows keyed by id, whether or not token strings are known.
     pub ids: ProbeTable,
     ids_exact: Vec<f64>,
+    /// The anchors with vocabulary rows keyed by their content ([`content`]), and before
+    /// rounding; none below [`content::MIN_WIDTH`].
+    content: Option<(ProbeTable, Vec<f64>)>,
 }
 
 impl Anchors {
-    /// The probe table of `kind` (anchors keyed as the model's rows are, or by id) for a matrix that reads a norm's
-    /// output with gain `gain` (see [`crate::norms`]); the plain table without one.
-    pub fn probes(&self, kind: Probes, gain: Option<&[f64]>) -> Cow<'_, ProbeTable> {
+    /// The probe table of `kind` (anchors keyed as the model's rows are, by id, or by
+    /// content) for a matrix that reads a norm's output with gain `gain` (see
+    /// [`crate::norms`]); the plain table without one. `None` for content anchors the
+    /// model has none of.
+    pub fn probes(&self, kind: Probes, gain: Option<&[f64]>) -> Option<Cow<'_, ProbeTable>> {
         let (table, exact) = match kind {
             Probes::Ids => (&self.ids, &self.ids_exact),
+            Probes::Content => {
+                let (t, e) = self.content.as_ref()?;
+                (t, e)
+            }
             _ => (&self.table, &self.exact),
         };
-        match gain {
+        Some(match gain {
             Some(g) => Cow::Owned(norms::table(exact, Some(g), self.width as usize)),
             None => Cow::Borrowed(table),
-        }
+        })
     }
 }
 
@@ -151,6 +172,9 @@ pub fn compute(model: &Model) -> Option<Anchors> {
         Some(_) => anchor_sum(model, &sources, width, |s| key_weights(None, s.vocab)),
         None => keyed.clone(),
     };
+    // And by row content, where the width gives 64 directions (see `content`).
+    let by_content = (width >= content::MIN_WIDTH)
+        .then(|| anchor_sum(model, &sources, width, |s| content::weights(model, s)));
     Some(Anchors {
         width: width as u32,
         keying: match tokens {
@@ -162,6 +186,7 @@ pub fn compute(model: &Model) -> Option<Anchors> {
         exact: keyed,
         ids: norms::table(&by_id, None, width),
         ids_exact: by_id,
+        content: by_content.map(|c| (norms::table(&c, None, width), c)),
     })
 }
 
@@ -208,33 +233,56 @@ fn key_weights(tokens: Option<&Tokens>, vocab: usize) -> ProbeTable {
     }
 }
 
-/// `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` of one source with row weights `z`
-/// (`width × 64`, exact).
-fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> {
-    let totals: [i64; K] =
-        std::array::from_fn(|p| (0..s.vocab).map(|t| i64::from(z.values[t * K + p])).sum());
+/// The job reading a vocabulary table at one scale for the whole tensor (`top`,
+/// [`crate::scale`] over all its elements) with `bits`: its units are the residual channels
+/// (responses over the vocabulary), or with `token_rows` the vocabulary rows.
+fn source_job<'a>(
+    model: &'a Model,
+    s: &Source<'a>,
+    tops: &'a [i32],
+    bits: u32,
+    probes: &'a ProbeTable,
+    token_rows: bool,
+) -> SideJob<'a> {
     let t = s.tensor;
-    let bytes = model.data(t);
-    // one scale for the whole tensor (crate::scale over all its elements)
-    let tops = vec![scale::tensor_top(t.dtype, bytes); s.width];
-    let job = SideJob {
+    SideJob {
         dtype: t.dtype,
-        bytes,
+        bytes: model.data(t),
         rows: t.shape[0] as u32,
         cols: t.shape[1] as u32,
-        // the residual channels are the units; their responses run over the vocabulary
-        axis: if s.vocab_on_cols {
-            Axis::Rows
-        } else {
+        axis: if s.vocab_on_cols == token_rows {
             Axis::Cols
+        } else {
+            Axis::Rows
         },
-        tops: &tops,
-        bits: bits_for(s.vocab as u64, z.max).expect("vocabularies are at most 2^20 rows"),
-        probes: z,
-    };
+        tops,
+        bits,
+        probes,
+    }
+}
+
+/// `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` of one source with row weights `z`
+/// (`width × 64`, exact), and the channel sums `S`.
+fn centred_with_sums(
+    model: &Model,
+    s: &Source<'_>,
+    z: &ProbeTable,
+    bits: u32,
+) -> (Vec<i64>, Vec<i64>) {
+    let totals: [i64; K] =
+        std::array::from_fn(|p| (0..s.vocab).map(|t| i64::from(z.values[t * K + p])).sum());
+    let tops = vec![scale::tensor_top(s.tensor.dtype, model.data(s.tensor)); s.width];
+    let job = source_job(model, s, &tops, bits, z, false);
     let (r, sums) = (cpu::side_responses(&job), cpu::unit_sums(&job));
     let v = s.vocab as i64;
-    (0..s.width * K)
+    let centred = (0..s.width * K)
         .map(|i| v * i64::from(r[i]) - totals[i % K] * sums[i / K])
-        .collect()
+        .collect();
+    (centred, sums)
+}
+
+/// [`centred_with_sums`] at the precision of `z`'s magnitude.
+fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> {
+    let bits = bits_for(s.vocab as u64, z.max).expect("vocabularies are at most 2^20 rows");
+    centred_with_sums(model, s, z, bits).0
 }

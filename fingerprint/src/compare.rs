@@ -714,13 +714,13 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
     let log10_fpp = best_log10.min(0.0);
 
     // Every unit set equal as a multiset: the same weights, laid out anew. The vocabulary
-    // rows keyed by id are left out: reordering the vocabulary moves them, and their
-    // tensors' other sides say whether the rows are the same.
+    // rows' twin sides are left out: reordering the vocabulary or a few rows more changes
+    // them, and their tensors' keyed sides say whether the rows are the same.
     let all_sides_equal = {
         let key = |f: &Fingerprint| {
             let mut v: Vec<(Probes, Vec<u64>)> = sides(f)
                 .iter()
-                .filter(|s| s.probes != Probes::Ids)
+                .filter(|s| s.probes.layout_free())
                 .map(|s| {
                     let mut sig = s.signatures.to_vec();
                     sig.sort_unstable();
@@ -733,7 +733,7 @@ fn compare_v2(a: &Fingerprint, b: &Fingerprint) -> Comparison {
         let units = |sides: &[SideRef<'_>]| {
             sides
                 .iter()
-                .filter(|s| s.probes != Probes::Ids)
+                .filter(|s| s.probes.layout_free())
                 .map(|s| s.signatures.len())
                 .sum::<usize>()
         };

@@ -10,7 +10,7 @@
 //!   name_len u32 | name (UTF-8) | dtype u8 | ndim u8 | dims u64 × ndim | data_hash [32]
 //!   flags u8 (bit 0: structured, [`crate::structure`]) | side_count u8 (0: hashed only),
 //!   then per side:
-//!     axis u8 (0 rows, 1 columns of the canonical matrix) | probes u8 (0 hashed, 1 keyed anchors, 2 anchors keyed by id) | bits u8
+//!     axis u8 (0 rows, 1 columns of the canonical matrix) | probes u8 (0 hashed, 1 keyed anchors, 2 anchors keyed by id, 3 by content) | bits u8
 //!     | units u32 | signatures u64 × units
 //! ```
 //! The commitment is `BLAKE3-derive("model-registry fingerprint v2")(encoding)`.

@@ -185,14 +185,17 @@ fn tensor_fingerprint(
     if let Some(view) = layout::canonical(&t.shape, width).filter(|_| t.dtype.sketchable()) {
         let mut plans = plan(view.rows, view.cols, view.conv, width);
         // A vocabulary table's rows are also probed with the anchors keyed by row id, which
-        // a copy without its tokenizer has too.
+        // a copy without its tokenizer has too, and with those keyed by content, which a copy
+        // whose vocabulary was reordered has too.
         if anchors.is_some_and(|a| a.sources.contains(&t.name)) {
             let twins: Vec<Plan> = plans
                 .iter()
                 .filter(|p| p.probes == Probes::Keyed)
-                .map(|p| Plan {
-                    axis: p.axis,
-                    probes: Probes::Ids,
+                .flat_map(|p| {
+                    [Probes::Ids, Probes::Content].map(|probes| Plan {
+                        axis: p.axis,
+                        probes,
+                    })
                 })
                 .collect();
             plans.extend(twins);
@@ -230,9 +233,12 @@ fn tensor_fingerprint(
             let len = if p.axis == Axis::Rows { cols } else { rows };
             let table;
             let probes = match (p.probes, anchors) {
-                (Probes::Keyed | Probes::Ids, Some(a)) => {
+                (Probes::Keyed | Probes::Ids | Probes::Content, Some(a)) => {
                     let g = gain.as_deref().filter(|_| p.axis == Axis::Rows);
-                    table = a.probes(p.probes, g);
+                    let Some(t) = a.probes(p.probes, g) else {
+                        continue;
+                    };
+                    table = t;
                     &*table
                 }
                 _ => hashed.entry(len).or_insert_with(|| ProbeTable::hashed(len)),

@@ -58,7 +58,7 @@ pub const K: usize = 64;
 /// A table of probe values over an axis of length `len`: `values[t * K + p]` is probe `p` at
 /// index `t`. Hashed tables hold ±1; anchor tables ([`crate::anchor`]) hold integers in
 /// `[-127, 127]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeTable {
     pub values: Vec<i8>,
     /// Largest magnitude in the table (sets the fixed-point bits, [`crate::sketch::bits_for`]).

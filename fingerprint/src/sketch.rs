@@ -192,10 +192,22 @@ pub enum Probes {
     /// that a copy stripped of its tokenizer (keyed by id) still meets the original there
     /// ([`crate::anchor`]).
     Ids,
+    /// The residual anchors with vocabulary rows keyed by their content (norm ranks, then
+    /// each row's signs on directions taken from them); only the vocabulary tables' rows are
+    /// probed with them, so that a copy whose vocabulary was reordered and whose tokenizer
+    /// is withheld still meets the original there ([`crate::anchor`]).
+    Content,
 }
 
 impl Probes {
-    pub const ALL: [Probes; 3] = [Probes::Hashed, Probes::Keyed, Probes::Ids];
+    pub const ALL: [Probes; 4] = [Probes::Hashed, Probes::Keyed, Probes::Ids, Probes::Content];
+
+    /// Whether a side of this kind is the same for the same units however they are laid
+    /// out (not so the twin sides of vocabulary rows, [`Probes::Ids`] and
+    /// [`Probes::Content`]).
+    pub fn layout_free(self) -> bool {
+        matches!(self, Probes::Hashed | Probes::Keyed)
+    }
 
     /// Whether the probes run along the residual stream.
     pub fn anchored(self) -> bool {
@@ -207,6 +219,7 @@ impl Probes {
             Probes::Hashed => 0,
             Probes::Keyed => 1,
             Probes::Ids => 2,
+            Probes::Content => 3,
         }
     }
 

@@ -256,6 +256,16 @@ fn col_axpy(q: &[i32], probes: &[i32; K], acc: &mut [[i32; K]]) {
 
 /// Each unit's sum `Σ_t q(n, t)` (exact), equal to [`crate::sketch::unit_sums`].
 pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
+    per_unit(job, |v| v)
+}
+
+/// Each unit's sum of squares `Σ_t q(n, t)²` (exact).
+pub fn unit_square_sums(job: &SideJob<'_>) -> Vec<i64> {
+    per_unit(job, |v| v * v)
+}
+
+/// `Σ_t f(q(n, t))` for every unit `n`.
+fn per_unit(job: &SideJob<'_>, f: impl Fn(i64) -> i64 + Sync) -> Vec<i64> {
     let (m, n) = (job.rows as usize, job.cols as usize);
     let esize = job.dtype.size();
     let f8 = f8_table(job.dtype);
@@ -274,7 +284,7 @@ pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
             .map(|i| {
                 let (mut xf, mut q) = (vec![0f32; n], vec![0i16; n]);
                 row_q(i, &mut xf, &mut q, &job.tops[i..i + 1]);
-                q.iter().map(|&v| i64::from(v)).sum()
+                q.iter().map(|&v| f(i64::from(v))).sum()
             })
             .collect(),
         Axis::Cols => {
@@ -293,7 +303,7 @@ pub fn unit_sums(job: &SideJob<'_>) -> Vec<i64> {
                         scales.quantize(&xf, job.bits, &mut q);
                         sums.iter_mut()
                             .zip(&q)
-                            .for_each(|(s, &v)| *s += i64::from(v));
+                            .for_each(|(s, &v)| *s += f(i64::from(v)));
                         (sums, xf, q)
                     },
                 )

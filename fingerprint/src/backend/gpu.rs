@@ -333,7 +333,7 @@ impl<R: Runtime> GpuBackend<R> {
         }
     }
 
-    /// The runtime's name for this client (e.g. "wgpu<wgsl>", "cuda").
+    /// The runtime's name for this client (e.g. `"wgpu<wgsl>"`, `"cuda"`).
     pub fn name(&self) -> &'static str {
         R::name(&self.client)
     }

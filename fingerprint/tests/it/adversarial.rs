@@ -277,8 +277,9 @@ fn minilm_fused_split_dropped_and_duplicated_layers_read_as_derived() {
 
 /// The cheapest escape from token-keyed anchors: permute the residual stream (free, exact)
 /// and publish the weights without their tokenizer, so that the copy's anchors are keyed by
-/// row id. The vocabulary rows of every model are also probed with anchors keyed by id, so
-/// the copy's token rows still meet the original's.
+/// row id; reorder the vocabulary too, so that ids say nothing either. The vocabulary rows
+/// of every model are also probed with anchors keyed by id and with anchors keyed by the
+/// rows' content, so the copy's token rows still meet the original's.
 #[test]
 fn minilm_stripped_of_its_tokenizer_reads_as_derived() {
     let path = minilm();
@@ -289,12 +290,21 @@ fn minilm_stripped_of_its_tokenizer_reads_as_derived() {
     let mut rng = Rng::new(3);
     let permuted = bert::permute_residual(&base, &bert::shuffle(384, &mut rng));
     bert::assert_same_function(&base, &permuted, "residual permuted");
+    // Reordered, the rows keep nothing of their ids: only their content can say which is
+    // which (the forward pass is checked for reordering in the test above).
+    let reordered = bert::reorder_vocabulary(&permuted, &bert::shuffle(30_522, &mut rng));
     for (name, variant) in [
         ("residual permuted, without its tokenizer", &permuted),
         (
             "perturbed by 5%, without its tokenizer",
             &base.perturbed(0.05, 9),
         ),
+        (
+            "vocabulary reordered, residual permuted, without its tokenizer",
+            &reordered,
+        ),
+        ("the same, int8-quantized", &reordered.int8_round_trip()),
+        ("the same, perturbed by 5%", &reordered.perturbed(0.05, 4)),
     ] {
         let fp = variant.fingerprint_with(SDtype::F32, None);
         let c = compare(&original, &fp);

@@ -2,7 +2,8 @@
 //! independently seeded models of the same shapes read as unrelated, also when they share a
 //! fixed, untrained tensor.
 
-use fingerprint::{compare, Comparison, Verdict};
+use fingerprint::sketch::Probes;
+use fingerprint::{compare, Comparison, Fingerprint, TensorSketch, Verdict};
 use safetensors::Dtype as SDtype;
 
 use crate::synth::{Rng, Synth};
@@ -142,6 +143,35 @@ fn derivations_read_as_derived() {
         let (s1, s2, s3) = (s(0.02), s(0.1), s(0.3));
         eprintln!("{arch}/{width}: similarity at noise 0.02, 0.1, 0.3: {s1:.3} {s2:.3} {s3:.3}");
         assert!(s1 >= s2 && s2 > s3, "{arch}: {s1} {s2} {s3}");
+    }
+}
+
+/// Models wide enough for content-keyed anchors on their vocabulary rows (64 and more), with
+/// and without a common mean: the rows of unrelated vocabularies never meet.
+#[test]
+fn unrelated_vocabularies_keyed_by_content_have_no_false_positive() {
+    for k in 0..200u64 {
+        let width = [64, 96][(k % 2) as usize];
+        let mut a = Synth::random("mlp", width, 20_000 + 2 * k);
+        let mut b = Synth::random("mlp", width, 20_001 + 2 * k);
+        if k % 3 == 0 {
+            a = a.map(|_, _, d| d.iter_mut().for_each(|x| *x += 0.05));
+            b = b.map(|_, _, d| d.iter_mut().for_each(|x| *x += 0.05));
+        }
+        let (fa, fb) = (a.fingerprint(), b.fingerprint());
+        let content = |f: &Fingerprint| {
+            f.tensors.iter().any(|t| match &t.sketch {
+                TensorSketch::Units(sides) => sides.iter().any(|s| s.probes == Probes::Content),
+                _ => false,
+            })
+        };
+        assert!(
+            content(&fa) && content(&fb),
+            "pair {k}: content sides present"
+        );
+        let c = compare(&fa, &fb);
+        check("unrelated vocabularies", &c, Verdict::Unrelated);
+        assert_eq!(c.tensors_significant, 0, "pair {k}");
     }
 }
 
