@@ -13,7 +13,7 @@
 //!    orthonormalising keeps those from making every anchor alike.
 //! 2. Each row's weights are the signs of its centred projections on those directions, a
 //!    locality-sensitive hash of the row particular to this model's own directions, and the
-//!    anchors are the rows mixed by them (as keys mix them in [`super::key_weights`]).
+//!    anchors are the rows mixed by them (as token keys mix them, [`super`]).
 
 use super::{centred_with_sums, source_job, Source};
 use crate::backend::cpu;
