@@ -112,6 +112,8 @@ struct Source<'a> {
     vocab_on_cols: bool,
     vocab: usize,
     width: usize,
+    /// The one scale the whole table is read at ([`crate::scale::tensor_top`]).
+    top: i32,
 }
 
 fn sources(model: &Model) -> Vec<Source<'_>> {
@@ -128,6 +130,7 @@ fn sources(model: &Model) -> Vec<Source<'_>> {
                     vocab_on_cols: c > r,
                     vocab: long as usize,
                     width: short as usize,
+                    top: 0,
                 })
         })
         .collect();
@@ -156,6 +159,9 @@ fn sources(model: &Model) -> Vec<Source<'_>> {
             crate::content::data_hash(s.tensor.dtype, &s.tensor.shape, model.data(s.tensor)),
         )
     });
+    for s in &mut candidates {
+        s.top = scale::tensor_top(s.tensor.dtype, model.data(s.tensor));
+    }
     candidates
 }
 
@@ -262,27 +268,16 @@ fn source_job<'a>(
 }
 
 /// `c[j][p] = V·R[j][p] − (Σ_t z_p(t))·S[j]` of one source with row weights `z`
-/// (`width × 64`, exact), and the channel sums `S`.
-fn centred_with_sums(
-    model: &Model,
-    s: &Source<'_>,
-    z: &ProbeTable,
-    bits: u32,
-) -> (Vec<i64>, Vec<i64>) {
+/// (`width × 64`, exact), read at the precision of `z`'s magnitude.
+fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> {
+    let bits = bits_for(s.vocab as u64, z.max).expect("vocabularies are at most 2^20 rows");
     let totals: [i64; K] =
         std::array::from_fn(|p| (0..s.vocab).map(|t| i64::from(z.values[t * K + p])).sum());
-    let tops = vec![scale::tensor_top(s.tensor.dtype, model.data(s.tensor)); s.width];
+    let tops = vec![s.top; s.width];
     let job = source_job(model, s, &tops, bits, z, false);
     let (r, sums) = (cpu::side_responses(&job), cpu::unit_sums(&job));
     let v = s.vocab as i64;
-    let centred = (0..s.width * K)
+    (0..s.width * K)
         .map(|i| v * i64::from(r[i]) - totals[i % K] * sums[i / K])
-        .collect();
-    (centred, sums)
-}
-
-/// [`centred_with_sums`] at the precision of `z`'s magnitude.
-fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> {
-    let bits = bits_for(s.vocab as u64, z.max).expect("vocabularies are at most 2^20 rows");
-    centred_with_sums(model, s, z, bits).0
+        .collect()
 }

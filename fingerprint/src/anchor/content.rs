@@ -15,11 +15,10 @@
 //!    locality-sensitive hash of the row particular to this model's own directions, and the
 //!    anchors are the rows mixed by them (as token keys mix them, [`super`]).
 
-use super::{centred_with_sums, source_job, Source};
+use super::{source_job, Source};
 use crate::backend::cpu;
 use crate::norms;
 use crate::probe::{ProbeTable, K};
-use crate::scale;
 use crate::sketch::bits_for;
 use crate::source::Model;
 
@@ -34,17 +33,26 @@ const WEIGHT: i64 = 64;
 /// The ±1 weights `z_p(t)` of the rows of source `s` (`V × 64`); see the module.
 pub(super) fn weights(model: &Model, s: &Source<'_>) -> ProbeTable {
     let (v, width) = (s.vocab, s.width);
-    let top = scale::tensor_top(s.tensor.dtype, model.data(s.tensor));
     // one precision for every stage: sums over the vocabulary of weights up to 64, and over
     // a row of directions up to 127
     let bits = bits_for(v as u64, WEIGHT as u32)
         .min(bits_for(width as u64, 127))
         .expect("vocabularies are at most 2^20 rows");
-    let row_tops = vec![top; v];
+    let row_tops = vec![s.top; v];
     let none = ProbeTable::default();
-    let norms = cpu::unit_square_sums(&source_job(model, s, &row_tops, bits, &none, true));
-    // stage 1: the bins' centred sums, orthonormalised
-    let (centroids, sums) = centred_with_sums(model, s, &rank_weights(&norms), bits);
+    let rows = source_job(model, s, &row_tops, bits, &none, true);
+    let norms = cpu::unit_square_sums(&rows);
+    // stage 1: the bins' centred sums, c[j][b] = V·Σ_t w_b(t)·q_t[j] − (Σ_t w_b(t))·S[j],
+    // orthonormalised
+    let weights = rank_weights(&norms);
+    let (mix, sums) = cpu::sparse_mix(&rows, &weights);
+    let mut totals = [0i64; K];
+    for &(b, w) in weights.iter().flatten() {
+        totals[usize::from(b)] += i64::from(w);
+    }
+    let centroids: Vec<i64> = (0..width * K)
+        .map(|i| v as i64 * mix[i] - totals[i % K] * sums[i / K])
+        .collect();
     let directions = norms::table(&orthonormal(&centroids, width), None, width);
     // stage 2: each row's signs on them, centred: V·(q_t·u_p) − S·u_p
     let projections =
@@ -71,31 +79,32 @@ pub(super) fn weights(model: &Model, s: &Source<'_>) -> ProbeTable {
     }
 }
 
-/// The weights of rows with squared norms `norms` in 64 bins of their norm ranks (`V × 64`,
-/// integers in `[0, 64]`): the same whatever the rows' order or a rotation of the residual
+/// The weights of rows with squared norms `norms` in 64 bins of their norm ranks: for each
+/// row, its two nearest bins and its weights in them (integers in `[0, 64]`, adding up to
+/// 64 but at the ends). The same whatever the rows' order or a rotation of the residual
 /// stream, and moving little when a few rows are added, removed or drift.
-fn rank_weights(norms: &[i64]) -> ProbeTable {
+fn rank_weights(norms: &[i64]) -> Vec<[(u8, i32); 2]> {
     let (v, bins) = (norms.len() as i64, K as i64);
     let mut sorted = norms.to_vec();
     sorted.sort_unstable();
-    let mut values = vec![0i8; norms.len() * K];
-    for (t, &n) in norms.iter().enumerate() {
-        let less = sorted.partition_point(|&x| x < n) as i64;
-        let equal = sorted.partition_point(|&x| x <= n) as i64 - less;
-        // the mid-rank on a scale of 64 · WEIGHT; bin b's centre is at WEIGHT · b + WEIGHT/2
-        let u = (2 * less + equal - 1) * bins * WEIGHT / (2 * v) - WEIGHT / 2;
-        let (bin, frac) = (u.div_euclid(WEIGHT), u.rem_euclid(WEIGHT));
-        if bin >= 0 {
-            values[t * K + bin as usize] = (WEIGHT - frac) as i8;
-        }
-        if bin + 1 < bins {
-            values[t * K + bin as usize + 1] = frac as i8;
-        }
-    }
-    ProbeTable {
-        values,
-        max: WEIGHT as u32,
-    }
+    norms
+        .iter()
+        .map(|&n| {
+            let less = sorted.partition_point(|&x| x < n) as i64;
+            let equal = sorted.partition_point(|&x| x <= n) as i64 - less;
+            // the mid-rank on a scale of 64 · WEIGHT; bin b's centre is at WEIGHT·b + WEIGHT/2
+            let u = (2 * less + equal - 1) * bins * WEIGHT / (2 * v) - WEIGHT / 2;
+            let (bin, frac) = (u.div_euclid(WEIGHT), u.rem_euclid(WEIGHT));
+            let at = |b: i64, w: i64| {
+                if (0..bins).contains(&b) {
+                    (b as u8, w as i32)
+                } else {
+                    (0, 0)
+                }
+            };
+            [at(bin, WEIGHT - frac), at(bin + 1, frac)]
+        })
+        .collect()
 }
 
 /// Gram–Schmidt on the 64 columns of `c` (`width × 64`), in column order, in f64. A column
