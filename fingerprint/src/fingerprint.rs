@@ -180,7 +180,7 @@ fn tensor_fingerprint(
     let bytes = model.data(t);
     let data_hash = content::data_hash(t.dtype, &t.shape, bytes);
     let width = anchors.map(|a| u64::from(a.width));
-    let mut sides = Vec::new();
+    let mut sides: Vec<UnitSide> = Vec::new();
     let mut structured = false;
     if let Some(view) = layout::canonical(&t.shape, width).filter(|_| t.dtype.sketchable()) {
         let mut plans = plan(view.rows, view.cols, view.conv, width);
@@ -215,21 +215,12 @@ fn tensor_fingerprint(
         // A matrix that reads a norm's output (`out × d`, as the conventions that pair gains
         // store them) is read with the norm's gain folded into its rows' responses.
         let gain = anchors.and_then(|a| norms::gain(model, &t.name, a.width as usize));
+        // The twin sides of a vocabulary table share the units, so their scales, and a twin
+        // whose anchors equal another side's (keyed by id in a model keyed by id) shares
+        // its signatures too.
+        let mut tops_of: HashMap<Axis, Vec<i32>> = HashMap::new();
+        let mut anchored: Vec<(Axis, ProbeTable, usize)> = Vec::new();
         for p in plans {
-            if p.probes == Probes::Ids && anchors.is_some_and(|a| a.keying == Keying::Ids) {
-                // keyed by id already: the same probes, the same signatures
-                let twin = sides
-                    .iter()
-                    .find(|s: &&UnitSide| s.probes == Probes::Keyed && s.axis == p.axis)
-                    .cloned();
-                if let Some(twin) = twin {
-                    sides.push(UnitSide {
-                        probes: Probes::Ids,
-                        ..twin
-                    });
-                }
-                continue;
-            }
             let len = if p.axis == Axis::Rows { cols } else { rows };
             let table;
             let probes = match (p.probes, anchors) {
@@ -243,21 +234,37 @@ fn tensor_fingerprint(
                 }
                 _ => hashed.entry(len).or_insert_with(|| ProbeTable::hashed(len)),
             };
+            if let Some(&(_, _, k)) = anchored
+                .iter()
+                .find(|(axis, table, _)| *axis == p.axis && table == probes)
+            {
+                let same = UnitSide {
+                    probes: p.probes,
+                    ..sides[k].clone()
+                };
+                sides.push(same);
+                continue;
+            }
             let Some(bits) = sketch::bits_for(len as u64, probes.max) else {
                 continue;
             };
-            let tops = scale::unit_tops(t.dtype, bytes, rows, cols, p.axis);
+            let tops = tops_of
+                .entry(p.axis)
+                .or_insert_with(|| scale::unit_tops(t.dtype, bytes, rows, cols, p.axis));
             let job = SideJob {
                 dtype: t.dtype,
                 bytes,
                 rows: rows as u32,
                 cols: cols as u32,
                 axis: p.axis,
-                tops: &tops,
+                tops,
                 bits,
                 probes,
             };
             let responses = backend.side_responses(&job)?;
+            if p.probes.anchored() {
+                anchored.push((p.axis, probes.clone(), sides.len()));
+            }
             let centred = if p.probes.anchored() {
                 responses.iter().map(|&r| i64::from(r)).collect()
             } else {
