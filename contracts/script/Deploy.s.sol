@@ -9,7 +9,7 @@ interface BroadcastVm {
     function stopBroadcast() external;
 }
 
-/// @notice Deploys the registry and the market and binds them:
+/// @notice Deploys the registry and the market (accepting only the native currency) and binds them:
 /// `forge script script/Deploy.s.sol --rpc-url URL --private-key KEY --broadcast`.
 /// The `registry deploy` command does the same through the Rust bindings.
 contract Deploy {
@@ -18,7 +18,7 @@ contract Deploy {
     function run() external returns (ModelRegistry registry, LicenseMarket market) {
         VM.startBroadcast();
         registry = new ModelRegistry();
-        market = new LicenseMarket(registry);
+        market = new LicenseMarket(registry, new address[](0));
         registry.bindMarket(market);
         VM.stopBroadcast();
     }

@@ -5,58 +5,66 @@ import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
-import {ILicenseMarket, IModelRegistry, License, LicenseKind, Terms} from "./Types.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ILicenseMarket, IModelRegistry, License, LicenseKind, Offering, Terms} from "./Types.sol";
 
 /// @title LicenseMarket
 /// @notice License offerings on registered models, and the licenses sold from them as ERC-721
 /// tokens.
 ///
-/// - An offering's terms are immutable once published; its model's owner can only close it for
-///   new sales (purchases and renewals). Closing never touches licenses already sold.
-/// - `buy` mints a license that snapshots the economic terms it paid for, valid from the
-///   purchase until `expiry` (exclusive; 0 = perpetual). `renew` extends a time-bound license by
-///   its snapshotted duration from `max(now, expiry)` at its snapshotted price. Nobody, the model
-///   owner included, can revoke a license. Non-transferable licenses cannot be transferred.
+/// - An offering's terms are immutable once published; its model's owner can close it for new
+///   sales. Its licenses stay renewable for the offering's `renewalPeriod` after closing.
+/// - An offering sells only while its publisher owns the model, and never in the block in which
+///   the model changed hands: a model held for one transaction cannot sell its holder licenses.
+/// - `buy` mints a license valid from the purchase until `expiry` (exclusive; 0 = perpetual);
+///   its terms are its offering's. `renew` (by the holder or an approved operator) extends a
+///   time-bound license by one more duration before it lapses; a lapsed license is not renewed
+///   (buy a new one), so a license's window only ever grows and answers about past times never
+///   change. Nobody, the model owner included, can revoke a license.
+/// - A fine-tune license admits one derivative: the registry consumes (burns) it at mint.
+/// - Non-transferable licenses are ERC-5192 locked: no transfer, no approval.
 /// - Buyers pass `maxPrice`, so a sale never charges more than the buyer agreed to.
-/// - Every sale's price is split at purchase time: each parent of the model receives its royalty
-///   share (snapshotted on the lineage edge at mint), which is split again up the parent's own
-///   lineage; the rest goes to the model's owner. Amounts are credited to balances per account
-///   and currency, and withdrawn by their owners (pull payments, reentrancy guarded). Rounding
-///   remainders stay with the owner of the model whose share was split, so every wei paid is
-///   credited. ERC-20s that deliver less than the price (fee-on-transfer) are rejected.
-/// - `rightsOf` answers whether an account may use a right of a model at a time, and by which
-///   license. A model's owner holds every right of it.
-contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
+/// - Every sale's price is split at purchase time: each royalty parent of the model receives its
+///   share, split again up the parent's own lineage; the rest goes to the model's owner.
+///   Amounts are credited per account and currency and withdrawn by their owners (pull
+///   payments, reentrancy guarded). Rounding remainders stay with the owner of the model whose
+///   share was split, so every wei paid is credited.
+/// - Prices are in the native currency or in one of the ERC-20s fixed at deployment, so a
+///   derivative's owner cannot pay its parents in a token of his own. ERC-20s that deliver less
+///   than the price (fee-on-transfer) are rejected; rebasing tokens are not supported.
+/// - `grants` is the on-chain rights view; lists of licenses per holder are the indexer's.
+contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     using SafeERC20 for IERC20;
-    using EnumerableSet for EnumerableSet.UintSet;
 
     uint16 internal constant BPS = 10_000;
-    /// Longest duration an offering may grant per purchase or renewal.
+    /// Longest duration an offering may grant per purchase or renewal, and longest renewal
+    /// period after closing.
     uint64 public constant MAX_DURATION = 100 * 365 days;
+    /// ERC-5192 interface id.
+    bytes4 internal constant IERC5192_ID = 0xb45a3c0e;
 
-    struct Offering {
-        Terms terms;
-        address publisher;
-        uint64 sold;
-        bool closed;
+    /// A license in one slot: its holder, its offering, its start, and how many durations it
+    /// runs (0 for a perpetual license). `expiry = start + periods * duration`.
+    struct Token {
+        address holder;
+        uint32 offeringId;
+        uint40 start;
+        uint24 periods;
     }
 
     IModelRegistry public immutable registry;
     uint256 public totalOfferings;
     uint256 public totalLicenses;
+    /// ERC-20s offerings may be priced in, fixed at deployment (the native currency always).
+    mapping(address currency => bool) public acceptsCurrency;
+    mapping(address account => mapping(address currency => uint256)) public credits;
 
     mapping(uint256 offeringId => Offering) private _offerings;
-    mapping(uint256 licenseId => License) private _licenses;
-    /// Licenses per (holder, model, kind), kept current on transfer, for `rightsOf`.
-    mapping(bytes32 key => EnumerableSet.UintSet) private _held;
-    mapping(address account => mapping(address currency => uint256)) public credits;
-    /// Totals per currency: every wei received is credited, so the sum of balances always equals
-    /// `totalReceived - totalWithdrawn`, which is what the contract holds.
-    mapping(address currency => uint256) public totalReceived;
-    mapping(address currency => uint256) public totalWithdrawn;
+    mapping(uint256 licenseId => Token) private _tokens;
+    /// Licenses held per account (ERC-721 `balanceOf`).
+    mapping(address holder => uint256) private _held;
 
+    event CurrencyAccepted(address indexed currency);
     event OfferingPublished(
         uint256 indexed offeringId, uint256 indexed modelId, address indexed publisher, Terms terms
     );
@@ -71,8 +79,6 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         uint64 start,
         uint64 expiry
     );
-    /// `start` moves to the renewal time when the license had lapsed, so the unpaid gap is not
-    /// covered.
     event LicenseRenewed(uint256 indexed licenseId, address indexed payer, uint256 price, uint64 start, uint64 expiry);
     /// A share of a sale credited to `account`: `modelId` is the model whose owner (or lineage
     /// share) it is, `licenseId` the license sold or renewed.
@@ -80,6 +86,8 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         address indexed account, address indexed currency, uint256 indexed licenseId, uint256 modelId, uint256 amount
     );
     event Withdrawn(address indexed account, address indexed currency, address to, uint256 amount);
+    /// ERC-5192: the license can never be transferred.
+    event Locked(uint256 tokenId);
 
     error UnknownModel(uint256 modelId);
     error UnknownOffering(uint256 offeringId);
@@ -87,51 +95,102 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
     error NotModelOwner(uint256 modelId, address caller);
     error RoyaltyOnlyForFineTune(LicenseKind kind, uint16 royaltyBps);
     error RoyaltyAboveTotal(uint16 royaltyBps);
+    error RoyaltyBelowFloor(uint16 royaltyBps, uint16 floor);
     error InvalidCurrency(address currency);
+    error CurrencyNotAccepted(address currency);
     error DurationTooLong(uint64 duration, uint64 max);
+    error PriceTooLarge(uint256 price);
+    error SupplyCapTooLarge(uint64 supplyCap);
+    error TooManyOfferings();
     error OfferingIsClosed(uint256 offeringId);
     error SoldOut(uint256 offeringId, uint64 supplyCap);
+    error PublisherNotOwner(uint256 offeringId, address publisher, address owner);
+    error OwnerChangedThisBlock(uint256 modelId);
     error PriceAboveMax(uint256 price, uint256 maxPrice);
     error WrongPayment(uint256 sent, uint256 price);
     error NativeNotAccepted(uint256 sent);
     error FeeOnTransferToken(address token, uint256 expected, uint256 received);
     error PerpetualLicense(uint256 licenseId);
+    error LicenseLapsed(uint256 licenseId, uint64 expiry);
+    error NotLicenseHolder(uint256 licenseId, address holder, address caller);
     error LicenseNotTransferable(uint256 licenseId);
+    error LicenseAlreadyUsed(uint256 licenseId);
+    error LicenseForOtherModel(uint256 licenseId, uint256 licensedModel, uint256 parentId);
+    error NotFineTuneLicense(uint256 licenseId, LicenseKind kind);
+    error LicenseNotValid(uint256 licenseId, uint64 start, uint64 expiry, uint64 at);
+    error NotRegistry(address caller);
     error NothingToWithdraw(address account, address currency);
     error ZeroAddress();
     error NativeTransferFailed(address to, uint256 amount);
 
-    constructor(IModelRegistry registry_) ERC721("AI Model License", "MLIC") {
+    constructor(IModelRegistry registry_, address[] memory currencies) ERC721("AI Model License", "MLIC") {
         if (address(registry_) == address(0)) revert ZeroAddress();
         registry = registry_;
+        for (uint256 i; i < currencies.length; ++i) {
+            address c = currencies[i];
+            if (c == address(0) || c.code.length == 0) revert InvalidCurrency(c);
+            acceptsCurrency[c] = true;
+            emit CurrencyAccepted(c);
+        }
     }
 
     // ---------------------------------------------------------------- offerings
 
     /// @notice Publishes an offering on `terms.modelId`. Only the model's owner may.
     function publishOffering(Terms calldata terms) external returns (uint256 offeringId) {
-        _requireModelOwner(terms.modelId);
-        if (terms.kind != LicenseKind.FineTune && terms.royaltyBps != 0) {
+        uint256 modelId = terms.modelId;
+        if (!registry.exists(modelId)) revert UnknownModel(modelId);
+        if (registry.ownerOf(modelId) != msg.sender) revert NotModelOwner(modelId, msg.sender);
+        if (terms.kind == LicenseKind.FineTune) {
+            if (terms.royaltyBps > BPS) revert RoyaltyAboveTotal(terms.royaltyBps);
+            uint16 floor = registry.headerOf(modelId).derivativeRoyaltyBps;
+            if (terms.royaltyBps < floor) revert RoyaltyBelowFloor(terms.royaltyBps, floor);
+        } else if (terms.royaltyBps != 0) {
             revert RoyaltyOnlyForFineTune(terms.kind, terms.royaltyBps);
         }
-        if (terms.royaltyBps > BPS) revert RoyaltyAboveTotal(terms.royaltyBps);
-        if (terms.currency != address(0) && terms.currency.code.length == 0) revert InvalidCurrency(terms.currency);
+        if (terms.currency != address(0) && !acceptsCurrency[terms.currency]) {
+            revert CurrencyNotAccepted(terms.currency);
+        }
         if (terms.duration > MAX_DURATION) revert DurationTooLong(terms.duration, MAX_DURATION);
+        if (terms.renewalPeriod > MAX_DURATION) revert DurationTooLong(terms.renewalPeriod, MAX_DURATION);
+        if (terms.price > type(uint96).max) revert PriceTooLarge(terms.price);
+        if (terms.supplyCap > type(uint32).max) revert SupplyCapTooLarge(terms.supplyCap);
 
         offeringId = ++totalOfferings;
-        Offering storage o = _offerings[offeringId];
-        o.terms = terms;
-        o.publisher = msg.sender;
-        emit OfferingPublished(offeringId, terms.modelId, msg.sender, terms);
+        // A license names its offering in 32 bits.
+        if (offeringId > type(uint32).max) revert TooManyOfferings();
+        // Every cast below was range-checked above; ids fit 32 and 64 bits for ever.
+        // forge-lint: disable-start(unsafe-typecast)
+        _offerings[offeringId] = Offering({
+            modelId: uint64(modelId),
+            duration: terms.duration,
+            sold: 0,
+            supplyCap: uint32(terms.supplyCap),
+            kind: terms.kind,
+            royaltyBps: terms.royaltyBps,
+            transferable: terms.transferable,
+            commercialUse: terms.commercialUse,
+            closed: false,
+            currency: terms.currency,
+            price: uint96(terms.price),
+            publisher: msg.sender,
+            closedAt: 0,
+            renewalPeriod: uint48(terms.renewalPeriod)
+        });
+        // forge-lint: disable-end(unsafe-typecast)
+        emit OfferingPublished(offeringId, modelId, msg.sender, terms);
     }
 
-    /// @notice Closes an offering for new sales and renewals. Licenses already sold stay valid.
+    /// @notice Closes an offering for new sales. Its licenses stay valid, and renewable for the
+    /// offering's renewal period.
     function closeOffering(uint256 offeringId) external {
         Offering storage o = _offering(offeringId);
-        _requireModelOwner(o.terms.modelId);
+        if (registry.ownerOf(o.modelId) != msg.sender) revert NotModelOwner(o.modelId, msg.sender);
         if (o.closed) revert OfferingIsClosed(offeringId);
         o.closed = true;
-        emit OfferingClosed(offeringId, o.terms.modelId, msg.sender);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        o.closedAt = uint40(block.timestamp);
+        emit OfferingClosed(offeringId, o.modelId, msg.sender);
     }
 
     function offeringOf(uint256 offeringId) external view returns (Offering memory) {
@@ -150,57 +209,73 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
     {
         Offering storage o = _offering(offeringId);
         if (o.closed) revert OfferingIsClosed(offeringId);
-        Terms storage t = o.terms;
-        if (t.supplyCap != 0 && o.sold >= t.supplyCap) revert SoldOut(offeringId, t.supplyCap);
-        uint256 price = t.price;
-        if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
+        uint32 sold = o.sold;
+        if (o.supplyCap != 0 && sold >= o.supplyCap) revert SoldOut(offeringId, o.supplyCap);
+        if (o.price > maxPrice) revert PriceAboveMax(o.price, maxPrice);
         if (holder == address(0)) revert ZeroAddress();
-
-        ++o.sold;
-        licenseId = ++totalLicenses;
-        uint64 start = uint64(block.timestamp);
-        uint64 expiry = t.duration == 0 ? 0 : start + t.duration;
-        _licenses[licenseId] = License({
-            offeringId: offeringId,
-            modelId: t.modelId,
-            kind: t.kind,
-            currency: t.currency,
-            price: price,
-            duration: t.duration,
-            transferable: t.transferable,
-            commercialUse: t.commercialUse,
-            royaltyBps: t.royaltyBps,
-            termsHash: t.termsHash,
-            start: start,
-            expiry: expiry
-        });
-        _mint(holder, licenseId);
-        emit LicensePurchased(licenseId, offeringId, t.modelId, msg.sender, holder, price, start, expiry);
-
-        _collect(t.currency, price);
-        _distribute(t.modelId, t.currency, price, licenseId);
+        o.sold = sold + 1;
+        licenseId = _issue(o, offeringId, holder);
+        _sell(o, offeringId, licenseId, true);
     }
 
-    /// @notice Extends a time-bound license by its snapshotted duration from `max(now, expiry)`,
-    /// at its snapshotted price (at most `maxPrice`). Anyone may pay for a renewal. A lapsed
-    /// license restarts now: it is not valid for the gap between its old expiry and the renewal.
-    function renew(uint256 licenseId, uint256 maxPrice) external payable nonReentrant returns (uint64 expiry) {
-        License storage l = _license(licenseId);
-        if (l.duration == 0) revert PerpetualLicense(licenseId);
-        if (_offerings[l.offeringId].closed) revert OfferingIsClosed(l.offeringId);
-        uint256 price = l.price;
-        if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
+    /// @dev Writes a new license of `o` to `holder` (one slot) and emits its events.
+    function _issue(Offering storage o, uint256 offeringId, address holder) private returns (uint256 licenseId) {
+        licenseId = ++totalLicenses;
+        uint64 duration = o.duration;
+        uint64 start = uint64(block.timestamp);
+        // Offering ids fit 32 bits (4 billion offerings), timestamps 40 bits.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        _tokens[licenseId] = Token(holder, uint32(offeringId), uint40(start), duration == 0 ? 0 : 1);
+        unchecked {
+            ++_held[holder];
+        }
+        emit Transfer(address(0), holder, licenseId);
+        if (!o.transferable) emit Locked(licenseId);
+        emit LicensePurchased(
+            licenseId, offeringId, o.modelId, msg.sender, holder, o.price, start, duration == 0 ? 0 : start + duration
+        );
+    }
 
+    /// @notice Extends a time-bound license by its duration, at its offering's price (at most
+    /// `maxPrice`), from its expiry: renewals never leave a gap, and a lapsed license cannot be
+    /// renewed. Only the holder or an operator it approved may renew.
+    function renew(uint256 licenseId, uint256 maxPrice) external payable nonReentrant returns (uint64 expiry) {
+        Token storage t = _token(licenseId);
+        address holder = t.holder;
+        if (holder == address(0)) revert LicenseAlreadyUsed(licenseId);
+        if (!_isAuthorized(holder, msg.sender, licenseId)) revert NotLicenseHolder(licenseId, holder, msg.sender);
+        uint256 offeringId = t.offeringId;
+        Offering storage o = _offerings[offeringId];
+        uint64 duration = o.duration;
+        if (duration == 0) revert PerpetualLicense(licenseId);
         // Licenses are time-bound by design; a validator's few seconds of drift are accepted.
         // forge-lint: disable-next-line(block-timestamp)
-        uint64 from = l.expiry > block.timestamp ? l.expiry : uint64(block.timestamp);
-        if (from != l.expiry) l.start = from;
-        expiry = from + l.duration;
-        l.expiry = expiry;
-        emit LicenseRenewed(licenseId, msg.sender, price, l.start, expiry);
+        if (o.closed && block.timestamp >= uint256(o.closedAt) + o.renewalPeriod) revert OfferingIsClosed(offeringId);
+        if (o.price > maxPrice) revert PriceAboveMax(o.price, maxPrice);
+        uint64 start = t.start;
+        uint24 periods = t.periods;
+        uint64 end = start + uint64(periods) * duration;
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp > end) revert LicenseLapsed(licenseId, end);
+        t.periods = periods + 1;
+        expiry = end + duration;
+        emit LicenseRenewed(licenseId, msg.sender, o.price, start, expiry);
+        _sell(o, offeringId, licenseId, false);
+    }
 
-        _collect(l.currency, price);
-        _distribute(l.modelId, l.currency, price, licenseId);
+    /// @dev Takes the price of a sale of `o` and credits it up the lineage. A purchase (`fresh`)
+    /// also needs the offering's publisher to own the model, and not since this block.
+    function _sell(Offering storage o, uint256 offeringId, uint256 licenseId, bool fresh) private {
+        uint256 modelId = o.modelId;
+        (address owner, uint256 ownerSince, uint256[] memory parents, uint16[] memory bps) = registry.payees(modelId);
+        if (fresh) {
+            if (owner != o.publisher) revert PublisherNotOwner(offeringId, o.publisher, owner);
+            if (ownerSince == block.number) revert OwnerChangedThisBlock(modelId);
+        }
+        address currency = o.currency;
+        uint256 price = o.price;
+        _collect(currency, price);
+        _split(owner, parents, bps, modelId, currency, price, licenseId);
     }
 
     /// @dev Takes exactly `price` of `currency` from the caller.
@@ -216,26 +291,54 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
             uint256 received = token.balanceOf(address(this)) - before;
             if (received != price) revert FeeOnTransferToken(currency, price, received);
         }
-        totalReceived[currency] += price;
     }
 
-    /// @dev Credits `amount` for a sale of `modelId`: each royalty parent gets its share (split
-    /// again up its own lineage), the model's owner the rest. The registry bounds the nodes
-    /// visited (MAX_ROYALTY_NODES), so this cannot run out of gas.
-    function _distribute(uint256 modelId, address currency, uint256 amount, uint256 licenseId) private {
+    /// @dev Credits `amount` for a sale of `modelId` owned by `owner` with royalty edges
+    /// (`parents`, `bps`): each parent gets its share (split again up its own lineage), the
+    /// owner the rest. The registry bounds the nodes visited (MAX_ROYALTY_NODES), so this cannot
+    /// run out of gas.
+    function _split(
+        address owner,
+        uint256[] memory parents,
+        uint16[] memory bps,
+        uint256 modelId,
+        address currency,
+        uint256 amount,
+        uint256 licenseId
+    ) private {
         if (amount == 0) return;
-        (uint256[] memory parents, uint16[] memory bps) = registry.royaltyEdges(modelId);
         uint256 rest = amount;
         for (uint256 i; i < parents.length; ++i) {
             uint256 share = Math.mulDiv(amount, bps[i], BPS);
             if (share == 0) continue;
-            rest -= share;
-            _distribute(parents[i], currency, share, licenseId);
+            // The registry caps the shares at 100% in total, so this never underflows.
+            unchecked {
+                rest -= share;
+            }
+            (address o,, uint256[] memory pp, uint16[] memory pb) = registry.payees(parents[i]);
+            _split(o, pp, pb, parents[i], currency, share, licenseId);
         }
         if (rest == 0) return;
-        address owner = registry.ownerOf(modelId);
         credits[owner][currency] += rest;
         emit PaymentCredited(owner, currency, licenseId, modelId, rest);
+    }
+
+    // ---------------------------------------------------------------- derivatives
+
+    /// @inheritdoc ILicenseMarket
+    function consume(uint256 licenseId, address holder, uint256 parentId) external returns (uint16 royaltyBps) {
+        if (msg.sender != address(registry)) revert NotRegistry(msg.sender);
+        Token storage t = _token(licenseId);
+        address current = t.holder;
+        if (current == address(0)) revert LicenseAlreadyUsed(licenseId);
+        Offering storage o = _offerings[t.offeringId];
+        if (o.modelId != parentId) revert LicenseForOtherModel(licenseId, o.modelId, parentId);
+        if (o.kind != LicenseKind.FineTune) revert NotFineTuneLicense(licenseId, o.kind);
+        if (current != holder) revert NotLicenseHolder(licenseId, current, holder);
+        uint64 now_ = uint64(block.timestamp);
+        if (!_validAt(t, o, now_)) revert LicenseNotValid(licenseId, t.start, _expiry(t, o), now_);
+        _update(address(0), licenseId, address(0));
+        return o.royaltyBps;
     }
 
     // ---------------------------------------------------------------- withdrawals
@@ -246,7 +349,6 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
         amount = credits[msg.sender][currency];
         if (amount == 0) revert NothingToWithdraw(msg.sender, currency);
         credits[msg.sender][currency] = 0;
-        totalWithdrawn[currency] += amount;
         emit Withdrawn(msg.sender, currency, to, amount);
         if (currency == address(0)) {
             (bool ok,) = to.call{value: amount}("");
@@ -258,94 +360,127 @@ contract LicenseMarket is ERC721, ReentrancyGuard, ILicenseMarket {
 
     // ---------------------------------------------------------------- rights
 
-    /// @inheritdoc ILicenseMarket
+    /// @notice The license with its offering's terms, and its current holder (address zero once
+    /// a derivative consumed it).
     function licenseOf(uint256 licenseId) external view returns (License memory license, address holder) {
-        license = _license(licenseId);
-        holder = _ownerOf(licenseId);
+        Token storage t = _token(licenseId);
+        Offering storage o = _offerings[t.offeringId];
+        license = License({
+            offeringId: t.offeringId,
+            modelId: o.modelId,
+            kind: o.kind,
+            currency: o.currency,
+            price: o.price,
+            duration: o.duration,
+            transferable: o.transferable,
+            commercialUse: o.commercialUse,
+            royaltyBps: o.royaltyBps,
+            start: t.start,
+            expiry: _expiry(t, o)
+        });
+        holder = t.holder;
     }
 
-    /// @inheritdoc ILicenseMarket
-    function isLicenseValid(uint256 licenseId, uint64 at) public view returns (bool) {
-        License storage l = _license(licenseId);
-        return _validAt(l, at);
+    /// @notice Whether the license's window covers time `at` (start <= at < expiry, or
+    /// perpetual), whoever holds it.
+    function isLicenseValid(uint256 licenseId, uint64 at) external view returns (bool) {
+        Token storage t = _token(licenseId);
+        return _validAt(t, _offerings[t.offeringId], at);
     }
 
-    /// @notice Whether `account` may use right `kind` of `modelId` at time `at`, and by which
-    /// license (0 when the account owns the model). Among several valid licenses the one that
-    /// lasts longest is named (a perpetual one first). Ownership of licenses and of the model is
-    /// the current one; `at` decides validity windows.
-    function rightsOf(address account, uint256 modelId, LicenseKind kind, uint64 at)
-        external
-        view
-        returns (bool allowed, uint256 licenseId)
-    {
-        if (!registry.exists(modelId)) revert UnknownModel(modelId);
-        if (registry.ownerOf(modelId) == account) return (true, 0);
-        EnumerableSet.UintSet storage held = _held[_key(account, modelId, kind)];
-        uint256 n = held.length();
-        uint64 best;
-        for (uint256 i; i < n; ++i) {
-            uint256 id = held.at(i);
-            License storage l = _licenses[id];
-            if (!_validAt(l, at)) continue;
-            if (l.expiry == 0) return (true, id);
-            if (l.expiry > best) (best, licenseId) = (l.expiry, id);
-        }
-        allowed = licenseId != 0;
-    }
-
-    /// @notice Whether `licenseId` grants `account` right `kind` of `modelId` at time `at`: O(1),
-    /// for on-chain callers that know the license (`rightsOf` scans every license the account
-    /// holds for that model and kind, which anyone can make long by sending licenses).
+    /// @notice The on-chain rights view: whether `account` may use right `kind` of `modelId` at
+    /// time `at` by license `licenseId` (held now, of that model and kind, its window covering
+    /// `at`), or, with `licenseId` 0, as the model's current owner (who holds every right).
+    /// O(1) whatever the account holds: the licenses an account holds are the indexer's to list.
     function grants(uint256 licenseId, address account, uint256 modelId, LicenseKind kind, uint64 at)
         external
         view
         returns (bool)
     {
-        if (licenseId == 0 || licenseId > totalLicenses) return false;
-        License storage l = _licenses[licenseId];
-        return _ownerOf(licenseId) == account && l.modelId == modelId && l.kind == kind && _validAt(l, at);
+        if (licenseId == 0) return registry.exists(modelId) && registry.ownerOf(modelId) == account;
+        if (licenseId > totalLicenses) return false;
+        Token storage t = _tokens[licenseId];
+        Offering storage o = _offerings[t.offeringId];
+        // A consumed license is held by address zero, which grants nothing.
+        return
+            account != address(0) && t.holder == account && o.modelId == modelId && o.kind == kind && _validAt(t, o, at);
     }
 
-    /// @notice Licenses `account` holds for right `kind` of `modelId`, valid or not.
-    function licensesHeld(address account, uint256 modelId, LicenseKind kind) external view returns (uint256[] memory) {
-        return _held[_key(account, modelId, kind)].values();
+    /// @notice ERC-5192: whether the license can never be transferred. Reverts for a license
+    /// that does not exist or was consumed.
+    function locked(uint256 licenseId) external view returns (bool) {
+        _requireOwned(licenseId);
+        return !_offerings[_tokens[licenseId].offeringId].transferable;
     }
 
-    function _validAt(License storage l, uint64 at) private view returns (bool) {
-        return l.start <= at && (l.expiry == 0 || at < l.expiry);
+    function _validAt(Token storage t, Offering storage o, uint64 at) private view returns (bool) {
+        uint64 expiry = _expiry(t, o);
+        return t.start <= at && (expiry == 0 || at < expiry);
     }
 
-    // ---------------------------------------------------------------- ERC-721 hooks
+    function _expiry(Token storage t, Offering storage o) private view returns (uint64) {
+        return t.periods == 0 ? 0 : t.start + uint64(t.periods) * o.duration;
+    }
 
-    /// @dev Enforces non-transferability and keeps the (holder, model, kind) index current.
-    function _update(address to, uint256 tokenId, address auth) internal override returns (address from) {
-        License storage l = _licenses[tokenId];
-        from = _ownerOf(tokenId);
-        if (from != address(0) && to != address(0) && !l.transferable) revert LicenseNotTransferable(tokenId);
-        from = super._update(to, tokenId, auth);
-        if (from != address(0)) _held[_key(from, l.modelId, l.kind)].remove(tokenId);
-        if (to != address(0)) _held[_key(to, l.modelId, l.kind)].add(tokenId);
+    // ---------------------------------------------------------------- ERC-721
+
+    function balanceOf(address holder) public view override returns (uint256) {
+        if (holder == address(0)) revert ERC721InvalidOwner(address(0));
+        return _held[holder];
+    }
+
+    /// @dev Locked (non-transferable) licenses cannot be approved: a listing could never settle.
+    function approve(address to, uint256 licenseId) public override {
+        Token storage t = _token(licenseId);
+        if (!_offerings[t.offeringId].transferable) revert LicenseNotTransferable(licenseId);
+        super.approve(to, licenseId);
+    }
+
+    function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
+        return interfaceId == IERC5192_ID || super.supportsInterface(interfaceId);
+    }
+
+    function _ownerOf(uint256 licenseId) internal view override returns (address) {
+        return _tokens[licenseId].holder;
+    }
+
+    /// @dev OZ's `_update` with the holder kept in the license's own slot, and non-transferable
+    /// licenses refused. Purchases write the slot directly (`buy`); this moves and burns.
+    function _update(address to, uint256 licenseId, address auth) internal override returns (address from) {
+        Token storage t = _tokens[licenseId];
+        from = t.holder;
+        if (auth != address(0)) _checkAuthorized(from, auth, licenseId);
+        if (from != address(0) && to != address(0) && !_offerings[t.offeringId].transferable) {
+            revert LicenseNotTransferable(licenseId);
+        }
+        if (from != address(0)) {
+            _approve(address(0), licenseId, address(0), false);
+            unchecked {
+                --_held[from];
+            }
+        }
+        if (to != address(0)) {
+            unchecked {
+                ++_held[to];
+            }
+        }
+        t.holder = to;
+        emit Transfer(from, to, licenseId);
+    }
+
+    function _increaseBalance(address, uint128) internal pure override {
+        revert("LicenseMarket: batch minting is not supported");
     }
 
     // ---------------------------------------------------------------- helpers
-
-    function _key(address account, uint256 modelId, LicenseKind kind) private pure returns (bytes32) {
-        return keccak256(abi.encode(account, modelId, kind));
-    }
-
-    function _requireModelOwner(uint256 modelId) private view {
-        if (!registry.exists(modelId)) revert UnknownModel(modelId);
-        if (registry.ownerOf(modelId) != msg.sender) revert NotModelOwner(modelId, msg.sender);
-    }
 
     function _offering(uint256 offeringId) private view returns (Offering storage o) {
         if (offeringId == 0 || offeringId > totalOfferings) revert UnknownOffering(offeringId);
         return _offerings[offeringId];
     }
 
-    function _license(uint256 licenseId) private view returns (License storage l) {
+    function _token(uint256 licenseId) private view returns (Token storage t) {
         if (licenseId == 0 || licenseId > totalLicenses) revert UnknownLicense(licenseId);
-        return _licenses[licenseId];
+        return _tokens[licenseId];
     }
 }

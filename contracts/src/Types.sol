@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 /// @notice The three rights a license can grant over a model.
-/// Access: use and download the weights. FineTune: make derivative models (which then owe
+/// Access: use and download the weights. FineTune: make one derivative model (which then owes
 /// royalties to this model). Output: commercial use of what the model generates.
 enum LicenseKind {
     Access,
@@ -10,11 +10,14 @@ enum LicenseKind {
     Output
 }
 
-/// @notice A model as the registry records it at mint time. Immutable after mint.
+/// @notice A model as minted. Only `ModelMinted` carries the whole record (the indexer and the
+/// CLI read it from there); storage keeps what contracts read (`ModelHeader`) and the content
+/// root's uniqueness.
 struct Model {
     /// Where the weights live (an IPFS CID, as text).
     string weightsCid;
-    /// Exact identity of the weights: the fingerprint crate's content root.
+    /// Exact identity of the weights: the fingerprint crate's content root. Unique: the same
+    /// root cannot be registered twice.
     bytes32 contentRoot;
     /// Hash of the canonical fingerprint encoding stored next to the weights.
     bytes32 fingerprint;
@@ -29,54 +32,102 @@ struct Model {
     /// Number of nodes the royalty split of a sale visits (1 + the nodes of every parent with a
     /// non-zero royalty share). Bounded so that no purchase can run out of gas.
     uint16 royaltyNodes;
+    /// Share of every sale of every derivative owed to this model, at least: fixed at mint.
+    uint16 derivativeRoyaltyBps;
+}
+
+/// @notice What the registry stores per model: one slot. The first royalty edge lives in it
+/// (most derivatives have one parent); further royalty edges take a slot each.
+struct ModelHeader {
+    /// Block of the mint: `ModelMinted` of this model is in this block.
+    uint40 mintedBlock;
+    /// Block of the latest transfer of the model token; 0 while the minter's `to` holds it.
+    uint40 ownerSince;
+    uint8 depth;
+    uint8 royaltyNodes;
+    /// Parents with a non-zero royalty share (the edges sales pay).
+    uint8 royaltyParents;
+    uint16 derivativeRoyaltyBps;
+    /// ERC-2981 royalty on sales of the model token itself.
+    uint16 saleRoyaltyBps;
+    uint64 parent0;
+    uint16 parent0Bps;
 }
 
 /// @notice One lineage edge: the child model was derived from `modelId` under `licenseId`.
 struct Parent {
     uint256 modelId;
-    /// The fine-tune license the minter presented, or 0 when the minter owned the parent.
+    /// The fine-tune license the minter presented (consumed by the mint), or 0 when the minter
+    /// owned the parent.
     uint256 licenseId;
-    /// Share of every sale of the child owed to this parent, snapshotted from the license.
+    /// Share of every sale of the child owed to this parent: the license's share, and never
+    /// less than the parent's derivative royalty floor.
     uint16 royaltyBps;
 }
 
 /// @notice What the minter of a model supplies.
 struct MintParams {
-    /// Receiver of the model token.
+    /// Receiver of the model token (and first receiver of its ERC-2981 royalty).
     address to;
     string weightsCid;
     bytes32 contentRoot;
     bytes32 fingerprint;
     string metadataUri;
-    /// ERC-2981 royalty on sales of the model token itself, paid to `to`. 0 for none.
+    /// ERC-2981 royalty on sales of the model token itself. 0 for none.
     uint96 saleRoyaltyBps;
+    /// Share of every sale of a derivative of this model owed to it, at least. Immutable.
+    uint16 derivativeRoyaltyBps;
     /// Parent model ids, and for each the fine-tune license the minter holds (0 = the minter
     /// owns the parent).
     uint256[] parents;
     uint256[] licenses;
 }
 
-/// @notice The terms of a license offering. Immutable once published; a license snapshots the
-/// economic terms at purchase.
+/// @notice The terms of a license offering, as published. Immutable once published.
 struct Terms {
     uint256 modelId;
     LicenseKind kind;
-    /// address(0) for the native currency, else an ERC-20.
+    /// address(0) for the native currency, else an ERC-20 the market accepts.
     address currency;
+    /// At most 2**96 - 1.
     uint256 price;
     /// Seconds a purchase (or renewal) lasts; 0 = perpetual.
     uint64 duration;
-    /// Maximum number of licenses sold; 0 = unlimited.
+    /// Maximum number of licenses sold; 0 = unlimited. At most 2**32 - 1.
     uint64 supplyCap;
     bool transferable;
     bool commercialUse;
-    /// Fine-tune only: the share of every sale of a derivative owed to this model.
+    /// Fine-tune only: the share of every sale of the derivative owed to this model; at least
+    /// the model's derivative royalty floor.
     uint16 royaltyBps;
+    /// Seconds after the offering closes during which its licenses can still be renewed.
+    uint64 renewalPeriod;
+    /// Event only: not stored.
     string termsUri;
+    /// Event only: not stored.
     bytes32 termsHash;
 }
 
-/// @notice A sold license: the terms it paid for and its validity window.
+/// @notice An offering as the market stores it (three slots).
+struct Offering {
+    uint64 modelId;
+    uint64 duration;
+    uint32 sold;
+    uint32 supplyCap;
+    LicenseKind kind;
+    uint16 royaltyBps;
+    bool transferable;
+    bool commercialUse;
+    bool closed;
+    address currency;
+    uint96 price;
+    address publisher;
+    /// Timestamp of the closing; 0 while open.
+    uint40 closedAt;
+    uint48 renewalPeriod;
+}
+
+/// @notice A sold license with the terms of its offering and its validity window.
 struct License {
     uint256 offeringId;
     uint256 modelId;
@@ -87,7 +138,6 @@ struct License {
     bool transferable;
     bool commercialUse;
     uint16 royaltyBps;
-    bytes32 termsHash;
     /// Valid from `start` (the purchase) ...
     uint64 start;
     /// ... until `expiry`, exclusive; 0 = perpetual.
@@ -96,11 +146,9 @@ struct License {
 
 /// @notice What the registry needs from the market when a derivative is minted.
 interface ILicenseMarket {
-    /// The license with its current holder. Reverts for an unknown license.
-    function licenseOf(uint256 licenseId) external view returns (License memory license, address holder);
-
-    /// Whether the license is valid at time `at` (start <= at < expiry, or perpetual).
-    function isLicenseValid(uint256 licenseId, uint64 at) external view returns (bool);
+    /// Consumes fine-tune license `licenseId` of `parentId` held by `holder` for one derivative
+    /// (the license is burnt) and returns its royalty share. Only the registry may call it.
+    function consume(uint256 licenseId, address holder, uint256 parentId) external returns (uint16 royaltyBps);
 }
 
 /// @notice What the market needs from the registry.
@@ -109,6 +157,12 @@ interface IModelRegistry {
 
     function ownerOf(uint256 modelId) external view returns (address);
 
-    /// The parents that are owed royalties, with their shares in basis points.
-    function royaltyEdges(uint256 modelId) external view returns (uint256[] memory parents, uint16[] memory bps);
+    function headerOf(uint256 modelId) external view returns (ModelHeader memory);
+
+    /// Who is paid for a sale of `modelId`: its owner (with the block it became owner, 0 since
+    /// the mint) and the parents owed royalties, with their shares in basis points.
+    function payees(uint256 modelId)
+        external
+        view
+        returns (address owner, uint256 ownerSince, uint256[] memory parents, uint16[] memory bps);
 }

@@ -29,6 +29,8 @@ contract BuyTest is Fixture {
         vm.expectEmit(address(market));
         emit IERC721.Transfer(address(0), carol, 1);
         vm.expectEmit(address(market));
+        emit LicenseMarket.Locked(1);
+        vm.expectEmit(address(market));
         emit LicenseMarket.LicensePurchased(1, offering, model, bob, carol, 1 ether, T0 + 5, T0 + 5 + 30 * DAY);
         vm.expectEmit(address(market));
         emit LicenseMarket.PaymentCredited(alice, NATIVE, 1, model, 1 ether);
@@ -50,17 +52,17 @@ contract BuyTest is Fixture {
             transferable: false,
             commercialUse: true,
             royaltyBps: 0,
-            termsHash: keccak256("output terms v1"),
             start: T0 + 5,
             expiry: T0 + 5 + 30 * DAY
         });
         vm.assertEq(keccak256(abi.encode(l)), keccak256(abi.encode(expected)), "snapshot");
         vm.assertEq(market.offeringOf(offering).sold, 1, "sold");
         vm.assertEq(market.credits(alice, NATIVE), 1 ether, "credited");
-        vm.assertEq(market.totalReceived(NATIVE), 1 ether, "received");
         vm.assertEq(address(market).balance, 1 ether, "held");
         vm.assertEq(bob.balance, 0, "paid");
-        vm.assertEq(market.licensesHeld(carol, model, LicenseKind.Output), _ids(lic), "index");
+        vm.assertEq(market.balanceOf(carol), 1, "held by carol");
+        vm.assertTrue(market.locked(lic), "non-transferable: locked");
+        vm.assertTrue(market.grants(lic, carol, model, LicenseKind.Output, T0 + 5), "granted to carol");
     }
 
     function test_buy_erc20PullsExactlyThePrice() public {
@@ -79,7 +81,6 @@ contract BuyTest is Fixture {
         vm.assertEq(token.balanceOf(bob), 750e18, "payer");
         vm.assertEq(token.balanceOf(address(market)), 250e18, "market");
         vm.assertEq(market.credits(alice, address(token)), 250e18, "credit");
-        vm.assertEq(market.totalReceived(address(token)), 250e18, "received");
         (License memory l,) = market.licenseOf(lic);
         vm.assertEq(l.expiry, 0, "perpetual");
         vm.assertEq(l.currency, address(token), "currency");
@@ -103,7 +104,7 @@ contract BuyTest is Fixture {
         market.buy(tokenFree, bob, 0);
         vm.assertEq(vm.getRecordedLogs().length, 4, "a Transfer and a LicensePurchased each, no credit");
         vm.assertEq(market.credits(alice, NATIVE), 0, "nothing credited");
-        vm.assertEq(market.totalReceived(address(token)), 0, "nothing received");
+        vm.assertEq(token.balanceOf(address(market)), 0, "nothing received");
     }
 
     function test_buy_revertsForWrongNativePayment() public {
@@ -175,16 +176,19 @@ contract BuyTest is Fixture {
         market.buy{value: 1}(offering, address(0), 1);
     }
 
+    /// Even a fee-on-transfer token its deployment accepted cannot be sold in.
     function test_buy_revertsForFeeOnTransferToken() public {
         FeeOnTransferERC20 fee = new FeeOnTransferERC20(100); // 1%
-        uint256 offering = _publish(_terms(model, LicenseKind.Access, address(fee), 1_000, 0));
+        LicenseMarket m = _marketAccepting(address(fee));
+        vm.prank(alice);
+        uint256 offering = m.publishOffering(_terms(model, LicenseKind.Access, address(fee), 1_000, 0));
         fee.mint(bob, 1_000);
         vm.prank(bob);
-        fee.approve(address(market), 1_000);
+        fee.approve(address(m), 1_000);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.FeeOnTransferToken.selector, address(fee), 1_000, 990));
-        market.buy(offering, bob, 1_000);
-        vm.assertEq(market.totalLicenses(), 0, "no license");
+        m.buy(offering, bob, 1_000);
+        vm.assertEq(m.totalLicenses(), 0, "no license");
         vm.assertEq(fee.balanceOf(bob), 1_000, "nothing taken");
     }
 
@@ -213,22 +217,68 @@ contract BuyTest is Fixture {
         market.buy(offering, bob, 5);
     }
 
-    function test_buy_forAnotherHolderIndexesTheHolder() public {
+    function test_buy_forAnotherHolderGrantsTheHolder() public {
         uint256 offering = _publish(_terms(model, LicenseKind.FineTune, NATIVE, 3, 0));
         vm.deal(bob, 3);
         vm.prank(bob);
         uint256 lic = market.buy{value: 3}(offering, carol, 3);
-        vm.assertEq(market.licensesHeld(bob, model, LicenseKind.FineTune).length, 0, "payer holds nothing");
-        vm.assertEq(market.licensesHeld(carol, model, LicenseKind.FineTune), _ids(lic), "holder");
+        vm.assertEq(market.ownerOf(lic), carol, "holder");
+        vm.assertEq(market.balanceOf(bob), 0, "payer holds nothing");
+        vm.assertEq(market.balanceOf(carol), 1, "holder holds it");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.FineTune, T0), "not the payer");
+        vm.assertTrue(market.grants(lic, carol, model, LicenseKind.FineTune, T0), "the holder");
+        vm.assertEq(_licensesHeld(carol, model, LicenseKind.FineTune), _ids(lic), "carol's");
     }
 
+    /// After a model changes hands its previous owner's offerings stop selling; the new owner's
+    /// offerings and the renewals of licenses already sold pay the new owner.
     function test_buy_creditsTheCurrentModelOwner() public {
-        uint256 offering = _publish(_terms(model, LicenseKind.Access, NATIVE, 10, 0));
+        uint256 old = _publish(_terms(model, LicenseKind.Access, NATIVE, 10, DAY));
+        uint256 lic = _buy(bob, old);
         vm.prank(alice);
         registry.transferFrom(alice, dave, model);
-        _buy(bob, offering);
-        vm.assertEq(market.credits(dave, NATIVE), 10, "new owner");
-        vm.assertEq(market.credits(alice, NATIVE), 0, "publisher");
+        uint256 fresh = _publish(_terms(model, LicenseKind.Access, NATIVE, 10, 0));
+
+        vm.deal(bob, 20);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
+        market.buy{value: 10}(fresh, bob, 10);
+        vm.roll(block.number + 1);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, old, alice, dave));
+        market.buy{value: 10}(old, bob, 10);
+
+        _buy(bob, fresh);
+        _renew(bob, lic);
+        vm.assertEq(market.credits(dave, NATIVE), 20, "new owner: a sale and a renewal");
+        vm.assertEq(market.credits(alice, NATIVE), 10, "publisher: the sale before the transfer");
+    }
+
+    function test_buy_revertsInTheBlockOfAModelTransfer() public {
+        vm.prank(alice);
+        registry.transferFrom(alice, dave, model);
+        uint256 offering = _publish(_terms(model, LicenseKind.Access, NATIVE, 0, 0));
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
+        market.buy(offering, bob, 0);
+        vm.roll(block.number + 1);
+        vm.assertEq(market.buy(offering, bob, 0), 1, "sold from the next block");
+
+        // A round trip within one block blocks sales too, though the publisher owns the model.
+        vm.roll(block.number + 1);
+        vm.prank(dave);
+        registry.transferFrom(dave, carol, model);
+        vm.prank(carol);
+        registry.transferFrom(carol, dave, model);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
+        market.buy(offering, bob, 0);
+        vm.roll(block.number + 1);
+        vm.assertEq(market.buy(offering, bob, 0), 2, "and again from the next block");
+    }
+
+    function test_buy_inTheMintBlockIsAllowed() public {
+        uint256 fresh = _mintBase(bob);
+        uint256 offering = _publish(_terms(fresh, LicenseKind.Access, NATIVE, 0, 0));
+        vm.assertEq(market.buy(offering, carol, 0), 1, "sold in the block of the mint");
     }
 
     function test_buy_snapshotSurvivesAClosedOffering() public {

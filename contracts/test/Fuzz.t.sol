@@ -3,15 +3,14 @@ pragma solidity ^0.8.28;
 
 import {Fixture} from "./utils/Fixture.sol";
 import {LicenseMarket} from "../src/LicenseMarket.sol";
-import {License, LicenseKind, Terms} from "../src/Types.sol";
+import {License, LicenseKind, MintParams, Terms} from "../src/Types.sol";
 
 /// @notice Property tests over prices, royalty shares, durations and timestamps.
 contract FuzzTest is Fixture {
-    /// The reference split below computes `amount * bps` directly, so prices stay below
-    /// type(uint256).max / 10_000 (the market itself uses mulDiv; see RoyaltiesTest for the
-    /// largest price).
-    uint256 internal constant MAX_PRICE = type(uint240).max;
-    uint64 internal constant MAX_TIME = type(uint64).max / 4;
+    /// The largest price an offering takes (larger ones revert PriceTooLarge at publish).
+    uint256 internal constant MAX_PRICE = type(uint96).max;
+    /// Licenses store their start in 40 bits (seconds until the year 36812).
+    uint64 internal constant MAX_TIME = type(uint40).max;
 
     mapping(address => uint256) internal expected;
 
@@ -21,7 +20,7 @@ contract FuzzTest is Fixture {
     /// model's owner keeps the rest.
     function _split(uint256 modelId, uint256 amount) internal {
         if (amount == 0) return;
-        (uint256[] memory parents, uint16[] memory bps) = registry.royaltyEdges(modelId);
+        (uint256[] memory parents, uint16[] memory bps) = _royaltyEdges(modelId);
         uint256 rest = amount;
         for (uint256 i; i < parents.length; ++i) {
             uint256 share = amount * bps[i] / 10_000;
@@ -61,7 +60,6 @@ contract FuzzTest is Fixture {
             sum += got;
         }
         vm.assertEq(sum, price, "sum of credits == price");
-        vm.assertEq(market.totalReceived(currency), price, "received");
         vm.assertEq(market.credits(dave, currency), 0, "buyer credited nothing");
         uint256 held = erc20 ? token.balanceOf(address(market)) : address(market).balance;
         vm.assertEq(held, price, "held");
@@ -82,8 +80,8 @@ contract FuzzTest is Fixture {
     // ------------------------------------------------------------ purchases
 
     function testFuzz_buyPaymentChecks(uint256 price, uint256 maxPrice, uint256 sent) public {
-        price = bound(price, 0, 1e30);
-        sent = bound(sent, 0, 1e30);
+        price = bound(price, 0, MAX_PRICE);
+        sent = bound(sent, 0, MAX_PRICE);
         uint256 model = _mintBase(alice);
         uint256 offering = _publish(_terms(model, LicenseKind.Access, NATIVE, price, 0));
         vm.deal(bob, sent);
@@ -134,7 +132,8 @@ contract FuzzTest is Fixture {
 
         bool valid = at >= start && (duration == 0 || at < start + duration);
         vm.assertEq(market.isLicenseValid(lic, at), valid, "validity at a random time");
-        (bool allowed, uint256 id) = market.rightsOf(bob, model, LicenseKind.Access, at);
+        vm.assertEq(market.grants(lic, bob, model, LicenseKind.Access, at), valid, "grants agrees");
+        (bool allowed, uint256 id) = _rightsOf(bob, model, LicenseKind.Access, at);
         vm.assertEq(allowed, valid, "rightsOf agrees");
         vm.assertEq(id, valid ? lic : 0, "by the license");
 
@@ -148,7 +147,11 @@ contract FuzzTest is Fixture {
         }
     }
 
-    function testFuzz_renewFromMaxOfNowAndExpiry(uint64 start, uint64 duration, uint64 elapsed, uint8 renewals) public {
+    /// Renewals extend from the expiry while the license has not lapsed (renewing exactly at the
+    /// expiry leaves no gap); once it has lapsed it cannot be renewed and its window stays.
+    function testFuzz_renewExtendsFromExpiryUntilLapsed(uint64 start, uint64 duration, uint64 elapsed, uint8 renewals)
+        public
+    {
         start = uint64(bound(start, 1, MAX_TIME));
         duration = uint64(bound(duration, 1, market.MAX_DURATION()));
         elapsed = uint64(bound(elapsed, 0, 3 * uint256(duration) + 1000));
@@ -158,36 +161,33 @@ contract FuzzTest is Fixture {
         uint256 lic = _buy(bob, _publish(_terms(model, LicenseKind.Access, NATIVE, 3, duration)));
         uint64 expiry = start + duration;
         uint64 now_ = start + elapsed;
-        uint64 validFrom = start;
         vm.warp(now_);
+        uint256 paid = 1;
         for (uint256 i; i < renewals; ++i) {
-            uint64 from = expiry > now_ ? expiry : now_;
-            // Lapsed (a gap between the expiry and now): the license restarts now, the gap is
-            // not covered. Still valid, or renewed exactly at its expiry: the start stays.
-            if (expiry < now_) validFrom = now_;
+            if (now_ > expiry) {
+                vm.deal(bob, 3);
+                vm.prank(bob);
+                vm.expectRevert(abi.encodeWithSelector(LicenseMarket.LicenseLapsed.selector, lic, expiry));
+                market.renew{value: 3}(lic, 3);
+                continue;
+            }
             vm.expectEmit(address(market));
-            emit LicenseMarket.LicenseRenewed(lic, carol, 3, validFrom, from + duration);
-            uint64 got = _renew(carol, lic);
-            vm.assertEq(got, from + duration, "max(now, expiry) + duration");
+            emit LicenseMarket.LicenseRenewed(lic, bob, 3, start, expiry + duration);
+            uint64 got = _renew(bob, lic);
+            vm.assertEq(got, expiry + duration, "expiry + duration");
             expiry = got;
+            ++paid;
         }
         (License memory l,) = market.licenseOf(lic);
         vm.assertEq(l.expiry, expiry, "stored");
-        vm.assertEq(l.start, validFrom, "start: now after a lapse, else unchanged");
-        vm.assertEq(l.start, elapsed > duration ? now_ : start, "restarted iff renewed after a lapse");
-        vm.assertTrue(market.isLicenseValid(lic, now_), "valid now");
-        vm.assertTrue(market.isLicenseValid(lic, l.start), "valid from its start");
-        vm.assertFalse(market.isLicenseValid(lic, l.start - 1), "not before its start");
-        if (elapsed > duration) {
-            vm.assertFalse(market.isLicenseValid(lic, start + duration), "the unpaid gap is not covered");
-            vm.assertFalse(market.isLicenseValid(lic, now_ - 1), "not the second before the renewal");
-        } else {
-            vm.assertTrue(market.isLicenseValid(lic, start), "valid since the purchase");
-            vm.assertTrue(market.isLicenseValid(lic, start + duration), "no gap at the old expiry");
-        }
+        vm.assertEq(l.start, start, "the start never moves");
+        vm.assertEq(elapsed > duration, paid == 1, "renewed iff not lapsed");
+        vm.assertTrue(market.isLicenseValid(lic, start), "valid from its purchase");
+        vm.assertFalse(market.isLicenseValid(lic, start - 1), "not before");
         vm.assertTrue(market.isLicenseValid(lic, expiry - 1), "valid until expiry");
         vm.assertFalse(market.isLicenseValid(lic, expiry), "not at expiry");
-        vm.assertEq(market.credits(alice, NATIVE), 3 * (1 + uint256(renewals)), "every payment credited");
+        vm.assertEq(market.isLicenseValid(lic, now_), elapsed <= duration, "valid now iff renewed");
+        vm.assertEq(market.credits(alice, NATIVE), 3 * paid, "every payment credited");
     }
 
     function testFuzz_rightsOfPicksBest(uint64[4] memory durations, uint64[4] memory offsets, uint64 at) public {
@@ -212,8 +212,9 @@ contract FuzzTest is Fixture {
             if (l.expiry == 0) perpetual = true;
             else if (l.expiry > best) best = l.expiry;
         }
-        (bool allowed, uint256 id) = market.rightsOf(bob, model, LicenseKind.FineTune, at);
+        (bool allowed, uint256 id) = _rightsOf(bob, model, LicenseKind.FineTune, at);
         vm.assertEq(allowed, anyValid, "allowed iff some license is valid");
+        _assertGrantsMatchWindows(lics, model, at);
         if (!anyValid) {
             vm.assertEq(id, 0, "no id");
             return;
@@ -226,22 +227,59 @@ contract FuzzTest is Fixture {
         else vm.assertEq(chosen.expiry, best, "the longest lasting one");
     }
 
+    function _assertGrantsMatchWindows(uint256[4] memory lics, uint256 model, uint64 at) internal view {
+        for (uint256 i; i < 4; ++i) {
+            (License memory l,) = market.licenseOf(lics[i]);
+            bool inWindow = l.start <= at && (l.expiry == 0 || at < l.expiry);
+            vm.assertEq(market.grants(lics[i], bob, model, LicenseKind.FineTune, at), inWindow, "grants per license");
+        }
+    }
+
     // ------------------------------------------------------------ offerings
 
-    function testFuzz_publishValidation(uint8 kind, uint16 bps, uint64 duration) public {
+    function testFuzz_publishValidation(
+        uint8 kind,
+        uint16 bps,
+        uint16 floor,
+        uint64 duration,
+        uint64 renewalPeriod,
+        uint256 price,
+        uint64 supplyCap
+    ) public {
         kind = uint8(bound(kind, 0, 2));
-        uint256 model = _mintBase(alice);
-        Terms memory t = _terms(model, LicenseKind(kind), NATIVE, 1, duration);
-        t.royaltyBps = bps;
+        floor = uint16(bound(floor, 0, 10_000));
+        bps = uint16(bound(bps, 0, 11_000));
+        // Half of each range is out of bounds.
         uint64 max = market.MAX_DURATION();
-        if (LicenseKind(kind) != LicenseKind.FineTune && bps != 0) {
+        duration = uint64(bound(duration, 0, 2 * uint256(max)));
+        renewalPeriod = uint64(bound(renewalPeriod, 0, 2 * uint256(max)));
+        price = bound(price, 0, 2 * MAX_PRICE);
+        supplyCap = uint64(bound(supplyCap, 0, 2 * uint256(type(uint32).max)));
+        MintParams memory p = _params(alice);
+        p.derivativeRoyaltyBps = floor;
+        vm.prank(alice);
+        uint256 model = registry.mint(p);
+        Terms memory t = _terms(model, LicenseKind(kind), NATIVE, price, duration);
+        t.royaltyBps = bps;
+        t.renewalPeriod = renewalPeriod;
+        t.supplyCap = supplyCap;
+        bool fineTune = LicenseKind(kind) == LicenseKind.FineTune;
+        if (!fineTune && bps != 0) {
             vm.expectRevert(
                 abi.encodeWithSelector(LicenseMarket.RoyaltyOnlyForFineTune.selector, LicenseKind(kind), bps)
             );
-        } else if (bps > 10_000) {
+        } else if (fineTune && bps > 10_000) {
             vm.expectRevert(abi.encodeWithSelector(LicenseMarket.RoyaltyAboveTotal.selector, bps));
+        } else if (fineTune && bps < floor) {
+            vm.expectRevert(abi.encodeWithSelector(LicenseMarket.RoyaltyBelowFloor.selector, bps, floor));
         } else if (duration > max) {
             vm.expectRevert(abi.encodeWithSelector(LicenseMarket.DurationTooLong.selector, duration, max));
+        } else if (renewalPeriod > max) {
+            vm.expectRevert(abi.encodeWithSelector(LicenseMarket.DurationTooLong.selector, renewalPeriod, max));
+        } else if (price > MAX_PRICE) {
+            vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PriceTooLarge.selector, price));
+        } else if (supplyCap > type(uint32).max) {
+            vm.expectRevert(abi.encodeWithSelector(LicenseMarket.SupplyCapTooLarge.selector, supplyCap));
         }
         vm.prank(alice);
         market.publishOffering(t);
@@ -266,6 +304,6 @@ contract FuzzTest is Fixture {
         }
         vm.assertEq(paid, total, "everything paid out");
         vm.assertEq(address(market).balance, 0, "nothing left");
-        vm.assertEq(market.totalWithdrawn(NATIVE), market.totalReceived(NATIVE), "books balance");
+        vm.assertEq(market.credits(alice, NATIVE) + market.credits(bob, NATIVE), 0, "books balance");
     }
 }

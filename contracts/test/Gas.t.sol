@@ -6,12 +6,18 @@ import {LicenseKind, MintParams} from "../src/Types.sol";
 
 /// @notice Gas of the main calls, measured around just the call (snapshots/GasTest.json).
 /// Everything the calls need is prepared in setUp, so storage the measured call touches is cold,
-/// as in a real transaction.
+/// as in a real transaction. The scenario is a realistic one: real-length CIDs and URIs (the
+/// fixture's), base models with a derivative royalty floor, and derivatives admitted by fine-tune
+/// licenses bought at a price.
 ///
-/// - mintBase: a base model, with an ERC-2981 sale royalty.
-/// - mintOneParent / mintThreeParents: derivatives under fine-tune licenses with royalty shares.
-/// - buy: a 30-day native-currency license of a model with one royalty parent (two credits).
-/// - renew: renewal of such a license while it is still valid.
+/// - mintBase: a base model with no sale royalty (the common case).
+/// - mintBaseWithSaleRoyalty: the same with an ERC-2981 sale royalty (one more slot: the
+///   receiver).
+/// - mintOneParent / mintThreeParents: derivatives under fine-tune licenses (consumed by the
+///   mint) with royalty shares above the parents' floors.
+/// - buy: a 30-day native-currency license of a model with one royalty parent (two credits, to
+///   sellers already credited before).
+/// - renew: renewal of such a license by its holder while it is still valid.
 /// - withdraw: a model owner's native balance.
 contract GasTest is Fixture {
     uint256 internal p1;
@@ -23,24 +29,31 @@ contract GasTest is Fixture {
     uint256 internal offering;
     uint256 internal renewable;
 
+    function _base(address owner, uint16 floor) internal returns (uint256) {
+        MintParams memory p = _params(owner);
+        p.derivativeRoyaltyBps = floor;
+        vm.prank(owner);
+        return registry.mint(p);
+    }
+
     function setUp() public override {
         super.setUp();
-        p1 = _mintBase(alice);
-        p2 = _mintBase(alice);
-        p3 = _mintBase(alice);
-        l1 = _buy(bob, _publishFineTune(p1, 0.1 ether, 0, 500));
-        l2 = _buy(bob, _publishFineTune(p2, 0.1 ether, 0, 500));
-        l3 = _buy(bob, _publishFineTune(p3, 0.1 ether, 0, 500));
+        p1 = _base(alice, 500);
+        p2 = _base(alice, 500);
+        p3 = _base(alice, 500);
+        l1 = _buy(bob, _publishFineTune(p1, 0.1 ether, 0, 1_000));
+        l2 = _buy(bob, _publishFineTune(p2, 0.1 ether, 0, 1_000));
+        l3 = _buy(bob, _publishFineTune(p3, 0.1 ether, 0, 1_000));
         uint256 derived = _mintChild(dave, _ids(p1), _ids(_buy(dave, _publishFineTune(p1, 0.1 ether, 0, 1_000))));
         offering = _publish(_terms(derived, LicenseKind.Access, NATIVE, 1 ether, 30 * DAY));
         renewable = _buy(carol, offering);
         vm.deal(carol, 10 ether);
         vm.warp(T0 + 10 * DAY);
+        vm.roll(block.number + 100);
     }
 
     function _withParents(uint256 n) internal view returns (MintParams memory p) {
         p = _params(bob);
-        p.saleRoyaltyBps = 500;
         if (n == 1) (p.parents, p.licenses) = (_ids(p1), _ids(l1));
         if (n == 3) (p.parents, p.licenses) = (_ids(p1, p2, p3), _ids(l1, l2, l3));
     }
@@ -49,6 +62,16 @@ contract GasTest is Fixture {
         MintParams memory p = _withParents(0);
         vm.startPrank(bob);
         vm.startSnapshotGas("mintBase");
+        registry.mint(p);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_mintBaseWithSaleRoyalty() public {
+        MintParams memory p = _withParents(0);
+        p.saleRoyaltyBps = 500;
+        vm.startPrank(bob);
+        vm.startSnapshotGas("mintBaseWithSaleRoyalty");
         registry.mint(p);
         vm.stopSnapshotGas();
         vm.stopPrank();

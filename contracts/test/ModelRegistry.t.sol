@@ -5,21 +5,25 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
 import {IERC2981} from "@openzeppelin/contracts/interfaces/IERC2981.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
-import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {ModelRegistry} from "../src/ModelRegistry.sol";
 import {LicenseMarket} from "../src/LicenseMarket.sol";
-import {ILicenseMarket, MintParams, Model, Parent} from "../src/Types.sol";
+import {ILicenseMarket, MintParams, Model, ModelHeader, Parent} from "../src/Types.sol";
 
 /// @notice The registry's own functions: binding the market, minting a base model and its input
-/// checks, the views, ERC-165, ERC-2981 and tokenURI. Lineage is in Lineage.t.sol.
+/// checks, content uniqueness, the views, ERC-165, ERC-2981 and tokenURI. Lineage is in
+/// Lineage.t.sol.
 contract ModelRegistryTest is Fixture {
+    function _noCurrencies() internal pure returns (address[] memory) {
+        return new address[](0);
+    }
+
     // ------------------------------------------------------------ bindMarket
 
     function test_bindMarket_bindsOnceAndEmits() public {
         ModelRegistry r = new ModelRegistry();
-        LicenseMarket m = new LicenseMarket(r);
+        LicenseMarket m = new LicenseMarket(r, _noCurrencies());
         vm.assertEq(r.deployer(), address(this), "deployer");
         vm.assertEq(address(r.market()), address(0), "unbound");
         vm.expectEmit(address(r));
@@ -30,14 +34,14 @@ contract ModelRegistryTest is Fixture {
 
     function test_bindMarket_revertsForOtherCaller() public {
         ModelRegistry r = new ModelRegistry();
-        LicenseMarket m = new LicenseMarket(r);
+        LicenseMarket m = new LicenseMarket(r, _noCurrencies());
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.NotDeployer.selector, alice));
         r.bindMarket(m);
     }
 
     function test_bindMarket_revertsWhenAlreadyBound() public {
-        LicenseMarket other = new LicenseMarket(registry);
+        LicenseMarket other = new LicenseMarket(registry, _noCurrencies());
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.MarketAlreadyBound.selector, address(market)));
         registry.bindMarket(other);
     }
@@ -50,10 +54,12 @@ contract ModelRegistryTest is Fixture {
 
     // ------------------------------------------------------------ mint: base model
 
-    function test_mint_baseModelStoresRecordAndEmits() public {
+    function test_mint_baseModelStoresHeaderAndEmitsRecord() public {
         vm.warp(T0 + 123);
+        vm.roll(42);
         MintParams memory p = _params(bob);
         p.saleRoyaltyBps = 500;
+        p.derivativeRoyaltyBps = 1_000;
         Model memory expected = Model({
             weightsCid: p.weightsCid,
             contentRoot: p.contentRoot,
@@ -62,7 +68,8 @@ contract ModelRegistryTest is Fixture {
             creator: alice,
             mintedAt: T0 + 123,
             depth: 0,
-            royaltyNodes: 1
+            royaltyNodes: 1,
+            derivativeRoyaltyBps: 1_000
         });
         vm.expectEmit(address(registry));
         emit IERC721.Transfer(address(0), bob, 1);
@@ -76,12 +83,71 @@ contract ModelRegistryTest is Fixture {
         vm.assertEq(registry.ownerOf(1), bob, "owner is p.to");
         vm.assertEq(registry.balanceOf(bob), 1, "balance");
         vm.assertTrue(registry.exists(1), "exists");
-        Model memory m = registry.modelOf(1);
-        vm.assertEq(keccak256(abi.encode(m)), keccak256(abi.encode(expected)), "record");
-        vm.assertEq(registry.parentsOf(1).length, 0, "no parents");
-        (uint256[] memory parents, uint16[] memory bps) = registry.royaltyEdges(1);
+        // Storage keeps the header; the rest of the record is the event's.
+        ModelHeader memory h = registry.headerOf(1);
+        ModelHeader memory expectedHeader;
+        expectedHeader.mintedBlock = 42;
+        expectedHeader.royaltyNodes = 1;
+        expectedHeader.derivativeRoyaltyBps = 1_000;
+        expectedHeader.saleRoyaltyBps = 500;
+        vm.assertEq(keccak256(abi.encode(h)), keccak256(abi.encode(expectedHeader)), "header");
+        vm.assertEq(registry.modelByContent(p.contentRoot), 1, "content root registered");
+        (address owner, uint256 ownerSince, uint256[] memory parents, uint16[] memory bps) = registry.payees(1);
+        vm.assertEq(owner, bob, "payee owner");
+        vm.assertEq(ownerSince, 0, "owner since the mint");
         vm.assertEq(parents.length, 0, "no royalty parents");
         vm.assertEq(bps.length, 0, "no royalty bps");
+    }
+
+    function test_mint_recordIsInTheEvent() public {
+        MintParams memory p = _params(carol);
+        p.derivativeRoyaltyBps = 250;
+        (uint256 id, Model memory m, Parent[] memory parents) = _mintRecorded(carol, p);
+        vm.assertEq(id, 1, "id");
+        vm.assertEq(m.weightsCid, p.weightsCid, "cid");
+        vm.assertEq(m.contentRoot, p.contentRoot, "root");
+        vm.assertEq(m.fingerprint, p.fingerprint, "fingerprint");
+        vm.assertEq(m.metadataUri, p.metadataUri, "metadata");
+        vm.assertEq(m.creator, carol, "creator");
+        vm.assertEq(m.mintedAt, T0, "minted at");
+        vm.assertEq(m.derivativeRoyaltyBps, 250, "floor");
+        vm.assertEq(parents.length, 0, "no parents");
+    }
+
+    // ------------------------------------------------------------ content uniqueness
+
+    function test_mint_revertsForDuplicateContent() public {
+        MintParams memory p = _params(alice);
+        vm.prank(alice);
+        uint256 first = registry.mint(p);
+
+        // The same root is refused whoever mints it, whatever else differs.
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.DuplicateContent.selector, p.contentRoot, first));
+        registry.mint(p);
+        p.to = bob;
+        p.weightsCid = "bafy-other-cid";
+        p.fingerprint = keccak256("other fingerprint");
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.DuplicateContent.selector, p.contentRoot, first));
+        registry.mint(p);
+
+        // Another root with the same fingerprint and CID is another model.
+        p.contentRoot = keccak256("other root");
+        vm.prank(bob);
+        vm.assertEq(registry.mint(p), 2, "distinct content");
+        vm.assertEq(registry.modelByContent(keccak256("other root")), 2, "indexed");
+        vm.assertEq(registry.modelByContent(keccak256("unknown")), 0, "none");
+    }
+
+    function test_mint_failedMintDoesNotReserveTheRoot() public {
+        MintParams memory p = _params(alice);
+        p.saleRoyaltyBps = 10_001;
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.RoyaltyAboveTotal.selector, 10_001));
+        registry.mint(p);
+        vm.assertEq(registry.modelByContent(p.contentRoot), 0, "free");
+        p.saleRoyaltyBps = 0;
+        vm.assertEq(registry.mint(p), 1, "minted");
     }
 
     function test_mint_idsAreSequential() public {
@@ -146,8 +212,17 @@ contract ModelRegistryTest is Fixture {
     function test_mint_revertsForSaleRoyaltyAboveTotal() public {
         MintParams memory p = _params(alice);
         p.saleRoyaltyBps = 10_001;
-        vm.expectRevert(abi.encodeWithSelector(ERC2981.ERC2981InvalidTokenRoyalty.selector, 1, 10_001, 10_000));
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.RoyaltyAboveTotal.selector, 10_001));
         registry.mint(p);
+    }
+
+    function test_mint_revertsForDerivativeRoyaltyAboveTotal() public {
+        MintParams memory p = _params(alice);
+        p.derivativeRoyaltyBps = 10_001;
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.RoyaltyAboveTotal.selector, 10_001));
+        registry.mint(p);
+        p.derivativeRoyaltyBps = 10_000;
+        vm.assertEq(registry.headerOf(registry.mint(p)).derivativeRoyaltyBps, 10_000, "100% allowed");
     }
 
     function test_mint_failedMintLeavesNoTrace() public {
@@ -157,6 +232,7 @@ contract ModelRegistryTest is Fixture {
         registry.mint(p);
         vm.assertEq(registry.totalModels(), 0, "no model");
         vm.assertFalse(registry.exists(1), "id 1 free");
+        vm.assertEq(registry.modelByContent(p.contentRoot), 0, "root free");
     }
 
     // ------------------------------------------------------------ views
@@ -173,11 +249,11 @@ contract ModelRegistryTest is Fixture {
     function test_views_revertForUnknownModel() public {
         _mintBase(alice);
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.UnknownModel.selector, 2));
-        registry.modelOf(2);
+        registry.headerOf(2);
         vm.expectRevert(abi.encodeWithSelector(ModelRegistry.UnknownModel.selector, 0));
-        registry.parentsOf(0);
-        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.UnknownModel.selector, 7));
-        registry.royaltyEdges(7);
+        registry.headerOf(0);
+        vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721NonexistentToken.selector, 7));
+        registry.payees(7);
         vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721NonexistentToken.selector, 2));
         registry.ownerOf(2);
     }
@@ -192,11 +268,14 @@ contract ModelRegistryTest is Fixture {
 
     // ------------------------------------------------------------ tokenURI
 
-    function test_tokenURI_returnsMetadataUri() public {
+    /// The metadata URI is kept only in `ModelMinted` (a URI costs several slots), so on-chain
+    /// readers get an empty string and indexers read the event.
+    function test_tokenURI_isEmptyAndTheUriIsInTheEvent() public {
         MintParams memory p = _params(alice);
         p.metadataUri = "ipfs://bafy-model-card";
-        uint256 id = registry.mint(p);
-        vm.assertEq(registry.tokenURI(id), "ipfs://bafy-model-card", "uri");
+        (uint256 id, Model memory m,) = _mintRecorded(alice, p);
+        vm.assertEq(registry.tokenURI(id), "", "not stored");
+        vm.assertEq(m.metadataUri, "ipfs://bafy-model-card", "in the event");
     }
 
     function test_tokenURI_revertsForUnknownToken() public {
@@ -256,7 +335,54 @@ contract ModelRegistryTest is Fixture {
         registry.transferFrom(alice, bob, id);
         vm.assertEq(registry.ownerOf(id), bob, "moved");
         (address receiver,) = registry.royaltyInfo(id, 1 ether);
-        vm.assertEq(receiver, alice, "receiver fixed at mint");
+        vm.assertEq(receiver, alice, "receiver stays the mint's until it names another");
+    }
+
+    function test_royaltyInfo_unknownModelPaysNothing() public view {
+        (address receiver, uint256 amount) = registry.royaltyInfo(1, 1 ether);
+        vm.assertEq(receiver, address(0), "no receiver");
+        vm.assertEq(amount, 0, "no royalty");
+    }
+
+    function test_setRoyaltyReceiver_byTheReceiverOnly() public {
+        MintParams memory p = _params(alice);
+        p.saleRoyaltyBps = 100;
+        uint256 id = registry.mint(p);
+
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.NotRoyaltyReceiver.selector, id, bob));
+        registry.setRoyaltyReceiver(id, bob);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.ZeroAddress.selector));
+        registry.setRoyaltyReceiver(id, address(0));
+
+        vm.expectEmit(address(registry));
+        emit ModelRegistry.RoyaltyReceiverChanged(id, carol);
+        vm.prank(alice);
+        registry.setRoyaltyReceiver(id, carol);
+        (address receiver, uint256 amount) = registry.royaltyInfo(id, 1 ether);
+        vm.assertEq(receiver, carol, "carol");
+        vm.assertEq(amount, 0.01 ether, "1%");
+        vm.assertEq(registry.ownerOf(id), alice, "the token did not move");
+    }
+
+    function test_setRoyaltyReceiver_revertsWithoutSaleRoyalty() public {
+        uint256 id = _mintBase(alice);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.NotRoyaltyReceiver.selector, id, alice));
+        registry.setRoyaltyReceiver(id, bob);
+    }
+
+    function test_modelTransferRecordsTheBlock() public {
+        uint256 id = _mintBase(alice);
+        vm.roll(77);
+        vm.prank(alice);
+        registry.transferFrom(alice, carol, id);
+        (address owner, uint256 ownerSince,,) = registry.payees(id);
+        vm.assertEq(owner, carol, "owner");
+        vm.assertEq(ownerSince, 77, "since the transfer's block");
+        vm.assertEq(registry.headerOf(id).ownerSince, 77, "in the header");
+        vm.assertEq(registry.headerOf(id).mintedBlock, 1, "mint block unchanged");
     }
 
     // ------------------------------------------------------------ ERC-721 basics

@@ -5,7 +5,10 @@ import {Fixture} from "./utils/Fixture.sol";
 import {LicenseMarket} from "../src/LicenseMarket.sol";
 import {License, LicenseKind} from "../src/Types.sol";
 
-/// @notice rightsOf, isLicenseValid, licenseOf and licensesHeld.
+/// @notice The on-chain rights view `grants`, isLicenseValid and licenseOf. The removed
+/// `rightsOf` (a scan of every license an account held, perpetual first, else the longest lasting)
+/// is rebuilt on `grants` by the fixture's `_rightsOf`, as an indexer would answer it; its tests
+/// keep their scenarios and check each answer against `grants`.
 contract RightsTest is Fixture {
     uint256 internal model;
     uint256 internal monthly;
@@ -21,16 +24,17 @@ contract RightsTest is Fixture {
     }
 
     function _rights(address who, uint64 at) internal view returns (bool allowed, uint256 id) {
-        return market.rightsOf(who, model, LicenseKind.Access, at);
+        (allowed, id) = _rightsOf(who, model, LicenseKind.Access, at);
+        if (id != 0) vm.assertTrue(market.grants(id, who, model, LicenseKind.Access, at), "granted on-chain");
     }
 
-    function test_rightsOf_ownerHoldsEveryRightAtAnyTime() public view {
+    function test_grants_ownerHoldsEveryRightAtAnyTime() public view {
         for (uint8 k; k < 3; ++k) {
-            (bool allowed, uint256 id) = market.rightsOf(alice, model, LicenseKind(k), 0);
-            vm.assertTrue(allowed, "allowed");
-            vm.assertEq(id, 0, "as owner");
-            (allowed, id) = market.rightsOf(alice, model, LicenseKind(k), type(uint64).max);
-            vm.assertTrue(allowed && id == 0, "any time");
+            vm.assertTrue(market.grants(0, alice, model, LicenseKind(k), 0), "at 0");
+            vm.assertTrue(market.grants(0, alice, model, LicenseKind(k), type(uint64).max), "any time");
+            (bool allowed, uint256 id) = _rightsOf(alice, model, LicenseKind(k), T0);
+            vm.assertTrue(allowed && id == 0, "as owner");
+            vm.assertFalse(market.grants(0, bob, model, LicenseKind(k), T0), "not another account");
         }
     }
 
@@ -107,21 +111,23 @@ contract RightsTest is Fixture {
     }
 
     function test_rightsOf_isPerKindAndModel() public {
-        _buy(bob, forever);
+        uint256 lic = _buy(bob, forever);
         uint256 other = _mintBase(carol);
-        (bool allowed,) = market.rightsOf(bob, model, LicenseKind.FineTune, T0);
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.FineTune, T0), "other kind");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.Output, T0), "other kind");
+        vm.assertFalse(market.grants(lic, bob, other, LicenseKind.Access, T0), "other model");
+        (bool allowed,) = _rightsOf(bob, model, LicenseKind.FineTune, T0);
         vm.assertFalse(allowed, "other kind");
-        (allowed,) = market.rightsOf(bob, model, LicenseKind.Output, T0);
-        vm.assertFalse(allowed, "other kind");
-        (allowed,) = market.rightsOf(bob, other, LicenseKind.Access, T0);
+        (allowed,) = _rightsOf(bob, other, LicenseKind.Access, T0);
         vm.assertFalse(allowed, "other model");
+        (allowed,) = _rightsOf(bob, model, LicenseKind.Access, T0);
+        vm.assertTrue(allowed, "this one");
     }
 
-    function test_rightsOf_revertsForUnknownModel() public {
-        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownModel.selector, 2));
-        market.rightsOf(bob, 2, LicenseKind.Access, T0);
-        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownModel.selector, 0));
-        market.rightsOf(bob, 0, LicenseKind.Access, T0);
+    function test_grants_falseForUnknownModel() public view {
+        vm.assertFalse(market.grants(0, bob, 2, LicenseKind.Access, T0), "model 2");
+        vm.assertFalse(market.grants(0, address(0), 0, LicenseKind.Access, T0), "model 0, nobody");
+        vm.assertFalse(market.grants(0, alice, type(uint256).max, LicenseKind.Access, T0), "max");
     }
 
     function test_licenseOf_and_isLicenseValid_revertForUnknownLicense() public {
@@ -143,12 +149,23 @@ contract RightsTest is Fixture {
         vm.assertEq(l.expiry, T0 + 365 * DAY, "expiry");
     }
 
-    function test_licensesHeld_listsValidAndExpired() public {
-        uint256 m = _buy(bob, monthly);
-        uint256 f = _buy(bob, forever);
+    function test_balanceOf_countsValidAndExpired() public {
+        _buy(bob, monthly);
+        _buy(bob, forever);
         vm.warp(T0 + 400 * DAY);
-        vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Access), _ids(m, f), "both");
-        vm.assertEq(market.licensesHeld(bob, model, LicenseKind.Output).length, 0, "none");
+        vm.assertEq(market.balanceOf(bob), 2, "both");
+        vm.assertEq(market.balanceOf(carol), 0, "none");
+    }
+
+    function test_grants_burntLicenseGrantsNothing() public {
+        uint256 ft = _buy(bob, _publishFineTune(model, 0, 0, 0));
+        vm.assertTrue(market.grants(ft, bob, model, LicenseKind.FineTune, T0), "before use");
+        _mintChild(bob, _ids(model), _ids(ft));
+        vm.assertFalse(market.grants(ft, bob, model, LicenseKind.FineTune, T0), "consumed");
+        (License memory l, address holder) = market.licenseOf(ft);
+        vm.assertEq(holder, address(0), "no holder");
+        vm.assertEq(l.modelId, model, "the record stays");
+        vm.assertTrue(market.isLicenseValid(ft, T0), "its window too");
     }
 
     function test_grants_checksHolderModelKindAndWindow() public {

@@ -19,6 +19,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_contracts_v2;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -27,7 +28,10 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_contracts_v2::Migration),
+        ]
     }
 }
 

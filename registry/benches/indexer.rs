@@ -1,6 +1,7 @@
 //! Indexing throughput: generates a workload of at least 50,000 events on a managed anvil
 //! (licenses of the eighth generation of a lineage of fine-tunes, each purchase emitting a
-//! Transfer, a LicensePurchased and nine PaymentCredited events: royalties up the lineage),
+//! Transfer, a Locked, a LicensePurchased and nine PaymentCredited events: royalties up the
+//! lineage),
 //! then indexes it from scratch into SQLite and into PostgreSQL and prints events per second.
 //!
 //! `cargo bench -p registry --bench indexer` (or `bash scripts/bench-read-side.sh`). Set
@@ -29,8 +30,9 @@ use sea_orm::ConnectionTrait;
 /// Derivative generations above the base model whose licenses are sold: each purchase credits
 /// the model's owner and every ancestor (each generation owes its parent 20%).
 const GENERATIONS: usize = 8;
-/// Events per purchase: a Transfer, a LicensePurchased and a PaymentCredited per generation.
-const EVENTS_PER_SALE: usize = 2 + GENERATIONS + 1;
+/// Events per purchase: a Transfer, a Locked (the licenses are not transferable), a
+/// LicensePurchased and a PaymentCredited per generation.
+const EVENTS_PER_SALE: usize = 3 + GENERATIONS + 1;
 
 fn terms(model: U256, kind: LicenseKind, price: U256, royalty: u16) -> OfferingTerms {
     OfferingTerms {
@@ -43,6 +45,7 @@ fn terms(model: U256, kind: LicenseKind, price: U256, royalty: u16) -> OfferingT
         transferable: false,
         commercial_use: false,
         royalty_bps: royalty,
+        renewal_period: 0,
         terms_uri: String::new(),
         terms_hash: [0; 32],
     }
@@ -57,7 +60,7 @@ async fn workload(
     let deployer = chain::connect(devnet.endpoint(), devnet.wallet(0), None)
         .await
         .unwrap();
-    let deployment = deploy(deployer).await.unwrap();
+    let deployment = deploy(deployer, &[]).await.unwrap();
     let market = |i| {
         let deployment = deployment.clone();
         async move {
@@ -76,6 +79,8 @@ async fn workload(
         parents,
         to: None,
         sale_royalty_bps: 0,
+        derivative_royalty_bps: 0,
+        force: false,
         backend: fingerprint::BackendKind::Cpu,
         cid_version: Version::V1,
     };

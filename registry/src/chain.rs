@@ -96,17 +96,23 @@ impl Target {
 /// Turns a contract error into [`Error::Reverted`] when its revert data is one of `target`'s
 /// custom errors, else into a generic error with `context`.
 pub fn decode_error<M: Middleware>(target: Target, context: &str, err: ContractError<M>) -> Error {
+    let registry = || {
+        err.decode_contract_revert::<ModelRegistryErrors>()
+            .map(|e| (Target::Registry, describe(&e)))
+    };
+    let market = || {
+        err.decode_contract_revert::<LicenseMarketErrors>()
+            .map(|e| (Target::Market, describe(&e)))
+    };
+    // A mint's license checks run in the market (`consume`), whose errors bubble up through
+    // the registry: try the other contract's errors second.
     let reason = match target {
-        Target::Registry => err
-            .decode_contract_revert::<ModelRegistryErrors>()
-            .map(|e| describe(&e)),
-        Target::Market => err
-            .decode_contract_revert::<LicenseMarketErrors>()
-            .map(|e| describe(&e)),
+        Target::Registry => registry().or_else(market),
+        Target::Market => market().or_else(registry),
     };
     match reason {
-        Some(reason) => Error::Reverted {
-            contract: target.name(),
+        Some((contract, reason)) => Error::Reverted {
+            contract: contract.name(),
             reason,
         },
         None => Error::Contract {

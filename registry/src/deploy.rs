@@ -62,8 +62,9 @@ impl Deployment {
     }
 }
 
-/// Deploys the registry and the market, and binds the market to the registry.
-pub async fn deploy(client: Arc<Client>) -> Result<Deployment> {
+/// Deploys the registry and the market, and binds the market to the registry. Offerings may be
+/// priced in the native currency and in the ERC-20 `currencies` (fixed for ever).
+pub async fn deploy(client: Arc<Client>, currencies: &[Address]) -> Result<Deployment> {
     let chain_id = client.signer().chain_id();
     let deployer = client.address();
     let registry = ModelRegistry::deploy(client.clone(), ())
@@ -79,7 +80,7 @@ pub async fn deploy(client: Arc<Client>) -> Result<Deployment> {
         })?;
     let (registry, receipt) = registry;
     let block = receipt.block_number.map(|b| b.as_u64()).unwrap_or_default();
-    let market = LicenseMarket::deploy(client.clone(), registry.address())
+    let market = LicenseMarket::deploy(client.clone(), (registry.address(), currencies.to_vec()))
         .map_err(|e| Error::Contract {
             context: "encoding LicenseMarket deployment".into(),
             message: e.to_string(),

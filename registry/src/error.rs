@@ -107,6 +107,8 @@ pub enum Error {
         similarity: f64,
         fpp: f64,
     },
+    #[error("content root {content_root} is already registered as model {model}")]
+    DuplicateContent { model: u64, content_root: String },
     #[error("{what} must be a single .safetensors file to be stored as one IPFS file: {path}")]
     NotAFile { what: &'static str, path: PathBuf },
     // ---- database and indexer

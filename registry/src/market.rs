@@ -2,14 +2,18 @@
 //! action (mint, publish, close, buy, renew, withdraw) and the views behind `show` and
 //! `rights`. Every write waits for its receipt and returns what the contracts' events say
 //! happened; every revert comes back as the contract's decoded custom error.
+//!
+//! The contracts store only what other contracts read; a model's record (CID, content root,
+//! fingerprint, parents with their licenses) and the licenses an account holds are read from
+//! the contracts' events here.
 
 use std::sync::Arc;
 
 use contracts::license_market::{
     self, LicensePurchasedFilter, LicenseRenewedFilter, OfferingPublishedFilter, Terms,
-    WithdrawnFilter,
+    TransferFilter, WithdrawnFilter,
 };
-use contracts::model_registry::{MintParams, ModelMintedFilter};
+use contracts::model_registry::{MintParams, ModelHeader, ModelMintedFilter};
 use contracts::{LicenseKind, LicenseMarket, ModelRegistry};
 use ethers::contract::EthEvent;
 use ethers::providers::Middleware;
@@ -36,8 +40,12 @@ pub struct Market {
 #[derive(Debug, Clone)]
 pub struct ModelView {
     pub id: U256,
+    /// The record as minted (from `ModelMinted`).
     pub model: Model,
+    /// What the registry stores.
+    pub header: ModelHeader,
     pub owner: Address,
+    /// Every parent with the license it was derived under (0: the minter owned it).
     pub parents: Vec<Parent>,
 }
 
@@ -168,12 +176,13 @@ impl Market {
         Ok(total.as_u64())
     }
 
-    /// A model, its owner and its parents.
+    /// A model, its owner and its parents: the stored header, and the record from the
+    /// `ModelMinted` event of the block the header names.
     pub async fn model(&self, id: U256) -> Result<ModelView> {
-        let model = chain::call(
+        let header = chain::call(
             Target::Registry,
             "reading the model",
-            self.registry.model_of(id),
+            self.registry.header_of(id),
         )
         .await?;
         let owner = chain::call(
@@ -182,18 +191,80 @@ impl Market {
             self.registry.owner_of(id),
         )
         .await?;
-        let parents = chain::call(
-            Target::Registry,
-            "reading the parents",
-            self.registry.parents_of(id),
-        )
-        .await?;
+        let minted = self
+            .minted_between(Some(id), header.minted_block, header.minted_block)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Contract {
+                context: format!("model {id}"),
+                message: format!(
+                    "the node has no ModelMinted event of it in block {}",
+                    header.minted_block
+                ),
+            })?;
         Ok(ModelView {
             id,
-            model,
+            model: minted.model,
+            header,
             owner,
-            parents,
+            parents: minted.parents,
         })
+    }
+
+    /// The model registered with `content_root`, if any.
+    pub async fn model_by_content(&self, content_root: [u8; 32]) -> Result<Option<U256>> {
+        let id = chain::call(
+            Target::Registry,
+            "looking up the content root",
+            self.registry.model_by_content(content_root),
+        )
+        .await?;
+        Ok((!id.is_zero()).then_some(id))
+    }
+
+    /// Every model minted so far, as its `ModelMinted` event, in id order.
+    pub async fn minted_models(&self) -> Result<Vec<ModelMintedFilter>> {
+        let latest = self
+            .client
+            .get_block_number()
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .as_u64();
+        let mut minted = self
+            .minted_between(None, self.deployment.block, latest)
+            .await?;
+        minted.sort_by_key(|m| m.model_id);
+        Ok(minted)
+    }
+
+    async fn minted_between(
+        &self,
+        id: Option<U256>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ModelMintedFilter>> {
+        let mut filter = Filter::new()
+            .address(self.deployment.registry)
+            .event(&ModelMintedFilter::abi_signature())
+            .from_block(from)
+            .to_block(to);
+        if let Some(id) = id {
+            filter = filter.topic1(H256(id.into()));
+        }
+        let logs = self
+            .client
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        logs.into_iter()
+            .map(|log| {
+                ModelMintedFilter::decode_log(&log.into()).map_err(|e| Error::Contract {
+                    context: "decoding ModelMinted".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     // --------------------------------------------------------------- offerings
@@ -229,8 +300,9 @@ impl Market {
         .await
     }
 
-    /// The ids of every offering published on `model`, from the market's events.
-    pub async fn offerings_of(&self, model: U256) -> Result<Vec<U256>> {
+    /// Every offering published on `model` with its terms as published (the terms URI and
+    /// hash are in the event only), from the market's events.
+    pub async fn offerings_of(&self, model: U256) -> Result<Vec<(U256, Terms)>> {
         let filter = Filter::new()
             .address(self.deployment.market)
             .event(&OfferingPublishedFilter::abi_signature())
@@ -244,7 +316,7 @@ impl Market {
         logs.into_iter()
             .map(|log| {
                 OfferingPublishedFilter::decode_log(&log.into())
-                    .map(|e| e.offering_id)
+                    .map(|e| (e.offering_id, e.terms))
                     .map_err(|e| Error::Contract {
                         context: "decoding OfferingPublished".into(),
                         message: e.to_string(),
@@ -258,9 +330,9 @@ impl Market {
     /// Buys a license of `offering` for `holder`, paying at most `max_price`. ERC-20 offerings
     /// are approved first (for exactly the price) when the allowance is short.
     pub async fn buy(&self, offering: U256, holder: Address, max_price: U256) -> Result<Sale> {
-        let terms = self.offering(offering).await?.terms;
+        let terms = self.offering(offering).await?;
         let call = self.market.buy(offering, holder, max_price);
-        let call = self.pay(call, terms.currency, terms.price).await?;
+        let call = self.pay(call, terms.currency, terms.price.into()).await?;
         let receipt = chain::send(Target::Market, "buying the license", call).await?;
         let bought: LicensePurchasedFilter = one_event(&receipt, "LicensePurchased")?;
         Ok(Sale {
@@ -321,7 +393,11 @@ impl Market {
         })
     }
 
-    /// Whether `account` may use right `kind` of `model` at time `at`.
+    /// Whether `account` may use right `kind` of `model` at time `at`. The market keeps no
+    /// list of an account's licenses (anyone could make it long): the candidates are the
+    /// licenses ever transferred to the account, from the market's `Transfer` events, and each
+    /// is checked with the on-chain `grants` view. Among several, a perpetual license is named
+    /// first, else the one that lasts longest.
     pub async fn rights(
         &self,
         account: Address,
@@ -329,13 +405,61 @@ impl Market {
         kind: LicenseKind,
         at: u64,
     ) -> Result<Rights> {
-        let (allowed, license) = chain::call(
-            Target::Market,
-            "checking rights",
-            self.market.rights_of(account, model, kind.into(), at),
-        )
-        .await?;
-        Ok(Rights { allowed, license })
+        let grants = |license: U256| {
+            chain::call(
+                Target::Market,
+                "checking rights",
+                self.market.grants(license, account, model, kind.into(), at),
+            )
+        };
+        if grants(U256::zero()).await? {
+            return Ok(Rights {
+                allowed: true,
+                license: U256::zero(),
+            });
+        }
+        let filter = Filter::new()
+            .address(self.deployment.market)
+            .event(&TransferFilter::abi_signature())
+            .topic2(H256::from(account))
+            .from_block(self.deployment.block);
+        let logs = self
+            .client
+            .get_logs(&filter)
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        let mut candidates: Vec<U256> = logs
+            .iter()
+            .filter_map(|log| {
+                log.topics
+                    .get(3)
+                    .map(|t| U256::from_big_endian(t.as_bytes()))
+            })
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        let mut best: Option<(u64, U256)> = None;
+        for license in candidates {
+            if !grants(license).await? {
+                continue;
+            }
+            let expiry = self.license(license).await?.license.expiry;
+            // 0 is perpetual: it beats any expiry.
+            let rank = if expiry == 0 { u64::MAX } else { expiry };
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, license));
+            }
+        }
+        Ok(match best {
+            Some((_, license)) => Rights {
+                allowed: true,
+                license,
+            },
+            None => Rights {
+                allowed: false,
+                license: U256::zero(),
+            },
+        })
     }
 
     // -------------------------------------------------------------- royalties

@@ -29,6 +29,11 @@ pub struct MintRequest {
     pub to: Option<Address>,
     /// ERC-2981 royalty on sales of the model token.
     pub sale_royalty_bps: u16,
+    /// Share of every sale of every derivative owed to this model, at least (immutable).
+    pub derivative_royalty_bps: u16,
+    /// Mint despite an undeclared related model (the contract still refuses a registered
+    /// content root).
+    pub force: bool,
     pub backend: BackendKind,
     pub cid_version: Version,
 }
@@ -70,7 +75,13 @@ pub async fn mint(
     let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
     progress.done();
 
-    // Check provenance before uploading anything: a refused mint should cost no upload.
+    // Check before uploading anything: a refused mint should cost no upload.
+    if let Some(model) = market.model_by_content(fp.content_root).await? {
+        return Err(Error::DuplicateContent {
+            model: model.as_u64(),
+            content_root: fingerprint::hex(&fp.content_root),
+        });
+    }
     let declared: Vec<u64> = request.parents.iter().map(|(p, _)| p.as_u64()).collect();
     let (related, skipped) = provenance::scan(market, store, &fp, &declared).await?;
     for s in &skipped {
@@ -80,7 +91,7 @@ pub async fn mint(
             s.reason
         );
     }
-    if let Some(undeclared) = related.iter().find(|r| !r.explained) {
+    if let Some(undeclared) = related.iter().find(|r| !r.explained && !request.force) {
         return Err(Error::UndeclaredParent {
             model: undeclared.model,
             verdict: undeclared.comparison.verdict.as_str(),
@@ -121,6 +132,7 @@ pub async fn mint(
         fingerprint: fp.hash(),
         metadata_uri: ipfs_uri(&metadata_cid),
         sale_royalty_bps: request.sale_royalty_bps.into(),
+        derivative_royalty_bps: request.derivative_royalty_bps,
         parents,
         licenses,
     };

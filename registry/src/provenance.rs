@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ethers::types::U256;
 use fingerprint::{Comparison, Fingerprint, Verdict};
 
 use crate::content::{cids, Store};
@@ -93,17 +92,16 @@ pub async fn scan(
     fp: &Fingerprint,
     declared: &[u64],
 ) -> Result<(Vec<Related>, Vec<Skipped>)> {
-    let total = market.total_models().await?;
     let mut related = Vec::new();
     let mut skipped = Vec::new();
     let mut parents: HashMap<u64, Vec<u64>> = HashMap::new();
-    for id in 1..=total {
-        let view = market.model(U256::from(id)).await?;
+    for minted in market.minted_models().await? {
+        let id = minted.model_id.as_u64();
         parents.insert(
             id,
-            view.parents.iter().map(|p| p.model_id.as_u64()).collect(),
+            minted.parents.iter().map(|p| p.model_id.as_u64()).collect(),
         );
-        match registered_fingerprint(store, &view.model).await {
+        match registered_fingerprint(store, &minted.model).await {
             Ok(theirs) => {
                 let comparison = fingerprint::compare(fp, &theirs);
                 if comparison.verdict != Verdict::Unrelated {

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-import {TestBase} from "./Cheats.sol";
+import {TestBase, Vm} from "./Cheats.sol";
 import {MockERC20} from "../mocks/MockERC20.sol";
 import {LicenseMarket} from "../../src/LicenseMarket.sol";
 import {ModelRegistry} from "../../src/ModelRegistry.sol";
-import {License, LicenseKind, MintParams, Terms} from "../../src/Types.sol";
+import {License, LicenseKind, MintParams, Model, Offering, Parent, Terms} from "../../src/Types.sol";
 
 /// @notice A bound registry and market, a mock ERC-20, a few accounts and helpers to mint
 /// models, publish offerings and buy licenses.
@@ -26,9 +26,11 @@ abstract contract Fixture is TestBase {
     function setUp() public virtual {
         vm.warp(T0);
         registry = new ModelRegistry();
-        market = new LicenseMarket(registry);
-        registry.bindMarket(market);
         token = new MockERC20("Mock", "MOCK");
+        address[] memory currencies = new address[](1);
+        currencies[0] = address(token);
+        market = new LicenseMarket(registry, currencies);
+        registry.bindMarket(market);
         vm.label(address(registry), "registry");
         vm.label(address(market), "market");
         vm.label(address(token), "token");
@@ -40,12 +42,14 @@ abstract contract Fixture is TestBase {
 
     // ------------------------------------------------------------ models
 
-    function _params(address to) internal pure returns (MintParams memory p) {
+    /// @dev Mint parameters with real-length URIs and a content root of their own (the next
+    /// model id's), so every model built by a test is distinct content.
+    function _params(address to) internal view returns (MintParams memory p) {
         p.to = to;
         p.weightsCid = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
-        p.contentRoot = keccak256(abi.encode("root", to));
+        p.contentRoot = keccak256(abi.encode("root", to, registry.totalModels() + 1));
         p.fingerprint = keccak256(abi.encode("fingerprint", to));
-        p.metadataUri = "ipfs://metadata";
+        p.metadataUri = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
         p.parents = new uint256[](0);
         p.licenses = new uint256[](0);
     }
@@ -66,7 +70,40 @@ abstract contract Fixture is TestBase {
         return registry.mint(p);
     }
 
+    /// @dev Mints `p` as `minter` and returns the new id with the record and the lineage edges
+    /// as `ModelMinted` carries them (the only place they are kept).
+    function _mintRecorded(address minter, MintParams memory p)
+        internal
+        returns (uint256 modelId, Model memory model, Parent[] memory parents)
+    {
+        vm.recordLogs();
+        vm.prank(minter);
+        modelId = registry.mint(p);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter != address(registry) || logs[i].topics[0] != ModelRegistry.ModelMinted.selector) {
+                continue;
+            }
+            (model,, parents) = abi.decode(logs[i].data, (Model, uint96, Parent[]));
+            return (modelId, model, parents);
+        }
+        revert("no ModelMinted");
+    }
+
+    /// @dev The royalty edges a sale of `modelId` pays (the registry's `payees`, without the owner).
+    function _royaltyEdges(uint256 modelId) internal view returns (uint256[] memory parents, uint16[] memory bps) {
+        (,, parents, bps) = registry.payees(modelId);
+    }
+
     // ------------------------------------------------------------ offerings and licenses
+
+    /// @dev A market on the fixture's registry that accepts `currency` (besides the native one),
+    /// for tests of unusual ERC-20s the fixture's market does not accept.
+    function _marketAccepting(address currency) internal returns (LicenseMarket m) {
+        address[] memory currencies = new address[](1);
+        currencies[0] = currency;
+        m = new LicenseMarket(registry, currencies);
+    }
 
     function _terms(uint256 modelId, LicenseKind kind, address currency, uint256 price, uint64 duration)
         internal
@@ -80,7 +117,7 @@ abstract contract Fixture is TestBase {
         t.duration = duration;
         t.transferable = true;
         t.commercialUse = true;
-        t.termsUri = "ipfs://terms";
+        t.termsUri = "ipfs://bafkreiem4twkqzsq2aj4shbycd4yvoj2cx72vezicletlhi7dijjciqpui";
         t.termsHash = keccak256("terms");
     }
 
@@ -97,17 +134,17 @@ abstract contract Fixture is TestBase {
 
     /// @dev Buys from a native offering for `buyer` (who also pays), funding the buyer first.
     function _buy(address buyer, uint256 offeringId) internal returns (uint256) {
-        Terms memory t = market.offeringOf(offeringId).terms;
-        if (t.currency == NATIVE) {
-            vm.deal(buyer, buyer.balance + t.price);
+        Offering memory o = market.offeringOf(offeringId);
+        if (o.currency == NATIVE) {
+            vm.deal(buyer, buyer.balance + o.price);
             vm.prank(buyer);
-            return market.buy{value: t.price}(offeringId, buyer, t.price);
+            return market.buy{value: o.price}(offeringId, buyer, o.price);
         }
-        MockERC20(t.currency).mint(buyer, t.price);
+        MockERC20(o.currency).mint(buyer, o.price);
         vm.prank(buyer);
-        MockERC20(t.currency).approve(address(market), t.price);
+        MockERC20(o.currency).approve(address(market), o.price);
         vm.prank(buyer);
-        return market.buy(offeringId, buyer, t.price);
+        return market.buy(offeringId, buyer, o.price);
     }
 
     function _renew(address payer, uint256 licenseId) internal returns (uint64) {
@@ -127,6 +164,48 @@ abstract contract Fixture is TestBase {
     /// @dev A free, perpetual fine-tune license of `modelId` with royalty `bps`, held by `who`.
     function _fineTuneLicense(address who, uint256 modelId, uint16 bps) internal returns (uint256) {
         return _buy(who, _publishFineTune(modelId, 0, 0, bps));
+    }
+
+    // ------------------------------------------------------------ rights
+
+    /// @dev What the removed `rightsOf` answered, rebuilt on the on-chain view `grants`: the
+    /// model's current owner holds every right (id 0); else the licenses granting the right at
+    /// `at`, a perpetual one first, else the one lasting longest (the first of equals). The scan
+    /// over every license is the indexer's job off-chain; tests can afford it.
+    function _rightsOf(address account, uint256 modelId, LicenseKind kind, uint64 at)
+        internal
+        view
+        returns (bool allowed, uint256 licenseId)
+    {
+        if (market.grants(0, account, modelId, kind, at)) return (true, 0);
+        uint64 best;
+        uint256 n = market.totalLicenses();
+        for (uint256 id = 1; id <= n; ++id) {
+            if (!market.grants(id, account, modelId, kind, at)) continue;
+            (License memory l,) = market.licenseOf(id);
+            if (l.expiry == 0) return (true, id);
+            if (l.expiry > best) (best, licenseId) = (l.expiry, id);
+        }
+        allowed = licenseId != 0;
+    }
+
+    /// @dev The licenses `account` holds of `modelId` and `kind`, valid or not, in id order (the
+    /// removed `licensesHeld`; an indexer's query off-chain).
+    function _licensesHeld(address account, uint256 modelId, LicenseKind kind)
+        internal
+        view
+        returns (uint256[] memory ids)
+    {
+        uint256 n = market.totalLicenses();
+        ids = new uint256[](n);
+        uint256 k;
+        for (uint256 id = 1; id <= n; ++id) {
+            (License memory l, address holder) = market.licenseOf(id);
+            if (holder == account && l.modelId == modelId && l.kind == kind) ids[k++] = id;
+        }
+        assembly ("memory-safe") {
+            mstore(ids, k)
+        }
     }
 
     // ------------------------------------------------------------ arrays

@@ -102,7 +102,7 @@ fn generated_files_are_fresh() -> Result<()> {
     let out = build.path().join("out");
     let status = Command::new(forge()?)
         .current_dir(&dir)
-        .args(["build", "--skip", "test", "--skip", "script", "--out"])
+        .args(["build", "src", "--out"])
         .arg(&out)
         .arg("--cache-path")
         .arg(build.path().join("cache"))

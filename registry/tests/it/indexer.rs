@@ -69,10 +69,11 @@ async fn assert_matches_chain(world: &World, db: &TestDb) {
     for id in 1..=total_offerings {
         let o = m.offering(U256::from(id)).await.unwrap();
         let row = rows.iter().find(|r| r.id == id as i64).unwrap();
-        assert_eq!(row.sold as u64, o.sold, "sold of offering {id}");
+        assert_eq!(row.sold, i64::from(o.sold), "sold of offering {id}");
         assert_eq!(row.closed, o.closed, "closed of offering {id}");
-        assert_eq!(row.price, o.terms.price.to_string());
-        assert_eq!(row.kind, i32::from(o.terms.kind));
+        assert_eq!(row.price, o.price.to_string());
+        assert_eq!(row.kind, i32::from(o.kind));
+        assert_eq!(row.renewal_period as u64, o.renewal_period);
     }
     let total_licenses = market.total_licenses().call().await.unwrap().as_u64();
     let rows = licenses::Entity::find()

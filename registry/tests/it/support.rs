@@ -20,7 +20,7 @@ impl Chain {
         let devnet = Devnet::start(&DevnetOptions::default()).await?;
         let deployer =
             chain::connect(devnet.endpoint(), devnet.wallet(0), Some(devnet.chain_id())).await?;
-        let deployment = deploy(deployer).await?;
+        let deployment = deploy(deployer, &[]).await?;
         Ok(Self { devnet, deployment })
     }
 

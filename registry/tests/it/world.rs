@@ -41,6 +41,7 @@ pub(crate) fn terms(
         transferable,
         commercial_use: kind == LicenseKind::Output,
         royalty_bps: royalty,
+        renewal_period: 0,
         terms_uri: String::new(),
         terms_hash: [0; 32],
     }
@@ -132,6 +133,8 @@ impl World {
             parents,
             to: None,
             sale_royalty_bps: 250,
+            derivative_royalty_bps: 0,
+            force: false,
             backend: fingerprint::BackendKind::Cpu,
             cid_version: Version::V1,
         };
@@ -174,6 +177,7 @@ impl World {
                 fingerprint: fp.hash(),
                 metadata_uri: ipfs_uri(&meta_cid),
                 sale_royalty_bps: 0,
+                derivative_royalty_bps: 0,
                 parents: vec![],
                 licenses: vec![],
             })
@@ -222,8 +226,9 @@ impl World {
         );
         write_model(&base, 1, 0.0);
         write_model(&tuned, 1, 0.03);
-        // A re-mint of the base's exact weights by someone else.
-        write_model(&sneaky, 1, 0.0);
+        // A re-mint of the base's weights by someone else, changed by a hair (the exact weights
+        // cannot be registered twice).
+        write_model(&sneaky, 1, 0.005);
         write_model(&other, 9, 0.0);
         let m1 = self.mint_file(0, &base, "base", vec![]).await;
         let access = self
@@ -264,8 +269,8 @@ impl World {
         )
         .await
         .unwrap();
-        // Lapse and renew the access license; close the fine-tune offering.
-        self.chain.advance(2 * DAY).await.unwrap();
+        // Renew the access license before it lapses; close the fine-tune offering.
+        self.chain.advance(DAY / 2).await.unwrap();
         self.markets[1].renew(l_access, milli(100)).await.unwrap();
         self.markets[0].close(fine_tune).await.unwrap();
         self.markets[0]
@@ -279,7 +284,12 @@ impl World {
         )
         .await
         .unwrap();
-        // Sales after the transfer credit the new owner.
-        self.buy(2, output, milli(200)).await;
+        // The former owner's offerings sell nothing now; the new owner's do, and renewals of
+        // licenses sold before the transfer credit the new owner.
+        let output3 = self
+            .offer(3, terms(m1, LicenseKind::Output, milli(300), 0, 0, true))
+            .await;
+        self.buy(2, output3, milli(300)).await;
+        self.markets[1].renew(l_access, milli(100)).await.unwrap();
     }
 }

@@ -104,6 +104,11 @@ impl Model {
     async fn sale_royalty_bps(&self) -> i32 {
         self.0.sale_royalty_bps
     }
+    /// Share of every sale of every derivative owed to this model, at least (fixed at mint):
+    /// its fine-tune offerings ask at least this, and its owner's own derivatives owe it.
+    async fn derivative_royalty_bps(&self) -> i32 {
+        self.0.derivative_royalty_bps
+    }
     /// Block of the mint.
     async fn block(&self) -> i64 {
         self.0.block_number
@@ -332,6 +337,20 @@ impl Offering {
     }
     async fn closed(&self) -> bool {
         self.0.closed
+    }
+    /// Whether it sells now: open, and its publisher still owns the model (an offering of a
+    /// former owner sells nothing, unless the model comes back).
+    async fn on_sale(&self, ctx: &Context<'_>) -> Result<bool> {
+        if self.0.closed {
+            return Ok(false);
+        }
+        Ok(model_by_id(ctx, self.0.model_id)
+            .await?
+            .is_some_and(|m| m.0.owner == self.0.publisher))
+    }
+    /// Seconds after closing during which its licenses can still be renewed.
+    async fn renewal_period(&self) -> i64 {
+        self.0.renewal_period
     }
     async fn transferable(&self) -> bool {
         self.0.transferable

@@ -28,10 +28,10 @@ impl BuyArgs {
     pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
         let market = settings.market().await?;
         let offering = market.offering(self.offering).await?;
-        let currency = Currency::of(&market, offering.terms.currency).await?;
+        let currency = Currency::of(&market, offering.currency).await?;
         let max_price = match &self.max_price {
             Some(text) => currency.parse(text)?,
-            None => offering.terms.price,
+            None => offering.price.into(),
         };
         let holder = self.holder.unwrap_or_else(|| market.address());
         let sale = market.buy(self.offering, holder, max_price).await?;

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use ethers::types::Address;
 use registry::deploy::{deploy, Deployment};
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::{chain, Error};
 
+use super::values::parse_address;
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +25,11 @@ pub(crate) struct Args {
     /// With a managed anvil: stop it and exit right after deploying instead of waiting for Ctrl-C.
     #[arg(long)]
     exit: bool,
+    /// An ERC-20 token offerings may be priced in (repeat for several; the native currency is
+    /// always accepted). Fixed for ever: a derivative's owner cannot pay its parents' royalties
+    /// in a token of his own. Rebasing and fee-on-transfer tokens are not supported.
+    #[arg(long = "currency", value_name = "TOKEN", value_parser = parse_address)]
+    currencies: Vec<Address>,
 }
 
 impl Args {
@@ -70,7 +77,7 @@ impl Args {
             }
         };
         let client = chain::connect(&url, wallet, settings.chain_id).await?;
-        let deployment = deploy(client).await?;
+        let deployment = deploy(client, &self.currencies).await?;
         deployment.save(&out)?;
         print(&deployment, &url, self.json);
         eprintln!("saved the deployment to {}", out.display());

@@ -37,6 +37,15 @@ pub(crate) struct Args {
     /// ERC-2981 royalty on sales of the model token, in basis points.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10_000))]
     sale_royalty_bps: u16,
+    /// Share of every sale of every derivative of this model owed to it, in basis points: the
+    /// floor of its fine-tune offerings' royalty, owed by derivatives its owner makes too.
+    /// Fixed for ever at mint.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10_000))]
+    derivative_royalty_bps: u16,
+    /// Mint even if the weights read as derived from a registered model that is not declared
+    /// as a parent. Never mints a content root that is already registered.
+    #[arg(long)]
+    force: bool,
     /// CID version of the stored weights (1: raw leaves; 0: like a plain `ipfs add`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     cid_version: u8,
@@ -79,6 +88,8 @@ impl Args {
             parents: self.parents.iter().copied().zip(licenses).collect(),
             to: self.to,
             sale_royalty_bps: self.sale_royalty_bps,
+            derivative_royalty_bps: self.derivative_royalty_bps,
+            force: self.force,
             backend: settings.backend,
             cid_version: if self.cid_version == 0 {
                 Version::V0

@@ -116,8 +116,23 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
                 "pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil".into(),
             ),
             registry::Error::UndeclaredParent { model, .. } => Some(format!(
-                "if it is derived, declare it: --parent {model} (with your fine-tune license of it); `registry show {model}` lists its offerings"
+                "if it is derived, declare it: --parent {model} (with your fine-tune license of it); `registry show {model}` lists its offerings; --force mints anyway"
             )),
+            registry::Error::DuplicateContent { model, .. } => Some(format!(
+                "these exact weights are model {model} (`registry show {model}`); a derivative must change them"
+            )),
+            registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseAlreadyUsed") => {
+                Some("a fine-tune license admits one derivative: buy another".into())
+            }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("CurrencyNotAccepted") => {
+                Some("price in the native currency or in an ERC-20 the market was deployed with (`registry deploy --currency`)".into())
+            }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("RoyaltyBelowFloor") => {
+                Some("the model's derivative royalty floor is the least a fine-tune offering may ask: raise --royalty-bps".into())
+            }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseLapsed") => {
+                Some("a lapsed license cannot be renewed: buy a new one".into())
+            }
             registry::Error::NotDeployed { .. } => Some(
                 "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),
             ),

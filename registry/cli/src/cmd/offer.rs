@@ -36,9 +36,14 @@ pub(crate) struct OfferArgs {
     /// Most licenses that may be sold; 0 for unlimited.
     #[arg(long, default_value_t = 0)]
     supply: u64,
-    /// Fine-tune only: the share of each sale of a derivative owed to this model (basis points).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10_000))]
-    royalty_bps: u16,
+    /// Fine-tune only: the share of each sale of a derivative owed to this model (basis
+    /// points); at least the model's derivative royalty floor [default: that floor]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=10_000))]
+    royalty_bps: Option<u16>,
+    /// How long after the offering is closed its licenses can still be renewed (at its
+    /// price): seconds or `30d`, `12h`, `1y`; 0 to end renewals with the offering.
+    #[arg(long, default_value = "0")]
+    renewal_period: String,
     /// Licenses may be transferred by their holders.
     #[arg(long)]
     transferable: bool,
@@ -59,6 +64,18 @@ impl OfferArgs {
         let currency = Currency::of(&market, self.currency).await?;
         let price = currency.parse(&self.price)?;
         let duration = parse_duration(&self.duration)?;
+        let renewal_period = parse_duration(&self.renewal_period)?;
+        let royalty_bps = match (self.royalty_bps, self.kind) {
+            (Some(bps), _) => bps,
+            (None, LicenseKind::FineTune) => {
+                market
+                    .model(self.model)
+                    .await?
+                    .header
+                    .derivative_royalty_bps
+            }
+            (None, _) => 0,
+        };
         let (terms_uri, terms_hash) = match &self.terms {
             Some(path) => {
                 let bytes = std::fs::read(path)
@@ -78,7 +95,8 @@ impl OfferArgs {
             supply_cap: self.supply,
             transferable: self.transferable,
             commercial_use: self.commercial.unwrap_or(self.kind == LicenseKind::Output),
-            royalty_bps: self.royalty_bps,
+            royalty_bps,
+            renewal_period,
             terms_uri: terms_uri.clone(),
             terms_hash,
         };
@@ -91,7 +109,7 @@ impl OfferArgs {
                 "price": currency.json(price),
                 "duration": duration,
                 "supply": self.supply,
-                "royalty_bps": self.royalty_bps,
+                "royalty_bps": royalty_bps,
                 "terms_uri": terms_uri,
                 "tx": format!("{tx:?}"),
             });

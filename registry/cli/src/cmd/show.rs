@@ -26,10 +26,10 @@ impl Args {
         let view = market.model(self.model).await?;
         let m = &view.model;
         let mut offerings = Vec::new();
-        for id in market.offerings_of(self.model).await? {
+        for (id, terms) in market.offerings_of(self.model).await? {
             let offering = market.offering(id).await?;
-            let currency = Currency::of(&market, offering.terms.currency).await?;
-            offerings.push((id, offering, currency));
+            let currency = Currency::of(&market, offering.currency).await?;
+            offerings.push((id, offering, terms.terms_uri, currency));
         }
         if self.json {
             let parents: Vec<_> = view
@@ -45,20 +45,22 @@ impl Args {
                 .collect();
             let offerings: Vec<_> = offerings
                 .iter()
-                .map(|(id, o, currency)| {
-                    let kind = contracts::LicenseKind::from_u8(o.terms.kind).map(|k| k.as_str());
+                .map(|(id, o, terms_uri, currency)| {
+                    let kind = contracts::LicenseKind::from_u8(o.kind).map(|k| k.as_str());
                     serde_json::json!({
                         "offering": id.to_string(),
                         "kind": kind,
-                        "price": currency.json(o.terms.price),
-                        "duration": o.terms.duration,
-                        "supply_cap": o.terms.supply_cap,
+                        "price": currency.json(o.price.into()),
+                        "duration": o.duration,
+                        "supply_cap": o.supply_cap,
                         "sold": o.sold,
                         "closed": o.closed,
-                        "transferable": o.terms.transferable,
-                        "commercial_use": o.terms.commercial_use,
-                        "royalty_bps": o.terms.royalty_bps,
-                        "terms_uri": o.terms.terms_uri,
+                        "renewal_period": o.renewal_period,
+                        "publisher": format!("{:?}", o.publisher),
+                        "transferable": o.transferable,
+                        "commercial_use": o.commercial_use,
+                        "royalty_bps": o.royalty_bps,
+                        "terms_uri": terms_uri,
                     })
                 })
                 .collect();
@@ -72,6 +74,8 @@ impl Args {
                 "metadata_uri": m.metadata_uri,
                 "minted_at": m.minted_at,
                 "depth": m.depth,
+                "derivative_royalty_bps": m.derivative_royalty_bps,
+                "sale_royalty_bps": view.header.sale_royalty_bps,
                 "parents": parents,
                 "offerings": offerings,
             });
@@ -86,6 +90,10 @@ impl Args {
         println!("content root  {}", hex(&m.content_root));
         println!("fingerprint   {}", hex(&m.fingerprint));
         println!("metadata      {}", m.metadata_uri);
+        println!(
+            "royalty floor {} bps of every derivative's sales",
+            m.derivative_royalty_bps
+        );
         if view.parents.is_empty() {
             println!("parents       none (a base model)");
         }
@@ -95,23 +103,28 @@ impl Args {
                 p.model_id, p.license_id, p.royalty_bps
             );
         }
-        for (id, o, currency) in &offerings {
-            let kind = contracts::LicenseKind::from_u8(o.terms.kind).map_or("?", |k| k.as_str());
-            let supply = if o.terms.supply_cap == 0 {
+        for (id, o, _, currency) in &offerings {
+            let kind = contracts::LicenseKind::from_u8(o.kind).map_or("?", |k| k.as_str());
+            let supply = if o.supply_cap == 0 {
                 format!("{} sold", o.sold)
             } else {
-                format!("{}/{} sold", o.sold, o.terms.supply_cap)
+                format!("{}/{} sold", o.sold, o.supply_cap)
             };
             println!(
-                "offering {id:<4} {kind:<9} {:<16} {:<12} {supply}{}{}",
-                currency.show(o.terms.price),
-                describe_duration(o.terms.duration),
-                if o.terms.royalty_bps > 0 {
-                    format!(", {} bps royalty", o.terms.royalty_bps)
+                "offering {id:<4} {kind:<9} {:<16} {:<12} {supply}{}{}{}",
+                currency.show(o.price.into()),
+                describe_duration(o.duration),
+                if o.royalty_bps > 0 {
+                    format!(", {} bps royalty", o.royalty_bps)
                 } else {
                     String::new()
                 },
                 if o.closed { ", closed" } else { "" },
+                if o.publisher != view.owner {
+                    ", not on sale (published by a former owner)"
+                } else {
+                    ""
+                },
             );
         }
         Ok(ExitCode::SUCCESS)

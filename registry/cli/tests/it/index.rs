@@ -102,6 +102,7 @@ impl Chain {
                         transferable: false,
                         commercial_use: false,
                         royalty_bps: 0,
+                        renewal_period: 0,
                         terms_uri: String::new(),
                         terms_hash: [0; 32],
                     })

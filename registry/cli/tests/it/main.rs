@@ -8,6 +8,7 @@ mod index;
 #[path = "../../../tests/it/jsipfs.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod jsipfs;
+mod loopholes;
 mod market;
 #[path = "../../../tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries

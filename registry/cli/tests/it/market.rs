@@ -233,7 +233,7 @@ fn story(kubo: bool) {
     let nothing = env.fails(0, &["withdraw"], 2);
     assert!(nothing.contains("NothingToWithdraw"), "{nothing}");
 
-    // Rights: yes now, no after the one-day expiry; yes again after a renewal.
+    // Rights: yes now, no after the one-day expiry; the holder renews before it lapses.
     let yes = env.ok(0, &["rights", ACCOUNT[2], "2", "--json"]);
     assert_eq!(yes["allowed"], true);
     assert_eq!(yes["license"], "3");
@@ -244,14 +244,19 @@ fn story(kubo: bool) {
         &["rights", ACCOUNT[1], "2", "--kind", "output", "--json"],
     );
     assert_eq!(owner["owner"], true);
-    env.advance(2 * DAY);
+    let renewed = env.ok(2, &["renew", &license, "--json"]);
+    let (start, expiry) = (
+        renewed["start"].as_u64().unwrap(),
+        renewed["expiry"].as_u64().unwrap(),
+    );
+    assert_eq!(expiry, start + 2 * DAY, "one more day from the old expiry");
+    assert_eq!(env.credits(0), "0.1", "the renewal paid royalties again");
+    env.advance(DAY + DAY / 2);
+    env.ok(0, &["rights", ACCOUNT[2], "2"]);
+    env.advance(DAY);
     let lapsed = env.run(0, &["rights", ACCOUNT[2], "2"]);
     assert_eq!(lapsed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&lapsed.stdout).starts_with("no"));
-    let renewed = env.ok(2, &["renew", &license, "--json"]);
-    assert!(renewed["expiry"].as_u64().unwrap() > renewed["start"].as_u64().unwrap());
-    env.ok(0, &["rights", ACCOUNT[2], "2"]);
-    assert_eq!(env.credits(0), "0.1", "the renewal paid royalties again");
 
     // Verification: the stored weights match the chain; a tampered copy does not.
     let verified = env.ok(2, &["verify", "2", "--json"]);

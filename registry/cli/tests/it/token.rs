@@ -101,9 +101,6 @@ fn credits_in(env: &Env, account: usize, token: &str) -> String {
 fn licenses_priced_in_an_erc20_token() {
     let artifact = mock_tokens();
     let env = Env::start(false);
-    let deployment: Value =
-        serde_json::from_slice(&std::fs::read(env.path("deployment.json")).unwrap()).unwrap();
-    let market = deployment["market"].as_str().unwrap().to_string();
     let client = env
         .runtime
         .block_on(chain::connect(
@@ -121,10 +118,54 @@ fn licenses_priced_in_an_erc20_token() {
     let dollars = |n: u64| U256::from(n) * U256::exp10(6);
     env.runtime.block_on(tusd.mint(ACCOUNT[1], dollars(10)));
     let token = tusd.address();
+    let fee = env.runtime.block_on(Token::deploy(
+        client.clone(),
+        artifact("FeeOnTransferERC20"),
+        U256::from(100),
+    ));
+    // A token of the seller's own making, which the market was not deployed with.
+    let junk = env
+        .runtime
+        .block_on(Token::deploy(client, artifact("SixDecimalsERC20"), ()));
+
+    // The market accepts the currencies it is deployed with, and no others.
+    let deployed = env.ok(
+        0,
+        &[
+            "deploy",
+            "--rpc-url",
+            env.devnet.endpoint(),
+            "--currency",
+            &token,
+            "--currency",
+            &fee.address(),
+            "--json",
+        ],
+    );
+    let market = deployed["market"].as_str().unwrap().to_string();
 
     let model = env.path("m.safetensors");
     write_model(&model, 3, 0.0);
     env.ok(0, &["mint", path_str(&model), "--name", "m"]);
+    let refused = env.fails(
+        0,
+        &[
+            "offer",
+            "1",
+            "--kind",
+            "access",
+            "--price",
+            "1",
+            "--currency",
+            &junk.address(),
+        ],
+        2,
+    );
+    assert!(refused.contains("CurrencyNotAccepted"), "{refused}");
+    assert!(
+        refused.contains("registry deploy --currency"),
+        "hint: {refused}"
+    );
     let offered = env.ok(
         0,
         &[
@@ -191,12 +232,12 @@ fn licenses_priced_in_an_erc20_token() {
     );
     env.ok(0, &["rights", ACCOUNT[1], "1"]);
 
-    // Renewing pays the snapshotted price in the same token.
-    env.advance(2 * DAY);
-    env.fails(0, &["rights", ACCOUNT[1], "1"], 1);
+    // Renewing before the license lapses pays the offering's price in the same token.
+    env.advance(DAY / 2);
+    env.fails(0, &["rights", ACCOUNT[1], "1", "--at", "+1d"], 1);
     let renewed = env.ok(1, &["renew", "1", "--json"]);
     assert_eq!(renewed["price"]["amount"], "2.5");
-    env.ok(0, &["rights", ACCOUNT[1], "1"]);
+    env.ok(0, &["rights", ACCOUNT[1], "1", "--at", "+1d"]);
     assert_eq!(credits_in(&env, 0, &token), "5");
     assert_eq!(env.runtime.block_on(tusd.balance(ACCOUNT[1])), dollars(5));
 
@@ -223,11 +264,6 @@ fn licenses_priced_in_an_erc20_token() {
     assert!(nothing.contains("NothingToWithdraw"), "{nothing}");
 
     // A token that takes a 1% fee on each transfer would leave the market short: refused.
-    let fee = env.runtime.block_on(Token::deploy(
-        client,
-        artifact("FeeOnTransferERC20"),
-        U256::from(100),
-    ));
     env.runtime.block_on(fee.mint(ACCOUNT[1], U256::exp10(18)));
     env.ok(
         0,
