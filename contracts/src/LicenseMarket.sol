@@ -14,11 +14,14 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, Offering, Terms} f
 ///
 /// - An offering's terms are immutable once published; its model's owner can close it for new
 ///   sales. Its licenses stay renewable for the offering's `renewalPeriod` after closing.
-/// - An offering sells only while its publisher owns the model, and never in the block in which
-///   the model changed hands: a model held for one transaction cannot sell its holder licenses.
+/// - An offering sells only while its publisher owns the model. A model that changed hands in
+///   this block acts for nothing: no sale or renewal of its licenses, no closing of its
+///   offerings, and no royalty share credited to it, so a model held for one transaction (a
+///   flash loan, an AMM pool bought from and sold back to) gives its holder nothing.
 /// - `buy` mints a license valid from the purchase until `expiry` (exclusive; 0 = perpetual);
 ///   its terms are its offering's. `renew` (by the holder or an approved operator) extends a
-///   time-bound license by one more duration before it lapses; a lapsed license is not renewed
+///   time-bound license by one more duration before it lapses (at its expiry second it has
+///   lapsed: windows are half-open); a lapsed license is not renewed
 ///   (buy a new one), so a license's window only ever grows and answers about past times never
 ///   change. Nobody, the model owner included, can revoke a license.
 /// - A fine-tune license admits one derivative: the registry consumes (burns) it at mint.
@@ -185,7 +188,9 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     /// offering's renewal period.
     function closeOffering(uint256 offeringId) external {
         Offering storage o = _offering(offeringId);
-        if (registry.ownerOf(o.modelId) != msg.sender) revert NotModelOwner(o.modelId, msg.sender);
+        (address owner, uint256 ownerSince,,) = registry.payees(o.modelId);
+        if (owner != msg.sender) revert NotModelOwner(o.modelId, msg.sender);
+        if (ownerSince == block.number) revert OwnerChangedThisBlock(o.modelId);
         if (o.closed) revert OfferingIsClosed(offeringId);
         o.closed = true;
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -256,7 +261,7 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         uint24 periods = t.periods;
         uint64 end = start + uint64(periods) * duration;
         // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp > end) revert LicenseLapsed(licenseId, end);
+        if (block.timestamp >= end) revert LicenseLapsed(licenseId, end);
         t.periods = periods + 1;
         expiry = end + duration;
         emit LicenseRenewed(licenseId, msg.sender, o.price, start, expiry);
@@ -268,10 +273,8 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     function _sell(Offering storage o, uint256 offeringId, uint256 licenseId, bool fresh) private {
         uint256 modelId = o.modelId;
         (address owner, uint256 ownerSince, uint256[] memory parents, uint16[] memory bps) = registry.payees(modelId);
-        if (fresh) {
-            if (owner != o.publisher) revert PublisherNotOwner(offeringId, o.publisher, owner);
-            if (ownerSince == block.number) revert OwnerChangedThisBlock(modelId);
-        }
+        if (fresh && owner != o.publisher) revert PublisherNotOwner(offeringId, o.publisher, owner);
+        if (ownerSince == block.number) revert OwnerChangedThisBlock(modelId);
         address currency = o.currency;
         uint256 price = o.price;
         _collect(currency, price);
@@ -315,12 +318,20 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
             unchecked {
                 rest -= share;
             }
-            (address o,, uint256[] memory pp, uint16[] memory pb) = registry.payees(parents[i]);
-            _split(o, pp, pb, parents[i], currency, share, licenseId);
+            _splitUp(parents[i], currency, share, licenseId);
         }
         if (rest == 0) return;
         credits[owner][currency] += rest;
         emit PaymentCredited(owner, currency, licenseId, modelId, rest);
+    }
+
+    /// @dev Credits `share` to ancestor `modelId` and up its own lineage. The share goes to the
+    /// ancestor's owner at the sale: never to one of this block, who could have borrowed the
+    /// ancestor to take its share of his own purchase.
+    function _splitUp(uint256 modelId, address currency, uint256 share, uint256 licenseId) private {
+        (address owner, uint256 since, uint256[] memory parents, uint16[] memory bps) = registry.payees(modelId);
+        if (since == block.number) revert OwnerChangedThisBlock(modelId);
+        _split(owner, parents, bps, modelId, currency, share, licenseId);
     }
 
     // ---------------------------------------------------------------- derivatives

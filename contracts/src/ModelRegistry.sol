@@ -16,7 +16,8 @@ import {ILicenseMarket, IModelRegistry, MintParams, Model, ModelHeader, Parent} 
 /// Rules:
 /// - a content root can be registered once (`DuplicateContent` names the model that has it);
 /// - every model has a derivative royalty floor, fixed at mint: each derivative owes it, the
-///   owner's own derivatives included, and fine-tune offerings may ask more, never less;
+///   owner's own derivatives included, and fine-tune offerings may ask more, never less; the
+///   owner path is closed in the block the parent changed hands (a flash owner derives nothing);
 /// - a fine-tune license admits one derivative: the mint consumes (burns) it. Its validity is
 ///   checked at mint only: a time-bound fine-tune license bounds when a derivative can be made,
 ///   not how long the derivative may be used or sold, and the derivative owes its royalties for
@@ -63,6 +64,7 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
     error NotDeployer(address caller);
     error MarketAlreadyBound(address market);
     error MarketNotBound();
+    error MarketOfAnotherRegistry(address market);
     error ZeroAddress();
     error EmptyWeightsCid();
     error EmptyContentRoot();
@@ -78,6 +80,7 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
     error LineageTooLarge(uint256 royaltyNodes, uint256 max);
     error RoyaltySharesExceedTotal(uint256 totalBps);
     error NotRoyaltyReceiver(uint256 modelId, address caller);
+    error OwnerChangedThisBlock(uint256 modelId);
 
     constructor() ERC721("AI Model", "MODEL") {
         deployer = msg.sender;
@@ -89,6 +92,9 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
         if (msg.sender != deployer) revert NotDeployer(msg.sender);
         if (address(market) != address(0)) revert MarketAlreadyBound(address(market));
         if (address(market_) == address(0)) revert ZeroAddress();
+        // A market of another registry would refuse every `consume`: licensed mints would fail
+        // for ever.
+        if (address(market_.registry()) != address(this)) revert MarketOfAnotherRegistry(address(market_));
         market = market_;
         emit MarketBound(address(market_));
     }
@@ -175,6 +181,7 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
     function _admitParent(uint256 parentId, uint256 licenseId, uint16 floor) private returns (uint16) {
         if (licenseId == 0) {
             if (_ownerOf(parentId) != msg.sender) revert NotParentOwner(parentId, msg.sender);
+            if (_headers[parentId].ownerSince == block.number) revert OwnerChangedThisBlock(parentId);
             return floor;
         }
         ILicenseMarket m = market;

@@ -146,6 +146,9 @@ struct License {
 
 /// @notice What the registry needs from the market when a derivative is minted.
 interface ILicenseMarket {
+    /// The registry the market serves.
+    function registry() external view returns (IModelRegistry);
+
     /// Consumes fine-tune license `licenseId` of `parentId` held by `holder` for one derivative
     /// (the license is burnt) and returns its royalty share. Only the registry may call it.
     function consume(uint256 licenseId, address holder, uint256 parentId) external returns (uint16 royaltyBps);

@@ -49,11 +49,12 @@ contract LoopholesTest is Fixture {
         vm.prank(alice);
         registry.transferFrom(alice, mallory, a);
 
-        // 1. A derivative by the owner path owes A the floor.
-        uint256 d1 = _mintChild(mallory, _ids(a), _ids(0));
-        (uint256[] memory parents, uint16[] memory bps) = _royaltyEdges(d1);
-        vm.assertEq(parents, _ids(a), "d1 owes A");
-        vm.assertEq(bps[0], 2_000, "the floor, not 0");
+        // 1. No derivative by the owner path in the block Mallory got A.
+        MintParams memory child = _params(mallory);
+        (child.parents, child.licenses) = (_ids(a), _ids(0));
+        vm.prank(mallory);
+        vm.expectRevert(abi.encodeWithSelector(ModelRegistry.OwnerChangedThisBlock.selector, a));
+        registry.mint(child);
 
         // 2. A royalty-free fine-tune offering cannot be published at all.
         Terms memory t = _terms(a, LicenseKind.FineTune, NATIVE, 0, 0);
@@ -75,7 +76,15 @@ contract LoopholesTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, a));
         market.buy(freeAccess, carol, 0);
 
-        // 4. Mallory gives A back; from the next block on her offerings are dead.
+        // 4. Held into the next block, A admits Mallory's derivative by the owner path, which
+        //    owes A the floor for ever.
+        vm.roll(block.number + 1);
+        uint256 d1 = _mintChild(mallory, _ids(a), _ids(0));
+        (uint256[] memory parents, uint16[] memory bps) = _royaltyEdges(d1);
+        vm.assertEq(parents, _ids(a), "d1 owes A");
+        vm.assertEq(bps[0], 2_000, "the floor, not 0");
+
+        // 5. Mallory gives A back; from the next block on her offerings are dead.
         vm.prank(mallory);
         registry.transferFrom(mallory, alice, a);
         vm.roll(block.number + 1);
@@ -92,7 +101,7 @@ contract LoopholesTest is Fixture {
         (bool allowed,) = _rightsOf(mallory, a, LicenseKind.FineTune, type(uint64).max);
         vm.assertFalse(allowed, "nor any license");
 
-        // 5. 20 ether of d1's sales pay Alice, A's owner, her 20%.
+        // 6. 20 ether of d1's sales pay Alice, A's owner, her 20%.
         uint256 sale = _publish(_terms(d1, LicenseKind.Access, NATIVE, 10 ether, 0));
         _buy(carol, sale);
         _buy(dave, sale);

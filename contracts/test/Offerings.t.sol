@@ -303,6 +303,7 @@ contract OfferingsTest is Fixture {
         uint256 id = _publish(_terms(model, LicenseKind.Access, NATIVE, 1, 0));
         vm.prank(alice);
         registry.transferFrom(alice, carol, model);
+        vm.roll(block.number + 1);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotModelOwner.selector, model, alice));
         market.closeOffering(id);

@@ -70,9 +70,12 @@ contract RenewTest is Fixture {
         vm.assertEq(l.start, T0 + 45 * DAY, "new window");
     }
 
-    function test_renew_exactlyAtExpiry() public {
+    function test_renew_exactlyAtExpiryIsALapse() public {
         vm.warp(T0 + 30 * DAY);
-        vm.assertEq(_renew(bob, lic), T0 + 60 * DAY, "expiry + duration");
+        vm.deal(bob, 1 ether);
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.LicenseLapsed.selector, lic, T0 + 30 * DAY));
+        market.renew{value: 1 ether}(lic, 1 ether);
     }
 
     function test_renew_oneSecondBeforeExpiry() public {
@@ -152,6 +155,7 @@ contract RenewTest is Fixture {
     function test_renew_afterTheModelChangedHands() public {
         vm.prank(alice);
         registry.transferFrom(alice, carol, model);
+        vm.roll(block.number + 1);
         _renew(bob, lic);
         vm.assertEq(market.credits(carol, NATIVE), 1 ether, "the new owner");
         vm.assertEq(market.credits(alice, NATIVE), 1 ether, "the purchase");

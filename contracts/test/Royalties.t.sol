@@ -101,6 +101,7 @@ contract RoyaltiesTest is Fixture {
     function test_split_followsCurrentOwners() public {
         vm.prank(bob);
         registry.transferFrom(bob, address(0xB2), b);
+        vm.roll(block.number + 1);
         _sell(c, NATIVE, 999_999);
         vm.assertEq(market.credits(address(0xB2), NATIVE), 307_402, "B's new owner");
         vm.assertEq(market.credits(bob, NATIVE), 0, "B's old owner");
@@ -122,6 +123,7 @@ contract RoyaltiesTest is Fixture {
         uint256 e = _mintChild(alice, _ids(f), _ids(0));
         vm.prank(alice);
         registry.transferFrom(alice, carol, f);
+        vm.roll(block.number + 1);
         _sell(e, NATIVE, 1 ether);
         vm.assertEq(market.credits(carol, NATIVE), 0.1 ether, "F's owner: the 10% floor");
         vm.assertEq(market.credits(alice, NATIVE), 0.9 ether, "E's owner: the rest");

@@ -252,15 +252,20 @@ impl Market {
         if let Some(id) = id {
             filter = filter.topic1(H256(id.into()));
         }
+        self.events(&filter, "ModelMinted").await
+    }
+
+    /// The logs `filter` matches, decoded as event `E` (named `name` in errors).
+    async fn events<E: EthEvent>(&self, filter: &Filter, name: &str) -> Result<Vec<E>> {
         let logs = self
             .client
-            .get_logs(&filter)
+            .get_logs(filter)
             .await
             .map_err(|e| self.rpc_error(e))?;
         logs.into_iter()
             .map(|log| {
-                ModelMintedFilter::decode_log(&log.into()).map_err(|e| Error::Contract {
-                    context: "decoding ModelMinted".into(),
+                E::decode_log(&log.into()).map_err(|e| Error::Contract {
+                    context: format!("decoding {name}"),
                     message: e.to_string(),
                 })
             })
@@ -308,21 +313,12 @@ impl Market {
             .event(&OfferingPublishedFilter::abi_signature())
             .topic2(H256(model.into()))
             .from_block(self.deployment.block);
-        let logs = self
-            .client
-            .get_logs(&filter)
-            .await
-            .map_err(|e| self.rpc_error(e))?;
-        logs.into_iter()
-            .map(|log| {
-                OfferingPublishedFilter::decode_log(&log.into())
-                    .map(|e| (e.offering_id, e.terms))
-                    .map_err(|e| Error::Contract {
-                        context: "decoding OfferingPublished".into(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect()
+        let published: Vec<OfferingPublishedFilter> =
+            self.events(&filter, "OfferingPublished").await?;
+        Ok(published
+            .into_iter()
+            .map(|e| (e.offering_id, e.terms))
+            .collect())
     }
 
     // ----------------------------------------------------------------- licenses
@@ -423,19 +419,8 @@ impl Market {
             .event(&TransferFilter::abi_signature())
             .topic2(H256::from(account))
             .from_block(self.deployment.block);
-        let logs = self
-            .client
-            .get_logs(&filter)
-            .await
-            .map_err(|e| self.rpc_error(e))?;
-        let mut candidates: Vec<U256> = logs
-            .iter()
-            .filter_map(|log| {
-                log.topics
-                    .get(3)
-                    .map(|t| U256::from_big_endian(t.as_bytes()))
-            })
-            .collect();
+        let transfers: Vec<TransferFilter> = self.events(&filter, "Transfer").await?;
+        let mut candidates: Vec<U256> = transfers.into_iter().map(|t| t.token_id).collect();
         candidates.sort();
         candidates.dedup();
         let mut best: Option<(u64, U256)> = None;

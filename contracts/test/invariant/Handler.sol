@@ -72,8 +72,9 @@ contract Ghost {
     /// Selects licenses. holderRule: 0 any, 1 held by `holder`, 2 held by someone else.
     /// modelId 0: any model. kindRule: 0 any, 1 fine-tune, 2 not fine-tune. timeRule: 0 any,
     /// 1 time-bound, 2 time-bound and not valid at `at` (expiry <= at), 3 time-bound and
-    /// expiring after `at`, 4 renewable at `at` (not lapsed, offering open or within its
-    /// renewal period), 5 lapsed at `at` (expiry < at) while its offering is still renewable,
+    /// expiring after `at`, 4 renewable at `at` (not lapsed: at < expiry; offering open or
+    /// within its renewal period), 5 lapsed at `at` (expiry <= at: a license is valid on
+    /// [start, expiry), so at its expiry it has lapsed) while its offering is still renewable,
     /// 6 valid at `at`.
     struct LicenseQuery {
         bool consumed;
@@ -86,8 +87,9 @@ contract Ghost {
     }
 
     /// Selects offerings. kindRule as in `LicenseQuery`; modelId 0 = any model. sellRule 0: can
-    /// sell in block `blk` (open, not sold out, publisher owns the model, not since `blk`);
-    /// 1: open, not sold out, but its publisher no longer owns the model.
+    /// sell in block `blk` (open, not sold out, publisher owns the model, not since `blk`, and
+    /// no ancestor its price pays a share changed hands in `blk`); 1: open, not sold out, but
+    /// its publisher no longer owns the model.
     struct OfferingQuery {
         uint256 modelId;
         uint8 kindRule;
@@ -241,6 +243,13 @@ contract Ghost {
         return l.start <= at && (l.expiry == 0 || at < l.expiry);
     }
 
+    /// Whether license `licenseId`'s offering renews at time `at`: open, or closed less than its
+    /// renewal period before.
+    function renewsAt(uint256 licenseId, uint64 at) public view returns (bool) {
+        GOffering storage o = _offerings[_licenses[licenseId - 1].offeringId - 1];
+        return !o.closed || at < uint256(o.closedAt) + o.renewalPeriod;
+    }
+
     /// Whether `spender` may renew or move license `licenseId` (ERC-721 `_isAuthorized`).
     function authorized(uint256 licenseId, address spender) public view returns (bool) {
         GLicense storage l = _licenses[licenseId - 1];
@@ -255,10 +264,15 @@ contract Ghost {
         uint256[] calldata parents,
         uint256[] calldata licenses,
         bytes32 root,
-        uint64 at
+        uint64 at,
+        uint256 blk
     ) external view returns (bytes memory err, MintResult memory r) {
-        uint256 existing = modelByRoot[root];
-        if (existing != 0) return (abi.encodeWithSelector(ModelRegistry.DuplicateContent.selector, root, existing), r);
+        {
+            uint256 existing = modelByRoot[root];
+            if (existing != 0) {
+                return (abi.encodeWithSelector(ModelRegistry.DuplicateContent.selector, root, existing), r);
+            }
+        }
         uint256 n = parents.length;
         if (n != licenses.length) {
             return (abi.encodeWithSelector(ModelRegistry.ParentLicenseCountMismatch.selector, n, licenses.length), r);
@@ -270,7 +284,7 @@ contract Ghost {
         uint256 k;
         for (uint256 i; i < n; ++i) {
             uint16 bps;
-            (err, bps) = _admit(minter, parents, licenses, i, at);
+            (err, bps) = _admit(minter, parents, licenses, i, at, blk);
             if (err.length != 0) return (err, r);
             GModel storage pm = _models[parents[i] - 1];
             if (uint256(pm.depth) + 1 > r.depth) r.depth = uint256(pm.depth) + 1;
@@ -298,13 +312,17 @@ contract Ghost {
         }
     }
 
-    /// Parent `i` of a mint: the revert its admission must give, or the share owed to it (the
-    /// floor on the owner path, else the license's share if higher).
-    function _admit(address minter, uint256[] calldata parents, uint256[] calldata licenses, uint256 i, uint64 at)
-        internal
-        view
-        returns (bytes memory err, uint16 bps)
-    {
+    /// Parent `i` of a mint in block `blk`: the revert its admission must give, or the share
+    /// owed to it (the floor on the owner path, where the parent must not have changed hands in
+    /// `blk`; else the license's share if higher).
+    function _admit(
+        address minter,
+        uint256[] calldata parents,
+        uint256[] calldata licenses,
+        uint256 i,
+        uint64 at,
+        uint256 blk
+    ) internal view returns (bytes memory err, uint16 bps) {
         uint256 p = parents[i];
         if (p == 0 || p > _models.length) return (abi.encodeWithSelector(ModelRegistry.UnknownModel.selector, p), 0);
         for (uint256 j; j < i; ++j) {
@@ -313,7 +331,11 @@ contract Ghost {
         GModel storage pm = _models[p - 1];
         bps = pm.floor;
         if (licenses[i] == 0) {
-            if (pm.owner != minter) err = abi.encodeWithSelector(ModelRegistry.NotParentOwner.selector, p, minter);
+            if (pm.owner != minter) {
+                err = abi.encodeWithSelector(ModelRegistry.NotParentOwner.selector, p, minter);
+            } else if (pm.ownerSince == blk) {
+                err = abi.encodeWithSelector(ModelRegistry.OwnerChangedThisBlock.selector, p);
+            }
             return (err, bps);
         }
         err = consumeError(licenses[i], minter, p, at);
@@ -374,10 +396,13 @@ contract Ghost {
         if (m.ownerSince == blk) {
             return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, o.modelId);
         }
-        return _collectError(o.currency, o.price, value);
+        return _payError(o, value, blk);
     }
 
-    function renewError(uint256 licenseId, address caller, uint256 maxPrice, uint256 value, uint64 at)
+    /// Renewals in block `blk` at time `at`: a license is valid on [start, expiry), so at its
+    /// expiry it has lapsed; the model must not have changed hands in `blk` (no publisher check:
+    /// a renewal sells under the offering whoever owns the model now).
+    function renewError(uint256 licenseId, address caller, uint256 maxPrice, uint256 value, uint64 at, uint256 blk)
         external
         view
         returns (bytes memory)
@@ -395,8 +420,66 @@ contract Ghost {
             return abi.encodeWithSelector(LicenseMarket.OfferingIsClosed.selector, l.offeringId);
         }
         if (o.price > maxPrice) return abi.encodeWithSelector(LicenseMarket.PriceAboveMax.selector, o.price, maxPrice);
-        if (at > l.expiry) return abi.encodeWithSelector(LicenseMarket.LicenseLapsed.selector, licenseId, l.expiry);
-        return _collectError(o.currency, o.price, value);
+        if (at >= l.expiry) return abi.encodeWithSelector(LicenseMarket.LicenseLapsed.selector, licenseId, l.expiry);
+        if (_models[o.modelId - 1].ownerSince == blk) {
+            return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, o.modelId);
+        }
+        return _payError(o, value, blk);
+    }
+
+    /// A sale of `o` whose model may sell: the payment's error, else OwnerChangedThisBlock of
+    /// the first ancestor paid a share that changed hands in block `blk` (`_split` checks them
+    /// after `_collect`).
+    function _payError(GOffering storage o, uint256 value, uint256 blk) internal view returns (bytes memory err) {
+        err = _collectError(o.currency, o.price, value);
+        if (err.length != 0) return err;
+        uint256 changed = _changedPayee(o.modelId, o.price, blk);
+        if (changed != 0) return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, changed);
+    }
+
+    /// The first ancestor, in the split's order (royalty edges in order, depth first, zero
+    /// shares skipped), that a sale of `modelId` for `amount` pays a share and whose owner is
+    /// of block `blk`; 0 if none.
+    function _changedPayee(uint256 modelId, uint256 amount, uint256 blk) internal view returns (uint256) {
+        if (amount == 0) return 0;
+        uint256[] storage parents = _edgeParents[modelId];
+        uint16[] storage bps = _edgeBps[modelId];
+        for (uint256 i; i < parents.length; ++i) {
+            uint256 share = Math.mulDiv(amount, bps[i], BPS);
+            if (share == 0) continue;
+            uint256 p = parents[i];
+            if (_models[p - 1].ownerSince == blk) return p;
+            uint256 up = _changedPayee(p, share, blk);
+            if (up != 0) return up;
+        }
+        return 0;
+    }
+
+    /// The ancestors a sale of `modelId` for `amount` pays a share, in the split's order (an
+    /// ancestor reached twice, as in a diamond, is listed twice).
+    function paidAncestors(uint256 modelId, uint256 amount) external view returns (uint256[] memory list) {
+        list = new uint256[](MAX_NODES);
+        uint256 n = _paidAncestors(modelId, amount, list, 0);
+        assembly ("memory-safe") {
+            mstore(list, n)
+        }
+    }
+
+    function _paidAncestors(uint256 modelId, uint256 amount, uint256[] memory list, uint256 n)
+        internal
+        view
+        returns (uint256)
+    {
+        if (amount == 0) return n;
+        uint256[] storage parents = _edgeParents[modelId];
+        uint16[] storage bps = _edgeBps[modelId];
+        for (uint256 i; i < parents.length; ++i) {
+            uint256 share = Math.mulDiv(amount, bps[i], BPS);
+            if (share == 0) continue;
+            list[n++] = parents[i];
+            n = _paidAncestors(parents[i], share, list, n);
+        }
+        return n;
     }
 
     function _collectError(address currency, uint256 price, uint256 value) internal pure returns (bytes memory) {
@@ -440,10 +523,13 @@ contract Ghost {
         return "";
     }
 
-    function closeError(address caller, uint256 offeringId) external view returns (bytes memory) {
+    function closeError(address caller, uint256 offeringId, uint256 blk) external view returns (bytes memory) {
         GOffering storage o = _offerings[offeringId - 1];
-        address owner = _models[o.modelId - 1].owner;
-        if (owner != caller) return abi.encodeWithSelector(LicenseMarket.NotModelOwner.selector, o.modelId, caller);
+        GModel storage m = _models[o.modelId - 1];
+        if (m.owner != caller) return abi.encodeWithSelector(LicenseMarket.NotModelOwner.selector, o.modelId, caller);
+        if (m.ownerSince == blk) {
+            return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, o.modelId);
+        }
         if (o.closed) return abi.encodeWithSelector(LicenseMarket.OfferingIsClosed.selector, offeringId);
         return "";
     }
@@ -475,9 +561,9 @@ contract Ghost {
         if (q.timeRule == 1) return true;
         if (q.timeRule == 2) return l.expiry <= q.at;
         if (q.timeRule == 3) return l.expiry > q.at;
-        bool renewable = !o.closed || q.at < uint256(o.closedAt) + o.renewalPeriod;
-        if (q.timeRule == 4) return renewable && q.at <= l.expiry;
-        return renewable && l.expiry < q.at;
+        bool renewable = renewsAt(id, q.at);
+        if (q.timeRule == 4) return renewable && q.at < l.expiry;
+        return renewable && l.expiry <= q.at;
     }
 
     /// The first offering from `seed` on (cyclically) that `q` selects, or 0.
@@ -501,7 +587,7 @@ contract Ghost {
         if (o.closed || (o.supplyCap != 0 && o.sold >= o.supplyCap)) return false;
         GModel storage m = _models[o.modelId - 1];
         if (q.sellRule == 1) return m.owner != o.publisher;
-        return m.owner == o.publisher && m.ownerSince != q.blk;
+        return m.owner == o.publisher && m.ownerSince != q.blk && _changedPayee(o.modelId, o.price, q.blk) == 0;
     }
 
     /// The first model from `seed` on with royalty edges (a derivative that pays its lineage),
@@ -609,7 +695,8 @@ contract Ghost {
 /// priced licenses of royalty-paying derivatives), renew (as holders and approved operators),
 /// approve, transfer licenses and models, close offerings, withdraw, and time passes.
 /// Adversarial actions build their precondition and then break one rule, which must revert with
-/// its named error. Every call's outcome is checked against the `Ghost` reference model: the
+/// its named error (among them, acting as the owner of a model, or being paid as an ancestor's
+/// owner, in the block the model changed hands: OwnerChangedThisBlock). Every call's outcome is checked against the `Ghost` reference model: the
 /// exact revert data, or the effects (after every sale, each actor's credits per currency equal
 /// the reference split). The handler makes every call itself and catches its revert (forge
 /// would ignore a reverting handler call: fail_on_revert is false), so any contradiction is
@@ -623,18 +710,22 @@ contract Handler is TestBase {
         ConsumedLicense,
         NotFineTuneLicense,
         DuplicateContent,
+        DeriveInTransferBlock,
         WrongPayment,
         MaxPriceBelowPrice,
         BuyInTransferBlock,
         PublisherNotOwner,
+        PayeeInTransferBlock,
         NonOwnerPublish,
         NonOwnerClose,
         RoyaltyBelowFloor,
+        CloseInTransferBlock,
         RenewByNonHolder,
-        RenewAfterLapse
+        RenewAfterLapse,
+        RenewInTransferBlock
     }
 
-    uint256 public constant ATTACKS = 15;
+    uint256 public constant ATTACKS = 19;
     uint64 public constant T0 = 1_700_000_000;
     uint256 public constant MAX_PRICE = 1e20;
 
@@ -1031,11 +1122,12 @@ contract Handler is TestBase {
 
     /// A derivative minted under a license that cannot admit it: of another model, expired
     /// (warping to its expiry when needed), held by someone else, already consumed, or not a
-    /// fine-tune license; or a model whose content root is registered already.
+    /// fine-tune license; a model whose content root is registered already; or a derivative
+    /// minted as the owner of a parent received in the same block.
     function attackMint(uint256 which, uint256 actorSeed, uint256 seed) external step {
         (which, actorSeed, seed) = (_mix(which, 0), _mix(actorSeed, 1), _mix(seed, 2));
         address actor = _actor(actorSeed);
-        uint256 kind = which % 6;
+        uint256 kind = which % 7;
         Expect memory e;
         e.attack = 1 + kind;
         uint256[] memory parents = new uint256[](1);
@@ -1046,6 +1138,15 @@ contract Handler is TestBase {
             e.label = "attack: mint duplicate content";
             e.named = abi.encodeWithSelector(ModelRegistry.DuplicateContent.selector, root, m);
             _tryMintRoot(actor, new uint256[](0), new uint256[](0), 0, root, e);
+            return;
+        }
+        if (kind == uint256(Attack.DeriveInTransferBlock)) {
+            // The owner path under a borrowed parent would skip its fine-tune offerings.
+            parents[0] = _model(seed);
+            _handTo(parents[0], actor, seed >> 64);
+            e.label = "attack: derive as the owner of a parent received this block";
+            e.named = abi.encodeWithSelector(ModelRegistry.OwnerChangedThisBlock.selector, parents[0]);
+            _tryMint(actor, parents, licenses, _floor(seed), e);
             return;
         }
         uint256 lic = _attackLicense(kind, actor, seed);
@@ -1119,14 +1220,34 @@ contract Handler is TestBase {
     }
 
     /// A purchase that breaks one rule: wrong payment, maxPrice below the price, in the block
-    /// the model changed hands, or from an offering whose publisher no longer owns the model.
+    /// the model changed hands, from an offering whose publisher no longer owns the model, or
+    /// paying a share to an ancestor the payer took over in the same block.
     function attackBuy(uint256 which, uint256 seed, uint256 actorSeed, uint256 amount) external step {
         (which, seed, actorSeed, amount) = (_mix(which, 0), _mix(seed, 1), _mix(actorSeed, 2), _mix(amount, 3));
-        uint256 kind = uint256(Attack.WrongPayment) + which % 4;
+        uint256 kind = uint256(Attack.WrongPayment) + which % 5;
         address payer = _actor(actorSeed);
         Expect memory e;
         e.attack = 1 + kind;
         uint256 offeringId;
+        if (kind == uint256(Attack.PayeeInTransferBlock)) {
+            // The payer borrows an ancestor its purchase pays, to take that share back.
+            offeringId = ghost.findOffering(seed, Ghost.OfferingQuery(0, 0, true, true, false, 0, blockNumber));
+            if (offeringId == 0) {
+                uint256 d = ghost.findDerivative(seed);
+                if (d == 0) return;
+                offeringId = _publishFor(d, LicenseKind.Access, 0, 0, 1e15 + seed % MAX_PRICE);
+                if (offeringId == 0) return;
+            }
+            Ghost.GOffering memory g = ghost.offering(offeringId);
+            uint256[] memory paid = ghost.paidAncestors(g.modelId, g.price);
+            if (paid.length == 0) return;
+            uint256 ancestor = paid[amount % paid.length];
+            _handTo(ancestor, payer, amount >> 64);
+            e.label = "attack: buy paying an ancestor that changed hands this block";
+            e.named = abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, ancestor);
+            _tryBuy(payer, payer, offeringId, g.price, _value(g), e);
+            return;
+        }
         if (kind == uint256(Attack.PublisherNotOwner)) {
             offeringId = ghost.findOffering(seed, Ghost.OfferingQuery(0, 0, false, false, false, 1, blockNumber));
             if (offeringId != 0) {
@@ -1180,13 +1301,25 @@ contract Handler is TestBase {
         _tryBuy(payer, payer, offeringId, maxPrice, value, e);
     }
 
-    /// A model's rules broken: publish or close by a non-owner, or a fine-tune offering below
-    /// the model's derivative royalty floor.
+    /// A model's rules broken: publish or close by a non-owner, a fine-tune offering below the
+    /// model's derivative royalty floor, or a close by an owner of this block.
     function attackOwner(uint256 which, uint256 actorSeed, uint256 seed, uint256 bps) external step {
         (which, actorSeed, seed, bps) = (_mix(which, 0), _mix(actorSeed, 1), _mix(seed, 2), _mix(bps, 3));
-        uint256 kind = uint256(Attack.NonOwnerPublish) + which % 3;
+        uint256 kind = uint256(Attack.NonOwnerPublish) + which % 4;
         Expect memory e;
         e.attack = 1 + kind;
+        if (kind == uint256(Attack.CloseInTransferBlock)) {
+            // A borrowed model would end its offerings' sales and, after the renewal period,
+            // their licenses' renewals.
+            uint256 offeringId = 1 + seed % ghost.offeringCount();
+            uint256 modelId = ghost.offering(offeringId).modelId;
+            address taker = _actor(actorSeed);
+            _handTo(modelId, taker, actorSeed >> 64);
+            e.label = "attack: close in the block the model changed hands";
+            e.named = abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, modelId);
+            _tryClose(taker, offeringId, e);
+            return;
+        }
         if (kind == uint256(Attack.NonOwnerClose)) {
             uint256 offeringId = 1 + seed % ghost.offeringCount();
             uint256 modelId = ghost.offering(offeringId).modelId;
@@ -1215,11 +1348,12 @@ contract Handler is TestBase {
         _tryPublish(caller, t, e);
     }
 
-    /// A renewal by someone neither holder nor approved, or of a license that lapsed (warping
-    /// past the expiry of a fresh one when none has).
+    /// A renewal by someone neither holder nor approved, of a license that lapsed (warping to
+    /// or past the expiry of a fresh one when none has), or by a holder who took over the model
+    /// or an ancestor the renewal pays in the same block (its price would come back to him).
     function attackRenew(uint256 which, uint256 actorSeed, uint256 seed) external step {
         (which, actorSeed, seed) = (_mix(which, 0), _mix(actorSeed, 1), _mix(seed, 2));
-        uint256 kind = uint256(Attack.RenewByNonHolder) + which % 2;
+        uint256 kind = uint256(Attack.RenewByNonHolder) + which % 3;
         Expect memory e;
         e.attack = 1 + kind;
         uint256 id;
@@ -1231,17 +1365,35 @@ contract Handler is TestBase {
             e.label = "attack: renew by a non-holder";
             e.named =
                 abi.encodeWithSelector(LicenseMarket.NotLicenseHolder.selector, id, ghost.license(id).holder, caller);
-        } else {
-            id = ghost.findLicense(seed, Ghost.LicenseQuery(false, 0, address(0), 0, 0, 5, clock));
-            if (id == 0) {
-                id = _timeBoundLicense(_actor(actorSeed), seed);
-                if (id == 0) return;
-                _warp(ghost.license(id).expiry + 1 + uint64((seed >> 64) % 1 days));
-            }
+        } else if (kind == uint256(Attack.RenewAfterLapse)) {
+            // Half the time exactly at the expiry of a license renewable until then (the first
+            // instant it has lapsed), else a lapsed license; else past the expiry of a fresh one.
+            bool atExpiry = (seed >> 64) & 1 == 0;
+            id = ghost.findLicense(seed, Ghost.LicenseQuery(false, 0, address(0), 0, 0, atExpiry ? 4 : 5, clock));
+            if (id != 0 && atExpiry && !ghost.renewsAt(id, ghost.license(id).expiry)) id = 0;
+            bool warpToExpiry = id == 0 || atExpiry;
+            if (id == 0) id = _timeBoundLicense(_actor(actorSeed), seed);
+            if (id == 0) return;
+            if (warpToExpiry) _warp(ghost.license(id).expiry + (atExpiry ? 0 : 1 + uint64((seed >> 65) % 1 days)));
             Ghost.GLicense memory l = ghost.license(id);
             caller = l.holder;
             e.label = "attack: renew after the license lapsed";
             e.named = abi.encodeWithSelector(LicenseMarket.LicenseLapsed.selector, id, l.expiry);
+        } else {
+            id = ghost.findLicense(seed, Ghost.LicenseQuery(false, 0, address(0), 0, 0, 4, clock));
+            if (id == 0) id = _timeBoundLicense(_actor(actorSeed), seed);
+            if (id == 0) return;
+            Ghost.GLicense memory l = ghost.license(id);
+            caller = l.holder;
+            Ghost.GOffering memory o = ghost.offering(l.offeringId);
+            uint256 changed = o.modelId;
+            uint256[] memory paid = ghost.paidAncestors(o.modelId, o.price);
+            if ((seed >> 64) & 1 == 1 && paid.length != 0) changed = paid[(seed >> 72) % paid.length];
+            _handTo(changed, caller, seed >> 128);
+            e.label = changed == o.modelId
+                ? "attack: renew in the block the model changed hands"
+                : "attack: renew paying an ancestor that changed hands this block";
+            e.named = abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, changed);
         }
         Ghost.GOffering memory g = ghost.offering(ghost.license(id).offeringId);
         _tryRenew(caller, id, g.price, _value(g), e);
@@ -1266,7 +1418,8 @@ contract Handler is TestBase {
         bytes32 root,
         Expect memory e
     ) internal returns (uint256 id) {
-        (bytes memory expected, Ghost.MintResult memory r) = ghost.mintOutcome(actor, parents, licenses, root, clock);
+        (bytes memory expected, Ghost.MintResult memory r) =
+            ghost.mintOutcome(actor, parents, licenses, root, clock, blockNumber);
         MintParams memory p;
         p.to = actor;
         p.weightsCid = "bafy-weights";
@@ -1333,7 +1486,7 @@ contract Handler is TestBase {
     }
 
     function _tryClose(address caller, uint256 offeringId, Expect memory e) internal {
-        bytes memory expected = ghost.closeError(caller, offeringId);
+        bytes memory expected = ghost.closeError(caller, offeringId, blockNumber);
         (bool ok, bytes memory ret) =
             _call(caller, address(market), 0, abi.encodeCall(market.closeOffering, (offeringId)));
         if (!_settle(ok, ret, expected, e)) return;
@@ -1383,7 +1536,7 @@ contract Handler is TestBase {
     }
 
     function _tryRenew(address caller, uint256 id, uint256 maxPrice, uint256 value, Expect memory e) internal {
-        bytes memory expected = ghost.renewError(id, caller, maxPrice, value, clock);
+        bytes memory expected = ghost.renewError(id, caller, maxPrice, value, clock, blockNumber);
         Ghost.GLicense memory l = ghost.license(id);
         Ghost.GOffering memory o = ghost.offering(l.offeringId);
         _fund(caller, o.currency, o.price, value);
@@ -1538,6 +1691,13 @@ contract Handler is TestBase {
         // forge-lint: disable-next-line(unsafe-typecast)
         ghost.setOwner(modelId, to, uint64(blockNumber));
         _touchedModels.push(modelId);
+    }
+
+    /// Hands model `modelId` to `to` in this block (away and back when `to` holds it already):
+    /// `to` owns it, but only since this block.
+    function _handTo(uint256 modelId, address to, uint256 seed) internal {
+        if (ghost.model(modelId).owner == to) _transferModel(modelId, _otherActor(to, seed));
+        _transferModel(modelId, to);
     }
 
     function _warp(uint64 to) internal {

@@ -130,6 +130,12 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::Reverted { reason, .. } if reason.starts_with("RoyaltyBelowFloor") => {
                 Some("the model's derivative royalty floor is the least a fine-tune offering may ask: raise --royalty-bps".into())
             }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("PublisherNotOwner") => {
+                Some("the model changed hands since this offering was published: `registry show MODEL` lists the new owner's offerings".into())
+            }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("OwnerChangedThisBlock") => {
+                Some("a model that changed hands in this block cannot act or be paid until the next block: try again".into())
+            }
             registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseLapsed") => {
                 Some("a lapsed license cannot be renewed: buy a new one".into())
             }
