@@ -37,6 +37,8 @@ pub(crate) struct Parents(pub(crate) Db);
 pub(crate) struct Children(pub(crate) Db);
 /// Offerings by model.
 pub(crate) struct OfferingsOfModel(pub(crate) Db);
+/// The lineage edge a fine-tune license admitted, by license id (the mint consumed it).
+pub(crate) struct EdgeOfLicense(pub(crate) Db);
 /// Fingerprint summaries by model.
 pub(crate) struct Fingerprints(pub(crate) Db);
 /// Similar models by model, most similar first.
@@ -117,6 +119,20 @@ impl Loader<i64> for Children {
             .await
             .map_err(load_error)?;
         Ok(group(rows, |r| r.parent_id))
+    }
+}
+
+impl Loader<i64> for EdgeOfLicense {
+    type Value = lineage::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = lineage::Entity::find()
+            .filter(lineage::Column::LicenseId.is_in(keys.iter().copied().filter(|&k| k != 0)))
+            .filter(current())
+            .all(&self.0 .0)
+            .await
+            .map_err(load_error)?;
+        Ok(rows.into_iter().map(|r| (r.license_id, r)).collect())
     }
 }
 

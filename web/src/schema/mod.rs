@@ -30,6 +30,10 @@ pub fn build_schema(db: DatabaseConnection, limits: Limits) -> RegistrySchema {
         .data(DataLoader::new(loaders::Parents(loaders.clone()), spawn))
         .data(DataLoader::new(loaders::Children(loaders.clone()), spawn))
         .data(DataLoader::new(
+            loaders::EdgeOfLicense(loaders.clone()),
+            spawn,
+        ))
+        .data(DataLoader::new(
             loaders::OfferingsOfModel(loaders.clone()),
             spawn,
         ))

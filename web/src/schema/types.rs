@@ -5,8 +5,8 @@ use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject, 
 use registry::db::entity::{indexer_state, licenses, lineage, models, offerings, similarities};
 
 use super::loaders::{
-    Children, FingerprintSummary, Fingerprints, Models, Offerings, OfferingsOfModel, Parents,
-    Similar, State,
+    Children, EdgeOfLicense, FingerprintSummary, Fingerprints, Models, Offerings, OfferingsOfModel,
+    Parents, Similar, State,
 };
 use crate::error::{internal, OrInternal};
 
@@ -408,8 +408,22 @@ impl License {
     async fn kind(&self) -> LicenseKind {
         LicenseKind::from_code(self.0.kind)
     }
+    /// `0x0000…0000` once a derivative's mint consumed the license (see `consumedBy`).
     async fn holder(&self) -> &str {
         &self.0.holder
+    }
+    /// The derivative whose mint consumed this fine-tune license (one license, one
+    /// derivative); null while unused.
+    async fn consumed_by(&self, ctx: &Context<'_>) -> Result<Option<Model>> {
+        let edge = ctx
+            .data_unchecked::<DataLoader<EdgeOfLicense>>()
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| internal(e.as_str()))?;
+        match edge {
+            Some(edge) => model_by_id(ctx, edge.child_id).await,
+            None => Ok(None),
+        }
     }
     async fn payer(&self) -> &str {
         &self.0.payer

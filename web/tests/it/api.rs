@@ -309,6 +309,18 @@ async fn api_over_a_real_chain(kind: Kind) {
         license_ids(format!("holder: \"{}\"", addr(Address::zero()))).await,
         vec![2]
     );
+    let consumed = api
+        .data(
+            r#"{ used: licenses(where: { kind: FINE_TUNE }) { nodes { id consumedBy { id name } } }
+                 unused: licenses(where: { offering: "3" }) { nodes { consumedBy { id } } } }"#,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        consumed["used"]["nodes"],
+        json!([{ "id": "2", "consumedBy": { "id": "2", "name": "tuned" } }])
+    );
+    assert_eq!(consumed["unused"]["nodes"][0]["consumedBy"], Value::Null);
     assert_eq!(
         license_ids(format!("holder: \"{}\"", a(3))).await,
         vec![3],
