@@ -179,12 +179,7 @@ impl Market {
     /// A model, its owner and its parents: the stored header, and the record from the
     /// `ModelMinted` event of the block the header names.
     pub async fn model(&self, id: U256) -> Result<ModelView> {
-        let header = chain::call(
-            Target::Registry,
-            "reading the model",
-            self.registry.header_of(id),
-        )
-        .await?;
+        let header = self.header(id).await?;
         let owner = chain::call(
             Target::Registry,
             "reading the owner",
@@ -192,7 +187,7 @@ impl Market {
         )
         .await?;
         let minted = self
-            .minted_between(Some(id), header.minted_block, header.minted_block)
+            .minted_between(Some(id), header.minted_block, Some(header.minted_block))
             .await?
             .into_iter()
             .next()
@@ -223,32 +218,40 @@ impl Market {
         Ok((!id.is_zero()).then_some(id))
     }
 
+    /// What the registry stores of a model (reverts `UnknownModel` for an unknown id).
+    pub async fn header(&self, id: U256) -> Result<ModelHeader> {
+        chain::call(
+            Target::Registry,
+            "reading the model",
+            self.registry.header_of(id),
+        )
+        .await
+    }
+
     /// Every model minted so far, as its `ModelMinted` event, in id order.
     pub async fn minted_models(&self) -> Result<Vec<ModelMintedFilter>> {
-        let latest = self
-            .client
-            .get_block_number()
-            .await
-            .map_err(|e| self.rpc_error(e))?
-            .as_u64();
         let mut minted = self
-            .minted_between(None, self.deployment.block, latest)
+            .minted_between(None, self.deployment.block, None)
             .await?;
         minted.sort_by_key(|m| m.model_id);
         Ok(minted)
     }
 
+    /// `ModelMinted` events (of model `id`, or all) from block `from` to `to` (the latest
+    /// when `None`).
     async fn minted_between(
         &self,
         id: Option<U256>,
         from: u64,
-        to: u64,
+        to: Option<u64>,
     ) -> Result<Vec<ModelMintedFilter>> {
         let mut filter = Filter::new()
             .address(self.deployment.registry)
             .event(&ModelMintedFilter::abi_signature())
-            .from_block(from)
-            .to_block(to);
+            .from_block(from);
+        if let Some(to) = to {
+            filter = filter.to_block(to);
+        }
         if let Some(id) = id {
             filter = filter.topic1(H256(id.into()));
         }

@@ -68,11 +68,7 @@ impl OfferArgs {
         let royalty_bps = match (self.royalty_bps, self.kind) {
             (Some(bps), _) => bps,
             (None, LicenseKind::FineTune) => {
-                market
-                    .model(self.model)
-                    .await?
-                    .header
-                    .derivative_royalty_bps
+                market.header(self.model).await?.derivative_royalty_bps
             }
             (None, _) => 0,
         };
