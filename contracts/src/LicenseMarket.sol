@@ -6,7 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {ILicenseMarket, IModelRegistry, License, LicenseKind, Offering, Terms} from "./Types.sol";
+import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offering, Terms} from "./Types.sol";
 
 /// @title LicenseMarket
 /// @notice License offerings on registered models, and the licenses sold from them as ERC-721
@@ -18,17 +18,18 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, Offering, Terms} f
 ///   this block acts for nothing: no sale or renewal of its licenses, no closing of its
 ///   offerings, and no royalty share credited to it, so a model held for one transaction (a
 ///   flash loan, an AMM pool bought from and sold back to) gives its holder nothing.
-/// - `buy` mints a license valid from the purchase until `expiry` (exclusive; 0 = perpetual);
-///   its terms are its offering's. `renew` (by the holder or an approved operator) extends a
-///   time-bound license by one more duration before it lapses (at its expiry second it has
-///   lapsed: windows are half-open); a lapsed license is not renewed
-///   (buy a new one), so a license's window only ever grows and answers about past times never
-///   change. Nobody, the model owner included, can revoke a license.
+/// - `buy` mints a license valid from the purchase (from the key's delivery when escrowed, see
+///   below) until `expiry` (exclusive; 0 = perpetual); its terms are its offering's. `renew` (by
+///   the holder or an approved operator) extends a time-bound license by one more duration
+///   before it lapses (at its expiry second it has lapsed: windows are half-open); a lapsed
+///   license is not renewed (buy a new one), so a license's window only ever grows and answers
+///   about past times never change. Nobody, the model owner included, can revoke a license.
 /// - A fine-tune license admits one derivative: the registry consumes (burns) it at mint.
 /// - Non-transferable licenses are ERC-5192 locked: no transfer, no approval.
 /// - Buyers pass `maxPrice`, so a sale never charges more than the buyer agreed to.
-/// - Every sale's price is split at purchase time: each royalty parent of the model receives its
-///   share, split again up the parent's own lineage; the rest goes to the model's owner.
+/// - Every sale's price is split at purchase time (an escrowed one's at delivery): each royalty
+///   parent of the model receives its share, split again up the parent's own lineage; the rest
+///   goes to the model's owner.
 ///   Amounts are credited per account and currency and withdrawn by their owners (pull
 ///   payments, reentrancy guarded). Rounding remainders stay with the owner of the model whose
 ///   share was split, so every wei paid is credited.
@@ -36,6 +37,31 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, Offering, Terms} f
 ///   derivative's owner cannot pay its parents in a token of his own. ERC-20s that deliver less
 ///   than the price (fee-on-transfer) are rejected; rebasing tokens are not supported.
 /// - `grants` is the on-chain rights view; lists of licenses per holder are the indexer's.
+///
+/// Escrow (encrypted models). A model minted `encrypted` keeps its weights only encrypted (age
+/// format), so an access or fine-tune license is worth nothing until its buyer has the model
+/// key. Such offerings are `escrowed`:
+/// - `buy` takes the price (the same checks as any purchase) but credits nobody: it holds the
+///   price in escrow and emits `KeyRequested` with the buyer's age recipient (its X25519 public
+///   key, kept only in the event) and the delivery deadline (`deliveryPeriod` after the
+///   purchase).
+/// - `deliverKey`, by the model's current owner or a keeper that owner approved (`setKeeper`:
+///   a keeper delivers for every model its owner holds, and follows no model to a new owner),
+///   publishes the CID of the model key wrapped to the recipient before the deadline. The
+///   escrowed price is then split up the lineage exactly as a sale's, to the owners at delivery
+///   (so, as for any sale, not in a block in which the model or a paid ancestor changed hands),
+///   and the license's window restarts at delivery: a time-bound license runs from when its
+///   holder could first use it. The first delivery wins.
+/// - Until delivery the license grants nothing, and cannot be transferred, renewed or consumed
+///   by a derivative (`KeyNotDelivered`). At or after the deadline anyone may `refund` it: the
+///   license is burnt, its offering's supply slot freed, and the price credited to the payer
+///   (withdrawn with `withdraw`, like every credit).
+/// - What the market cannot guarantee: it cannot check that the delivered CID holds a working
+///   key for that recipient, so a buyer handed a bad key has no on-chain recourse once delivery
+///   is made (only the owner's reputation, which the public `KeyDelivered` record feeds). A
+///   keeper is trusted by the owner who approved it: it can release escrowed prices to that
+///   owner by delivering anything. The market cannot check either that the weights really are
+///   encrypted.
 contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     using SafeERC20 for IERC20;
 
@@ -43,6 +69,8 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     /// Longest duration an offering may grant per purchase or renewal, and longest renewal
     /// period after closing.
     uint64 public constant MAX_DURATION = 100 * 365 days;
+    /// Longest time an escrowed offering may give its model's owner to deliver a key.
+    uint64 public constant MAX_DELIVERY_PERIOD = 90 days;
     /// ERC-5192 interface id.
     bytes4 internal constant IERC5192_ID = 0xb45a3c0e;
 
@@ -53,6 +81,13 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         uint32 offeringId;
         uint40 start;
         uint24 periods;
+    }
+
+    /// The price of an escrowed sale awaiting its key, in one slot: who paid it (and is
+    /// refunded) and when the delivery period ends. The price and currency are the offering's.
+    struct Escrow {
+        address payer;
+        uint40 deadline;
     }
 
     IModelRegistry public immutable registry;
@@ -66,6 +101,11 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     mapping(uint256 licenseId => Token) private _tokens;
     /// Licenses held per account (ERC-721 `balanceOf`).
     mapping(address holder => uint256) private _held;
+    /// Escrowed sales: awaiting the key while `payer` is set. Delivery deletes the entry; a
+    /// refund clears only `payer`, and the `deadline` left marks the license as never valid.
+    mapping(uint256 licenseId => Escrow) private _escrows;
+    /// Accounts a model owner lets deliver keys for every model it owns.
+    mapping(address owner => mapping(address keeper => bool)) public isKeeper;
 
     event CurrencyAccepted(address indexed currency);
     event OfferingPublished(
@@ -89,6 +129,25 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         address indexed account, address indexed currency, uint256 indexed licenseId, uint256 modelId, uint256 amount
     );
     event Withdrawn(address indexed account, address indexed currency, address to, uint256 amount);
+    /// An escrowed sale: the model's owner (or a keeper) must deliver the model key wrapped to
+    /// `recipient` (the X25519 public key of the buyer's age recipient) before `deadline`.
+    event KeyRequested(
+        uint256 indexed licenseId, uint256 indexed modelId, address indexed holder, bytes32 recipient, uint64 deadline
+    );
+    /// The model key of an escrowed sale was delivered at `wrappedKeyCid`; the license is valid
+    /// from `start` (the delivery) until `expiry` (0 = perpetual).
+    event KeyDelivered(
+        uint256 indexed licenseId,
+        uint256 indexed modelId,
+        address indexed keeper,
+        string wrappedKeyCid,
+        uint64 start,
+        uint64 expiry
+    );
+    /// An escrowed sale whose key came too late: the license is burnt and `amount` credited to
+    /// its payer.
+    event LicenseRefunded(uint256 indexed licenseId, address indexed payer, address currency, uint256 amount);
+    event KeeperSet(address indexed owner, address indexed keeper, bool approved);
     /// ERC-5192: the license can never be transferred.
     event Locked(uint256 tokenId);
 
@@ -125,6 +184,17 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     error NothingToWithdraw(address account, address currency);
     error ZeroAddress();
     error NativeTransferFailed(address to, uint256 amount);
+    /// An escrowed offering's delivery period outside [1, max].
+    error DeliveryPeriodOutOfRange(uint64 deliveryPeriod, uint64 max);
+    /// A delivery period on an offering that is not escrowed (it sells no key).
+    error DeliveryPeriodNotApplicable();
+    error RecipientRequired(uint256 offeringId);
+    error NotPendingDelivery(uint256 licenseId);
+    error EmptyKeyCid();
+    error DeliveryDeadlinePassed(uint256 licenseId, uint64 deadline);
+    error DeliveryNotOverdue(uint256 licenseId, uint64 deadline);
+    error NotKeeper(uint256 modelId, address caller);
+    error KeyNotDelivered(uint256 licenseId);
 
     constructor(IModelRegistry registry_, address[] memory currencies) ERC721("AI Model License", "MLIC") {
         if (address(registry_) == address(0)) revert ZeroAddress();
@@ -139,14 +209,17 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
 
     // ---------------------------------------------------------------- offerings
 
-    /// @notice Publishes an offering on `terms.modelId`. Only the model's owner may.
+    /// @notice Publishes an offering on `terms.modelId`. Only the model's owner may. Access and
+    /// fine-tune offerings of an encrypted model are escrowed and need a delivery period; every
+    /// other offering must leave it 0.
     function publishOffering(Terms calldata terms) external returns (uint256 offeringId) {
         uint256 modelId = terms.modelId;
         if (!registry.exists(modelId)) revert UnknownModel(modelId);
         if (registry.ownerOf(modelId) != msg.sender) revert NotModelOwner(modelId, msg.sender);
+        ModelHeader memory header = registry.headerOf(modelId);
         if (terms.kind == LicenseKind.FineTune) {
             if (terms.royaltyBps > BPS) revert RoyaltyAboveTotal(terms.royaltyBps);
-            uint16 floor = registry.headerOf(modelId).derivativeRoyaltyBps;
+            uint16 floor = header.derivativeRoyaltyBps;
             if (terms.royaltyBps < floor) revert RoyaltyBelowFloor(terms.royaltyBps, floor);
         } else if (terms.royaltyBps != 0) {
             revert RoyaltyOnlyForFineTune(terms.kind, terms.royaltyBps);
@@ -158,6 +231,15 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (terms.renewalPeriod > MAX_DURATION) revert DurationTooLong(terms.renewalPeriod, MAX_DURATION);
         if (terms.price > type(uint96).max) revert PriceTooLarge(terms.price);
         if (terms.supplyCap > type(uint32).max) revert SupplyCapTooLarge(terms.supplyCap);
+        // An output license needs no key: what the model generates is not encrypted.
+        bool escrowed = header.encrypted && terms.kind != LicenseKind.Output;
+        if (escrowed) {
+            if (terms.deliveryPeriod == 0 || terms.deliveryPeriod > MAX_DELIVERY_PERIOD) {
+                revert DeliveryPeriodOutOfRange(terms.deliveryPeriod, MAX_DELIVERY_PERIOD);
+            }
+        } else if (terms.deliveryPeriod != 0) {
+            revert DeliveryPeriodNotApplicable();
+        }
 
         offeringId = ++totalOfferings;
         // A license names its offering in 32 bits.
@@ -174,11 +256,13 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
             transferable: terms.transferable,
             commercialUse: terms.commercialUse,
             closed: false,
+            escrowed: escrowed,
             currency: terms.currency,
             price: uint96(terms.price),
             publisher: msg.sender,
             closedAt: 0,
-            renewalPeriod: uint48(terms.renewalPeriod)
+            renewalPeriod: uint32(terms.renewalPeriod),
+            deliveryPeriod: uint24(terms.deliveryPeriod)
         });
         // forge-lint: disable-end(unsafe-typecast)
         emit OfferingPublished(offeringId, modelId, msg.sender, terms);
@@ -205,8 +289,11 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     // ---------------------------------------------------------------- sales
 
     /// @notice Buys a license from `offeringId` for `holder`, paying at most `maxPrice`. For the
-    /// native currency send exactly the price; for an ERC-20 approve it first.
-    function buy(uint256 offeringId, address holder, uint256 maxPrice)
+    /// native currency send exactly the price; for an ERC-20 approve it first. For an escrowed
+    /// offering `recipient` is the X25519 public key of the buyer's age recipient (the 32 bytes
+    /// an `age1...` recipient encodes), to which the model key is to be wrapped; the price is
+    /// held until the key is delivered (see the contract docs). Ignored for other offerings.
+    function buy(uint256 offeringId, address holder, uint256 maxPrice, bytes32 recipient)
         external
         payable
         nonReentrant
@@ -218,9 +305,12 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (o.supplyCap != 0 && sold >= o.supplyCap) revert SoldOut(offeringId, o.supplyCap);
         if (o.price > maxPrice) revert PriceAboveMax(o.price, maxPrice);
         if (holder == address(0)) revert ZeroAddress();
+        bool escrowed = o.escrowed;
+        if (escrowed && recipient == bytes32(0)) revert RecipientRequired(offeringId);
         o.sold = sold + 1;
         licenseId = _issue(o, offeringId, holder);
-        _sell(o, offeringId, licenseId, true);
+        if (escrowed) _hold(o, offeringId, licenseId, holder, recipient);
+        else _sell(o, offeringId, licenseId, true);
     }
 
     /// @dev Writes a new license of `o` to `holder` (one slot) and emits its events.
@@ -243,7 +333,8 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
 
     /// @notice Extends a time-bound license by its duration, at its offering's price (at most
     /// `maxPrice`), from its expiry: renewals never leave a gap, and a lapsed license cannot be
-    /// renewed. Only the holder or an operator it approved may renew.
+    /// renewed. Only the holder or an operator it approved may renew, and only once the key of
+    /// an escrowed sale was delivered (the window is not fixed before).
     function renew(uint256 licenseId, uint256 maxPrice) external payable nonReentrant returns (uint64 expiry) {
         Token storage t = _token(licenseId);
         address holder = t.holder;
@@ -251,6 +342,7 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (!_isAuthorized(holder, msg.sender, licenseId)) revert NotLicenseHolder(licenseId, holder, msg.sender);
         uint256 offeringId = t.offeringId;
         Offering storage o = _offerings[offeringId];
+        if (o.escrowed && _pending(licenseId)) revert KeyNotDelivered(licenseId);
         uint64 duration = o.duration;
         if (duration == 0) revert PerpetualLicense(licenseId);
         // Licenses are time-bound by design; a validator's few seconds of drift are accepted.
@@ -279,6 +371,24 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         uint256 price = o.price;
         _collect(currency, price);
         _split(owner, parents, bps, modelId, currency, price, licenseId);
+    }
+
+    /// @dev Takes the price of a purchase from escrowed offering `o` under the checks of any
+    /// purchase, and holds it until the key is delivered (`deliverKey`) or the deadline passes
+    /// (`refund`). The lineage is paid at delivery, so its owners are checked then.
+    function _hold(Offering storage o, uint256 offeringId, uint256 licenseId, address holder, bytes32 recipient)
+        private
+    {
+        uint256 modelId = o.modelId;
+        (address owner, uint256 ownerSince,,) = registry.payees(modelId);
+        if (owner != o.publisher) revert PublisherNotOwner(offeringId, o.publisher, owner);
+        if (ownerSince == block.number) revert OwnerChangedThisBlock(modelId);
+        // Timestamps fit 40 bits for millennia; the period is at most 90 days.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint40 deadline = uint40(block.timestamp) + o.deliveryPeriod;
+        _escrows[licenseId] = Escrow(msg.sender, deadline);
+        emit KeyRequested(licenseId, modelId, holder, recipient, deadline);
+        _collect(o.currency, o.price);
     }
 
     /// @dev Takes exactly `price` of `currency` from the caller.
@@ -334,6 +444,97 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         _split(owner, parents, bps, modelId, currency, share, licenseId);
     }
 
+    // ---------------------------------------------------------------- key delivery
+
+    /// @notice Lets `keeper` deliver keys (`deliverKey`) for every model the caller owns, or
+    /// stops it. The approval stays with the caller: a keeper does not follow a model to a new
+    /// owner.
+    function setKeeper(address keeper, bool approved) external {
+        if (keeper == address(0)) revert ZeroAddress();
+        isKeeper[msg.sender][keeper] = approved;
+        emit KeeperSet(msg.sender, keeper, approved);
+    }
+
+    /// @notice Delivers the model key of escrowed license `licenseId`: `wrappedKeyCid` holds the
+    /// key wrapped to the recipient of the purchase's `KeyRequested`. Only the model's current
+    /// owner or a keeper it approved may, before the deadline, and not in the block the model
+    /// changed hands. The license's window restarts now, and the escrowed price is credited up
+    /// the lineage as a sale's, to the owners of now. The market cannot check the key: see the
+    /// contract docs.
+    function deliverKey(uint256 licenseId, string calldata wrappedKeyCid) external nonReentrant {
+        {
+            Escrow memory e = _escrows[licenseId];
+            if (e.payer == address(0)) revert NotPendingDelivery(licenseId);
+            if (bytes(wrappedKeyCid).length == 0) revert EmptyKeyCid();
+            // Delivery periods are days long; a validator's few seconds of drift are accepted.
+            // forge-lint: disable-next-line(block-timestamp)
+            if (block.timestamp >= e.deadline) revert DeliveryDeadlinePassed(licenseId, e.deadline);
+        }
+        Token storage t = _tokens[licenseId];
+        Offering storage o = _offerings[t.offeringId];
+        uint256 modelId = o.modelId;
+        (address owner, uint256[] memory parents, uint16[] memory bps) = _delivererPayees(modelId);
+        delete _escrows[licenseId];
+        _restart(licenseId, t, o, wrappedKeyCid);
+        _split(owner, parents, bps, modelId, o.currency, o.price, licenseId);
+    }
+
+    /// @dev The payees of a delivery of a key of `modelId` (as `registry.payees`), once the
+    /// caller is checked: the model's owner or a keeper it approved, and not an owner of this
+    /// block (a borrowed model would release the escrowed price to its borrower).
+    function _delivererPayees(uint256 modelId)
+        private
+        view
+        returns (address owner, uint256[] memory parents, uint16[] memory bps)
+    {
+        uint256 ownerSince;
+        (owner, ownerSince, parents, bps) = registry.payees(modelId);
+        if (msg.sender != owner && !isKeeper[owner][msg.sender]) revert NotKeeper(modelId, msg.sender);
+        if (ownerSince == block.number) revert OwnerChangedThisBlock(modelId);
+    }
+
+    /// @dev Starts the window of delivered license `licenseId` now and emits `KeyDelivered`.
+    /// It was not renewed while pending, so it runs one duration (or for ever).
+    function _restart(uint256 licenseId, Token storage t, Offering storage o, string calldata wrappedKeyCid) private {
+        uint64 start = uint64(block.timestamp);
+        // Timestamps fit 40 bits for millennia.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        t.start = uint40(start);
+        emit KeyDelivered(licenseId, o.modelId, msg.sender, wrappedKeyCid, start, _expiry(t, o));
+    }
+
+    /// @notice Refunds escrowed license `licenseId` whose key was not delivered by its deadline:
+    /// the license is burnt, its offering's supply slot freed, and the price credited to the
+    /// payer (withdrawn with `withdraw`). Anyone may call it.
+    function refund(uint256 licenseId) external nonReentrant {
+        Escrow memory e = _escrows[licenseId];
+        if (e.payer == address(0)) revert NotPendingDelivery(licenseId);
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < e.deadline) revert DeliveryNotOverdue(licenseId, e.deadline);
+        // The deadline stays: it marks the burnt license as never valid (`_validAt`), where its
+        // provisional window would otherwise start answering true about the past.
+        _escrows[licenseId].payer = address(0);
+        Offering storage o = _offerings[_tokens[licenseId].offeringId];
+        // The offering sold this license, so `sold` is at least 1.
+        unchecked {
+            --o.sold;
+        }
+        _update(address(0), licenseId, address(0));
+        address currency = o.currency;
+        uint256 amount = o.price;
+        credits[e.payer][currency] += amount;
+        emit LicenseRefunded(licenseId, e.payer, currency, amount);
+    }
+
+    /// @notice The escrow of a license whose key is awaited: who paid (and is refunded after
+    /// `deadline`), and the deadline. Zeros when none is awaited (never escrowed, delivered or
+    /// refunded).
+    function pendingDelivery(uint256 licenseId) external view returns (address payer, uint64 deadline) {
+        Escrow memory e = _escrows[licenseId];
+        if (e.payer == address(0)) return (address(0), 0);
+        return (e.payer, e.deadline);
+    }
+
     // ---------------------------------------------------------------- derivatives
 
     /// @inheritdoc ILicenseMarket
@@ -346,8 +547,9 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (o.modelId != parentId) revert LicenseForOtherModel(licenseId, o.modelId, parentId);
         if (o.kind != LicenseKind.FineTune) revert NotFineTuneLicense(licenseId, o.kind);
         if (current != holder) revert NotLicenseHolder(licenseId, current, holder);
+        if (o.escrowed && _pending(licenseId)) revert KeyNotDelivered(licenseId);
         uint64 now_ = uint64(block.timestamp);
-        if (!_validAt(t, o, now_)) revert LicenseNotValid(licenseId, t.start, _expiry(t, o), now_);
+        if (!_validAt(licenseId, t, o, now_)) revert LicenseNotValid(licenseId, t.start, _expiry(t, o), now_);
         _update(address(0), licenseId, address(0));
         return o.royaltyBps;
     }
@@ -372,7 +574,9 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     // ---------------------------------------------------------------- rights
 
     /// @notice The license with its offering's terms, and its current holder (address zero once
-    /// a derivative consumed it).
+    /// a derivative consumed it or it was refunded). While the key of an escrowed sale is
+    /// awaited (`pendingDelivery`) the window shown runs from the purchase, but nothing is valid
+    /// yet: delivery restarts it.
     function licenseOf(uint256 licenseId) external view returns (License memory license, address holder) {
         Token storage t = _token(licenseId);
         Offering storage o = _offerings[t.offeringId];
@@ -393,15 +597,16 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// @notice Whether the license's window covers time `at` (start <= at < expiry, or
-    /// perpetual), whoever holds it.
+    /// perpetual), whoever holds it. Never while the key of an escrowed sale is awaited.
     function isLicenseValid(uint256 licenseId, uint64 at) external view returns (bool) {
         Token storage t = _token(licenseId);
-        return _validAt(t, _offerings[t.offeringId], at);
+        return _validAt(licenseId, t, _offerings[t.offeringId], at);
     }
 
     /// @notice The on-chain rights view: whether `account` may use right `kind` of `modelId` at
     /// time `at` by license `licenseId` (held now, of that model and kind, its window covering
-    /// `at`), or, with `licenseId` 0, as the model's current owner (who holds every right).
+    /// `at`; an escrowed sale's key delivered), or, with `licenseId` 0, as the model's current
+    /// owner (who holds every right).
     /// O(1) whatever the account holds: the licenses an account holds are the indexer's to list.
     function grants(uint256 licenseId, address account, uint256 modelId, LicenseKind kind, uint64 at)
         external
@@ -413,8 +618,8 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         Token storage t = _tokens[licenseId];
         Offering storage o = _offerings[t.offeringId];
         // A consumed license is held by address zero, which grants nothing.
-        return
-            account != address(0) && t.holder == account && o.modelId == modelId && o.kind == kind && _validAt(t, o, at);
+        return account != address(0) && t.holder == account && o.modelId == modelId && o.kind == kind
+            && _validAt(licenseId, t, o, at);
     }
 
     /// @notice ERC-5192: whether the license can never be transferred. Reverts for a license
@@ -424,9 +629,18 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         return !_offerings[_tokens[licenseId].offeringId].transferable;
     }
 
-    function _validAt(Token storage t, Offering storage o, uint64 at) private view returns (bool) {
+    /// @dev A license awaiting its key, or refunded, is valid nowhere: its window starts at
+    /// delivery, and answering for the provisional one would change answers about the past
+    /// once delivered (or refunded). Both keep a deadline in `_escrows`; delivery deletes it.
+    function _validAt(uint256 licenseId, Token storage t, Offering storage o, uint64 at) private view returns (bool) {
+        if (o.escrowed && _escrows[licenseId].deadline != 0) return false;
         uint64 expiry = _expiry(t, o);
         return t.start <= at && (expiry == 0 || at < expiry);
+    }
+
+    /// @dev Whether license `licenseId` (of an escrowed offering) still awaits its key.
+    function _pending(uint256 licenseId) private view returns (bool) {
+        return _escrows[licenseId].payer != address(0);
     }
 
     function _expiry(Token storage t, Offering storage o) private view returns (uint64) {
@@ -456,13 +670,17 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// @dev OZ's `_update` with the holder kept in the license's own slot, and non-transferable
-    /// licenses refused. Purchases write the slot directly (`buy`); this moves and burns.
+    /// licenses refused, as are licenses awaiting their key (a buyer could otherwise sell on a
+    /// license that may yet be refunded to him). Purchases write the slot directly (`buy`); this
+    /// moves and burns (consumed or refunded).
     function _update(address to, uint256 licenseId, address auth) internal override returns (address from) {
         Token storage t = _tokens[licenseId];
         from = t.holder;
         if (auth != address(0)) _checkAuthorized(from, auth, licenseId);
-        if (from != address(0) && to != address(0) && !_offerings[t.offeringId].transferable) {
-            revert LicenseNotTransferable(licenseId);
+        if (from != address(0) && to != address(0)) {
+            Offering storage o = _offerings[t.offeringId];
+            if (!o.transferable) revert LicenseNotTransferable(licenseId);
+            if (o.escrowed && _pending(licenseId)) revert KeyNotDelivered(licenseId);
         }
         if (from != address(0)) {
             _approve(address(0), licenseId, address(0), false);

@@ -25,6 +25,10 @@ import {ILicenseMarket, IModelRegistry, MintParams, Model, ModelHeader, Parent} 
 /// - lineage is a DAG: parents must exist before the child; at most `MAX_PARENTS` (8) parents,
 ///   no duplicates; depth at most `MAX_DEPTH` (16); a sale's royalty split visits at most
 ///   `MAX_ROYALTY_NODES` (64) nodes; the parents' shares add up to at most 100%.
+/// - a model minted `encrypted` has its weights stored only encrypted (age format): the market
+///   sells its access and fine-tune licenses in escrow, paid out when the owner delivers the
+///   model key wrapped to the buyer (`LicenseMarket.deliverKey`). The flag is fixed at mint; the
+///   registry cannot check that the weights really are encrypted.
 ///
 /// Mint is not protected against front-running from a public mempool (no commit-reveal; see the
 /// contracts README for why): submit mints through a private transaction relay where that
@@ -151,6 +155,7 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
         h.derivativeRoyaltyBps = p.derivativeRoyaltyBps;
         // forge-lint: disable-next-line(unsafe-typecast)
         h.saleRoyaltyBps = uint16(p.saleRoyaltyBps);
+        h.encrypted = p.encrypted;
         _headers[modelId] = h;
         if (p.saleRoyaltyBps > 0) _royaltyReceivers[modelId] = p.to;
 
@@ -168,7 +173,8 @@ contract ModelRegistry is ERC721, IERC2981, IModelRegistry {
                 mintedAt: uint64(block.timestamp),
                 depth: h.depth,
                 royaltyNodes: h.royaltyNodes,
-                derivativeRoyaltyBps: p.derivativeRoyaltyBps
+                derivativeRoyaltyBps: p.derivativeRoyaltyBps,
+                encrypted: p.encrypted
             }),
             p.saleRoyaltyBps,
             edges

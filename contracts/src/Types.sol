@@ -34,6 +34,9 @@ struct Model {
     uint16 royaltyNodes;
     /// Share of every sale of every derivative owed to this model, at least: fixed at mint.
     uint16 derivativeRoyaltyBps;
+    /// The weights at `weightsCid` are encrypted (age format): access and fine-tune licenses of
+    /// the model are sold in escrow until the owner delivers the model key to the buyer.
+    bool encrypted;
 }
 
 /// @notice What the registry stores per model: one slot. The first royalty edge lives in it
@@ -52,6 +55,9 @@ struct ModelHeader {
     uint16 saleRoyaltyBps;
     uint64 parent0;
     uint16 parent0Bps;
+    /// The weights are stored encrypted only: the market escrows access and fine-tune sales
+    /// until the model key is delivered to the buyer.
+    bool encrypted;
 }
 
 /// @notice One lineage edge: the child model was derived from `modelId` under `licenseId`.
@@ -77,6 +83,9 @@ struct MintParams {
     uint96 saleRoyaltyBps;
     /// Share of every sale of a derivative of this model owed to it, at least. Immutable.
     uint16 derivativeRoyaltyBps;
+    /// The weights at `weightsCid` are encrypted (age format) and their key is delivered per
+    /// buyer (see `LicenseMarket.deliverKey`). Immutable.
+    bool encrypted;
     /// Parent model ids, and for each the fine-tune license the minter holds (0 = the minter
     /// owns the parent).
     uint256[] parents;
@@ -102,6 +111,10 @@ struct Terms {
     uint16 royaltyBps;
     /// Seconds after the offering closes during which its licenses can still be renewed.
     uint64 renewalPeriod;
+    /// Escrowed offerings only (access or fine-tune on an encrypted model): seconds the model's
+    /// owner (or a keeper) has to deliver the key after a purchase before the buyer may take a
+    /// refund; 1 to `MAX_DELIVERY_PERIOD`. Must be 0 for every other offering.
+    uint64 deliveryPeriod;
     /// Event only: not stored.
     string termsUri;
     /// Event only: not stored.
@@ -119,12 +132,19 @@ struct Offering {
     bool transferable;
     bool commercialUse;
     bool closed;
+    /// Sales are held in escrow until the model key is delivered (an access or fine-tune
+    /// offering of an encrypted model).
+    bool escrowed;
     address currency;
     uint96 price;
     address publisher;
     /// Timestamp of the closing; 0 while open.
     uint40 closedAt;
-    uint48 renewalPeriod;
+    /// At most MAX_DURATION (100 years, about 3.15e9 s), which fits 32 bits (4.29e9).
+    uint32 renewalPeriod;
+    /// At most MAX_DELIVERY_PERIOD (90 days, about 7.8e6 s), which fits 24 bits (1.68e7); 0
+    /// unless escrowed.
+    uint24 deliveryPeriod;
 }
 
 /// @notice A sold license with the terms of its offering and its validity window.
@@ -138,7 +158,7 @@ struct License {
     bool transferable;
     bool commercialUse;
     uint16 royaltyBps;
-    /// Valid from `start` (the purchase) ...
+    /// Valid from `start` (the purchase; for an escrowed sale, the delivery of the key) ...
     uint64 start;
     /// ... until `expiry`, exclusive; 0 = perpetual.
     uint64 expiry;

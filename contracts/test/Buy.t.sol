@@ -35,7 +35,7 @@ contract BuyTest is Fixture {
         vm.expectEmit(address(market));
         emit LicenseMarket.PaymentCredited(alice, NATIVE, 1, model, 1 ether);
         vm.prank(bob);
-        uint256 lic = market.buy{value: 1 ether}(offering, carol, 2 ether);
+        uint256 lic = market.buy{value: 1 ether}(offering, carol, 2 ether, bytes32(0));
 
         vm.assertEq(lic, 1, "id");
         vm.assertEq(market.totalLicenses(), 1, "total");
@@ -76,7 +76,7 @@ contract BuyTest is Fixture {
         vm.expectEmit(address(market));
         emit LicenseMarket.PaymentCredited(alice, address(token), 1, model, 250e18);
         vm.prank(bob);
-        uint256 lic = market.buy(offering, bob, 250e18);
+        uint256 lic = market.buy(offering, bob, 250e18, bytes32(0));
 
         vm.assertEq(token.balanceOf(bob), 750e18, "payer");
         vm.assertEq(token.balanceOf(address(market)), 250e18, "market");
@@ -99,9 +99,9 @@ contract BuyTest is Fixture {
         uint256 tokenFree = _publish(_terms(model, LicenseKind.Access, address(token), 0, 0));
         vm.recordLogs();
         vm.prank(bob);
-        market.buy(nativeFree, bob, 0);
+        market.buy(nativeFree, bob, 0, bytes32(0));
         vm.prank(bob);
-        market.buy(tokenFree, bob, 0);
+        market.buy(tokenFree, bob, 0, bytes32(0));
         vm.assertEq(vm.getRecordedLogs().length, 4, "a Transfer and a LicensePurchased each, no credit");
         vm.assertEq(market.credits(alice, NATIVE), 0, "nothing credited");
         vm.assertEq(token.balanceOf(address(market)), 0, "nothing received");
@@ -112,13 +112,13 @@ contract BuyTest is Fixture {
         vm.deal(bob, 3 ether);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.WrongPayment.selector, 1 ether - 1, 1 ether));
-        market.buy{value: 1 ether - 1}(offering, bob, 1 ether);
+        market.buy{value: 1 ether - 1}(offering, bob, 1 ether, bytes32(0));
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.WrongPayment.selector, 2 ether, 1 ether));
-        market.buy{value: 2 ether}(offering, bob, 2 ether);
+        market.buy{value: 2 ether}(offering, bob, 2 ether, bytes32(0));
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.WrongPayment.selector, 0, 1 ether));
-        market.buy(offering, bob, 1 ether);
+        market.buy(offering, bob, 1 ether, bytes32(0));
     }
 
     function test_buy_revertsWhenPriceAboveMax() public {
@@ -126,7 +126,7 @@ contract BuyTest is Fixture {
         vm.deal(bob, 1 ether);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PriceAboveMax.selector, 1 ether, 1 ether - 1));
-        market.buy{value: 1 ether}(offering, bob, 1 ether - 1);
+        market.buy{value: 1 ether}(offering, bob, 1 ether - 1, bytes32(0));
     }
 
     function test_buy_revertsWhenSoldOut() public {
@@ -139,7 +139,7 @@ contract BuyTest is Fixture {
         vm.deal(dave, 1);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.SoldOut.selector, offering, uint64(2)));
-        market.buy{value: 1}(offering, dave, 1);
+        market.buy{value: 1}(offering, dave, 1, bytes32(0));
     }
 
     function test_buy_unlimitedSupply() public {
@@ -158,14 +158,14 @@ contract BuyTest is Fixture {
         vm.deal(bob, 1);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OfferingIsClosed.selector, offering));
-        market.buy{value: 1}(offering, bob, 1);
+        market.buy{value: 1}(offering, bob, 1, bytes32(0));
     }
 
     function test_buy_revertsForUnknownOffering() public {
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownOffering.selector, 1));
-        market.buy(1, bob, 0);
+        market.buy(1, bob, 0, bytes32(0));
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.UnknownOffering.selector, 0));
-        market.buy(0, bob, 0);
+        market.buy(0, bob, 0, bytes32(0));
     }
 
     function test_buy_revertsForZeroHolder() public {
@@ -173,7 +173,7 @@ contract BuyTest is Fixture {
         vm.deal(bob, 1);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.ZeroAddress.selector));
-        market.buy{value: 1}(offering, address(0), 1);
+        market.buy{value: 1}(offering, address(0), 1, bytes32(0));
     }
 
     /// Even a fee-on-transfer token its deployment accepted cannot be sold in.
@@ -187,7 +187,7 @@ contract BuyTest is Fixture {
         fee.approve(address(m), 1_000);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.FeeOnTransferToken.selector, address(fee), 1_000, 990));
-        m.buy(offering, bob, 1_000);
+        m.buy(offering, bob, 1_000, bytes32(0));
         vm.assertEq(m.totalLicenses(), 0, "no license");
         vm.assertEq(fee.balanceOf(bob), 1_000, "nothing taken");
     }
@@ -200,13 +200,13 @@ contract BuyTest is Fixture {
         vm.deal(bob, 5);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NativeNotAccepted.selector, 5));
-        market.buy{value: 5}(offering, bob, 5);
+        market.buy{value: 5}(offering, bob, 5, bytes32(0));
 
         // Also for a free ERC-20 offering.
         uint256 free = _publish(_terms(model, LicenseKind.Access, address(token), 0, 0));
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NativeNotAccepted.selector, 1));
-        market.buy{value: 1}(free, bob, 0);
+        market.buy{value: 1}(free, bob, 0, bytes32(0));
     }
 
     function test_buy_revertsWithoutAllowance() public {
@@ -214,14 +214,14 @@ contract BuyTest is Fixture {
         token.mint(bob, 5);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, 5));
-        market.buy(offering, bob, 5);
+        market.buy(offering, bob, 5, bytes32(0));
     }
 
     function test_buy_forAnotherHolderGrantsTheHolder() public {
         uint256 offering = _publish(_terms(model, LicenseKind.FineTune, NATIVE, 3, 0));
         vm.deal(bob, 3);
         vm.prank(bob);
-        uint256 lic = market.buy{value: 3}(offering, carol, 3);
+        uint256 lic = market.buy{value: 3}(offering, carol, 3, bytes32(0));
         vm.assertEq(market.ownerOf(lic), carol, "holder");
         vm.assertEq(market.balanceOf(bob), 0, "payer holds nothing");
         vm.assertEq(market.balanceOf(carol), 1, "holder holds it");
@@ -242,11 +242,11 @@ contract BuyTest is Fixture {
         vm.deal(bob, 20);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.buy{value: 10}(fresh, bob, 10);
+        market.buy{value: 10}(fresh, bob, 10, bytes32(0));
         vm.roll(block.number + 1);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, old, alice, dave));
-        market.buy{value: 10}(old, bob, 10);
+        market.buy{value: 10}(old, bob, 10, bytes32(0));
 
         _buy(bob, fresh);
         _renew(bob, lic);
@@ -259,9 +259,9 @@ contract BuyTest is Fixture {
         registry.transferFrom(alice, dave, model);
         uint256 offering = _publish(_terms(model, LicenseKind.Access, NATIVE, 0, 0));
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.buy(offering, bob, 0);
+        market.buy(offering, bob, 0, bytes32(0));
         vm.roll(block.number + 1);
-        vm.assertEq(market.buy(offering, bob, 0), 1, "sold from the next block");
+        vm.assertEq(market.buy(offering, bob, 0, bytes32(0)), 1, "sold from the next block");
 
         // A round trip within one block blocks sales too, though the publisher owns the model.
         vm.roll(block.number + 1);
@@ -270,15 +270,15 @@ contract BuyTest is Fixture {
         vm.prank(carol);
         registry.transferFrom(carol, dave, model);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.buy(offering, bob, 0);
+        market.buy(offering, bob, 0, bytes32(0));
         vm.roll(block.number + 1);
-        vm.assertEq(market.buy(offering, bob, 0), 2, "and again from the next block");
+        vm.assertEq(market.buy(offering, bob, 0, bytes32(0)), 2, "and again from the next block");
     }
 
     function test_buy_inTheMintBlockIsAllowed() public {
         uint256 fresh = _mintBase(bob);
         uint256 offering = _publish(_terms(fresh, LicenseKind.Access, NATIVE, 0, 0));
-        vm.assertEq(market.buy(offering, carol, 0), 1, "sold in the block of the mint");
+        vm.assertEq(market.buy(offering, carol, 0, bytes32(0)), 1, "sold in the block of the mint");
     }
 
     function test_buy_snapshotSurvivesAClosedOffering() public {

@@ -92,11 +92,11 @@ contract FlashOwnerTest is Fixture {
         _flashIn(a);
         vm.prank(mallory);
         vm.expectRevert(_changed(a));
-        market.buy{value: 10 ether}(off, mallory, 10 ether);
+        market.buy{value: 10 ether}(off, mallory, 10 ether, bytes32(0));
         _flashOut(a, alice);
         vm.roll(block.number + 1);
         vm.prank(mallory);
-        market.buy{value: 10 ether}(off, mallory, 10 ether);
+        market.buy{value: 10 ether}(off, mallory, 10 ether, bytes32(0));
         vm.assertEq(market.credits(alice, NATIVE), 5 ether, "the ancestor's share to its owner");
     }
 

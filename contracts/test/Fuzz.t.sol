@@ -91,7 +91,7 @@ contract FuzzTest is Fixture {
         } else if (sent != price) {
             vm.expectRevert(abi.encodeWithSelector(LicenseMarket.WrongPayment.selector, sent, price));
         }
-        market.buy{value: sent}(offering, bob, maxPrice);
+        market.buy{value: sent}(offering, bob, maxPrice, bytes32(0));
         bool ok = price <= maxPrice && sent == price;
         vm.assertEq(market.totalLicenses(), ok ? 1 : 0, "sold iff paid exactly within max");
         vm.assertEq(address(market).balance, ok ? price : 0, "held");
@@ -108,9 +108,9 @@ contract FuzzTest is Fixture {
         for (uint256 i; i < attempts; ++i) {
             if (cap != 0 && sold >= cap) {
                 vm.expectRevert(abi.encodeWithSelector(LicenseMarket.SoldOut.selector, offering, uint64(cap)));
-                market.buy(offering, bob, 0);
+                market.buy(offering, bob, 0, bytes32(0));
             } else {
-                market.buy(offering, bob, 0);
+                market.buy(offering, bob, 0, bytes32(0));
                 ++sold;
             }
         }

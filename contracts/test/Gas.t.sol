@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Fixture} from "./utils/Fixture.sol";
-import {LicenseKind, MintParams} from "../src/Types.sol";
+import {LicenseKind, MintParams, Terms} from "../src/Types.sol";
 
 /// @notice Gas of the main calls, measured around just the call (snapshots/GasTest.json).
 /// Everything the calls need is prepared in setUp, so storage the measured call touches is cold,
@@ -17,6 +17,10 @@ import {LicenseKind, MintParams} from "../src/Types.sol";
 ///   mint) with royalty shares above the parents' floors.
 /// - buy: a 30-day native-currency license of a model with one royalty parent (two credits, to
 ///   sellers already credited before).
+/// - buyEscrowed: the same license of an encrypted model with one royalty parent: the price is
+///   held (the escrow slot and `KeyRequested`) instead of split.
+/// - deliverKey: its owner delivering the key of such a purchase (a real-length CID): the
+///   window restarts and the price is split (two credits, to sellers already credited before).
 /// - renew: renewal of such a license by its holder while it is still valid.
 /// - withdraw: a model owner's native balance.
 contract GasTest is Fixture {
@@ -28,6 +32,10 @@ contract GasTest is Fixture {
     uint256 internal l3;
     uint256 internal offering;
     uint256 internal renewable;
+    uint256 internal escrowed;
+    uint256 internal pending;
+    bytes32 internal constant RECIPIENT = keccak256("age1 recipient");
+    string internal constant KEY_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
 
     function _base(address owner, uint16 floor) internal returns (uint256) {
         MintParams memory p = _params(owner);
@@ -47,6 +55,15 @@ contract GasTest is Fixture {
         uint256 derived = _mintChild(dave, _ids(p1), _ids(_buy(dave, _publishFineTune(p1, 0.1 ether, 0, 1_000))));
         offering = _publish(_terms(derived, LicenseKind.Access, NATIVE, 1 ether, 30 * DAY));
         renewable = _buy(carol, offering);
+        MintParams memory p = _params(dave);
+        p.encrypted = true;
+        (p.parents, p.licenses) = (_ids(p1), _ids(_buy(dave, _publishFineTune(p1, 0.1 ether, 0, 1_000))));
+        vm.prank(dave);
+        uint256 encrypted = registry.mint(p);
+        Terms memory t = _terms(encrypted, LicenseKind.Access, NATIVE, 1 ether, 30 * DAY);
+        t.deliveryPeriod = 14 * DAY;
+        escrowed = _publish(t);
+        pending = _buy(carol, escrowed);
         vm.deal(carol, 10 ether);
         vm.warp(T0 + 10 * DAY);
         vm.roll(block.number + 100);
@@ -98,7 +115,23 @@ contract GasTest is Fixture {
     function test_gas_buy() public {
         vm.startPrank(carol);
         vm.startSnapshotGas("buy");
-        market.buy{value: 1 ether}(offering, carol, 1 ether);
+        market.buy{value: 1 ether}(offering, carol, 1 ether, bytes32(0));
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_buyEscrowed() public {
+        vm.startPrank(carol);
+        vm.startSnapshotGas("buyEscrowed");
+        market.buy{value: 1 ether}(escrowed, carol, 1 ether, RECIPIENT);
+        vm.stopSnapshotGas();
+        vm.stopPrank();
+    }
+
+    function test_gas_deliverKey() public {
+        vm.startPrank(dave);
+        vm.startSnapshotGas("deliverKey");
+        market.deliverKey(pending, KEY_CID);
         vm.stopSnapshotGas();
         vm.stopPrank();
     }

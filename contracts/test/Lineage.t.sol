@@ -54,7 +54,8 @@ contract LineageTest is Fixture {
             mintedAt: T0,
             depth: 1,
             royaltyNodes: 2,
-            derivativeRoyaltyBps: 0
+            derivativeRoyaltyBps: 0,
+            encrypted: false
         });
         // The license is burnt (consumed) before the child is minted.
         vm.expectEmit(address(market));

@@ -71,10 +71,10 @@ contract LoopholesTest is Fixture {
         uint256 freeAccess = market.publishOffering(_terms(a, LicenseKind.Access, NATIVE, 0, 0));
         vm.prank(mallory);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, a));
-        market.buy(freeFineTune, mallory, 0);
+        market.buy(freeFineTune, mallory, 0, bytes32(0));
         vm.prank(mallory);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, a));
-        market.buy(freeAccess, carol, 0);
+        market.buy(freeAccess, carol, 0, bytes32(0));
 
         // 4. Held into the next block, A admits Mallory's derivative by the owner path, which
         //    owes A the floor for ever.
@@ -90,10 +90,10 @@ contract LoopholesTest is Fixture {
         vm.roll(block.number + 1);
         vm.prank(mallory);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, freeFineTune, mallory, alice));
-        market.buy(freeFineTune, mallory, 0);
+        market.buy(freeFineTune, mallory, 0, bytes32(0));
         vm.prank(mallory);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, freeAccess, mallory, alice));
-        market.buy(freeAccess, mallory, 0);
+        market.buy(freeAccess, mallory, 0, bytes32(0));
         vm.assertEq(market.totalLicenses(), 0, "no license of A was sold to anyone");
         vm.assertFalse(
             market.grants(0, mallory, a, LicenseKind.Access, uint64(block.timestamp)), "no right of A left to Mallory"
@@ -156,7 +156,7 @@ contract LoopholesTest is Fixture {
         market.renew{value: 5 ether}(lic, 5 ether);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.SoldOut.selector, exclusive, uint64(1)));
-        market.buy{value: 5 ether}(exclusive, bob, 5 ether);
+        market.buy{value: 5 ether}(exclusive, bob, 5 ether, bytes32(0));
 
         // Only the registry consumes licenses.
         vm.prank(bob);
@@ -210,7 +210,7 @@ contract LoopholesTest is Fixture {
         // Mallory pushes 200 free licenses of the same model and kind onto Carol.
         vm.startPrank(mallory);
         for (uint256 i; i < 200; ++i) {
-            market.buy(trial, carol, 0);
+            market.buy(trial, carol, 0, bytes32(0));
         }
         vm.stopPrank();
         vm.assertEq(market.balanceOf(carol), 201, "carol holds the spam");
@@ -319,7 +319,7 @@ contract LoopholesTest is Fixture {
         vm.assertTrue(market.isLicenseValid(lic, T0 + 120 * DAY - 1), "what was paid stays valid");
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OfferingIsClosed.selector, o));
-        market.buy{value: 1 ether}(o, carol, 1 ether);
+        market.buy{value: 1 ether}(o, carol, 1 ether, bytes32(0));
     }
 
     /// F8 (Low/Info): the ERC-2981 receiver was frozen at the mint's `to`, with no setter, while
@@ -378,7 +378,7 @@ contract LoopholesTest is Fixture {
         vm.expectEmit(address(market));
         emit LicenseMarket.Locked(1);
         vm.prank(bob);
-        uint256 lic = market.buy(soulbound, bob, 0);
+        uint256 lic = market.buy(soulbound, bob, 0, bytes32(0));
 
         vm.assertTrue(market.supportsInterface(0xb45a3c0e), "ERC-5192");
         vm.assertTrue(market.locked(lic), "locked");
@@ -389,7 +389,7 @@ contract LoopholesTest is Fixture {
 
         // Transferable licenses are unlocked and can be listed.
         vm.prank(bob);
-        uint256 other = market.buy(movable, bob, 0);
+        uint256 other = market.buy(movable, bob, 0, bytes32(0));
         vm.assertFalse(market.locked(other), "unlocked");
         vm.prank(bob);
         market.approve(marketplace, other);

@@ -69,7 +69,8 @@ contract ModelRegistryTest is Fixture {
             mintedAt: T0 + 123,
             depth: 0,
             royaltyNodes: 1,
-            derivativeRoyaltyBps: 1_000
+            derivativeRoyaltyBps: 1_000,
+            encrypted: false
         });
         vm.expectEmit(address(registry));
         emit IERC721.Transfer(address(0), bob, 1);
@@ -111,7 +112,24 @@ contract ModelRegistryTest is Fixture {
         vm.assertEq(m.creator, carol, "creator");
         vm.assertEq(m.mintedAt, T0, "minted at");
         vm.assertEq(m.derivativeRoyaltyBps, 250, "floor");
+        vm.assertFalse(m.encrypted, "plain weights");
         vm.assertEq(parents.length, 0, "no parents");
+    }
+
+    /// The encrypted flag is the minter's, fixed at mint: in the record and in the stored header
+    /// (the market reads it there to escrow sales), alongside the rest of the header.
+    function test_mint_encryptedFlagInRecordAndHeader() public {
+        MintParams memory p = _params(carol);
+        p.encrypted = true;
+        p.derivativeRoyaltyBps = 300;
+        p.saleRoyaltyBps = 200;
+        (uint256 id, Model memory m,) = _mintRecorded(carol, p);
+        vm.assertTrue(m.encrypted, "record");
+        ModelHeader memory h = registry.headerOf(id);
+        vm.assertTrue(h.encrypted, "header");
+        vm.assertEq(h.derivativeRoyaltyBps, 300, "floor kept beside it");
+        vm.assertEq(h.saleRoyaltyBps, 200, "sale royalty kept beside it");
+        vm.assertFalse(registry.headerOf(_mintBase(alice)).encrypted, "plain by default");
     }
 
     // ------------------------------------------------------------ content uniqueness

@@ -86,12 +86,14 @@ contract OfferingsTest is Fixture {
             transferable: false,
             commercialUse: false,
             closed: false,
+            escrowed: false,
             currency: address(token),
             price: 5 ether,
             publisher: alice,
             closedAt: 0,
             // forge-lint: disable-next-line(unsafe-typecast)
-            renewalPeriod: uint48(7 * DAY)
+            renewalPeriod: uint32(7 * DAY),
+            deliveryPeriod: 0
         });
         vm.assertEq(keccak256(abi.encode(market.offeringOf(id))), keccak256(abi.encode(expected)), "offering");
     }
@@ -286,14 +288,14 @@ contract OfferingsTest is Fixture {
         vm.deal(bob, 1);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, id, alice, carol));
-        market.buy{value: 1}(id, bob, 1);
+        market.buy{value: 1}(id, bob, 1, bytes32(0));
 
         // Back with alice, it sells again (from the block after the transfer).
         vm.prank(carol);
         registry.transferFrom(carol, alice, model);
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.buy{value: 1}(id, bob, 1);
+        market.buy{value: 1}(id, bob, 1, bytes32(0));
         vm.roll(block.number + 1);
         _buy(bob, id);
         vm.assertEq(market.credits(alice, NATIVE), 1, "alice");

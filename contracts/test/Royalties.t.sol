@@ -49,7 +49,7 @@ contract RoyaltiesTest is Fixture {
         vm.expectEmit(address(market));
         emit LicenseMarket.PaymentCredited(carol, NATIVE, 5, c, 666_700);
         vm.prank(makeBuyer());
-        market.buy{value: 999_999}(offering, makeBuyer(), 999_999);
+        market.buy{value: 999_999}(offering, makeBuyer(), 999_999, bytes32(0));
 
         // 999_999 * 33.33% = 333_299.67 -> 333_299 to B, the 0.67 stays with C's owner.
         vm.assertEq(market.credits(carol, NATIVE), 666_700, "C owner: 999_999 - 333_299");
@@ -146,7 +146,7 @@ contract RoyaltiesTest is Fixture {
         uint256 offering = _publish(_terms(c, LicenseKind.Access, NATIVE, price, 0));
         vm.deal(makeBuyer(), price);
         vm.prank(makeBuyer());
-        market.buy{value: price}(offering, makeBuyer(), price);
+        market.buy{value: price}(offering, makeBuyer(), price, bytes32(0));
         vm.assertEq(_creditsSum(NATIVE), price, "every wei credited");
         vm.assertEq(market.credits(carol, NATIVE), price - price * 3_333 / 10_000, "C owner keeps the rest");
     }

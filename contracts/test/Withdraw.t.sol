@@ -111,12 +111,12 @@ contract WithdrawTest is Fixture {
         vm.prank(bob);
         evil.approve(address(m), type(uint256).max);
         vm.prank(bob);
-        uint256 first = m.buy(offering, bob, 100);
+        uint256 first = m.buy(offering, bob, 100, bytes32(0));
 
         // During the second purchase the token tries to buy, renew and withdraw.
         evil.arm(m, offering, first);
         vm.prank(bob);
-        m.buy(offering, bob, 100);
+        m.buy(offering, bob, 100, bytes32(0));
         bytes memory guard = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
         vm.assertEq(evil.buyRevert(), guard, "buy blocked");
         vm.assertEq(evil.renewRevert(), guard, "renew blocked");

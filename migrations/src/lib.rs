@@ -20,6 +20,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_contracts_v2;
+mod m0003_escrow;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_contracts_v2::Migration),
+            Box::new(m0003_escrow::Migration),
         ]
     }
 }

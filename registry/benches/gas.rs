@@ -39,6 +39,7 @@ fn terms(
         commercial_use: kind == LicenseKind::Output,
         royalty_bps: royalty,
         renewal_period: 0,
+        delivery_period: 0,
         terms_uri: "ipfs://bafkreiem4twkqzsq2aj4shbycd4yvoj2cx72vezicletlhi7dijjciqpui".into(),
         terms_hash: [7; 32],
     }
@@ -76,6 +77,7 @@ impl Bench {
             to: None,
             sale_royalty_bps: 0,
             derivative_royalty_bps: 500,
+            encrypt_to: None,
             // Unrelated random weights; the provenance scan is not what is measured.
             force: true,
             backend: fingerprint::BackendKind::Cpu,
@@ -135,7 +137,7 @@ async fn main() {
     let mut licenses = Vec::new();
     for (i, offering) in fine_tune.iter().chain(&fine_tune[..1]).enumerate() {
         let sale = deriver
-            .buy(*offering, deriver.address(), milli)
+            .buy(*offering, deriver.address(), milli, None)
             .await
             .unwrap();
         let label = if i == 0 {
@@ -162,7 +164,10 @@ async fn main() {
         .publish(terms(one, LicenseKind::Access, milli, 30 * 86_400, 0))
         .await
         .unwrap();
-    let first = buyer.buy(access, buyer.address(), milli).await.unwrap();
+    let first = buyer
+        .buy(access, buyer.address(), milli, None)
+        .await
+        .unwrap();
     bench
         .gas(
             &buyer,
@@ -170,7 +175,10 @@ async fn main() {
             first.tx,
         )
         .await;
-    let second = buyer.buy(access, buyer.address(), milli).await.unwrap();
+    let second = buyer
+        .buy(access, buyer.address(), milli, None)
+        .await
+        .unwrap();
     bench
         .gas(&buyer, "buy a derivative's license (2 credits)", second.tx)
         .await;

@@ -46,6 +46,7 @@ fn terms(model: U256, kind: LicenseKind, price: U256, royalty: u16) -> OfferingT
         commercial_use: false,
         royalty_bps: royalty,
         renewal_period: 0,
+        delivery_period: 0,
         terms_uri: String::new(),
         terms_hash: [0; 32],
     }
@@ -80,6 +81,7 @@ async fn workload(
         to: None,
         sale_royalty_bps: 0,
         derivative_royalty_bps: 0,
+        encrypt_to: None,
         force: false,
         backend: fingerprint::BackendKind::Cpu,
         cid_version: Version::V1,
@@ -97,7 +99,7 @@ async fn workload(
                 .await
                 .unwrap();
             let license = owner
-                .buy(ft, owner.address(), U256::from(1000))
+                .buy(ft, owner.address(), U256::from(1000), None)
                 .await
                 .unwrap()
                 .license;
@@ -133,7 +135,7 @@ async fn workload(
             let (_, market_contract) = deployment.contracts(buyer.client().clone());
             for _ in (k..sales).step_by(count) {
                 let call = market_contract
-                    .buy(offering, buyer.address(), price)
+                    .buy(offering, buyer.address(), price, [0; 32])
                     .value(price)
                     .gas(1_500_000);
                 loop {

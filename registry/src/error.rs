@@ -111,6 +111,44 @@ pub enum Error {
     DuplicateContent { model: u64, content_root: String },
     #[error("{what} must be a single .safetensors file to be stored as one IPFS file: {path}")]
     NotAFile { what: &'static str, path: PathBuf },
+    // ---- keys and encryption
+    #[error("no age identity at {path}")]
+    IdentityMissing { path: PathBuf },
+    #[error("age identity file {path}: {reason}")]
+    IdentityFile { path: PathBuf, reason: String },
+    #[error("invalid age recipient {recipient:?}: {reason}")]
+    InvalidRecipient { recipient: String, reason: String },
+    #[error("encrypting failed: {0}")]
+    Encrypt(String),
+    #[error("{what} cannot be decrypted: {reason}")]
+    Decrypt { what: String, reason: String },
+    #[error("{what} is not wrapped to this identity ({recipient})")]
+    NotARecipient { what: String, recipient: String },
+    #[error("key endpoint {url}: {message}")]
+    KeyEndpoint { url: String, message: String },
+    #[error("bad key request: {0}")]
+    BadKeyRequest(String),
+    #[error("model {model} is not encrypted")]
+    NotEncrypted { model: u64 },
+    #[error("{account:?} holds no valid access or fine-tune license of model {model}{}; {offerings}", license.map(|l| format!(" (license {l} grants neither)")).unwrap_or_default())]
+    NoLicense {
+        model: u64,
+        account: ethers::types::Address,
+        license: Option<u64>,
+        offerings: String,
+    },
+    #[error(
+        "license {license} of model {model} is waiting for its key (escrowed until {deadline})"
+    )]
+    KeyPending {
+        model: u64,
+        license: u64,
+        deadline: String,
+    },
+    #[error("license {license} of model {model} has no delivered key")]
+    KeyNotDelivered { model: u64, license: u64 },
+    #[error("the downloaded weights of model {model} do not match the chain: {differ} differ")]
+    DownloadMismatch { model: u64, differ: String },
     // ---- database and indexer
     #[error("database {url}: {message}")]
     Database { url: String, message: String },

@@ -6,6 +6,7 @@
 //! The indexer and the store join here later; the command-line program is the `registry-cli`
 //! crate.
 
+pub mod access;
 pub mod amount;
 pub mod chain;
 pub mod content;
@@ -15,11 +16,16 @@ pub mod devnet;
 pub mod erc20;
 mod error;
 pub mod indexer;
+pub mod keeper;
+pub mod key_request;
+pub mod key_service;
+pub mod keys;
 pub mod market;
 pub mod metadata;
 pub mod mint;
 pub mod progress;
 pub mod provenance;
+pub mod sealed;
 pub mod verify;
 
 pub use error::{Error, Result};

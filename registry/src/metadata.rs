@@ -31,7 +31,24 @@ pub struct ModelMetadata {
     pub tensors: u64,
     /// Bytes of tensor data.
     pub bytes: u64,
+    /// Present when `weights` is an age file rather than the plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
+
+/// How an encrypted model's weights are sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encryption {
+    /// [`AGE_X25519`].
+    pub scheme: String,
+    /// `ipfs://` URI of the envelope: the model key wrapped to the author and the keepers.
+    pub envelope: String,
+    /// Size of the plaintext weights file.
+    pub plaintext_bytes: u64,
+}
+
+/// Weights in the age format, encrypted to the model key (an X25519 identity).
+pub const AGE_X25519: &str = "age-x25519";
 
 impl ModelMetadata {
     pub fn to_json(&self) -> Vec<u8> {

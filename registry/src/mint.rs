@@ -11,9 +11,10 @@ use fingerprint::{BackendKind, Model};
 
 use crate::content::{Cid, Store, Version};
 use crate::market::Market;
-use crate::metadata::{ipfs_uri, ModelMetadata, SCHEMA};
+use crate::metadata::{ipfs_uri, Encryption, ModelMetadata, AGE_X25519, SCHEMA};
 use crate::progress::Progress;
 use crate::provenance::{self, Related, Skipped};
+use crate::sealed::{self, ModelKey};
 use crate::{Error, Result};
 
 /// What the author asks for.
@@ -36,6 +37,9 @@ pub struct MintRequest {
     pub force: bool,
     pub backend: BackendKind,
     pub cid_version: Version,
+    /// Store the weights only encrypted, with the model key wrapped to these recipients (the
+    /// author first, then the keepers).
+    pub encrypt_to: Option<Vec<age::x25519::Recipient>>,
 }
 
 /// What was minted.
@@ -54,6 +58,8 @@ pub struct Minted {
     pub related: Vec<Related>,
     /// Registered models that could not be compared (their data is not in this store).
     pub skipped: Vec<Skipped>,
+    /// The envelope of an encrypted model.
+    pub envelope: Option<Cid>,
 }
 
 pub async fn mint(
@@ -101,10 +107,37 @@ pub async fn mint(
     }
 
     let size = std::fs::metadata(path).map(|m| m.len()).ok();
-    progress.stage("storing weights", size);
-    let weights = store
-        .store_file(path, request.cid_version, &|done| progress.set(done))
-        .await?;
+    let (weights, encryption) = match &request.encrypt_to {
+        None => {
+            progress.stage("storing weights", size);
+            let weights = store
+                .store_file(path, request.cid_version, &|done| progress.set(done))
+                .await?;
+            (weights, None)
+        }
+        Some(recipients) => {
+            // A fresh key per model: a leaked key opens one model only.
+            let key = ModelKey::generate();
+            progress.stage("encrypting and storing weights", size);
+            let weights = sealed::add_encrypted(
+                store,
+                path,
+                &key.recipient(),
+                request.cid_version,
+                &|done| progress.set(done),
+            )
+            .await?;
+            let envelope = store
+                .store_bytes(&key.wrap(recipients)?, request.cid_version)
+                .await?;
+            let encryption = Encryption {
+                scheme: AGE_X25519.into(),
+                envelope: ipfs_uri(&envelope),
+                plaintext_bytes: size.unwrap_or_default(),
+            };
+            (weights, Some((envelope, encryption)))
+        }
+    };
     progress.done();
     let encoding = fp.encode();
     let fingerprint_cid = store.store_bytes(&encoding, request.cid_version).await?;
@@ -119,6 +152,7 @@ pub async fn mint(
         parameters: fp.parameters(),
         tensors: fp.tensors.len() as u64,
         bytes: model.data_bytes(),
+        encryption: encryption.as_ref().map(|(_, e)| e.clone()),
     };
     let metadata_cid = store
         .store_bytes(&metadata.to_json(), request.cid_version)
@@ -133,6 +167,7 @@ pub async fn mint(
         metadata_uri: ipfs_uri(&metadata_cid),
         sale_royalty_bps: request.sale_royalty_bps.into(),
         derivative_royalty_bps: request.derivative_royalty_bps,
+        encrypted: encryption.is_some(),
         parents,
         licenses,
     };
@@ -148,5 +183,6 @@ pub async fn mint(
         bytes: weights.size,
         related,
         skipped,
+        envelope: encryption.map(|(cid, _)| cid),
     })
 }

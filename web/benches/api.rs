@@ -65,6 +65,7 @@ async fn seed(db: &Db, licenses_n: i64) {
             depth: Set(i32::from(i > 100)),
             sale_royalty_bps: Set(0),
             derivative_royalty_bps: Set(0),
+            encrypted: Set(false),
             block_number: Set(i),
             tx_hash: Set(format!("0x{i:064x}")),
             flagged_model: Set(None),
@@ -103,6 +104,7 @@ async fn seed(db: &Db, licenses_n: i64) {
                 duration: Set(if o % 2 == 0 { 0 } else { 30 * 86_400 }),
                 supply_cap: Set(0),
                 renewal_period: Set(0),
+                delivery_period: Set(0),
                 sold: Set(0),
                 closed: Set(o % 10 == 0),
                 transferable: Set(false),
@@ -143,6 +145,12 @@ async fn seed(db: &Db, licenses_n: i64) {
                 } else {
                     start + 86_400 * (l % 30)
                 }),
+                key_deadline: Set(0),
+                recipient: Set(None),
+                key_delivered_at: Set(0),
+                key_cid: Set(None),
+                keeper: Set(None),
+                refunded: Set(false),
                 block_number: Set(10 * MODELS + l),
                 valid_from: Set(10 * MODELS + l),
                 valid_to: Set(None),
@@ -254,6 +262,7 @@ async fn load(label: &str, url: &str, licenses_n: i64, seconds: u64, clients: u6
                     limits: Limits::default(),
                     content: None,
                     workers: 2,
+                    keys: None,
                 },
                 move |address| tx.send(address).unwrap(),
             ))

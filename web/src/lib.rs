@@ -5,6 +5,9 @@
 //!   (`graphql-transport-ws`) on the same path.
 //! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/`: a small explorer page;
 //!   `/ipfs/<cid>`: the content store, read-only (every block checked).
+//! - `/v1/models/{id}/access` (with a keeper identity): x402 `402 Payment Required` with the
+//!   offerings that sell a model's key, and the key wrapped for a license holder's signed
+//!   request (see `registry::key_service`).
 //!
 //! Lists use keyset (cursor) pagination: `first` defaults to [`schema::DEFAULT_PAGE`] and may
 //! not exceed [`schema::MAX_PAGE`]; cursors are opaque and stable under inserts. Nested lists go
@@ -18,6 +21,7 @@
 //!
 //! The SDL is committed as `web/schema.graphql`; a test fails when it drifts.
 
+mod access;
 mod error;
 mod limits;
 pub mod schema;

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub content: Option<Store>,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Serves `/v1/models/{id}/access` (x402 and signed key requests) when given.
+    pub keys: Option<registry::key_service::KeyService>,
 }
 
 struct State {
@@ -174,6 +176,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/graphiql", web::get().to(graphiql))
     .route("/health", web::get().to(health))
     .route("/ipfs/{cid}", web::get().to(gateway))
+    .route(
+        "/v1/models/{id}/access",
+        web::get().to(crate::access::access),
+    )
     .route("/", web::get().to(explorer));
 }
 
@@ -190,9 +196,17 @@ pub async fn serve(
         limits: config.limits,
         content: config.content.map(Arc::new),
     });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .workers(config.workers.max(1))
-        .bind(config.listen)?;
+    let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
+    let server = HttpServer::new(move || {
+        let app = App::new().app_data(state.clone());
+        match &keys {
+            Some(keys) => app.app_data(keys.clone()),
+            None => app,
+        }
+        .configure(routes)
+    })
+    .workers(config.workers.max(1))
+    .bind(config.listen)?;
     if let Some(address) = server.addrs().first() {
         bound(*address);
     }

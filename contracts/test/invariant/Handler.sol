@@ -6,7 +6,7 @@ import {TestBase} from "../utils/Cheats.sol";
 import {MockERC20} from "../mocks/MockERC20.sol";
 import {LicenseMarket} from "../../src/LicenseMarket.sol";
 import {ModelRegistry} from "../../src/ModelRegistry.sol";
-import {LicenseKind, MintParams, Terms} from "../../src/Types.sol";
+import {License, LicenseKind, MintParams, Terms} from "../../src/Types.sol";
 
 /// @notice The invariant suite's reference model of the registry and the market: its own books
 /// of models (owner, lineage, floor), offerings, licenses and credits, kept from what the handler
@@ -19,6 +19,7 @@ contract Ghost {
     uint256 internal constant MAX_NODES = 64;
     uint256 internal constant MAX_PARENTS = 8;
     uint64 internal constant MAX_DURATION = 100 * 365 days;
+    uint64 internal constant MAX_DELIVERY_PERIOD = 90 days;
 
     struct GModel {
         address owner;
@@ -28,6 +29,8 @@ contract Ghost {
         uint8 depth;
         uint8 nodes;
         bytes32 root;
+        /// Weights stored encrypted: access and fine-tune offerings are escrowed.
+        bool encrypted;
     }
 
     struct GOffering {
@@ -44,13 +47,15 @@ contract Ghost {
         address publisher;
         bool closed;
         uint64 closedAt;
+        bool escrowed;
+        uint64 deliveryPeriod;
     }
 
     struct GLicense {
         uint256 offeringId;
-        /// Address zero once a derivative consumed the license.
+        /// Address zero once a derivative consumed the license, or once refunded.
         address holder;
-        /// The purchase: never moves.
+        /// The purchase (an escrowed one's key delivery): never moves after.
         uint64 start;
         /// 0 = perpetual.
         uint64 expiry;
@@ -58,6 +63,11 @@ contract Ghost {
         address approved;
         /// The holder when the license was consumed.
         address consumedBy;
+        /// An escrowed sale awaiting its key: who paid, and until when the key may come.
+        address payer;
+        uint64 deadline;
+        /// Burnt by a refund (its key never came): valid nowhere, ever.
+        bool refunded;
     }
 
     /// What a mint must record, when it succeeds.
@@ -75,7 +85,8 @@ contract Ghost {
     /// expiring after `at`, 4 renewable at `at` (not lapsed: at < expiry; offering open or
     /// within its renewal period), 5 lapsed at `at` (expiry <= at: a license is valid on
     /// [start, expiry), so at its expiry it has lapsed) while its offering is still renewable,
-    /// 6 valid at `at`.
+    /// 6 valid at `at`. Licenses awaiting their keys have no window yet: only timeRule 0
+    /// selects them.
     struct LicenseQuery {
         bool consumed;
         uint8 holderRule;
@@ -114,6 +125,9 @@ contract Ghost {
     mapping(address account => mapping(address currency => uint256)) public credits;
     mapping(address currency => uint256) public paidIn;
     mapping(address currency => uint256) public paidOut;
+    /// Prices held for keys not delivered yet.
+    mapping(address currency => uint256) public escrowed;
+    mapping(address owner => mapping(address keeper => bool)) public isKeeper;
     uint256 public consumedCount;
 
     constructor(address token_) {
@@ -180,6 +194,28 @@ contract Ghost {
         return _split(modelId, currency, amount);
     }
 
+    /// Books an escrowed purchase: paid in, credited to nobody.
+    function hold(address currency, uint256 amount) external {
+        paidIn[currency] += amount;
+        escrowed[currency] += amount;
+    }
+
+    /// Books a key delivery: the escrowed price split as a sale's, to the owners of now.
+    function release(uint256 modelId, address currency, uint256 amount) external returns (bool royalty) {
+        escrowed[currency] -= amount;
+        return _split(modelId, currency, amount);
+    }
+
+    /// Books a refund: the escrowed price credited back to its payer.
+    function refund(address payer, address currency, uint256 amount) external {
+        escrowed[currency] -= amount;
+        credits[payer][currency] += amount;
+    }
+
+    function setKeeper(address owner, address keeper, bool approved) external {
+        isKeeper[owner][keeper] = approved;
+    }
+
     /// The reference split: each royalty edge's share is floor(amount * bps / 10_000), split
     /// again up the parent's own lineage; what is left goes to the node's current owner.
     function _split(uint256 modelId, address currency, uint256 amount) internal returns (bool royalty) {
@@ -238,9 +274,16 @@ contract Ghost {
         return (_parents[modelId], _parentLicenses[modelId], _edgeParents[modelId], _edgeBps[modelId]);
     }
 
+    /// Whether the license's window covers `at`: never while its key is awaited or once it
+    /// was refunded.
     function valid(uint256 licenseId, uint64 at) public view returns (bool) {
         GLicense storage l = _licenses[licenseId - 1];
+        if (l.payer != address(0) || l.refunded) return false;
         return l.start <= at && (l.expiry == 0 || at < l.expiry);
+    }
+
+    function pending(uint256 licenseId) public view returns (bool) {
+        return _licenses[licenseId - 1].payer != address(0);
     }
 
     /// Whether license `licenseId`'s offering renews at time `at`: open, or closed less than its
@@ -368,17 +411,23 @@ contract Ghost {
         if (l.holder != minter) {
             return abi.encodeWithSelector(LicenseMarket.NotLicenseHolder.selector, licenseId, l.holder, minter);
         }
+        if (l.payer != address(0)) return abi.encodeWithSelector(LicenseMarket.KeyNotDelivered.selector, licenseId);
         if (!valid(licenseId, at)) {
             return abi.encodeWithSelector(LicenseMarket.LicenseNotValid.selector, licenseId, l.start, l.expiry, at);
         }
         return "";
     }
 
-    function buyError(uint256 offeringId, address holder, uint256 maxPrice, uint256 value, uint256 blk)
-        external
-        view
-        returns (bytes memory)
-    {
+    /// An escrowed purchase needs a recipient and is paid nobody yet: its lineage's owners are
+    /// checked at delivery, not here.
+    function buyError(
+        uint256 offeringId,
+        address holder,
+        uint256 maxPrice,
+        uint256 value,
+        bytes32 recipient,
+        uint256 blk
+    ) external view returns (bytes memory) {
         if (offeringId == 0 || offeringId > _offerings.length) {
             return abi.encodeWithSelector(LicenseMarket.UnknownOffering.selector, offeringId);
         }
@@ -389,6 +438,9 @@ contract Ghost {
         }
         if (o.price > maxPrice) return abi.encodeWithSelector(LicenseMarket.PriceAboveMax.selector, o.price, maxPrice);
         if (holder == address(0)) return abi.encodeWithSelector(LicenseMarket.ZeroAddress.selector);
+        if (o.escrowed && recipient == bytes32(0)) {
+            return abi.encodeWithSelector(LicenseMarket.RecipientRequired.selector, offeringId);
+        }
         GModel storage m = _models[o.modelId - 1];
         if (m.owner != o.publisher) {
             return abi.encodeWithSelector(LicenseMarket.PublisherNotOwner.selector, offeringId, o.publisher, m.owner);
@@ -396,6 +448,7 @@ contract Ghost {
         if (m.ownerSince == blk) {
             return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, o.modelId);
         }
+        if (o.escrowed) return _collectError(o.currency, o.price, value);
         return _payError(o, value, blk);
     }
 
@@ -414,6 +467,7 @@ contract Ghost {
         if (!authorized(licenseId, caller)) {
             return abi.encodeWithSelector(LicenseMarket.NotLicenseHolder.selector, licenseId, l.holder, caller);
         }
+        if (l.payer != address(0)) return abi.encodeWithSelector(LicenseMarket.KeyNotDelivered.selector, licenseId);
         GOffering storage o = _offerings[l.offeringId - 1];
         if (o.duration == 0) return abi.encodeWithSelector(LicenseMarket.PerpetualLicense.selector, licenseId);
         if (o.closed && at >= uint256(o.closedAt) + o.renewalPeriod) {
@@ -520,7 +574,79 @@ contract Ghost {
         if (t.supplyCap > type(uint32).max) {
             return abi.encodeWithSelector(LicenseMarket.SupplyCapTooLarge.selector, t.supplyCap);
         }
+        if (escrows(t.modelId, t.kind)) {
+            if (t.deliveryPeriod == 0 || t.deliveryPeriod > MAX_DELIVERY_PERIOD) {
+                return abi.encodeWithSelector(
+                    LicenseMarket.DeliveryPeriodOutOfRange.selector, t.deliveryPeriod, MAX_DELIVERY_PERIOD
+                );
+            }
+        } else if (t.deliveryPeriod != 0) {
+            return abi.encodeWithSelector(LicenseMarket.DeliveryPeriodNotApplicable.selector);
+        }
         return "";
+    }
+
+    /// Whether offerings of `kind` on `modelId` sell in escrow: access and fine-tune rights of
+    /// an encrypted model.
+    function escrows(uint256 modelId, LicenseKind kind) public view returns (bool) {
+        return _models[modelId - 1].encrypted && kind != LicenseKind.Output;
+    }
+
+    /// The revert `deliverKey` must give for license `licenseId` delivered by `caller` at `at`
+    /// in block `blk`: pending, a CID, before the deadline, by the owner or its keeper, not in
+    /// a block the model or an ancestor the price pays changed hands.
+    function deliverError(uint256 licenseId, address caller, bool emptyCid, uint64 at, uint256 blk)
+        external
+        view
+        returns (bytes memory)
+    {
+        GLicense storage l = _licenses[licenseId - 1];
+        if (l.payer == address(0)) return abi.encodeWithSelector(LicenseMarket.NotPendingDelivery.selector, licenseId);
+        if (emptyCid) return abi.encodeWithSelector(LicenseMarket.EmptyKeyCid.selector);
+        if (at >= l.deadline) {
+            return abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, licenseId, l.deadline);
+        }
+        GOffering storage o = _offerings[l.offeringId - 1];
+        GModel storage m = _models[o.modelId - 1];
+        if (caller != m.owner && !isKeeper[m.owner][caller]) {
+            return abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, o.modelId, caller);
+        }
+        if (m.ownerSince == blk) {
+            return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, o.modelId);
+        }
+        uint256 changed = _changedPayee(o.modelId, o.price, blk);
+        if (changed != 0) return abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, changed);
+        return "";
+    }
+
+    function refundError(uint256 licenseId, uint64 at) external view returns (bytes memory) {
+        GLicense storage l = _licenses[licenseId - 1];
+        if (l.payer == address(0)) return abi.encodeWithSelector(LicenseMarket.NotPendingDelivery.selector, licenseId);
+        if (at < l.deadline) {
+            return abi.encodeWithSelector(LicenseMarket.DeliveryNotOverdue.selector, licenseId, l.deadline);
+        }
+        return "";
+    }
+
+    /// The first license from `seed` on (cyclically) awaiting its key, deliverable at `at`
+    /// (before its deadline) or overdue, as asked; 0 if none.
+    function findPending(uint256 seed, bool overdue, uint64 at) external view returns (uint256) {
+        uint256 n = _licenses.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = 1 + (seed % n + i) % n;
+            GLicense storage l = _licenses[id - 1];
+            if (l.payer != address(0) && (at >= l.deadline) == overdue) return id;
+        }
+        return 0;
+    }
+
+    /// The prices of the licenses awaiting their keys, per currency (what `escrowed` books).
+    function pendingTotal(address currency) external view returns (uint256 total) {
+        for (uint256 i; i < _licenses.length; ++i) {
+            if (_licenses[i].payer == address(0)) continue;
+            GOffering storage o = _offerings[_licenses[i].offeringId - 1];
+            if (o.currency == currency) total += o.price;
+        }
     }
 
     function closeError(address caller, uint256 offeringId, uint256 blk) external view returns (bytes memory) {
@@ -556,6 +682,8 @@ contract Ghost {
         bool fineTune = o.kind == LicenseKind.FineTune;
         if ((q.kindRule == 1 && !fineTune) || (q.kindRule == 2 && fineTune)) return false;
         if (q.timeRule == 0) return true;
+        // A license awaiting its key has no window yet: no time rule selects it.
+        if (l.payer != address(0)) return false;
         if (q.timeRule == 6) return valid(id, q.at);
         if (l.expiry == 0) return false;
         if (q.timeRule == 1) return true;
@@ -597,6 +725,16 @@ contract Ghost {
         for (uint256 i; i < n; ++i) {
             uint256 id = 1 + (seed % n + i) % n;
             if (_edgeParents[id].length != 0) return id;
+        }
+        return 0;
+    }
+
+    /// The first model from `seed` on whose weights are encrypted, or 0.
+    function findEncrypted(uint256 seed) external view returns (uint256) {
+        uint256 n = _models.length;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = 1 + (seed % n + i) % n;
+            if (_models[id - 1].encrypted) return id;
         }
         return 0;
     }
@@ -691,9 +829,12 @@ contract Ghost {
 
 /// @notice Drives the registry and the market for the invariant tests. Four actors mint models
 /// (at random, down the deepest lineage, and as diamonds and merges that fill the royalty-node
-/// budget exactly), publish offerings in the native currency and a mock ERC-20, buy (mostly
-/// priced licenses of royalty-paying derivatives), renew (as holders and approved operators),
-/// approve, transfer licenses and models, close offerings, withdraw, and time passes.
+/// budget exactly; one in three encrypted), publish offerings in the native currency and a mock
+/// ERC-20, buy (mostly priced licenses of royalty-paying derivatives; escrowed ones of encrypted
+/// models), deliver keys (as owners and keepers) and refund overdue purchases, renew (as holders
+/// and approved operators), approve, transfer licenses and models, close offerings, withdraw,
+/// and time passes. Where a usable license is needed (a derivative's, a renewal's) an escrowed
+/// purchase has its key delivered at once.
 /// Adversarial actions build their precondition and then break one rule, which must revert with
 /// its named error (among them, acting as the owner of a model, or being paid as an ancestor's
 /// owner, in the block the model changed hands: OwnerChangedThisBlock). Every call's outcome is checked against the `Ghost` reference model: the
@@ -722,10 +863,15 @@ contract Handler is TestBase {
         CloseInTransferBlock,
         RenewByNonHolder,
         RenewAfterLapse,
-        RenewInTransferBlock
+        RenewInTransferBlock,
+        DeliverByNonKeeper,
+        DeliverAfterDeadline,
+        RefundBeforeDeadline,
+        DeliverInTransferBlock
     }
 
-    uint256 public constant ATTACKS = 19;
+    uint256 public constant ATTACKS = 23;
+    string internal constant KEY_CID = "bafkrei-wrapped-key";
     uint64 public constant T0 = 1_700_000_000;
     uint256 public constant MAX_PRICE = 1e20;
 
@@ -753,6 +899,9 @@ contract Handler is TestBase {
     uint256 public sales;
     uint256 public royaltySales;
     uint256 public renewals;
+    uint256 public escrowedSales;
+    uint256 public deliveries;
+    uint256 public refunds;
     mapping(uint256 attack => uint256) public attackTries;
     mapping(uint256 attack => uint256) public attackCaught;
     /// Licenses and models the current call changed (the invariant checks them at once).
@@ -914,7 +1063,7 @@ contract Handler is TestBase {
             if (!viaLicense[i]) continue;
             uint256 o = _publishFor(ps[i], LicenseKind.FineTune, 0, bps[i], 1 + (seed >> (i * 8)) % MAX_PRICE);
             if (o == 0) return;
-            licenses[i] = _buyFrom(actor, o);
+            licenses[i] = _buyKeyed(actor, o);
             if (licenses[i] == 0) return;
         }
         e.label = mode % 3 == 1 ? "mintDiamond: fill" : "mintDiamond: overflow";
@@ -967,6 +1116,13 @@ contract Handler is TestBase {
         }
         uint256 r = (termsSeed >> 96) % 3;
         t.renewalPeriod = r == 0 ? 0 : r == 1 ? 1 days : 30 days;
+        bool escrowed = ghost.escrows(modelId, kind);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        if (escrowed) t.deliveryPeriod = uint64(1 + (termsSeed >> 104) % 20 days);
+        // One time in sixteen a delivery period the offering cannot have (the ghost names it).
+        if ((termsSeed >> 136) % 16 == 0) {
+            t.deliveryPeriod = !escrowed ? 1 : (termsSeed >> 140) & 1 == 0 ? 0 : market.MAX_DELIVERY_PERIOD() + 1;
+        }
         Expect memory e;
         e.label = "publish";
         _tryPublish(m.owner, t, e);
@@ -1008,9 +1164,12 @@ contract Handler is TestBase {
         if (offeringId == 0) offeringId = 1 + offeringSeed % ghost.offeringCount();
         Ghost.GOffering memory o = ghost.offering(offeringId);
         uint256 maxPrice = (mode >> 16) & 1 == 1 ? type(uint256).max : o.price;
+        address holder = _actor(payerSeed >> 8);
+        // One time in sixteen no recipient: an escrowed offering must refuse the purchase.
+        bytes32 recipient = (mode >> 20) % 16 == 0 ? bytes32(0) : _recipientOf(holder);
         Expect memory e;
         e.label = "buy";
-        _tryBuy(_actor(payerSeed), _actor(payerSeed >> 8), offeringId, maxPrice, _value(o), e);
+        _tryBuy(_actor(payerSeed), holder, offeringId, maxPrice, _value(o), recipient, e);
     }
 
     /// Mostly (7 in 8) a renewable license renewed by its holder or an operator it approved;
@@ -1071,16 +1230,132 @@ contract Handler is TestBase {
         Ghost.GLicense memory l = ghost.license(id);
         address caller = mode & 1 == 1 ? _authorizedOther(id, toSeed >> 8, l.holder) : l.holder;
         address to = _actor(toSeed);
-        bool transferable = ghost.offering(l.offeringId).transferable;
+        bytes memory expected = !ghost.offering(l.offeringId).transferable
+            ? _notTransferable(id)
+            : ghost.pending(id) ? abi.encodeWithSelector(LicenseMarket.KeyNotDelivered.selector, id) : bytes("");
         Expect memory e;
         e.label = "transferLicense";
         (bool ok, bytes memory ret) =
             _call(caller, address(market), 0, abi.encodeCall(market.transferFrom, (l.holder, to, id)));
-        if (!_settle(ok, ret, transferable ? bytes("") : _notTransferable(id), e)) return;
+        if (!_settle(ok, ret, expected, e)) return;
         l.holder = to;
         l.approved = address(0);
         ghost.setLicense(id, l);
         _touchedLicenses.push(id);
+    }
+
+    // ------------------------------------------------------------ escrow
+
+    /// A key delivered for a license awaiting it (an escrowed purchase made now if none is):
+    /// mostly by the model's owner or a keeper it approves for the occasion; one time in four by
+    /// any actor, whatever it must answer (the ghost says).
+    function deliver(uint256 licenseSeed, uint256 callerSeed, uint256 mode) external step {
+        (licenseSeed, callerSeed, mode) = (_mix(licenseSeed, 0), _mix(callerSeed, 1), _mix(mode, 2));
+        uint256 id = ghost.findPending(licenseSeed, false, clock);
+        if (id == 0) id = _escrowedLicense(licenseSeed);
+        if (id == 0) return;
+        // Half the time some while after the purchase, still before the deadline: the window
+        // must start at the delivery, not at the purchase.
+        uint64 left = ghost.license(id).deadline - clock;
+        if ((mode >> 8) & 1 == 1 && left > 1) _warp(clock + 1 + uint64((mode >> 9) % (left - 1)));
+        address owner = ghost.model(ghost.offering(ghost.license(id).offeringId).modelId).owner;
+        address caller = owner;
+        if (mode % 4 == 1) {
+            caller = _otherActor(owner, callerSeed);
+            _setKeeper(owner, caller, true);
+        } else if (mode % 4 == 2) {
+            caller = _actor(callerSeed);
+        }
+        Expect memory e;
+        e.label = "deliver";
+        // One time in sixteen with an empty CID, which must be refused.
+        _tryDeliver(caller, id, (mode >> 2) % 16 == 0, e);
+    }
+
+    /// A refund of an overdue license (warping to or past the deadline of one awaiting its key
+    /// when none is overdue).
+    function refund(uint256 licenseSeed, uint256 offset) external step {
+        (licenseSeed, offset) = (_mix(licenseSeed, 0), _mix(offset, 1));
+        uint256 id = ghost.findPending(licenseSeed, true, clock);
+        if (id == 0) {
+            id = ghost.findPending(licenseSeed, false, clock);
+            if (id == 0) id = _escrowedLicense(licenseSeed);
+            if (id == 0) return;
+            // Exactly at the deadline half the time: the first instant a refund opens.
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _warp(ghost.license(id).deadline + (offset % 2 == 0 ? 0 : uint64(offset % 1 days)));
+        }
+        Expect memory e;
+        e.label = "refund";
+        _tryRefund(id, e);
+    }
+
+    /// An owner approves or revokes a keeper.
+    function setKeeper(uint256 ownerSeed, uint256 keeperSeed, bool approved) external step {
+        (ownerSeed, keeperSeed) = (_mix(ownerSeed, 0), _mix(keeperSeed, 1));
+        _setKeeper(_actor(ownerSeed), _actor(keeperSeed), approved);
+    }
+
+    /// A key delivered by someone neither the owner nor its keeper, after the deadline (warping
+    /// to or past it), or by an owner of this block (who would release the price to himself); a
+    /// refund before the deadline.
+    function attackEscrow(uint256 which, uint256 seed, uint256 actorSeed) external step {
+        (which, seed, actorSeed) = (_mix(which, 0), _mix(seed, 1), _mix(actorSeed, 2));
+        uint256 kind = uint256(Attack.DeliverByNonKeeper) + which % 4;
+        uint256 id = ghost.findPending(seed, false, clock);
+        if (id == 0) id = _escrowedLicense(seed);
+        if (id == 0) return;
+        Ghost.GLicense memory l = ghost.license(id);
+        uint256 modelId = ghost.offering(l.offeringId).modelId;
+        address owner = ghost.model(modelId).owner;
+        Expect memory e;
+        e.attack = 1 + kind;
+        if (kind == uint256(Attack.RefundBeforeDeadline)) {
+            e.label = "attack: refund before the deadline";
+            e.named = abi.encodeWithSelector(LicenseMarket.DeliveryNotOverdue.selector, id, l.deadline);
+            _tryRefund(id, e);
+            return;
+        }
+        address caller = owner;
+        if (kind == uint256(Attack.DeliverInTransferBlock)) {
+            caller = _actor(actorSeed);
+            _handTo(modelId, caller, actorSeed >> 64);
+            e.label = "attack: deliver in the block the model changed hands";
+            e.named = abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, modelId);
+        } else if (kind == uint256(Attack.DeliverByNonKeeper)) {
+            caller = address(0xBAD);
+            for (uint256 i; i < actors.length; ++i) {
+                address a = actors[(actorSeed + i) % actors.length];
+                if (a != owner && !ghost.isKeeper(owner, a)) {
+                    caller = a;
+                    break;
+                }
+            }
+            e.label = "attack: deliver by neither the owner nor its keeper";
+            e.named = abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, modelId, caller);
+        } else {
+            _warp(l.deadline + uint64(actorSeed % 2 == 0 ? 0 : actorSeed % 1 days));
+            e.label = "attack: deliver after the deadline";
+            e.named = abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, id, l.deadline);
+        }
+        _tryDeliver(caller, id, false, e);
+    }
+
+    /// A license awaiting its key, bought now by an actor other than the owner from an access
+    /// offering of an encrypted model published for it; 0 when there is none or it fails.
+    function _escrowedLicense(uint256 seed) internal returns (uint256) {
+        uint256 m = ghost.findEncrypted(seed);
+        if (m == 0) return 0;
+        uint256 o =
+            _publishFor(m, LicenseKind.Access, (seed >> 8) & 1 == 1 ? 30 days : 0, 0, 1 + (seed >> 16) % MAX_PRICE);
+        if (o == 0) return 0;
+        return _buyFrom(_otherActor(ghost.model(m).owner, seed >> 32), o);
+    }
+
+    function _setKeeper(address owner, address keeper, bool approved) internal {
+        vm.prank(owner);
+        market.setKeeper(keeper, approved);
+        ghost.setKeeper(owner, keeper, approved);
     }
 
     // ------------------------------------------------------------ money and time
@@ -1188,7 +1463,7 @@ contract Handler is TestBase {
                 // forge-lint: disable-next-line(unsafe-typecast)
                 uint256 o = _publishFor(m, LicenseKind.FineTune, uint64(1 + seed % 30 days), ghost.model(m).floor, 1e12);
                 if (o == 0) return 0;
-                lic = _buyFrom(actor, o);
+                lic = _buyKeyed(actor, o);
                 if (lic == 0) return 0;
             }
             // Exactly at the expiry: the first instant the license is no longer valid.
@@ -1239,13 +1514,19 @@ contract Handler is TestBase {
                 if (offeringId == 0) return;
             }
             Ghost.GOffering memory g = ghost.offering(offeringId);
+            if (g.escrowed) {
+                // An escrowed purchase pays nobody (its delivery does): sell output rights.
+                offeringId = _publishFor(g.modelId, LicenseKind.Output, 0, 0, g.price);
+                if (offeringId == 0) return;
+                g = ghost.offering(offeringId);
+            }
             uint256[] memory paid = ghost.paidAncestors(g.modelId, g.price);
             if (paid.length == 0) return;
             uint256 ancestor = paid[amount % paid.length];
             _handTo(ancestor, payer, amount >> 64);
             e.label = "attack: buy paying an ancestor that changed hands this block";
             e.named = abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, ancestor);
-            _tryBuy(payer, payer, offeringId, g.price, _value(g), e);
+            _tryBuy(payer, payer, offeringId, g.price, _value(g), _recipientOf(payer), e);
             return;
         }
         if (kind == uint256(Attack.PublisherNotOwner)) {
@@ -1256,7 +1537,7 @@ contract Handler is TestBase {
                 e.named = abi.encodeWithSelector(
                     LicenseMarket.PublisherNotOwner.selector, offeringId, g.publisher, ghost.model(g.modelId).owner
                 );
-                _tryBuy(payer, payer, offeringId, g.price, _value(g), e);
+                _tryBuy(payer, payer, offeringId, g.price, _value(g), _recipientOf(payer), e);
                 return;
             }
         }
@@ -1298,7 +1579,7 @@ contract Handler is TestBase {
                 }
             }
         }
-        _tryBuy(payer, payer, offeringId, maxPrice, value, e);
+        _tryBuy(payer, payer, offeringId, maxPrice, value, _recipientOf(payer), e);
     }
 
     /// A model's rules broken: publish or close by a non-owner, a fine-tune offering below the
@@ -1428,6 +1709,8 @@ contract Handler is TestBase {
         p.metadataUri = "ipfs://metadata";
         p.saleRoyaltyBps = uint96(uint256(root) % 1_001);
         p.derivativeRoyaltyBps = floor;
+        // One model in three keeps its weights encrypted: its access and fine-tune sales escrow.
+        p.encrypted = (uint256(root) >> 128) % 3 == 0;
         p.parents = parents;
         p.licenses = licenses;
         (bool ok, bytes memory ret) = _call(actor, address(registry), 0, abi.encodeCall(registry.mint, (p)));
@@ -1442,7 +1725,7 @@ contract Handler is TestBase {
         id = abi.decode(ret, (uint256));
         if (id != ghost.modelCount() + 1) _fail(string.concat(e.label, ": model id not sequential"));
         ghost.addModel(
-            Ghost.GModel(actor, 0, floor, uint8(r.depth), uint8(r.nodes), root),
+            Ghost.GModel(actor, 0, floor, uint8(r.depth), uint8(r.nodes), root, p.encrypted),
             parents,
             licenses,
             r.edgeParents,
@@ -1480,7 +1763,9 @@ contract Handler is TestBase {
                 renewalPeriod: t.renewalPeriod,
                 publisher: caller,
                 closed: false,
-                closedAt: 0
+                closedAt: 0,
+                escrowed: ghost.escrows(t.modelId, t.kind),
+                deliveryPeriod: t.deliveryPeriod
             })
         );
     }
@@ -1504,35 +1789,102 @@ contract Handler is TestBase {
         uint256 offeringId,
         uint256 maxPrice,
         uint256 value,
+        bytes32 recipient,
         Expect memory e
     ) internal returns (uint256 id) {
-        bytes memory expected = ghost.buyError(offeringId, holder, maxPrice, value, blockNumber);
-        (bool ok, bytes memory ret) = _buyCall(payer, holder, offeringId, maxPrice, value);
+        bytes memory expected = ghost.buyError(offeringId, holder, maxPrice, value, recipient, blockNumber);
+        (bool ok, bytes memory ret) = _buyCall(payer, holder, offeringId, maxPrice, value, recipient);
         if (!_settle(ok, ret, expected, e)) return 0;
         id = abi.decode(ret, (uint256));
-        _bought(id, holder, offeringId, e.label);
+        _bought(id, payer, holder, offeringId, e.label);
     }
 
-    function _buyCall(address payer, address holder, uint256 offeringId, uint256 maxPrice, uint256 value)
-        internal
-        returns (bool, bytes memory)
-    {
+    function _buyCall(
+        address payer,
+        address holder,
+        uint256 offeringId,
+        uint256 maxPrice,
+        uint256 value,
+        bytes32 recipient
+    ) internal returns (bool, bytes memory) {
         Ghost.GOffering memory o = ghost.offering(offeringId);
         _fund(payer, o.currency, o.price, value);
-        return _call(payer, address(market), value, abi.encodeCall(market.buy, (offeringId, holder, maxPrice)));
+        return
+            _call(payer, address(market), value, abi.encodeCall(market.buy, (offeringId, holder, maxPrice, recipient)));
     }
 
-    /// Books a purchase: the license with its window from now, the offering's sale, the split.
-    function _bought(uint256 id, address holder, uint256 offeringId, string memory label) internal {
+    /// Books a purchase: the license with its window from now, the offering's sale, the split;
+    /// an escrowed one awaits its key until the deadline, its price held and credited to nobody.
+    function _bought(uint256 id, address payer, address holder, uint256 offeringId, string memory label) internal {
         if (id != ghost.licenseCount() + 1) _fail(string.concat(label, ": license id not sequential"));
         _touchedLicenses.push(id);
         Ghost.GOffering memory o = ghost.offering(offeringId);
         ++o.sold;
         ghost.setOffering(offeringId, o);
-        ghost.addLicense(
-            Ghost.GLicense(offeringId, holder, clock, o.duration == 0 ? 0 : clock + o.duration, address(0), address(0))
-        );
-        _sale(label, o);
+        Ghost.GLicense memory l;
+        (l.offeringId, l.holder, l.start, l.expiry) =
+        (offeringId, holder, clock, o.duration == 0 ? 0 : clock + o.duration);
+        if (!o.escrowed) {
+            ghost.addLicense(l);
+            _sale(label, o, false);
+            return;
+        }
+        (l.payer, l.deadline) = (payer, clock + o.deliveryPeriod);
+        ghost.addLicense(l);
+        ghost.hold(o.currency, o.price);
+        ++escrowedSales;
+        _checkCredits(label, o.modelId);
+        (address p, uint64 deadline) = market.pendingDelivery(id);
+        if (p != payer || deadline != l.deadline) _fail(string.concat(label, ": escrow not recorded"));
+    }
+
+    /// A license of offering `offeringId` bought by `holder`, its key delivered at once by the
+    /// model's owner when escrowed (0 when either fails, as the ghost says).
+    function _buyKeyed(address holder, uint256 offeringId) internal returns (uint256 id) {
+        id = _buyFrom(holder, offeringId);
+        if (id == 0 || !ghost.pending(id)) return id;
+        Expect memory e;
+        e.label = "deliver after buy";
+        address owner = ghost.model(ghost.offering(offeringId).modelId).owner;
+        if (!_tryDeliver(owner, id, false, e)) return 0;
+    }
+
+    /// Delivers the key of `id` as `caller` (an empty CID when asked) and checks the outcome:
+    /// the exact revert, or the window restarted now and the price split as a sale's.
+    function _tryDeliver(address caller, uint256 id, bool emptyCid, Expect memory e) internal returns (bool) {
+        bytes memory expected = ghost.deliverError(id, caller, emptyCid, clock, blockNumber);
+        (bool ok, bytes memory ret) =
+            _call(caller, address(market), 0, abi.encodeCall(market.deliverKey, (id, emptyCid ? "" : KEY_CID)));
+        if (!_settle(ok, ret, expected, e)) return false;
+        Ghost.GLicense memory l = ghost.license(id);
+        Ghost.GOffering memory o = ghost.offering(l.offeringId);
+        (l.start, l.expiry, l.payer, l.deadline) = (clock, o.duration == 0 ? 0 : clock + o.duration, address(0), 0);
+        ghost.setLicense(id, l);
+        (License memory got,) = market.licenseOf(id);
+        if (got.start != clock || got.expiry != l.expiry) _fail(string.concat(e.label, ": window not restarted"));
+        _touchedLicenses.push(id);
+        ++deliveries;
+        _sale(e.label, o, true);
+        return true;
+    }
+
+    /// Refunds `id` (as a stranger: anyone may) and checks the outcome: the exact revert, or the
+    /// license burnt, its supply slot freed and the price credited to its payer.
+    function _tryRefund(uint256 id, Expect memory e) internal {
+        bytes memory expected = ghost.refundError(id, clock);
+        (bool ok, bytes memory ret) = _call(address(0xBEEF), address(market), 0, abi.encodeCall(market.refund, (id)));
+        if (!_settle(ok, ret, expected, e)) return;
+        Ghost.GLicense memory l = ghost.license(id);
+        Ghost.GOffering memory o = ghost.offering(l.offeringId);
+        --o.sold;
+        ghost.setOffering(l.offeringId, o);
+        ghost.refund(l.payer, o.currency, o.price);
+        if (market.offeringOf(l.offeringId).sold != o.sold) _fail(string.concat(e.label, ": supply slot not freed"));
+        (l.holder, l.approved, l.payer, l.deadline, l.refunded) = (address(0), address(0), address(0), 0, true);
+        ghost.setLicense(id, l);
+        _touchedLicenses.push(id);
+        ++refunds;
+        _checkCredits(e.label, o.modelId);
     }
 
     function _tryRenew(address caller, uint256 id, uint256 maxPrice, uint256 value, Expect memory e) internal {
@@ -1549,14 +1901,21 @@ contract Handler is TestBase {
         ghost.setLicense(id, l);
         _touchedLicenses.push(id);
         ++renewals;
-        _sale(e.label, o);
+        _sale(e.label, o, false);
     }
 
-    /// Books a sale in the ghost and checks at once that every actor's credits, in both
-    /// currencies, equal the reference split's.
-    function _sale(string memory label, Ghost.GOffering memory o) internal {
+    /// Books a sale in the ghost (paid now, or `released` from escrow by a key delivery) and
+    /// checks at once that every actor's credits, in both currencies, equal the reference
+    /// split's.
+    function _sale(string memory label, Ghost.GOffering memory o, bool released) internal {
         ++sales;
-        if (ghost.sale(o.modelId, o.currency, o.price)) ++royaltySales;
+        bool royalty =
+            released ? ghost.release(o.modelId, o.currency, o.price) : ghost.sale(o.modelId, o.currency, o.price);
+        if (royalty) ++royaltySales;
+        _checkCredits(label, o.modelId);
+    }
+
+    function _checkCredits(string memory label, uint256 modelId) internal {
         address[2] memory currencies = [address(0), address(token)];
         for (uint256 i; i < actors.length; ++i) {
             for (uint256 c; c < 2; ++c) {
@@ -1573,7 +1932,7 @@ contract Handler is TestBase {
                             " != reference split ",
                             vm.toString(want),
                             " after a sale of model ",
-                            vm.toString(o.modelId)
+                            vm.toString(modelId)
                         )
                     );
                     return;
@@ -1635,7 +1994,7 @@ contract Handler is TestBase {
             );
             if (o == 0) return 0;
         }
-        return _buyFrom(holder, o);
+        return _buyKeyed(holder, o);
     }
 
     /// An offering of `modelId` published by its owner.
@@ -1646,6 +2005,8 @@ contract Handler is TestBase {
         Terms memory t = _terms(modelId, kind, price % 3 == 0 ? address(token) : address(0), price, duration);
         t.royaltyBps = kind == LicenseKind.FineTune ? bps : 0;
         t.renewalPeriod = duration == 0 ? 0 : 1 days;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        if (ghost.escrows(modelId, kind)) t.deliveryPeriod = uint64(1 hours + price % 10 days);
         Expect memory e;
         e.label = "publish";
         return _tryPublish(ghost.model(modelId).owner, t, e);
@@ -1655,7 +2016,7 @@ contract Handler is TestBase {
         Ghost.GOffering memory o = ghost.offering(offeringId);
         Expect memory e;
         e.label = "buy";
-        return _tryBuy(holder, holder, offeringId, o.price, _value(o), e);
+        return _tryBuy(holder, holder, offeringId, o.price, _value(o), _recipientOf(holder), e);
     }
 
     /// A license bought now by `holder` from a time-bound offering of a derivative (published
@@ -1669,7 +2030,7 @@ contract Handler is TestBase {
             o = _publishFor(m, LicenseKind.Output, uint64(1 days + seed % 30 days), 0, 1 + (seed >> 8) % MAX_PRICE);
             if (o == 0) return 0;
         }
-        return _buyFrom(holder, o);
+        return _buyKeyed(holder, o);
     }
 
     /// An offering that sells now (priced when asked), published on a derivative if none does.
@@ -1712,6 +2073,11 @@ contract Handler is TestBase {
             vm.prank(payer);
             token.approve(address(market), price);
         }
+    }
+
+    /// A stand-in for the X25519 public key of `who`'s age recipient.
+    function _recipientOf(address who) internal pure returns (bytes32) {
+        return keccak256(abi.encode("age recipient", who));
     }
 
     function _value(Ghost.GOffering memory o) internal pure returns (uint256) {
@@ -1806,7 +2172,7 @@ contract Handler is TestBase {
     /// `err` as the contracts' error name (when it is one) and its data in hex.
     function _describe(bytes memory err) internal pure returns (string memory) {
         if (err.length == 0) return "success";
-        bytes4[37] memory selectors = [
+        bytes4[46] memory selectors = [
             LicenseMarket.UnknownModel.selector,
             LicenseMarket.UnknownOffering.selector,
             LicenseMarket.UnknownLicense.selector,
@@ -1843,9 +2209,18 @@ contract Handler is TestBase {
             ModelRegistry.LineageTooDeep.selector,
             ModelRegistry.LineageTooLarge.selector,
             ModelRegistry.RoyaltySharesExceedTotal.selector,
-            ModelRegistry.RoyaltyAboveTotal.selector
+            ModelRegistry.RoyaltyAboveTotal.selector,
+            LicenseMarket.KeyNotDelivered.selector,
+            LicenseMarket.RecipientRequired.selector,
+            LicenseMarket.NotPendingDelivery.selector,
+            LicenseMarket.EmptyKeyCid.selector,
+            LicenseMarket.DeliveryDeadlinePassed.selector,
+            LicenseMarket.DeliveryNotOverdue.selector,
+            LicenseMarket.NotKeeper.selector,
+            LicenseMarket.DeliveryPeriodOutOfRange.selector,
+            LicenseMarket.DeliveryPeriodNotApplicable.selector
         ];
-        string[37] memory names = [
+        string[46] memory names = [
             "UnknownModel",
             "UnknownOffering",
             "UnknownLicense",
@@ -1882,7 +2257,16 @@ contract Handler is TestBase {
             "LineageTooDeep",
             "LineageTooLarge",
             "RoyaltySharesExceedTotal",
-            "RoyaltyAboveTotal"
+            "RoyaltyAboveTotal",
+            "KeyNotDelivered",
+            "RecipientRequired",
+            "NotPendingDelivery",
+            "EmptyKeyCid",
+            "DeliveryDeadlinePassed",
+            "DeliveryNotOverdue",
+            "NotKeeper",
+            "DeliveryPeriodOutOfRange",
+            "DeliveryPeriodNotApplicable"
         ];
         for (uint256 i; i < selectors.length && err.length >= 4; ++i) {
             // forge-lint: disable-next-line(unsafe-typecast)

@@ -23,7 +23,8 @@ import {License, LicenseKind, ModelHeader} from "../../src/Types.sol";
 /// Two plain tests drive the handler on their own: one proves the lineage limits are reached
 /// (depth 16, 64 royalty nodes, and both refusals one step beyond), the other is a seeded random
 /// walk over every action proving the coverage the campaign relies on (royalty splits in most
-/// sales, every adversarial action tried and refused with its named error).
+/// sales, escrowed purchases delivered and refunded, every adversarial action tried and refused
+/// with its named error).
 contract InvariantsTest is TestBase {
     /// forge's console, for the run metrics.
     address internal constant CONSOLE = 0x000000000000000000636F6e736F6c652e6c6f67;
@@ -95,6 +96,9 @@ contract InvariantsTest is TestBase {
         _log("run: LineageTooLarge", handler.tooLarge());
         _log("run: sales", handler.sales());
         _log("run: sales that split royalties", handler.royaltySales());
+        _log("run: escrowed purchases", handler.escrowedSales());
+        _log("run: keys delivered", handler.deliveries());
+        _log("run: refunds", handler.refunds());
         uint256 caught;
         for (uint256 k; k < handler.ATTACKS(); ++k) {
             caught += handler.attackCaught(k);
@@ -124,8 +128,10 @@ contract InvariantsTest is TestBase {
 
     /// Every actor's credits, per currency, are exactly the reference split of every sale it
     /// took part in (recursive over the lineage, floor rounding, remainders to each node's
-    /// owner), net of its withdrawals; nobody else is credited. Per currency, the market holds
-    /// exactly the sum of the credits, which is what was paid in less what was withdrawn.
+    /// owner; an escrowed sale's at its key's delivery) plus its refunds, net of its
+    /// withdrawals; nobody else is credited. Per currency, the market is solvent to the wei: it
+    /// holds exactly the sum of the credits plus the escrowed prices (those of the licenses
+    /// awaiting their keys), which is what was paid in less what was withdrawn.
     function _checkMoney() internal view {
         address[2] memory currencies = [address(0), address(token)];
         for (uint256 c; c < 2; ++c) {
@@ -138,31 +144,73 @@ contract InvariantsTest is TestBase {
             }
             _eq(market.credits(address(handler), currency), 0, "the handler is never credited");
             uint256 held = currency == address(0) ? address(market).balance : token.balanceOf(address(market));
-            _eq(held, credited, "market balance == sum of credits");
+            uint256 escrowed = ghost.escrowed(currency);
+            _eq(escrowed, ghost.pendingTotal(currency), "escrowed == prices of the licenses awaiting keys");
+            _eq(held, credited + escrowed, "market balance == sum of credits + escrowed prices");
             _eq(held, ghost.paidIn(currency) - ghost.paidOut(currency), "market balance == paid in - withdrawn");
         }
     }
 
     // ------------------------------------------------------------ licenses
 
-    /// A license has its offering's terms, its holder (none once consumed), and the window the
-    /// purchase and renewals say: it starts at its purchase for ever (a renewal only extends
-    /// it), is valid from its start, never at or after its expiry. grants agrees: the license
-    /// grants its holder, and nobody else, its own model and kind exactly within its window
-    /// (now, 20 days ago, at its start, at its expiry), and nothing once consumed.
+    /// A license has its offering's terms, its holder (none once consumed or refunded), and
+    /// the window the purchase (an escrowed one's key delivery) and renewals say: it starts
+    /// then for ever (a renewal only extends it), is valid from its start, never at or after
+    /// its expiry. A license awaiting its key has the escrow the ghost booked and is valid
+    /// nowhere, and so is a refunded one, for ever. grants agrees: the license grants its
+    /// holder, and nobody else, its own model and kind exactly within its window (now, 20 days
+    /// ago, at its start, at its expiry), and nothing once consumed, nor while its key is
+    /// awaited.
     function _checkLicense(uint256 id, uint64 clock) internal view {
         Ghost.GLicense memory g = ghost.license(id);
         Ghost.GOffering memory o = ghost.offering(g.offeringId);
         (License memory l, address holder) = market.licenseOf(id);
-        _eq(holder, g.holder, "holder (zero once consumed)");
+        _eq(holder, g.holder, "holder (zero once consumed or refunded)");
         _eq(l.offeringId, g.offeringId, "offering");
         _eq(l.modelId, o.modelId, "model of the offering");
         _true(l.kind == o.kind, "kind of the offering");
         _eq(l.price, o.price, "price of the offering");
         _eq(l.royaltyBps, o.royaltyBps, "royalty of the offering");
-        _eq(l.start, g.start, "start == the purchase, for ever");
-        _eq(l.expiry, g.expiry, "expiry == purchase + paid durations");
+        _eq(l.start, g.start, "start == the purchase (or the key's delivery), for ever");
+        _eq(l.expiry, g.expiry, "expiry == start + paid durations");
         _true(l.start <= clock, "start never in the future");
+        (address payer, uint64 deadline) = market.pendingDelivery(id);
+        _eq(payer, g.payer, "escrow payer");
+        _eq(deadline, g.deadline, "escrow deadline");
+        bool pending = g.payer != address(0);
+        if (pending) _true(o.escrowed, "only escrowed sales await a key");
+        if (pending || g.refunded) {
+            _true(o.escrowed, "only escrowed sales are refunded");
+            _true(!market.isLicenseValid(id, l.start), "awaiting its key or refunded: not valid at start");
+            _true(!market.isLicenseValid(id, clock), "awaiting its key or refunded: not valid now");
+        } else {
+            _checkWindow(id, l, clock);
+        }
+        if (g.holder == address(0) && !g.refunded) {
+            _true(o.kind == LicenseKind.FineTune, "consumed: a fine-tune license");
+        }
+        _checkGrants(id, g, o, clock);
+    }
+
+    function _checkGrants(uint256 id, Ghost.GLicense memory g, Ghost.GOffering memory o, uint64 clock) internal view {
+        bool pending = g.payer != address(0);
+        address who = g.holder == address(0) ? g.consumedBy : g.holder;
+        uint64[4] memory times = [clock, clock - 20 days, g.start, g.expiry == 0 ? clock + 365 days : g.expiry];
+        for (uint256 t; t < 4; ++t) {
+            uint64 at = times[t];
+            bool inWindow = g.start <= at && (g.expiry == 0 || at < g.expiry);
+            _true(
+                market.grants(id, who, o.modelId, o.kind, at) == (g.holder != address(0) && !pending && inWindow),
+                "grants == held, key delivered and within the window (nothing once consumed)"
+            );
+        }
+        address other = actors[id % 4] == who ? actors[(id + 1) % 4] : actors[id % 4];
+        _true(!market.grants(id, other, o.modelId, o.kind, g.start), "grants only its holder");
+        _true(!market.grants(id, who, o.modelId, LicenseKind((uint8(o.kind) + 1) % 3), g.start), "grants its kind");
+        _true(!market.grants(id, who, o.modelId % ghost.modelCount() + 1, o.kind, g.start), "grants its model");
+    }
+
+    function _checkWindow(uint256 id, License memory l, uint64 clock) internal view {
         _true(market.isLicenseValid(id, l.start), "valid at start");
         _true(!market.isLicenseValid(id, l.start - 1), "invalid before start");
         if (l.expiry == 0) {
@@ -172,26 +220,11 @@ contract InvariantsTest is TestBase {
             _true(market.isLicenseValid(id, l.expiry - 1), "valid just before expiry");
             _true(market.isLicenseValid(id, clock) == (clock < l.expiry), "validity now");
         }
-        if (g.holder == address(0)) _true(o.kind == LicenseKind.FineTune, "consumed: a fine-tune license");
-
-        address who = g.holder == address(0) ? g.consumedBy : g.holder;
-        uint64[4] memory times = [clock, clock - 20 days, g.start, g.expiry == 0 ? clock + 365 days : g.expiry];
-        for (uint256 t; t < 4; ++t) {
-            uint64 at = times[t];
-            bool inWindow = g.start <= at && (g.expiry == 0 || at < g.expiry);
-            _true(
-                market.grants(id, who, o.modelId, o.kind, at) == (g.holder != address(0) && inWindow),
-                "grants == held and within the window (nothing once consumed)"
-            );
-        }
-        address other = actors[id % 4] == who ? actors[(id + 1) % 4] : actors[id % 4];
-        _true(!market.grants(id, other, o.modelId, o.kind, g.start), "grants only its holder");
-        _true(!market.grants(id, who, o.modelId, LicenseKind((uint8(o.kind) + 1) % 3), g.start), "grants its kind");
-        _true(!market.grants(id, who, o.modelId % ghost.modelCount() + 1, o.kind, g.start), "grants its model");
     }
 
     /// Across all licenses: each actor's balance counts what it holds; each license admitted at
-    /// most one derivative; the consumed licenses are exactly those the derivatives name.
+    /// most one derivative; the consumed licenses are exactly those the derivatives name (the
+    /// refunded ones are burnt too, but named by none).
     function _checkHoldings() internal view {
         uint256 n = ghost.licenseCount();
         uint256[4] memory held;
@@ -208,9 +241,11 @@ contract InvariantsTest is TestBase {
         }
         uint256 consumed;
         for (uint256 id = 1; id <= n; ++id) {
-            address holder = ghost.license(id).holder;
-            _true(named[id] == (holder == address(0)), "consumed == named by a derivative");
-            if (holder == address(0)) ++consumed;
+            Ghost.GLicense memory g = ghost.license(id);
+            address holder = g.holder;
+            bool burntByMint = holder == address(0) && !g.refunded;
+            _true(named[id] == burntByMint, "consumed == named by a derivative");
+            if (burntByMint) ++consumed;
             for (uint256 i; i < 4; ++i) {
                 if (holder == actors[i]) ++held[i];
             }
@@ -318,7 +353,7 @@ contract InvariantsTest is TestBase {
         uint256 r = uint256(keccak256("walk"));
         for (uint256 s; s < 512; ++s) {
             r = uint256(keccak256(abi.encode(r)));
-            _dispatch(r % 17, uint256(keccak256(abi.encode(r, 1))), uint256(keccak256(abi.encode(r, 2))), r >> 8);
+            _dispatch(r % 21, uint256(keccak256(abi.encode(r, 1))), uint256(keccak256(abi.encode(r, 2))), r >> 8);
             if (s % 64 == 63) _assertAllInvariants();
         }
         uint256 sales = handler.sales();
@@ -331,6 +366,12 @@ contract InvariantsTest is TestBase {
         vm.assertGt(sales, 100, "sales happen");
         vm.assertGt(handler.royaltySales() * 3, sales * 2, "more than 2 sales in 3 split royalties");
         vm.assertGt(handler.renewals(), 10, "renewals happen");
+        _log("walk: escrowed purchases", handler.escrowedSales());
+        _log("walk: keys delivered", handler.deliveries());
+        _log("walk: refunds", handler.refunds());
+        vm.assertGt(handler.escrowedSales(), 10, "escrowed purchases happen");
+        vm.assertGt(handler.deliveries(), 10, "keys are delivered");
+        vm.assertGt(handler.refunds(), 5, "refunds happen");
         for (uint256 k; k < handler.ATTACKS(); ++k) {
             vm.assertGt(handler.attackTries(k), 0, string.concat("attack tried: ", vm.toString(k)));
             vm.assertEq(handler.attackCaught(k), handler.attackTries(k), "attack refused with its error");
@@ -354,7 +395,11 @@ contract InvariantsTest is TestBase {
         else if (action == 13) handler.attackMint(a, b, c);
         else if (action == 14) handler.attackBuy(a, b, c, a >> 8);
         else if (action == 15) handler.attackOwner(a, b, c, a >> 8);
-        else handler.attackRenew(a, b, c);
+        else if (action == 16) handler.attackRenew(a, b, c);
+        else if (action == 17) handler.deliver(a, b, c);
+        else if (action == 18) handler.refund(a, b);
+        else if (action == 19) handler.setKeeper(a, b, c % 4 != 0);
+        else handler.attackEscrow(a, b, c);
     }
 
     // ------------------------------------------------------------ helpers

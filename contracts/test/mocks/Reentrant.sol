@@ -42,7 +42,7 @@ contract ReentrantReceiver {
             withdrawRevert = reason;
         }
         if (reentryOffering != 0) {
-            try market.buy{value: 0}(reentryOffering, address(this), 0) {}
+            try market.buy{value: 0}(reentryOffering, address(this), 0, bytes32(0)) {}
             catch (bytes memory reason) {
                 buyRevert = reason;
             }
@@ -87,7 +87,7 @@ contract ReentrantERC20 is ERC20 {
     function _reenter() private {
         if (!armed) return;
         armed = false;
-        try market.buy(offeringId, address(this), type(uint256).max) {}
+        try market.buy(offeringId, address(this), type(uint256).max, bytes32(0)) {}
         catch (bytes memory reason) {
             buyRevert = reason;
         }

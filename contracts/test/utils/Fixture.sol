@@ -132,19 +132,26 @@ abstract contract Fixture is TestBase {
         return _publish(t);
     }
 
-    /// @dev Buys from a native offering for `buyer` (who also pays), funding the buyer first.
+    /// @dev Buys from an offering for `buyer` (who also pays), funding the buyer first; an
+    /// escrowed offering gets the buyer's age recipient (`_recipient`).
     function _buy(address buyer, uint256 offeringId) internal returns (uint256) {
         Offering memory o = market.offeringOf(offeringId);
+        bytes32 recipient = o.escrowed ? _recipient(buyer) : bytes32(0);
         if (o.currency == NATIVE) {
             vm.deal(buyer, buyer.balance + o.price);
             vm.prank(buyer);
-            return market.buy{value: o.price}(offeringId, buyer, o.price);
+            return market.buy{value: o.price}(offeringId, buyer, o.price, recipient);
         }
         MockERC20(o.currency).mint(buyer, o.price);
         vm.prank(buyer);
         MockERC20(o.currency).approve(address(market), o.price);
         vm.prank(buyer);
-        return market.buy(offeringId, buyer, o.price);
+        return market.buy(offeringId, buyer, o.price, recipient);
+    }
+
+    /// @dev A stand-in for the X25519 public key of `who`'s age recipient.
+    function _recipient(address who) internal pure returns (bytes32) {
+        return keccak256(abi.encode("age recipient", who));
     }
 
     function _renew(address payer, uint256 licenseId) internal returns (uint64) {

@@ -21,6 +21,8 @@ const ANVIL_CHAIN_ID: u64 = 31337;
 pub(crate) const DEFAULT_IPFS: &str = ".registry/ipfs";
 pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployment.json";
 pub(crate) const DEFAULT_CONFIG: &str = "registry.toml";
+/// Where each signer's age identity is created unless --identity names one.
+pub(crate) const DEFAULT_KEYS: &str = ".registry/keys";
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct GlobalArgs {
@@ -85,6 +87,10 @@ pub(crate) struct GlobalArgs {
         hide_env_values = true
     )]
     database_url: Option<String>,
+    /// The signer's age identity (encrypted models' keys are wrapped to it)
+    /// [default: .registry/keys/ADDRESS.txt, created on first use]
+    #[arg(long, global = true, env = "REGISTRY_IDENTITY", value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// Where fingerprints are computed: cpu, wgpu or cuda [default: cpu]
     #[arg(long, global = true, env = "REGISTRY_BACKEND", value_name = "BACKEND",
           value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
@@ -105,6 +111,7 @@ struct FileConfig {
     registry_address: Option<Address>,
     market_address: Option<Address>,
     database_url: Option<String>,
+    identity: Option<PathBuf>,
     backend: Option<String>,
 }
 
@@ -120,6 +127,7 @@ pub(crate) struct Settings {
     registry_address: Option<Address>,
     market_address: Option<Address>,
     pub(crate) database_url: String,
+    identity: Option<PathBuf>,
     pub(crate) backend: BackendKind,
 }
 
@@ -168,6 +176,7 @@ impl Settings {
                 .database_url
                 .or(file.database_url)
                 .unwrap_or_else(|| registry::db::DEFAULT_URL.into()),
+            identity: args.identity.or(file.identity),
             backend,
         })
     }
@@ -187,6 +196,23 @@ impl Settings {
             }
             None => bail!(NoSigner(chain_id)),
         })
+    }
+
+    /// The age identity of `account`: the --identity file (which must exist), else the
+    /// account's own file, created (mode 0600) on first use. Returns it with its path.
+    pub(crate) fn identity(&self, account: Address) -> Result<(age::x25519::Identity, PathBuf)> {
+        if let Some(path) = &self.identity {
+            return Ok((registry::keys::load(path)?, path.clone()));
+        }
+        let path = registry::keys::identity_path(Path::new(DEFAULT_KEYS), account);
+        let (identity, created) = registry::keys::load_or_create(&path)?;
+        if created {
+            eprintln!(
+                "created the age identity of {account:?} at {} (keep it: it opens the models you buy)",
+                path.display()
+            );
+        }
+        Ok((identity, path))
     }
 
     /// Opens the content store.

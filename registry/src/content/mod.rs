@@ -171,7 +171,7 @@ impl Store {
     }
 
     /// Reads `added` back through the store and checks it is exactly what was imported.
-    async fn check_readback(&self, added: &Added) -> Result<()> {
+    pub(crate) async fn check_readback(&self, added: &Added) -> Result<()> {
         let mut sink = HashingSink::default();
         let read = cat(self, &added.cid, &mut sink, &|_| {}).await?;
         let digest = *sink.hasher.finalize().as_bytes();

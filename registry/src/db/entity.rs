@@ -98,6 +98,7 @@ versioned_entity!(models, "models", {
     depth: i32,
     sale_royalty_bps: i32,
     derivative_royalty_bps: i32,
+    encrypted: bool,
     block_number: i64,
     tx_hash: String,
     flagged_model: Option<i64>,
@@ -129,6 +130,7 @@ versioned_entity!(offerings, "offerings", {
     commercial_use: bool,
     royalty_bps: i32,
     renewal_period: i64,
+    delivery_period: i64,
     terms_uri: String,
     terms_hash: String,
     block_number: i64,
@@ -151,6 +153,12 @@ versioned_entity!(licenses, "licenses", {
     terms_hash: String,
     start: i64,
     expiry: i64,
+    key_deadline: i64,
+    recipient: Option<String>,
+    key_delivered_at: i64,
+    key_cid: Option<String>,
+    keeper: Option<String>,
+    refunded: bool,
     block_number: i64,
 });
 

@@ -173,6 +173,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 depth: i32::from(m.depth),
                 sale_royalty_bps: e.sale_royalty_bps as i32,
                 derivative_royalty_bps: i32::from(m.derivative_royalty_bps),
+                encrypted: m.encrypted,
                 block_number: block,
                 tx_hash: hash(pos.tx),
                 flagged_model: flagged.map(|(m, _)| m),
@@ -237,6 +238,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 commercial_use: t.commercial_use,
                 royalty_bps: i32::from(t.royalty_bps),
                 renewal_period: t.renewal_period as i64,
+                delivery_period: t.delivery_period as i64,
                 terms_uri: t.terms_uri.clone(),
                 terms_hash: fingerprint::hex(&t.terms_hash),
                 block_number: block,
@@ -270,6 +272,12 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 terms_hash: o.terms_hash.clone(),
                 start: e.start as i64,
                 expiry: e.expiry as i64,
+                key_deadline: 0,
+                recipient: None,
+                key_delivered_at: 0,
+                key_cid: None,
+                keeper: None,
+                refunded: false,
                 block_number: block,
                 valid_from: block,
                 valid_to: None,
@@ -296,6 +304,34 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 next.holder = address(*to);
                 batch.licenses.replace(next.id, next, block)?;
             }
+        }
+        Event::KeyRequested(e) => {
+            let mut next = license(c, batch, id(e.license_id), pos).await?;
+            next.key_deadline = e.deadline as i64;
+            next.recipient = Some(crate::keys::recipient_text(&e.recipient));
+            batch.licenses.replace(next.id, next, block)?;
+        }
+        Event::KeyDelivered(e) => {
+            let mut next = license(c, batch, id(e.license_id), pos).await?;
+            // The window starts at the delivery.
+            next.key_delivered_at = e.start as i64;
+            next.start = e.start as i64;
+            next.expiry = e.expiry as i64;
+            next.key_cid = Some(e.wrapped_key_cid.clone());
+            next.keeper = Some(address(e.keeper));
+            batch.licenses.replace(next.id, next, block)?;
+        }
+        Event::LicenseRefunded(e) => {
+            let mut next = license(c, batch, id(e.license_id), pos).await?;
+            next.refunded = true;
+            let offering_id = next.offering_id;
+            batch.licenses.replace(next.id, next, block)?;
+            // The refund frees the sale's supply.
+            let mut o = offering(c, batch, offering_id, pos).await?;
+            o.sold -= 1;
+            batch.offerings.replace(o.id, o, block)?;
+            // Refunds credit the payer without a PaymentCredited.
+            add_to_balance(c, batch, block, e.payer, e.currency, e.amount, U256::zero()).await?;
         }
         Event::PaymentCredited(e) => {
             let row = credits::Model {

@@ -1,8 +1,9 @@
 //! Decoding the contracts' logs into the events the indexer applies, in chain order.
 
 use contracts::license_market::{
-    LicensePurchasedFilter, LicenseRenewedFilter, OfferingClosedFilter, OfferingPublishedFilter,
-    PaymentCreditedFilter, WithdrawnFilter,
+    KeyDeliveredFilter, KeyRequestedFilter, LicensePurchasedFilter, LicenseRefundedFilter,
+    LicenseRenewedFilter, OfferingClosedFilter, OfferingPublishedFilter, PaymentCreditedFilter,
+    WithdrawnFilter,
 };
 use contracts::model_registry::ModelMintedFilter;
 use contracts::{LicenseMarketEvents, ModelRegistryEvents};
@@ -25,17 +26,43 @@ pub struct Position {
 pub enum Event {
     ModelMinted(Box<ModelMintedFilter>),
     ModelTransfer { from: Address, to: Address, id: u64 },
-    OfferingPublished(Box<OfferingPublishedFilter>),
+    OfferingPublished(Box<Published>),
     OfferingClosed(OfferingClosedFilter),
     LicensePurchased(LicensePurchasedFilter),
     LicenseRenewed(LicenseRenewedFilter),
     LicenseTransfer { from: Address, to: Address, id: u64 },
     PaymentCredited(PaymentCreditedFilter),
     Withdrawn(WithdrawnFilter),
+    KeyRequested(KeyRequestedFilter),
+    KeyDelivered(KeyDeliveredFilter),
+    LicenseRefunded(LicenseRefundedFilter),
+}
+
+/// `OfferingPublished`. abigen derives no `Debug` for events whose tuples have more than 12
+/// fields (as `Terms` has), so this wrapper supplies one.
+#[derive(Clone)]
+pub struct Published(pub OfferingPublishedFilter);
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfferingPublished")
+            .field("offering_id", &self.0.offering_id)
+            .field("model_id", &self.0.model_id)
+            .field("publisher", &self.0.publisher)
+            .field("terms", &self.0.terms)
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Published {
+    type Target = OfferingPublishedFilter;
+    fn deref(&self) -> &OfferingPublishedFilter {
+        &self.0
+    }
 }
 
 /// Decodes one log of the registry or the market; `None` for events the read side ignores
-/// (approvals, the market binding).
+/// (approvals, the market binding, keeper approvals).
 pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Option<(Position, Event)>> {
     let position = Position {
         block: log.block_number.ok_or_else(|| pending(log))?.as_u64(),
@@ -65,7 +92,7 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Option<(P
     } else if log.address == market {
         match LicenseMarketEvents::decode_log(&raw).map_err(undecodable)? {
             LicenseMarketEvents::OfferingPublishedFilter(e) => {
-                Event::OfferingPublished(Box::new(e))
+                Event::OfferingPublished(Box::new(Published(e)))
             }
             LicenseMarketEvents::OfferingClosedFilter(e) => Event::OfferingClosed(e),
             LicenseMarketEvents::LicensePurchasedFilter(e) => Event::LicensePurchased(e),
@@ -77,6 +104,9 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Option<(P
             },
             LicenseMarketEvents::PaymentCreditedFilter(e) => Event::PaymentCredited(e),
             LicenseMarketEvents::WithdrawnFilter(e) => Event::Withdrawn(e),
+            LicenseMarketEvents::KeyRequestedFilter(e) => Event::KeyRequested(e),
+            LicenseMarketEvents::KeyDeliveredFilter(e) => Event::KeyDelivered(e),
+            LicenseMarketEvents::LicenseRefundedFilter(e) => Event::LicenseRefunded(e),
             _ => return Ok(None),
         }
     } else {

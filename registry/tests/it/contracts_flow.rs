@@ -37,6 +37,7 @@ fn params(to: Address, tag: u8, parents: &[U256], licenses: &[U256]) -> MintPara
         metadata_uri: format!("ipfs://bafkreimeta{tag}"),
         sale_royalty_bps: 500,
         derivative_royalty_bps: 0,
+        encrypted: false,
         parents: parents.to_vec(),
         licenses: licenses.to_vec(),
     }
@@ -54,6 +55,7 @@ fn terms(model: U256, kind: LicenseKind, price: U256, duration: u64, royalty_bps
         commercial_use: kind == LicenseKind::Output,
         royalty_bps,
         renewal_period: 0,
+        delivery_period: 0,
         terms_uri: "ipfs://bafkreiterms".into(),
         terms_hash: root(0xee),
     }
@@ -85,7 +87,7 @@ async fn buy(
     let receipt = chain::send(
         Target::Market,
         "buy",
-        market.buy(offering, holder, price).value(price),
+        market.buy(offering, holder, price, [0; 32]).value(price),
     )
     .await?;
     Ok((
@@ -151,7 +153,7 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
 
     // Buying access: the offering's price, no more than maxPrice, exactly paid.
     let err = market_l
-        .buy(access, licensee, ether(1) - 1)
+        .buy(access, licensee, ether(1) - 1, [0; 32])
         .value(ether(1))
         .send()
         .await
@@ -164,7 +166,7 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
         })
     );
     let err = market_l
-        .buy(access, licensee, ether(1))
+        .buy(access, licensee, ether(1), [0; 32])
         .value(ether(2))
         .send()
         .await
@@ -436,7 +438,7 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
     );
     chain::send(Target::Market, "close", market_a.close_offering(fine_tune)).await?;
     let err = market_l
-        .buy(fine_tune, licensee, ether(2))
+        .buy(fine_tune, licensee, ether(2), [0; 32])
         .value(ether(2))
         .send()
         .await
@@ -473,7 +475,7 @@ async fn market_story_on_anvil() -> anyhow::Result<()> {
     )
     .await?;
     let err = market_l
-        .buy(access, licensee, ether(1))
+        .buy(access, licensee, ether(1), [0; 32])
         .value(ether(1))
         .send()
         .await

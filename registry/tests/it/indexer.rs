@@ -73,7 +73,7 @@ async fn assert_matches_chain(world: &World, db: &TestDb) {
         assert_eq!(row.closed, o.closed, "closed of offering {id}");
         assert_eq!(row.price, o.price.to_string());
         assert_eq!(row.kind, i32::from(o.kind));
-        assert_eq!(row.renewal_period as u64, o.renewal_period);
+        assert_eq!(row.renewal_period, i64::from(o.renewal_period));
     }
     let total_licenses = market.total_licenses().call().await.unwrap().as_u64();
     let rows = licenses::Entity::find()

@@ -42,6 +42,7 @@ pub(crate) fn terms(
         commercial_use: kind == LicenseKind::Output,
         royalty_bps: royalty,
         renewal_period: 0,
+        delivery_period: 0,
         terms_uri: String::new(),
         terms_hash: [0; 32],
     }
@@ -134,6 +135,7 @@ impl World {
             to: None,
             sale_royalty_bps: 250,
             derivative_royalty_bps: 0,
+            encrypt_to: None,
             force: false,
             backend: fingerprint::BackendKind::Cpu,
             cid_version: Version::V1,
@@ -163,6 +165,7 @@ impl World {
             parameters: fp.parameters(),
             tensors: fp.tensors.len() as u64,
             bytes: model.data_bytes(),
+            encryption: None,
         };
         let meta_cid = store
             .store_bytes(&metadata.to_json(), Version::V1)
@@ -178,6 +181,7 @@ impl World {
                 metadata_uri: ipfs_uri(&meta_cid),
                 sale_royalty_bps: 0,
                 derivative_royalty_bps: 0,
+                encrypted: false,
                 parents: vec![],
                 licenses: vec![],
             })
@@ -193,7 +197,7 @@ impl World {
     pub(crate) async fn buy(&self, account: usize, offering: U256, price: U256) -> U256 {
         let holder = self.address(account);
         self.markets[account]
-            .buy(offering, holder, price)
+            .buy(offering, holder, price, None)
             .await
             .unwrap()
             .license

@@ -124,8 +124,10 @@ pub struct LicenseFilter {
     model: Option<ID>,
     offering: Option<ID>,
     kind: Option<LicenseKind>,
-    /// Only licenses valid at this unix time.
+    /// Only licenses valid at this unix time (a license waiting for its key is not yet).
     active_at: Option<i64>,
+    /// Only escrowed purchases still waiting for their key (true), or only the others (false).
+    pending_delivery: Option<bool>,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -364,11 +366,26 @@ impl QueryRoot {
             q = q.filter(licenses::Column::Kind.eq(kind.code()));
         }
         if let Some(at) = f.active_at {
-            q = q.filter(licenses::Column::Start.lte(at)).filter(
-                Condition::any()
-                    .add(licenses::Column::Expiry.eq(0))
-                    .add(licenses::Column::Expiry.gt(at)),
-            );
+            q = q
+                .filter(licenses::Column::Start.lte(at))
+                .filter(
+                    Condition::any()
+                        .add(licenses::Column::Expiry.eq(0))
+                        .add(licenses::Column::Expiry.gt(at)),
+                )
+                .filter(licenses::Column::Refunded.eq(false))
+                .filter(
+                    Condition::any()
+                        .add(licenses::Column::KeyDeadline.eq(0))
+                        .add(licenses::Column::KeyDeliveredAt.gt(0)),
+                );
+        }
+        if let Some(pending) = f.pending_delivery {
+            let waiting = Condition::all()
+                .add(licenses::Column::KeyDeadline.gt(0))
+                .add(licenses::Column::KeyDeliveredAt.eq(0))
+                .add(licenses::Column::Refunded.eq(false));
+            q = q.filter(if pending { waiting } else { waiting.not() });
         }
         let order = order_by.unwrap_or_default();
         let (key, desc) = match order {

@@ -109,6 +109,11 @@ impl Model {
     async fn derivative_royalty_bps(&self) -> i32 {
         self.0.derivative_royalty_bps
     }
+    /// Whether the weights are stored only encrypted: access and fine-tune licenses then buy
+    /// the model key, delivered wrapped to the buyer (the price waits in escrow until then).
+    async fn encrypted(&self) -> bool {
+        self.0.encrypted
+    }
     /// Block of the mint.
     async fn block(&self) -> i64 {
         self.0.block_number
@@ -352,6 +357,11 @@ impl Offering {
     async fn renewal_period(&self) -> i64 {
         self.0.renewal_period
     }
+    /// Seconds the owner or a keeper has to deliver the model key after a purchase (escrowed
+    /// offerings of encrypted models); 0 when not escrowed.
+    async fn delivery_period(&self) -> i64 {
+        self.0.delivery_period
+    }
     async fn transferable(&self) -> bool {
         self.0.transferable
     }
@@ -382,7 +392,15 @@ pub struct License(pub licenses::Model);
 
 impl License {
     pub(crate) fn valid_at(&self, at: i64) -> bool {
-        self.0.start <= at && (self.0.expiry == 0 || at < self.0.expiry)
+        !self.0.refunded
+            && !self.awaits_key()
+            && self.0.start <= at
+            && (self.0.expiry == 0 || at < self.0.expiry)
+    }
+
+    /// An escrowed purchase whose key has not been delivered (nor refunded).
+    fn awaits_key(&self) -> bool {
+        self.0.key_deadline > 0 && self.0.key_delivered_at == 0 && !self.0.refunded
     }
 }
 
@@ -461,6 +479,45 @@ impl License {
     /// Whether the license is valid at unix time `at`.
     async fn active_at(&self, at: i64) -> bool {
         self.valid_at(at)
+    }
+    /// Whether the purchase was escrowed (an access or fine-tune license of an encrypted
+    /// model): its price waited for the model key.
+    async fn escrowed(&self) -> bool {
+        self.0.key_deadline > 0
+    }
+    /// Escrowed purchases: the key must be delivered before this unix time, else the price is
+    /// refundable. 0 when not escrowed.
+    async fn key_deadline(&self) -> i64 {
+        self.0.key_deadline
+    }
+    /// The buyer's age recipient (`age1…`) the key is wrapped to; null when not escrowed.
+    async fn recipient(&self) -> Option<&str> {
+        self.0.recipient.as_deref()
+    }
+    /// Whether the model key was delivered (the escrow released).
+    async fn key_delivered(&self) -> bool {
+        self.0.key_delivered_at > 0
+    }
+    /// Unix time of the key's delivery, which starts the license's window; null until then.
+    async fn delivered_at(&self) -> Option<i64> {
+        (self.0.key_delivered_at > 0).then_some(self.0.key_delivered_at)
+    }
+    /// CID of the model key wrapped to the buyer's recipient.
+    async fn key_cid(&self) -> Option<&str> {
+        self.0.key_cid.as_deref()
+    }
+    /// The account that delivered the key (the owner or an approved keeper).
+    async fn keeper(&self) -> Option<&str> {
+        self.0.keeper.as_deref()
+    }
+    /// Escrowed and still waiting for its key.
+    async fn pending_delivery(&self) -> bool {
+        self.awaits_key()
+    }
+    /// Whether the price was refunded because the key was not delivered in time (the license
+    /// was burnt).
+    async fn refunded(&self) -> bool {
+        self.0.refunded
     }
     /// Block of the purchase.
     async fn block(&self) -> i64 {

@@ -38,6 +38,7 @@ impl Api {
                         limits: Limits::default(),
                         content: Some(content),
                         workers: 2,
+                        keys: None,
                     },
                     move |address| tx.send(address).unwrap(),
                 ))

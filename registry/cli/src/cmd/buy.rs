@@ -6,7 +6,7 @@ use anyhow::Result;
 use ethers::types::{Address, U256};
 use registry::market::{Market, Sale};
 
-use super::values::{parse_address, parse_id, show_expiry, Currency};
+use super::values::{parse_address, parse_id, parse_recipient, show_expiry, Currency};
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +19,10 @@ pub(crate) struct BuyArgs {
     /// Who receives the license [default: the signer]
     #[arg(long = "for", value_name = "ADDRESS", value_parser = parse_address)]
     holder: Option<Address>,
+    /// For an encrypted model: the age recipient the model key is delivered to
+    /// [default: the signer's identity (--identity)]
+    #[arg(long, value_name = "RECIPIENT", value_parser = parse_recipient)]
+    recipient: Option<age::x25519::Recipient>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -34,7 +38,18 @@ impl BuyArgs {
             None => offering.price.into(),
         };
         let holder = self.holder.unwrap_or_else(|| market.address());
-        let sale = market.buy(self.offering, holder, max_price).await?;
+        let recipient = if offering.escrowed {
+            let recipient = match self.recipient {
+                Some(r) => r,
+                None => settings.identity(market.address())?.0.to_public(),
+            };
+            Some(registry::keys::recipient_bytes(&recipient))
+        } else {
+            None
+        };
+        let sale = market
+            .buy(self.offering, holder, max_price, recipient)
+            .await?;
         print_sale(&market, &sale, &currency, "bought", self.json).await
     }
 }
@@ -83,6 +98,7 @@ async fn print_sale(
             "price": currency.json(sale.price),
             "start": sale.start,
             "expiry": sale.expiry,
+            "key_deadline": sale.key_deadline,
             "tx": format!("{:?}", sale.tx),
         });
         println!("{value}");
@@ -90,12 +106,25 @@ async fn print_sale(
         println!("license   {} ({verb})", sale.license);
         println!("model     {}", view.license.model_id);
         println!("holder    {:?}", view.holder);
-        println!("paid      {}", currency.show(sale.price));
-        println!(
-            "valid     {} until {}",
-            registry::amount::format_instant(sale.start),
-            show_expiry(sale.expiry)
-        );
+        match sale.key_deadline {
+            Some(deadline) => {
+                println!("paid      {} (in escrow)", currency.show(sale.price));
+                println!(
+                    "key       awaited until {}; then `registry download {}`, or if it never came `registry refund {}`",
+                    registry::amount::format_instant(deadline),
+                    view.license.model_id,
+                    sale.license
+                );
+            }
+            None => {
+                println!("paid      {}", currency.show(sale.price));
+                println!(
+                    "valid     {} until {}",
+                    registry::amount::format_instant(sale.start),
+                    show_expiry(sale.expiry)
+                );
+            }
+        }
         println!("tx        {:?}", sale.tx);
     }
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use fingerprint::hex;
 use registry::content::Version;
 use registry::mint::{mint, MintRequest};
 
-use super::values::{parse_address, parse_id};
+use super::values::{parse_address, parse_id, parse_recipient};
 use crate::progress::Bars;
 use crate::settings::Settings;
 
@@ -46,6 +46,16 @@ pub(crate) struct Args {
     /// as a parent. Never mints a content root that is already registered.
     #[arg(long)]
     force: bool,
+    /// Store the weights only encrypted (an age file). A fresh key per model is wrapped to
+    /// your identity (--identity) and to each --keeper, so the keepers can deliver it to buyers
+    /// while you are offline. Buyers of access and fine-tune licenses pay into escrow until the
+    /// key reaches them.
+    #[arg(long)]
+    encrypt: bool,
+    /// A key keeper's age recipient (age1…), which may open the model key to deliver it to
+    /// buyers (repeat for several; approve its account with `registry keeper approve`).
+    #[arg(long = "keeper", value_name = "RECIPIENT", requires = "encrypt", value_parser = parse_recipient)]
+    keepers: Vec<age::x25519::Recipient>,
     /// CID version of the stored weights (1: raw leaves; 0: like a plain `ipfs add`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     cid_version: u8,
@@ -81,6 +91,14 @@ impl Args {
                 self.licenses.len()
             );
         };
+        let encrypt_to = if self.encrypt {
+            let (identity, _) = settings.identity(market.address())?;
+            let mut recipients = vec![identity.to_public()];
+            recipients.extend(self.keepers.iter().cloned());
+            Some(recipients)
+        } else {
+            None
+        };
         let request = MintRequest {
             weights: self.weights.clone(),
             name: self.name.clone(),
@@ -96,6 +114,7 @@ impl Args {
             } else {
                 Version::V1
             },
+            encrypt_to,
         };
         let minted = mint(&market, &store, &request, &Bars::new()).await?;
         for s in &minted.skipped {
@@ -124,6 +143,8 @@ impl Args {
                 "bytes": minted.bytes,
                 "parents": request.parents.iter().map(|(m, l)| serde_json::json!({"model": m.to_string(), "license": l.to_string()})).collect::<Vec<_>>(),
                 "related": related,
+                "encrypted": minted.envelope.is_some(),
+                "envelope_cid": minted.envelope.map(|c| c.to_string()),
             });
             println!("{value}");
         } else {
@@ -137,6 +158,9 @@ impl Args {
             );
             println!("content root  {}", hex(&minted.content_root));
             println!("metadata      ipfs://{}", minted.metadata);
+            if let Some(envelope) = &minted.envelope {
+                println!("encrypted     key envelope ipfs://{envelope}");
+            }
             for r in &minted.related {
                 println!(
                     "related       model {} ({}, similarity {:.3}), explained by the declared lineage",

@@ -5,8 +5,10 @@ mod compare;
 mod content;
 mod db;
 mod deploy;
+mod download;
 mod fingerprint;
 mod index;
+mod keys;
 mod mint;
 mod offer;
 mod rights;
@@ -39,6 +41,15 @@ pub(crate) enum Command {
     Buy(buy::BuyArgs),
     /// Renew a time-bound license.
     Renew(buy::RenewArgs),
+    /// Download a model's weights you may use (decrypting an encrypted model's), checked
+    /// against the chain.
+    Download(download::Args),
+    /// Reclaim the escrowed price of a license whose key was not delivered in time.
+    Refund(keys::RefundArgs),
+    /// Print the signer's age recipient (its identity is created on first use).
+    Identity(keys::IdentityArgs),
+    /// Deliver model keys to buyers of encrypted models (or approve/revoke keepers).
+    Keeper(keys::KeeperArgs),
     /// May ADDRESS use a right of MODEL? Exit code 0 for yes, 1 for no.
     Rights(rights::Args),
     /// Check a model's weights against the chain. Exit code 0 when they match, 1 when not.
@@ -72,6 +83,10 @@ impl Command {
             Command::CloseOffer(args) => args.run(settings).await,
             Command::Buy(args) => args.run(settings).await,
             Command::Renew(args) => args.run(settings).await,
+            Command::Download(args) => args.run(settings).await,
+            Command::Refund(args) => args.run(settings).await,
+            Command::Identity(args) => args.run(settings).await,
+            Command::Keeper(args) => args.run(settings).await,
             Command::Rights(args) => args.run(settings).await,
             Command::Verify(args) => args.run(settings).await,
             Command::Show(args) => args.run(settings).await,
@@ -138,6 +153,24 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             }
             registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseLapsed") => {
                 Some("a lapsed license cannot be renewed: buy a new one".into())
+            }
+            registry::Error::NoLicense { model, .. } => Some(format!(
+                "buy an access license: `registry show {model}` lists the offerings, `registry buy OFFERING` buys one"
+            )),
+            registry::Error::KeyPending { license, .. } => Some(format!(
+                "a keeper delivers the key once it runs (`registry keeper`); after the deadline `registry refund {license}` returns the price"
+            )),
+            registry::Error::NotARecipient { .. } => Some(
+                "use the identity the key was wrapped to (--identity FILE); a license bought second-hand needs a fresh key from a keeper".into(),
+            ),
+            registry::Error::IdentityMissing { .. } => Some(
+                "pass an existing age identity file, or leave --identity out to use the account's own".into(),
+            ),
+            registry::Error::Reverted { reason, .. } if reason.starts_with("DeliveryNotOverdue") => {
+                Some("a refund opens at the delivery deadline: wait for a keeper, or try again after it".into())
+            }
+            registry::Error::Reverted { reason, .. } if reason.starts_with("NotKeeper") => {
+                Some("the model's owner approves keepers with `registry keeper approve ADDRESS`".into())
             }
             registry::Error::NotDeployed { .. } => Some(
                 "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),

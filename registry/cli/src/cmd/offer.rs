@@ -15,6 +15,10 @@ use registry::metadata::ipfs_uri;
 use super::values::{parse_currency, parse_id, parse_kind, Currency};
 use crate::settings::Settings;
 
+/// A day: time for a keeper that was down to come back, short enough to tie no buyer's money
+/// up for long.
+const DEFAULT_DELIVERY_PERIOD: u64 = 24 * 3600;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct OfferArgs {
     /// The model (you must own it).
@@ -44,6 +48,11 @@ pub(crate) struct OfferArgs {
     /// price): seconds or `30d`, `12h`, `1y`; 0 to end renewals with the offering.
     #[arg(long, default_value = "0")]
     renewal_period: String,
+    /// Encrypted models, access and fine-tune offerings: how long the owner or a keeper has to
+    /// deliver the model key after a purchase before the buyer may take a refund (at most
+    /// 90d) [default: 1d; not applicable to other offerings]
+    #[arg(long)]
+    delivery_period: Option<String>,
     /// Licenses may be transferred by their holders.
     #[arg(long)]
     transferable: bool,
@@ -65,12 +74,17 @@ impl OfferArgs {
         let price = currency.parse(&self.price)?;
         let duration = parse_duration(&self.duration)?;
         let renewal_period = parse_duration(&self.renewal_period)?;
+        let header = market.header(self.model).await?;
         let royalty_bps = match (self.royalty_bps, self.kind) {
             (Some(bps), _) => bps,
-            (None, LicenseKind::FineTune) => {
-                market.header(self.model).await?.derivative_royalty_bps
-            }
+            (None, LicenseKind::FineTune) => header.derivative_royalty_bps,
             (None, _) => 0,
+        };
+        let escrowed = header.encrypted && self.kind != LicenseKind::Output;
+        let delivery_period = match (&self.delivery_period, escrowed) {
+            (Some(text), _) => parse_duration(text)?,
+            (None, true) => DEFAULT_DELIVERY_PERIOD,
+            (None, false) => 0,
         };
         let (terms_uri, terms_hash) = match &self.terms {
             Some(path) => {
@@ -93,6 +107,7 @@ impl OfferArgs {
             commercial_use: self.commercial.unwrap_or(self.kind == LicenseKind::Output),
             royalty_bps,
             renewal_period,
+            delivery_period,
             terms_uri: terms_uri.clone(),
             terms_hash,
         };
@@ -106,6 +121,7 @@ impl OfferArgs {
                 "duration": duration,
                 "supply": self.supply,
                 "royalty_bps": royalty_bps,
+                "delivery_period": delivery_period,
                 "terms_uri": terms_uri,
                 "tx": format!("{tx:?}"),
             });
@@ -116,6 +132,12 @@ impl OfferArgs {
             println!("kind      {}", self.kind.as_str());
             println!("price     {}", currency.show(price));
             println!("duration  {}", describe_duration(duration));
+            if escrowed {
+                println!(
+                    "escrow    the price waits until the key is delivered, at most {} after a purchase",
+                    describe_duration(delivery_period)
+                );
+            }
             if !terms_uri.is_empty() {
                 println!("terms     {terms_uri}");
             }

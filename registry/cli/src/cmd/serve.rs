@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use registry::db::Db;
+use registry::key_service::KeyService;
 use web::{Limits, ServerConfig};
 
 use crate::settings::Settings;
@@ -37,6 +38,10 @@ pub(crate) struct Args {
     /// Do not serve the content store at /ipfs/<cid>.
     #[arg(long)]
     no_gateway: bool,
+    /// Serve encrypted models' keys to license holders at /v1/models/{id}/access (x402), as
+    /// a keeper: the signer's identity (--identity) must open the models' envelopes.
+    #[arg(long)]
+    keeper: bool,
 }
 
 impl Args {
@@ -46,6 +51,18 @@ impl Args {
             None
         } else {
             Some(settings.store().await?)
+        };
+        let keys = if self.keeper {
+            let market = settings.market().await?;
+            let (identity, path) = settings.identity(market.address())?;
+            eprintln!(
+                "serving model keys as keeper {:?} (identity {})",
+                market.address(),
+                path.display()
+            );
+            Some(KeyService::new(market, settings.store().await?, identity))
+        } else {
+            None
         };
         let config = ServerConfig {
             listen: self.listen,
@@ -58,6 +75,7 @@ impl Args {
             },
             content,
             workers: self.workers,
+            keys,
         };
         web::serve(db, config, |address| {
             // The only line on stdout: where to connect (useful with port 0).

@@ -56,6 +56,8 @@ impl Args {
                         "sold": o.sold,
                         "closed": o.closed,
                         "renewal_period": o.renewal_period,
+                        "escrowed": o.escrowed,
+                        "delivery_period": o.delivery_period,
                         "publisher": format!("{:?}", o.publisher),
                         "transferable": o.transferable,
                         "commercial_use": o.commercial_use,
@@ -76,6 +78,7 @@ impl Args {
                 "depth": m.depth,
                 "derivative_royalty_bps": m.derivative_royalty_bps,
                 "sale_royalty_bps": view.header.sale_royalty_bps,
+                "encrypted": view.header.encrypted,
                 "parents": parents,
                 "offerings": offerings,
             });
@@ -86,7 +89,14 @@ impl Args {
         println!("owner         {:?}", view.owner);
         println!("creator       {:?}", m.creator);
         println!("minted        {}", format_instant(m.minted_at));
-        println!("weights       ipfs://{}", m.weights_cid);
+        if view.header.encrypted {
+            println!(
+                "weights       ipfs://{} (encrypted: access and fine-tune licenses buy the key)",
+                m.weights_cid
+            );
+        } else {
+            println!("weights       ipfs://{}", m.weights_cid);
+        }
         println!("content root  {}", hex(&m.content_root));
         println!("fingerprint   {}", hex(&m.fingerprint));
         println!("metadata      {}", m.metadata_uri);
@@ -111,9 +121,17 @@ impl Args {
                 format!("{}/{} sold", o.sold, o.supply_cap)
             };
             println!(
-                "offering {id:<4} {kind:<9} {:<16} {:<12} {supply}{}{}{}",
+                "offering {id:<4} {kind:<9} {:<16} {:<12} {supply}{}{}{}{}",
                 currency.show(o.price.into()),
                 describe_duration(o.duration),
+                if o.escrowed {
+                    format!(
+                        ", escrowed: key within {}",
+                        describe_duration(o.delivery_period.into())
+                    )
+                } else {
+                    String::new()
+                },
                 if o.royalty_bps > 0 {
                     format!(", {} bps royalty", o.royalty_bps)
                 } else {

@@ -95,3 +95,8 @@ pub(crate) fn show_expiry(expiry: u64) -> String {
         amount::format_instant(expiry)
     }
 }
+
+/// An age X25519 recipient (`age1…`).
+pub(crate) fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, String> {
+    registry::keys::parse_recipient(text).map_err(|e| e.to_string())
+}

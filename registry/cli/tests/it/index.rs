@@ -103,12 +103,16 @@ impl Chain {
                         commercial_use: false,
                         royalty_bps: 0,
                         renewal_period: 0,
+                        delivery_period: 0,
                         terms_uri: String::new(),
                         terms_hash: [0; 32],
                     })
                     .await
                     .unwrap();
-                buyer.buy(offering, buyer.address(), price).await.unwrap();
+                buyer
+                    .buy(offering, buyer.address(), price, None)
+                    .await
+                    .unwrap();
             }
         });
     }

@@ -3,6 +3,7 @@
 #[path = "../../../tests/it/dbs.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod dbs;
+mod escrow;
 mod fingerprint;
 mod index;
 #[path = "../../../tests/it/jsipfs.rs"]
@@ -31,6 +32,8 @@ pub(crate) fn registry() -> Command {
         "REGISTRY_REGISTRY_ADDRESS",
         "REGISTRY_MARKET_ADDRESS",
         "REGISTRY_BACKEND",
+        "REGISTRY_IDENTITY",
+        "REGISTRY_KEEPER_CRASH",
         "DATABASE_URL",
     ] {
         command.env_remove(var);

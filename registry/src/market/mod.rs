@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use contracts::license_market::{
-    self, LicensePurchasedFilter, LicenseRenewedFilter, OfferingPublishedFilter, Terms,
-    TransferFilter, WithdrawnFilter,
+    self, KeyRequestedFilter, LicensePurchasedFilter, LicenseRenewedFilter,
+    OfferingPublishedFilter, Terms, TransferFilter, WithdrawnFilter,
 };
 use contracts::model_registry::{MintParams, ModelHeader, ModelMintedFilter};
 use contracts::{LicenseKind, LicenseMarket, ModelRegistry};
@@ -23,6 +23,10 @@ use crate::chain::{self, Client, Target};
 use crate::deploy::Deployment;
 use crate::erc20::Erc20;
 use crate::{Error, Result};
+
+mod escrow;
+
+pub use escrow::{Delivery, KeyRequest, Pending};
 
 pub use contracts::license_market::{License, Offering};
 pub use contracts::model_registry::{Model, Parent};
@@ -66,6 +70,9 @@ pub struct Sale {
     pub start: u64,
     /// 0 = perpetual.
     pub expiry: u64,
+    /// For an escrowed purchase (an encrypted model): the key must be delivered before this
+    /// time, else the price is refundable. The license's window starts at the delivery.
+    pub key_deadline: Option<u64>,
     pub tx: H256,
 }
 
@@ -143,6 +150,16 @@ impl Market {
                 message: "the node has no latest block".into(),
             })?;
         Ok(block.timestamp.as_u64())
+    }
+
+    /// Number of the latest block.
+    pub async fn latest_block(&self) -> Result<u64> {
+        Ok(self
+            .client
+            .get_block_number()
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .as_u64())
     }
 
     fn url(&self) -> String {
@@ -260,19 +277,19 @@ impl Market {
 
     /// The logs `filter` matches, decoded as event `E` (named `name` in errors).
     async fn events<E: EthEvent>(&self, filter: &Filter, name: &str) -> Result<Vec<E>> {
-        let logs = self
-            .client
+        self.logs(filter)
+            .await?
+            .into_iter()
+            .map(|log| decode(log, name))
+            .collect()
+    }
+
+    /// The logs `filter` matches.
+    async fn logs(&self, filter: &Filter) -> Result<Vec<ethers::types::Log>> {
+        self.client
             .get_logs(filter)
             .await
-            .map_err(|e| self.rpc_error(e))?;
-        logs.into_iter()
-            .map(|log| {
-                E::decode_log(&log.into()).map_err(|e| Error::Contract {
-                    context: format!("decoding {name}"),
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+            .map_err(|e| self.rpc_error(e))
     }
 
     // --------------------------------------------------------------- offerings
@@ -328,18 +345,32 @@ impl Market {
 
     /// Buys a license of `offering` for `holder`, paying at most `max_price`. ERC-20 offerings
     /// are approved first (for exactly the price) when the allowance is short.
-    pub async fn buy(&self, offering: U256, holder: Address, max_price: U256) -> Result<Sale> {
+    ///
+    /// An offering on an encrypted model needs the buyer's age `recipient` (its 32 bytes): the
+    /// price then waits in escrow until the model key is delivered wrapped to it, or is
+    /// refunded after the offering's delivery period.
+    pub async fn buy(
+        &self,
+        offering: U256,
+        holder: Address,
+        max_price: U256,
+        recipient: Option<[u8; 32]>,
+    ) -> Result<Sale> {
         let terms = self.offering(offering).await?;
-        let call = self.market.buy(offering, holder, max_price);
+        let call = self
+            .market
+            .buy(offering, holder, max_price, recipient.unwrap_or_default());
         let call = self.pay(call, terms.currency, terms.price.into()).await?;
         let receipt = chain::send(Target::Market, "buying the license", call).await?;
         let bought: LicensePurchasedFilter = one_event(&receipt, "LicensePurchased")?;
+        let escrow: Option<KeyRequestedFilter> = one_event(&receipt, "KeyRequested").ok();
         Ok(Sale {
             license: bought.license_id,
             price: bought.price,
             currency: terms.currency,
             start: bought.start,
             expiry: bought.expiry,
+            key_deadline: escrow.map(|e| e.deadline),
             tx: receipt.transaction_hash,
         })
     }
@@ -357,6 +388,7 @@ impl Market {
             currency: current.currency,
             start: renewed.start,
             expiry: renewed.expiry,
+            key_deadline: None,
             tx: receipt.transaction_hash,
         })
     }
@@ -376,6 +408,39 @@ impl Market {
             .approve_at_least(self.deployment.market, price)
             .await?;
         Ok(call)
+    }
+
+    /// Whether offering `id` sells now: open, its publisher still owning the model, and its
+    /// supply not exhausted.
+    pub async fn on_sale(&self, id: U256) -> Result<bool> {
+        let o = self.offering(id).await?;
+        if o.closed || (o.supply_cap != 0 && o.sold >= o.supply_cap) {
+            return Ok(false);
+        }
+        let owner = chain::call(
+            Target::Registry,
+            "reading the owner",
+            self.registry.owner_of(o.model_id.into()),
+        )
+        .await?;
+        Ok(owner == o.publisher)
+    }
+
+    /// The on-chain rights view for one license (0: as the model's owner).
+    pub async fn grants(
+        &self,
+        license: U256,
+        account: Address,
+        model: U256,
+        kind: LicenseKind,
+        at: u64,
+    ) -> Result<bool> {
+        chain::call(
+            Target::Market,
+            "checking rights",
+            self.market.grants(license, account, model, kind.into(), at),
+        )
+        .await
     }
 
     pub async fn license(&self, id: U256) -> Result<LicenseView> {
@@ -404,13 +469,7 @@ impl Market {
         kind: LicenseKind,
         at: u64,
     ) -> Result<Rights> {
-        let grants = |license: U256| {
-            chain::call(
-                Target::Market,
-                "checking rights",
-                self.market.grants(license, account, model, kind.into(), at),
-            )
-        };
+        let grants = |license: U256| self.grants(license, account, model, kind, at);
         if grants(U256::zero()).await? {
             return Ok(Rights {
                 allowed: true,
@@ -473,6 +532,14 @@ impl Market {
         let withdrawn: WithdrawnFilter = one_event(&receipt, "Withdrawn")?;
         Ok((withdrawn.amount, receipt.transaction_hash))
     }
+}
+
+/// A log decoded as event `E` (named `name` in errors).
+fn decode<E: EthEvent>(log: ethers::types::Log, name: &str) -> Result<E> {
+    E::decode_log(&log.into()).map_err(|e| Error::Contract {
+        context: format!("decoding {name}"),
+        message: e.to_string(),
+    })
 }
 
 /// The single event of type `E` a receipt must carry.
