@@ -49,6 +49,10 @@ pub struct Keeper<'a> {
     version: Version,
     /// Purchases seen and not yet settled, by license.
     waiting: BTreeMap<U256, KeyRequest>,
+    /// Purchases settled (delivered, by this keeper or another) with the block of the pass
+    /// that saw them settled: re-checked until that is `REORG_MARGIN` blocks deep, since a
+    /// reorg can drop a delivery long after the purchase left the rescanned range.
+    settled: BTreeMap<U256, (KeyRequest, u64)>,
     /// Model keys opened so far (`None`: the envelope is not ours).
     keys: HashMap<U256, Option<ModelKey>>,
     /// Next block to scan.
@@ -75,6 +79,7 @@ impl<'a> Keeper<'a> {
             identity,
             version: Version::V1,
             waiting: BTreeMap::new(),
+            settled: BTreeMap::new(),
             keys: HashMap::new(),
             next_block,
         }
@@ -92,13 +97,27 @@ impl<'a> Keeper<'a> {
             self.waiting.entry(request.license).or_insert(request);
         }
         self.next_block = latest + 1;
+        // A settled purchase that waits again lost its delivery to a reorg.
+        let settled: Vec<U256> = self.settled.keys().copied().collect();
+        for license in settled {
+            let (request, at) = self.settled[&license].clone();
+            if self.market.pending_delivery(license).await?.is_some() {
+                self.settled.remove(&license);
+                self.waiting.insert(license, request);
+            } else if at + REORG_MARGIN < latest {
+                self.settled.remove(&license);
+            }
+        }
         let now = self.market.now().await?;
         let mut outcomes = Vec::new();
         let licenses: Vec<U256> = self.waiting.keys().copied().collect();
         for license in licenses {
             // The chain, not this process, says what is still owed.
             let Some(pending) = self.market.pending_delivery(license).await? else {
-                self.waiting.remove(&license);
+                // Delivered or refunded (or the purchase was reorged away).
+                if let Some(request) = self.waiting.remove(&license) {
+                    self.settled.insert(license, (request, latest));
+                }
                 continue;
             };
             if now >= pending.deadline {
@@ -109,8 +128,15 @@ impl<'a> Keeper<'a> {
             let request = self.waiting[&license].clone();
             match self.deliver(&request).await {
                 Ok(outcome) => {
-                    if !matches!(outcome, Outcome::Failed { .. }) {
-                        self.waiting.remove(&license);
+                    match outcome {
+                        Outcome::Delivered { .. } | Outcome::DeliveredByAnother { .. } => {
+                            self.waiting.remove(&license);
+                            self.settled.insert(license, (request, latest));
+                        }
+                        Outcome::NotAKeeper { .. } => {
+                            self.waiting.remove(&license);
+                        }
+                        Outcome::Failed { .. } => {}
                     }
                     outcomes.push(outcome);
                 }

@@ -9,6 +9,7 @@ mod devnet;
 mod flaky;
 mod indexer;
 mod jsipfs;
+mod keeper;
 mod models;
 mod support;
 mod world;

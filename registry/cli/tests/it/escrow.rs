@@ -431,3 +431,24 @@ fn plaintext_models_download_under_a_license() {
     );
     assert_eq!(own["license"], "0");
 }
+
+/// The same flow through a real IPFS daemon (js-ipfs over the Kubo RPC API): the daemon holds
+/// only the age file, and the buyer gets the original back.
+#[test]
+fn encrypted_models_work_through_an_ipfs_daemon() {
+    let env = Env::start(true);
+    let (model, offering, weights) = encrypted_market(&env, 46, "0");
+    env.ok(BUYER, &["buy", &offering]);
+    env.ok(KEEPER, &["keeper", "--once"]);
+    env.ok(BUYER, &["download", &model, "--out", "d.safetensors"]);
+    let original = std::fs::read(&weights).unwrap();
+    assert_eq!(std::fs::read(env.path("d.safetensors")).unwrap(), original);
+    let shown = env.ok(BUYER, &["show", &model, "--json"]);
+    let stored = env.run(
+        BUYER,
+        &["content", "get", shown["weights_cid"].as_str().unwrap()],
+    );
+    assert!(stored.status.success());
+    assert!(stored.stdout.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!contains(&stored.stdout, &original[original.len() - 64..]));
+}
