@@ -47,19 +47,23 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offer
 ///   purchase).
 /// - `deliverKey`, by the model's current owner or a keeper that owner approved (`setKeeper`:
 ///   a keeper delivers for every model its owner holds, and follows no model to a new owner),
-///   publishes the CID of the model key wrapped to the recipient before the deadline. The
-///   escrowed price is then split up the lineage exactly as a sale's, to the owners at delivery
-///   (so, as for any sale, not in a block in which the model or a paid ancestor changed hands),
-///   and the license's window restarts at delivery: a time-bound license runs from when its
-///   holder could first use it. The first delivery wins.
+///   publishes the CID of the model key wrapped to the recipient before the deadline. It names
+///   the purchase it answers, by the holder and recipient of its `KeyRequested`, and is refused
+///   for any other (`DeliveryForAnotherPurchase`): license ids follow transaction order, so
+///   after a chain reorganisation an id may belong to another purchase than the deliverer saw.
+///   The escrowed price is then split up the lineage exactly as a sale's, to the owners at
+///   delivery (so, as for any sale, not in a block in which the model or a paid ancestor changed
+///   hands), and the license's window restarts at delivery: a time-bound license runs from when
+///   its holder could first use it. The first delivery wins.
 /// - Until delivery the license grants nothing, and cannot be transferred, renewed or consumed
 ///   by a derivative (`KeyNotDelivered`). At or after the deadline anyone may `refund` it: the
 ///   license is burnt, its offering's supply slot freed, and the price credited to the payer
 ///   (withdrawn with `withdraw`, like every credit).
 /// - What the market cannot guarantee: it cannot check that the delivered CID holds a working
-///   key for that recipient, so a buyer handed a bad key has no on-chain recourse once delivery
-///   is made (only the owner's reputation, which the public `KeyDelivered` record feeds). A
-///   keeper is trusted by the owner who approved it: it can release escrowed prices to that
+///   key for that recipient, nor a key of the licensed model (a delivery is bound to its
+///   purchase's holder and recipient, not to its model), so a buyer handed a bad key has no
+///   on-chain recourse once delivery is made (only the owner's reputation, which the public
+///   `KeyDelivered` record feeds). A keeper is trusted by the owner who approved it: it can release escrowed prices to that
 ///   owner by delivering anything. The market cannot check either that the weights really are
 ///   encrypted.
 contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
@@ -84,10 +88,13 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// The price of an escrowed sale awaiting its key, in one slot: who paid it (and is
-    /// refunded) and when the delivery period ends. The price and currency are the offering's.
+    /// refunded), when the delivery period ends, and which purchase it is (`recipientTag`: the
+    /// low 56 bits of `keccak256(abi.encode(licenseId, holder, recipient))` of the purchase; see
+    /// `deliverKey`). The price and currency are the offering's.
     struct Escrow {
         address payer;
         uint40 deadline;
+        uint56 recipientTag;
     }
 
     IModelRegistry public immutable registry;
@@ -195,6 +202,10 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     error DeliveryNotOverdue(uint256 licenseId, uint64 deadline);
     error NotKeeper(uint256 modelId, address caller);
     error KeyNotDelivered(uint256 licenseId);
+    /// A delivery naming a holder and recipient other than those of license `licenseId`'s
+    /// purchase: it answers another purchase (typically one a reorganisation moved to another
+    /// id), so its key is wrapped to someone else.
+    error DeliveryForAnotherPurchase(uint256 licenseId);
 
     constructor(IModelRegistry registry_, address[] memory currencies) ERC721("AI Model License", "MLIC") {
         if (address(registry_) == address(0)) revert ZeroAddress();
@@ -386,7 +397,7 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         // Timestamps fit 40 bits for millennia; the period is at most 90 days.
         // forge-lint: disable-next-line(unsafe-typecast)
         uint40 deadline = uint40(block.timestamp) + o.deliveryPeriod;
-        _escrows[licenseId] = Escrow(msg.sender, deadline);
+        _escrows[licenseId] = Escrow(msg.sender, deadline, _recipientTag(licenseId, holder, recipient));
         emit KeyRequested(licenseId, modelId, holder, recipient, deadline);
         _collect(o.currency, o.price);
     }
@@ -456,20 +467,39 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// @notice Delivers the model key of escrowed license `licenseId`: `wrappedKeyCid` holds the
-    /// key wrapped to the recipient of the purchase's `KeyRequested`. Only the model's current
-    /// owner or a keeper it approved may, before the deadline, and not in the block the model
-    /// changed hands. The license's window restarts now, and the escrowed price is credited up
-    /// the lineage as a sale's, to the owners of now. The market cannot check the key: see the
-    /// contract docs.
-    function deliverKey(uint256 licenseId, string calldata wrappedKeyCid) external nonReentrant {
-        {
-            Escrow memory e = _escrows[licenseId];
-            if (e.payer == address(0)) revert NotPendingDelivery(licenseId);
-            if (bytes(wrappedKeyCid).length == 0) revert EmptyKeyCid();
-            // Delivery periods are days long; a validator's few seconds of drift are accepted.
-            // forge-lint: disable-next-line(block-timestamp)
-            if (block.timestamp >= e.deadline) revert DeliveryDeadlinePassed(licenseId, e.deadline);
+    /// key wrapped to `recipient`, for `holder`: the two as the purchase's `KeyRequested` names
+    /// them. Only the model's current owner or a keeper it approved may, before the deadline,
+    /// and not in the block the model changed hands. The license's window restarts now, and the
+    /// escrowed price is credited up the lineage as a sale's, to the owners of now. The market
+    /// cannot check the key: see the contract docs.
+    /// @dev The delivery is bound to the purchase it answers: `holder` and `recipient` must be
+    /// the purchase's, else `DeliveryForAnotherPurchase`. License ids follow transaction order,
+    /// so after a chain reorganisation `licenseId` may belong to another purchase (another
+    /// buyer or recipient, of the same model or another of the same owner) than the one the
+    /// deliverer saw; unbound, a key wrapped to the old recipient would release the new buyer's
+    /// escrow for a key he cannot open. The check compares 56-bit tags (`_recipientTag`). The
+    /// model is not bound: two purchases by one holder for one recipient, of two models of one
+    /// owner, that a reorganisation swaps between ids are not told apart.
+    function deliverKey(uint256 licenseId, address holder, bytes32 recipient, string calldata wrappedKeyCid)
+        external
+        nonReentrant
+    {
+        Escrow memory e = _escrows[licenseId];
+        if (e.payer == address(0)) revert NotPendingDelivery(licenseId);
+        if (e.recipientTag != _recipientTag(licenseId, holder, recipient)) {
+            revert DeliveryForAnotherPurchase(licenseId);
         }
+        if (bytes(wrappedKeyCid).length == 0) revert EmptyKeyCid();
+        // Delivery periods are days long; a validator's few seconds of drift are accepted.
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp >= e.deadline) revert DeliveryDeadlinePassed(licenseId, e.deadline);
+        _release(licenseId, wrappedKeyCid);
+    }
+
+    /// @dev The rest of `deliverKey` (a function of its own for the stack) once the escrow's
+    /// checks passed: the caller's, then the escrow deleted, the window restarted, the price
+    /// split.
+    function _release(uint256 licenseId, string calldata wrappedKeyCid) private {
         Token storage t = _tokens[licenseId];
         Offering storage o = _offerings[t.offeringId];
         uint256 modelId = o.modelId;
@@ -477,6 +507,22 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         delete _escrows[licenseId];
         _restart(licenseId, t, o, wrappedKeyCid);
         _split(owner, parents, bps, modelId, o.currency, o.price, licenseId);
+    }
+
+    /// @dev The tag binding escrowed license `licenseId` to its purchase by `holder` for age
+    /// recipient `recipient`: the low 56 bits of their hash, so that the escrow keeps one slot.
+    /// 56 bits suffice for what the tag is for, a reorganisation handing the id to another
+    /// purchase: a stale delivery then passes with probability 2^-56. They are no commitment
+    /// against a chosen collision. Holders and recipients are free (any 32 bytes pass as a
+    /// recipient), so about 2^56 hashes find a holder and recipient whose tag at a given id
+    /// equals another purchase's; with a reorganisation that puts the two purchases at that id
+    /// in the two histories, a delivery for one is accepted for the other. That is a griefing
+    /// costing a purchase, 2^56 hashes and a reorganisation, and gaining nothing: the grinder's
+    /// own purchase is delivered again at its new id, and the other buyer gets a key he cannot
+    /// open, as he would from an owner delivering a bad key (see the contract docs).
+    function _recipientTag(uint256 licenseId, address holder, bytes32 recipient) private pure returns (uint56) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint56(uint256(keccak256(abi.encode(licenseId, holder, recipient))));
     }
 
     /// @dev The payees of a delivery of a key of `modelId` (as `registry.payees`), once the

@@ -15,6 +15,8 @@ import {License, LicenseKind, MintParams, Offering, Terms} from "../src/Types.so
 contract ReentrantKeyOwner {
     LicenseMarket public immutable market;
     uint256 public deliverId;
+    address public deliverHolder;
+    bytes32 public deliverRecipient;
     uint256 public refundId;
     bytes public deliverRevert;
     bytes public refundRevert;
@@ -31,12 +33,12 @@ contract ReentrantKeyOwner {
         return market.publishOffering(t);
     }
 
-    function deliver(uint256 licenseId) external {
-        market.deliverKey(licenseId, "bafkrei-wrapped-key");
+    function deliver(uint256 licenseId, address holder, bytes32 recipient) external {
+        market.deliverKey(licenseId, holder, recipient, "bafkrei-wrapped-key");
     }
 
-    function arm(uint256 deliverId_, uint256 refundId_) external {
-        (deliverId, refundId) = (deliverId_, refundId_);
+    function arm(uint256 deliverId_, address holder, bytes32 recipient, uint256 refundId_) external {
+        (deliverId, deliverHolder, deliverRecipient, refundId) = (deliverId_, holder, recipient, refundId_);
     }
 
     function withdrawNative() external returns (uint256) {
@@ -45,7 +47,7 @@ contract ReentrantKeyOwner {
 
     receive() external payable {
         if (deliverId == 0) return;
-        try market.deliverKey(deliverId, "bafkrei-wrapped-key") {}
+        try market.deliverKey(deliverId, deliverHolder, deliverRecipient, "bafkrei-wrapped-key") {}
         catch (bytes memory reason) {
             deliverRevert = reason;
         }
@@ -106,9 +108,12 @@ contract EscrowTest is Fixture {
         _deliver(registry.ownerOf(modelId), lic);
     }
 
+    /// Delivers the key of `licenseId` as `by`, for the purchase `_buy` made: the buyer holds
+    /// the license (a pending one cannot move) for his own recipient.
     function _deliver(address by, uint256 licenseId) internal {
+        address holder = market.ownerOf(licenseId);
         vm.prank(by);
-        market.deliverKey(licenseId, KEY_CID);
+        market.deliverKey(licenseId, holder, _recipient(holder), KEY_CID);
     }
 
     function _credits(address a) internal view returns (uint256) {
@@ -358,16 +363,16 @@ contract EscrowTest is Fixture {
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, carol));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
         // Nor the buyer, nor a keeper of someone else.
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, bob));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
         vm.prank(bob);
         market.setKeeper(carol, true);
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, carol));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
 
         vm.prank(alice);
         market.setKeeper(dave, true);
@@ -377,7 +382,7 @@ contract EscrowTest is Fixture {
         market.setKeeper(dave, false);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, dave));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
         (address payer,) = market.pendingDelivery(lic);
         vm.assertEq(payer, bob, "still pending");
     }
@@ -400,10 +405,10 @@ contract EscrowTest is Fixture {
         vm.roll(block.number + 1);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, alice));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, dave));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
 
         _deliver(carol, lic);
         vm.assertEq(_credits(carol), 1 ether, "the owner at delivery is paid");
@@ -419,7 +424,7 @@ contract EscrowTest is Fixture {
         registry.transferFrom(alice, dave, model);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.deliverKey(lic, KEY_CID);
+        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
         vm.roll(block.number + 1);
         _deliver(dave, lic);
         vm.assertEq(_credits(dave), 1 ether, "delivered the next block");
@@ -435,7 +440,7 @@ contract EscrowTest is Fixture {
         registry.transferFrom(dave, carol, model);
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.deliverKey(childLic, KEY_CID);
+        market.deliverKey(childLic, bob, _recipient(bob), KEY_CID);
     }
 
     function test_deliver_secondDeliveryRefused() public {
@@ -445,23 +450,23 @@ contract EscrowTest is Fixture {
         _deliver(dave, lic);
         vm.prank(alice);
         vm.expectRevert(_notPending(lic));
-        market.deliverKey(lic, "bafkrei-another-key");
+        market.deliverKey(lic, bob, _recipient(bob), "bafkrei-another-key");
         vm.assertEq(_credits(alice), 1 ether, "paid once");
     }
 
     function test_deliver_refusedForUnknownOrPlainLicenseAndEmptyCid() public {
         vm.prank(alice);
         vm.expectRevert(_notPending(7));
-        market.deliverKey(7, KEY_CID);
+        market.deliverKey(7, bob, _recipient(bob), KEY_CID);
         uint256 plain = _buy(bob, _publish(_terms(model, LicenseKind.Output, NATIVE, 1, 0)));
         vm.prank(alice);
         vm.expectRevert(_notPending(plain));
-        market.deliverKey(plain, KEY_CID);
+        market.deliverKey(plain, bob, _recipient(bob), KEY_CID);
 
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.EmptyKeyCid.selector));
-        market.deliverKey(lic, "");
+        market.deliverKey(lic, bob, _recipient(bob), "");
     }
 
     /// Delivery closes at the deadline, the first instant a refund opens.
@@ -474,7 +479,7 @@ contract EscrowTest is Fixture {
         vm.warp(T0 + PERIOD);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, late, T0 + PERIOD));
-        market.deliverKey(late, KEY_CID);
+        market.deliverKey(late, carol, _recipient(carol), KEY_CID);
         vm.assertEq(_credits(alice), 1 ether, "the one on time is paid");
         (address payer,) = market.pendingDelivery(late);
         vm.assertEq(payer, carol, "the late one awaits its refund");
@@ -496,6 +501,119 @@ contract EscrowTest is Fixture {
         vm.assertFalse(market.isLicenseValid(lic, delivered + 30 * DAY), "lapses at expiry");
         // And renews from there.
         vm.assertEq(_renew(bob, lic), delivered + 60 * DAY, "renewed from the restarted expiry");
+    }
+
+    // ------------------------------------------------------------ binding to the purchase
+
+    function _anotherPurchase(uint256 licenseId) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(LicenseMarket.DeliveryForAnotherPurchase.selector, licenseId);
+    }
+
+    /// A key wrapped to another recipient than the purchase's is refused, whoever delivers it,
+    /// and the escrow is left as it was.
+    function test_deliver_refusedForAnotherRecipient() public {
+        uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, bob, _recipient(carol), KEY_CID);
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, bob, bytes32(0), KEY_CID);
+        vm.prank(alice);
+        market.setKeeper(dave, true);
+        vm.prank(dave);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, bob, _recipient(carol), KEY_CID);
+
+        (address payer, uint64 deadline) = market.pendingDelivery(lic);
+        vm.assertEq(payer, bob, "still pending");
+        vm.assertEq(deadline, T0 + PERIOD, "deadline kept");
+        vm.assertEq(_credits(alice), 0, "nobody paid");
+        _deliver(dave, lic);
+        vm.assertEq(_credits(alice), 1 ether, "the purchase's own delivery is accepted");
+    }
+
+    /// The holder bound is the license's (as `KeyRequested` names it), not the payer: a
+    /// delivery naming the payer, or anyone else, for the holder's recipient is refused.
+    function test_deliver_refusedForAnotherHolder() public {
+        uint256 offering = _publishEscrowed(model, 1 ether, 0);
+        bytes32 recipient = _recipient(carol);
+        vm.deal(bob, 1 ether);
+        vm.expectEmit(address(market));
+        emit LicenseMarket.KeyRequested(1, model, carol, recipient, T0 + PERIOD);
+        vm.prank(bob);
+        uint256 lic = market.buy{value: 1 ether}(offering, carol, 1 ether, recipient);
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, bob, recipient, KEY_CID);
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, dave, recipient, KEY_CID);
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, address(0), recipient, KEY_CID);
+
+        vm.expectEmit(address(market));
+        emit LicenseMarket.KeyDelivered(lic, model, alice, KEY_CID, T0, 0);
+        vm.prank(alice);
+        market.deliverKey(lic, carol, recipient, KEY_CID);
+        vm.assertTrue(market.grants(lic, carol, model, LicenseKind.Access, T0), "delivered to the holder");
+    }
+
+    /// Whatever else a delivery names, it is refused unless it names the purchase's holder and
+    /// recipient: the holder kept with another recipient, the recipient with another holder, or
+    /// neither.
+    function testFuzz_deliver_refusedUnlessForThePurchase(address holder, bytes32 recipient, uint8 keep) public {
+        if (keep % 3 == 0) holder = bob;
+        else if (keep % 3 == 1) recipient = _recipient(bob);
+        vm.assume(holder != bob || recipient != _recipient(bob));
+        uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
+        vm.prank(alice);
+        vm.expectRevert(_anotherPurchase(lic));
+        market.deliverKey(lic, holder, recipient, KEY_CID);
+    }
+
+    /// A reorganisation reassigns license ids: the keeper saw bob's purchase of `model` as
+    /// license 1 and prepared its delivery, but in the chain that stays, carol's purchase of
+    /// another model of the same owner came first and is license 1. The prepared delivery is
+    /// refused, carol's escrow is kept, and the deliveries for the purchases as they now stand
+    /// go through.
+    function test_deliver_reorgReassigningTheIdIsRefused() public {
+        uint256 other = _mintEncrypted(alice, 0);
+        uint256 offeringA = _publishEscrowed(model, 1 ether, 0);
+        uint256 offeringB = _publishEscrowed(other, 2 ether, 0);
+        vm.prank(alice);
+        market.setKeeper(dave, true);
+        uint256 fork = vm.snapshotState();
+
+        // The chain the keeper saw: license 1 is bob's purchase of model A.
+        vm.expectEmit(address(market));
+        emit LicenseMarket.KeyRequested(1, model, bob, _recipient(bob), T0 + PERIOD);
+        vm.assertEq(_buy(bob, offeringA), 1, "bob's purchase is license 1");
+        // The delivery the keeper prepares for it, from its KeyRequested.
+        (uint256 seenId, address seenHolder, bytes32 seenRecipient) = (1, bob, _recipient(bob));
+
+        // The chain that stays: carol's purchase of model B is license 1, bob's is license 2.
+        vm.assertTrue(vm.revertToState(fork), "reorganised");
+        vm.assertEq(_buy(carol, offeringB), 1, "carol's purchase is license 1");
+        vm.assertEq(_buy(bob, offeringA), 2, "bob's purchase is license 2");
+
+        vm.prank(dave);
+        vm.expectRevert(_anotherPurchase(seenId));
+        market.deliverKey(seenId, seenHolder, seenRecipient, KEY_CID);
+        (address payer,) = market.pendingDelivery(1);
+        vm.assertEq(payer, carol, "carol's escrow is held");
+        vm.assertEq(_credits(alice), 0, "nothing released");
+        vm.assertFalse(market.grants(1, carol, other, LicenseKind.Access, T0), "nothing granted");
+
+        // Re-read, each purchase gets its own key.
+        vm.prank(dave);
+        market.deliverKey(2, bob, _recipient(bob), KEY_CID);
+        vm.prank(dave);
+        market.deliverKey(1, carol, _recipient(carol), "bafkrei-model-b-key-for-carol");
+        vm.assertEq(_credits(alice), 3 ether, "both released");
+        vm.assertTrue(market.grants(2, bob, model, LicenseKind.Access, T0), "bob's license of A");
+        vm.assertTrue(market.grants(1, carol, other, LicenseKind.Access, T0), "carol's license of B");
     }
 
     // ------------------------------------------------------------ pending licenses
@@ -629,7 +747,7 @@ contract EscrowTest is Fixture {
         market.refund(delivered);
         vm.prank(alice);
         vm.expectRevert(_notPending(refunded));
-        market.deliverKey(refunded, KEY_CID);
+        market.deliverKey(refunded, bob, _recipient(bob), KEY_CID);
         vm.assertEq(_credits(bob), 1 ether, "refunded once");
         vm.assertEq(_credits(alice), 1 ether, "delivered one paid");
     }
@@ -662,12 +780,12 @@ contract EscrowTest is Fixture {
         p.encrypted = true;
         uint256 m = owner.mintModel(registry, p);
         uint256 offering = owner.publish(_escrowTerms(m, LicenseKind.Access, NATIVE, 1 ether, 0));
-        owner.deliver(_buy(bob, offering));
+        owner.deliver(_buy(bob, offering), bob, _recipient(bob));
         uint256 overdue = _buy(carol, offering);
         vm.warp(T0 + PERIOD);
         uint256 deliverable = _buy(dave, offering);
         // Either call would succeed here but for the guard.
-        owner.arm(deliverable, overdue);
+        owner.arm(deliverable, dave, _recipient(dave), overdue);
         vm.assertEq(owner.withdrawNative(), 1 ether, "withdrew");
         bytes memory guard = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
         vm.assertEq(owner.deliverRevert(), guard, "reentrant deliverKey blocked");

@@ -19,8 +19,9 @@ import {LicenseKind, MintParams, Terms} from "../src/Types.sol";
 ///   sellers already credited before).
 /// - buyEscrowed: the same license of an encrypted model with one royalty parent: the price is
 ///   held (the escrow slot and `KeyRequested`) instead of split.
-/// - deliverKey: its owner delivering the key of such a purchase (a real-length CID): the
-///   window restarts and the price is split (two credits, to sellers already credited before).
+/// - deliverKey: its owner delivering the key of such a purchase (a real-length CID), naming
+///   the purchase (its holder and recipient, checked against the escrow's tag): the window
+///   restarts and the price is split (two credits, to sellers already credited before).
 /// - renew: renewal of such a license by its holder while it is still valid.
 /// - withdraw: a model owner's native balance.
 contract GasTest is Fixture {
@@ -129,9 +130,10 @@ contract GasTest is Fixture {
     }
 
     function test_gas_deliverKey() public {
+        bytes32 recipient = _recipient(carol);
         vm.startPrank(dave);
         vm.startSnapshotGas("deliverKey");
-        market.deliverKey(pending, KEY_CID);
+        market.deliverKey(pending, carol, recipient, KEY_CID);
         vm.stopSnapshotGas();
         vm.stopPrank();
     }

@@ -201,7 +201,7 @@ async fn main() {
         )
         .await
         .unwrap();
-    Keeper::new(&c.markets[2], &c.store, keeper.clone())
+    Keeper::new(&c.markets[2], &c.store, keeper.clone(), 0)
         .pass()
         .await
         .unwrap();

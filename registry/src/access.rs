@@ -22,6 +22,8 @@ use crate::{Error, Result};
 
 /// A wrapped model key is an age file of a few hundred bytes.
 const MAX_WRAPPED_KEY: u64 = 16 << 10;
+/// Largest answer read from a key endpoint.
+const MAX_ANSWER: usize = 64 << 10;
 
 /// What the downloader asks for.
 #[derive(Debug, Clone)]
@@ -74,8 +76,8 @@ pub async fn download_right(market: &Market, model: U256, license: Option<U256>)
         if request.holder == account && license.is_none_or(|l| l == request.license) {
             if let Some(pending) = market.pending_delivery(request.license).await? {
                 return Err(Error::KeyPending {
-                    model: model.as_u64(),
-                    license: request.license.as_u64(),
+                    model,
+                    license: request.license,
                     deadline: crate::amount::format_instant(pending.deadline),
                 });
             }
@@ -91,9 +93,9 @@ pub async fn download_right(market: &Market, model: U256, license: Option<U256>)
         }
     }
     Err(Error::NoLicense {
-        model: model.as_u64(),
+        model,
         account,
-        license: license.map(|l| l.as_u64()),
+        license,
         offerings: if selling.is_empty() {
             "none is on sale".into()
         } else {
@@ -186,7 +188,7 @@ pub async fn download(
     if !verification.ok() {
         let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
         return Err(Error::DownloadMismatch {
-            model: request.model.as_u64(),
+            model: request.model,
             differ: differ.join(", "),
         });
     }
@@ -218,24 +220,25 @@ async fn model_key(
     identity: &Identity,
     key_endpoint: Option<&str>,
 ) -> Result<ModelKey> {
-    let model = view.id.as_u64();
+    let model = view.id;
     if license.is_zero() {
         return envelope_key(store, model, metadata, identity).await;
     }
     let delivery = market
         .delivery(license)
         .await?
-        .ok_or(Error::KeyNotDelivered {
-            model,
-            license: license.as_u64(),
-        })?;
+        .ok_or(Error::KeyNotDelivered { model, license })?;
     let what = format!("the key delivered to license {license}");
     let cid = cids::parse(&delivery.wrapped_key_cid)?;
-    let wrapped = store.read_bytes(&cid, MAX_WRAPPED_KEY).await?;
-    match (ModelKey::unwrap(&wrapped, identity, &what), key_endpoint) {
+    let delivered = match store.read_bytes(&cid, MAX_WRAPPED_KEY).await {
+        Ok(wrapped) => ModelKey::unwrap(&wrapped, identity, &what),
+        Err(e) => Err(e),
+    };
+    match (delivered, key_endpoint) {
         // Wrapped to another recipient: the license changed hands since (or the buyer named
-        // another recipient). A keeper wraps a fresh copy for the current holder.
-        (Err(Error::NotARecipient { .. }), Some(endpoint)) => {
+        // another recipient); or the wrapped key is not in this store. A keeper wraps a fresh
+        // copy for the current holder.
+        (Err(Error::NotARecipient { .. } | Error::BlockNotFound { .. }), Some(endpoint)) => {
             let fresh = request_key(market, endpoint, view.id, license, identity).await?;
             ModelKey::unwrap(
                 &fresh,
@@ -294,9 +297,16 @@ pub async fn request_key(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
+    // A hostile endpoint could send without end: read a bounded answer.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(e.to_string()))? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ANSWER {
+            return Err(failed(format!("the answer exceeds {MAX_ANSWER} bytes")));
+        }
+    }
+    let body: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| failed(format!("{status}: the answer is not JSON ({e})")))?;
     if !status.is_success() {
         return Err(failed(format!(
@@ -315,14 +325,14 @@ pub async fn request_key(
 /// The model key from the model's envelope (the author and keepers are its recipients).
 pub async fn envelope_key(
     store: &Store,
-    model: u64,
+    model: U256,
     metadata: &ModelMetadata,
     identity: &Identity,
 ) -> Result<ModelKey> {
     let encryption = metadata
         .encryption
         .as_ref()
-        .ok_or(Error::NotEncrypted { model })?;
+        .ok_or(Error::NoEnvelope { model })?;
     if encryption.scheme != AGE_X25519 {
         return Err(Error::Metadata {
             source_uri: format!("model {model}"),

@@ -128,27 +128,35 @@ pub enum Error {
     KeyEndpoint { url: String, message: String },
     #[error("bad key request: {0}")]
     BadKeyRequest(String),
-    #[error("model {model} is not encrypted")]
-    NotEncrypted { model: u64 },
+    #[error("the metadata of model {model} names no key envelope, though the chain says its weights are encrypted")]
+    NoEnvelope { model: ethers::types::U256 },
     #[error("{account:?} holds no valid access or fine-tune license of model {model}{}; {offerings}", license.map(|l| format!(" (license {l} grants neither)")).unwrap_or_default())]
     NoLicense {
-        model: u64,
+        model: ethers::types::U256,
         account: ethers::types::Address,
-        license: Option<u64>,
+        license: Option<ethers::types::U256>,
         offerings: String,
     },
     #[error(
         "license {license} of model {model} is waiting for its key (escrowed until {deadline})"
     )]
     KeyPending {
-        model: u64,
-        license: u64,
+        model: ethers::types::U256,
+        license: ethers::types::U256,
         deadline: String,
     },
     #[error("license {license} of model {model} has no delivered key")]
-    KeyNotDelivered { model: u64, license: u64 },
+    KeyNotDelivered {
+        model: ethers::types::U256,
+        license: ethers::types::U256,
+    },
     #[error("the downloaded weights of model {model} do not match the chain: {differ} differ")]
-    DownloadMismatch { model: u64, differ: String },
+    DownloadMismatch {
+        model: ethers::types::U256,
+        differ: String,
+    },
+    #[error("model {model} is encrypted: `registry download {model}` decrypts and verifies it, or pass --weights FILE")]
+    VerifyEncrypted { model: ethers::types::U256 },
     // ---- database and indexer
     #[error("database {url}: {message}")]
     Database { url: String, message: String },

@@ -8,7 +8,7 @@
 //! all come out the same: each key is delivered once (the contract takes the first delivery
 //! and refuses the rest, which a keeper counts as delivered by another).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use age::x25519::Identity;
 use ethers::types::U256;
@@ -24,6 +24,10 @@ use crate::{Error, Result};
 /// How many blocks before its last scanned block a pass scans again: a reorg shallower than
 /// this that adds or moves a purchase is seen.
 pub const REORG_MARGIN: u64 = 64;
+/// A key is not delivered this close to its deadline (seconds): a delivery mined after the
+/// deadline reverts, but its wrapped key would be public already (in the store and in the
+/// reverted transaction), and the buyer could take the key and the refund.
+pub const DEADLINE_MARGIN: u64 = 300;
 
 /// What a pass did with one purchase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +37,21 @@ pub enum Outcome {
         model: U256,
         wrapped_key_cid: String,
     },
-    /// Another keeper (or the owner) delivered first.
-    DeliveredByAnother { license: U256 },
+    /// Settled without this keeper: another keeper (or the owner) delivered first, or the
+    /// buyer took a refund.
+    SettledByAnother { license: U256 },
     /// This keeper's identity does not open the model's envelope.
     NotAKeeper { license: U256, model: U256 },
-    /// Delivery failed (not approved, a bad recipient, a node error): retried next pass.
+    /// The model's owner has not approved this keeper's account (reported once per license;
+    /// retried every pass, as the owner may approve it).
+    NotApproved {
+        license: U256,
+        model: U256,
+        owner: ethers::types::Address,
+    },
+    /// Too close to (or past) its deadline to deliver safely; the buyer may refund.
+    TooLate { license: U256, deadline: u64 },
+    /// Delivery failed (a bad recipient, a node error): retried next pass.
     Failed { license: U256, reason: String },
 }
 
@@ -47,6 +61,9 @@ pub struct Keeper<'a> {
     store: &'a Store,
     identity: Identity,
     version: Version,
+    /// Blocks a purchase must be below the head before its key is delivered: a key once
+    /// delivered cannot be taken back, so a purchase a reorg could still undo is not answered.
+    confirmations: u64,
     /// Purchases seen and not yet settled, by license.
     waiting: BTreeMap<U256, KeyRequest>,
     /// Purchases settled (delivered, by this keeper or another) with the block of the pass
@@ -55,6 +72,11 @@ pub struct Keeper<'a> {
     settled: BTreeMap<U256, (KeyRequest, u64)>,
     /// Model keys opened so far (`None`: the envelope is not ours).
     keys: HashMap<U256, Option<ModelKey>>,
+    /// Wrapped keys stored so far, by (license, recipient): a retried delivery reuses its
+    /// stored key instead of storing a new one every pass.
+    wrapped: HashMap<(U256, [u8; 32]), String>,
+    /// Licenses already reported as not approved.
+    reported: HashSet<U256>,
     /// Next block to scan.
     next_block: u64,
 }
@@ -64,6 +86,7 @@ impl std::fmt::Debug for Keeper<'_> {
         // Never the identity's secret.
         f.debug_struct("Keeper")
             .field("recipient", &self.identity.to_public().to_string())
+            .field("confirmations", &self.confirmations)
             .field("waiting", &self.waiting.len())
             .field("next_block", &self.next_block)
             .finish()
@@ -71,30 +94,44 @@ impl std::fmt::Debug for Keeper<'_> {
 }
 
 impl<'a> Keeper<'a> {
-    pub fn new(market: &'a Market, store: &'a Store, identity: Identity) -> Self {
+    /// A keeper that delivers for purchases `confirmations` blocks deep.
+    pub fn new(
+        market: &'a Market,
+        store: &'a Store,
+        identity: Identity,
+        confirmations: u64,
+    ) -> Self {
         let next_block = market.deployment().block;
         Keeper {
             market,
             store,
             identity,
             version: Version::V1,
+            confirmations,
             waiting: BTreeMap::new(),
             settled: BTreeMap::new(),
             keys: HashMap::new(),
+            wrapped: HashMap::new(),
+            reported: HashSet::new(),
             next_block,
         }
     }
 
     /// One pass: picks up new purchases and delivers every key still awaited that this
-    /// keeper can open.
+    /// keeper can open. An error here (the node failed) leaves the keeper's state as it was:
+    /// the next pass picks up from the same place.
     pub async fn pass(&mut self) -> Result<Vec<Outcome>> {
         let from = self
             .next_block
             .saturating_sub(REORG_MARGIN)
             .max(self.market.deployment().block);
         let latest = self.market.latest_block().await?;
+        // The rescan replaces what was seen: after a reorg a license may name another
+        // purchase.
         for request in self.market.key_requests(from, None).await? {
-            self.waiting.entry(request.license).or_insert(request);
+            if !self.settled.contains_key(&request.license) {
+                self.waiting.insert(request.license, request);
+            }
         }
         self.next_block = latest + 1;
         // A settled purchase that waits again lost its delivery to a reorg.
@@ -112,34 +149,14 @@ impl<'a> Keeper<'a> {
         let mut outcomes = Vec::new();
         let licenses: Vec<U256> = self.waiting.keys().copied().collect();
         for license in licenses {
-            // The chain, not this process, says what is still owed.
-            let Some(pending) = self.market.pending_delivery(license).await? else {
-                // Delivered or refunded (or the purchase was reorged away).
-                if let Some(request) = self.waiting.remove(&license) {
-                    self.settled.insert(license, (request, latest));
-                }
-                continue;
-            };
-            if now >= pending.deadline {
-                // Refundable now; a delivery would revert.
-                self.waiting.remove(&license);
+            let request = self.waiting[&license].clone();
+            if request.block + self.confirmations > latest {
                 continue;
             }
-            let request = self.waiting[&license].clone();
-            match self.deliver(&request).await {
-                Ok(outcome) => {
-                    match outcome {
-                        Outcome::Delivered { .. } | Outcome::DeliveredByAnother { .. } => {
-                            self.waiting.remove(&license);
-                            self.settled.insert(license, (request, latest));
-                        }
-                        Outcome::NotAKeeper { .. } => {
-                            self.waiting.remove(&license);
-                        }
-                        Outcome::Failed { .. } => {}
-                    }
-                    outcomes.push(outcome);
-                }
+            match self.settle(&request, now, latest).await {
+                Ok(Some(outcome)) => outcomes.push(outcome),
+                Ok(None) => {}
+                // One purchase's failure is reported and retried; the others go on.
                 Err(e) => outcomes.push(Outcome::Failed {
                     license,
                     reason: e.to_string(),
@@ -149,33 +166,97 @@ impl<'a> Keeper<'a> {
         Ok(outcomes)
     }
 
-    async fn deliver(&mut self, request: &KeyRequest) -> Result<Outcome> {
-        let Some(key) = self.model_key(request.model).await? else {
-            return Ok(Outcome::NotAKeeper {
-                license: request.license,
-                model: request.model,
-            });
+    /// Delivers one purchase if it still waits; `None` when there is nothing to report.
+    async fn settle(
+        &mut self,
+        seen: &KeyRequest,
+        now: u64,
+        latest: u64,
+    ) -> Result<Option<Outcome>> {
+        let license = seen.license;
+        // The chain, not this process, says what is still owed.
+        if self.market.pending_delivery(license).await?.is_none() {
+            // Delivered or refunded (or the purchase was reorged away).
+            self.waiting.remove(&license);
+            self.settled.insert(license, (seen.clone(), latest));
+            return Ok(None);
+        }
+        // The purchase as the canonical chain has it now, not as an earlier pass saw it.
+        let Some(request) = self.market.key_request(license).await? else {
+            self.waiting.remove(&license);
+            return Ok(None);
         };
-        let recipient = keys::recipient_from_bytes(&request.recipient)?;
-        let wrapped = key.wrap(&[recipient])?;
-        let cid = self.store.store_bytes(&wrapped, self.version).await?;
+        if request.block + self.confirmations > latest {
+            self.waiting.insert(license, request);
+            return Ok(None);
+        }
+        if now + DEADLINE_MARGIN >= request.deadline {
+            self.waiting.remove(&license);
+            return Ok(Some(Outcome::TooLate {
+                license,
+                deadline: request.deadline,
+            }));
+        }
+        let outcome = self.deliver(&request).await?;
+        match &outcome {
+            Outcome::Delivered { .. } | Outcome::SettledByAnother { .. } => {
+                self.waiting.remove(&license);
+                self.settled.insert(license, (request, latest));
+            }
+            Outcome::NotAKeeper { .. } => {
+                self.waiting.remove(&license);
+            }
+            Outcome::NotApproved { .. } if !self.reported.insert(license) => return Ok(None),
+            _ => {}
+        }
+        Ok(Some(outcome))
+    }
+
+    async fn deliver(&mut self, request: &KeyRequest) -> Result<Outcome> {
+        let (license, model) = (request.license, request.model);
+        // Check the right to deliver before storing anything.
+        let owner = self.market.owner_of(model).await?;
+        let me = self.market.address();
+        if owner != me && !self.market.is_keeper(owner, me).await? {
+            return Ok(Outcome::NotApproved {
+                license,
+                model,
+                owner,
+            });
+        }
+        let slot = (license, request.recipient);
+        let cid = match self.wrapped.get(&slot) {
+            Some(cid) => cid.clone(),
+            None => {
+                let Some(key) = self.model_key(model).await? else {
+                    return Ok(Outcome::NotAKeeper { license, model });
+                };
+                let recipient = keys::recipient_from_bytes(&request.recipient)?;
+                let wrapped = key.wrap(&[recipient])?;
+                let cid = self
+                    .store
+                    .store_bytes(&wrapped, self.version)
+                    .await?
+                    .to_string();
+                self.wrapped.insert(slot, cid.clone());
+                cid
+            }
+        };
         crash_point("stored");
         match self
             .market
-            .deliver_key(request.license, &cid.to_string())
+            .deliver_key(license, request.holder, request.recipient, &cid)
             .await
         {
             Ok(delivery) => Ok(Outcome::Delivered {
-                license: request.license,
-                model: request.model,
+                license,
+                model,
                 wrapped_key_cid: delivery.wrapped_key_cid,
             }),
             // Another keeper's delivery came first: its transaction was mined before ours
             // (a revert at estimation) or in the same block (ours mined and failed).
-            Err(e) => match self.market.pending_delivery(request.license).await? {
-                None => Ok(Outcome::DeliveredByAnother {
-                    license: request.license,
-                }),
+            Err(e) => match self.market.pending_delivery(license).await? {
+                None => Ok(Outcome::SettledByAnother { license }),
                 Some(_) => Err(e),
             },
         }
@@ -185,12 +266,11 @@ impl<'a> Keeper<'a> {
         if !self.keys.contains_key(&model) {
             let view = self.market.model(model).await?;
             let metadata = metadata_of(self.store, &view.model).await?;
-            let key =
-                match envelope_key(self.store, model.as_u64(), &metadata, &self.identity).await {
-                    Ok(key) => Some(key),
-                    Err(Error::NotARecipient { .. }) => None,
-                    Err(e) => return Err(e),
-                };
+            let key = match envelope_key(self.store, view.id, &metadata, &self.identity).await {
+                Ok(key) => Some(key),
+                Err(Error::NotARecipient { .. }) => None,
+                Err(e) => return Err(e),
+            };
             self.keys.insert(model, key);
         }
         Ok(self.keys[&model].as_ref())

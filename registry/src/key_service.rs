@@ -96,6 +96,8 @@ pub struct KeyService {
     market: Market,
     store: Store,
     identity: Identity,
+    /// Blocks below the head at which holders and rights are read.
+    confirmations: u64,
     /// Answered requests by digest, with their deadlines.
     seen: Mutex<HashMap<H256, u64>>,
 }
@@ -109,11 +111,13 @@ impl std::fmt::Debug for KeyService {
 }
 
 impl KeyService {
-    pub fn new(market: Market, store: Store, identity: Identity) -> Self {
+    /// A key service reading holders and rights `confirmations` blocks below the head.
+    pub fn new(market: Market, store: Store, identity: Identity, confirmations: u64) -> Self {
         KeyService {
             market,
             store,
             identity,
+            confirmations,
             seen: Mutex::new(HashMap::new()),
         }
     }
@@ -127,11 +131,10 @@ impl KeyService {
         holder: Option<Address>,
         recipient: Option<[u8; 32]>,
     ) -> Result<serde_json::Value, Refusal> {
-        let header = self
-            .market
-            .header(model)
-            .await
-            .map_err(|_| Refusal::NotFound(format!("model {model} does not exist")))?;
+        let header =
+            self.market.header(model).await.map_err(|e| {
+                not_found_or_unavailable(e, format!("model {model} does not exist"))
+            })?;
         let deployment = self.market.deployment();
         let mut accepts = Vec::new();
         for (id, terms) in self.market.offerings_of(model).await.map_err(unavailable)? {
@@ -219,12 +222,49 @@ impl KeyService {
                 request.deadline
             )));
         }
+        // Reserved before answering, so that a concurrent replay is refused; released when
+        // the answer fails, so that an honest retry after a node's hiccup is not.
+        let digest = request.digest(deployment.chain_id, deployment.market);
+        {
+            let mut seen = self.seen.lock().expect("not poisoned");
+            seen.retain(|_, deadline| *deadline >= now);
+            if seen.insert(digest, request.deadline).is_some() {
+                return Err(Refusal::Replayed(
+                    "this key request was answered before: sign a new one".into(),
+                ));
+            }
+        }
+        let answer = self.answer(model, &request, signer, signed).await;
+        if answer.is_err() {
+            self.seen.lock().expect("not poisoned").remove(&digest);
+        }
+        answer
+    }
+
+    async fn answer(
+        &self,
+        model: U256,
+        request: &KeyRequest,
+        signer: Address,
+        signed: &SignedKeyRequest,
+    ) -> Result<WrappedKey, Refusal> {
+        let deployment = self.market.deployment();
         let license = request.license;
+        // Holder and rights as of a block a reorg is unlikely to undo: a key once sent cannot
+        // be taken back.
+        let block = self
+            .market
+            .latest_block()
+            .await
+            .map_err(unavailable)?
+            .saturating_sub(self.confirmations);
         let view = self
             .market
-            .license(license)
+            .license_at(license, Some(block))
             .await
-            .map_err(|_| Refusal::NotFound(format!("license {license} does not exist")))?;
+            .map_err(|e| {
+                not_found_or_unavailable(e, format!("license {license} does not exist"))
+            })?;
         if view.license.model_id != model {
             return Err(Refusal::BadRequest(format!(
                 "license {license} is a license of model {}, not of model {model}",
@@ -237,29 +277,20 @@ impl KeyService {
                 view.holder, deployment.chain_id
             )));
         }
-        let chain_now = self.market.now().await.map_err(unavailable)?;
+        let at = self.market.block_time(block).await.map_err(unavailable)?;
         let mut granted = false;
         for kind in [LicenseKind::Access, LicenseKind::FineTune] {
             granted |= self
                 .market
-                .grants(license, signer, model, kind, chain_now)
+                .grants_at(license, signer, model, kind, at, Some(block))
                 .await
                 .map_err(unavailable)?;
         }
         if !granted {
             return Err(Refusal::Forbidden(format!(
-                "license {license} grants no access to model {model} now (lapsed, or its key is not delivered yet)"
+                "license {license} grants no access to model {model} now (lapsed, its key not delivered yet, or too recent: {} confirmations)",
+                self.confirmations
             )));
-        }
-        let digest = request.digest(deployment.chain_id, deployment.market);
-        {
-            let mut seen = self.seen.lock().expect("not poisoned");
-            seen.retain(|_, deadline| *deadline >= now);
-            if seen.insert(digest, request.deadline).is_some() {
-                return Err(Refusal::Replayed(
-                    "this key request was answered before: sign a new one".into(),
-                ));
-            }
         }
         let model_view = self.market.model(model).await.map_err(unavailable)?;
         if !model_view.header.encrypted {
@@ -271,7 +302,7 @@ impl KeyService {
         let metadata = metadata_of(&self.store, &model_view.model)
             .await
             .map_err(unavailable)?;
-        let key = envelope_key(&self.store, model.as_u64(), &metadata, &self.identity)
+        let key = envelope_key(&self.store, model, &metadata, &self.identity)
             .await
             .map_err(|e| match e {
                 Error::NotARecipient { .. } => {
@@ -289,6 +320,18 @@ impl KeyService {
             wrapped,
             weights_cid: model_view.model.weights_cid,
         })
+    }
+}
+
+/// A revert naming an unknown id is a 404; anything else (a node that failed) a 503.
+fn not_found_or_unavailable(e: Error, missing: String) -> Refusal {
+    match &e {
+        Error::Reverted { reason, .. }
+            if reason.starts_with("UnknownModel") || reason.starts_with("UnknownLicense") =>
+        {
+            Refusal::NotFound(missing)
+        }
+        _ => unavailable(e),
     }
 }
 

@@ -63,29 +63,45 @@ fn create(path: &Path) -> Result<Identity> {
         path: path.into(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let identity = Identity::generate();
-    let mut options = std::fs::OpenOptions::new();
-    // `create_new`: two processes racing to create it cannot overwrite each other's key.
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        // Another process created it first: use that one.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return load(path),
-        Err(e) => return Err(io(e)),
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
     };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let identity = Identity::generate();
     let text = format!(
         "# created by the model registry for one account; keep it secret\n# public key: {}\n{}\n",
         identity.to_public(),
         identity.to_string().expose_secret()
     );
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(identity)
+    // Written whole to a private temporary file, then linked into place: a crash leaves no
+    // empty identity file, and of two processes creating it at once one wins and the other
+    // reads the winner's whole file.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".identity-")
+        .permissions(private())
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    tmp.write_all(text.as_bytes()).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => Ok(identity),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load(path),
+        Err(e) => Err(io(e)),
+    }
+}
+
+fn private() -> std::fs::Permissions {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::PermissionsExt::from_mode(0o600)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(".")
+            .expect("the working folder exists")
+            .permissions()
+    }
 }
 
 /// Parses an `age1…` X25519 recipient.
@@ -144,6 +160,31 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "identity file mode {mode:o}");
+        }
+    }
+
+    #[test]
+    fn racing_creators_end_with_one_whole_identity() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = identity_path(dir.path(), Address::from_low_u64_be(round));
+            let recipients: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| load_or_create(&path).map(|(i, _)| i.to_public().to_string()))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap().unwrap())
+                    .collect()
+            });
+            assert!(
+                recipients.iter().all(|r| *r == recipients[0]),
+                "{recipients:?}"
+            );
+            // No temporary file is left behind.
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         }
     }
 

@@ -120,14 +120,22 @@ pub async fn add_encrypted(
         let mut input = CountingReader {
             inner: std::io::BufReader::with_capacity(PIPE, file),
             count: counter,
+            failed: false,
         };
         let sink = std::io::BufWriter::with_capacity(PIPE, SyncIoBridge::new(writer));
         let mut stream = encryptor
             .wrap_output(sink)
             .map_err(|e| Error::Encrypt(e.to_string()))?;
-        std::io::copy(&mut input, &mut stream).map_err(|source| Error::ContentIo {
-            path: path_owned.clone(),
-            source,
+        std::io::copy(&mut input, &mut stream).map_err(|source| {
+            if input.failed {
+                Error::ContentIo {
+                    path: path_owned.clone(),
+                    source,
+                }
+            } else {
+                // The pipe closed: the store's error (returned by the importer) says why.
+                Error::ContentWrite(source.to_string())
+            }
         })?;
         let mut sink = stream.finish().map_err(|e| Error::Encrypt(e.to_string()))?;
         sink.flush().map_err(|e| Error::Encrypt(e.to_string()))?;
@@ -232,15 +240,17 @@ pub async fn fetch_decrypted(
     }
 }
 
-/// Counts the bytes read through it, for progress.
+/// Counts the bytes read through it, for progress, and remembers whether reading failed (to
+/// tell a bad input file from a store that stopped taking the output).
 struct CountingReader<R> {
     inner: R,
     count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: bool,
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed = true)?;
         self.count
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)

@@ -53,6 +53,10 @@ pub async fn verify(
     progress: &dyn Progress,
 ) -> Result<Verification> {
     let view = market.model(id).await?;
+    // The stored weights of an encrypted model are ciphertext: only a licensee can check them.
+    if local.is_none() && view.header.encrypted {
+        return Err(Error::VerifyEncrypted { model: id });
+    }
     let onchain = &view.model;
     let mut checks = Vec::new();
 

@@ -66,6 +66,9 @@ contract Ghost {
         /// An escrowed sale awaiting its key: who paid, and until when the key may come.
         address payer;
         uint64 deadline;
+        /// The age recipient of an escrowed purchase (its `KeyRequested`'s): a delivery must
+        /// name it, with the holder (who cannot change while the key is awaited).
+        bytes32 recipient;
         /// Burnt by a refund (its key never came): valid nowhere, ever.
         bool refunded;
     }
@@ -593,15 +596,24 @@ contract Ghost {
     }
 
     /// The revert `deliverKey` must give for license `licenseId` delivered by `caller` at `at`
-    /// in block `blk`: pending, a CID, before the deadline, by the owner or its keeper, not in
-    /// a block the model or an ancestor the price pays changed hands.
-    function deliverError(uint256 licenseId, address caller, bool emptyCid, uint64 at, uint256 blk)
-        external
-        view
-        returns (bytes memory)
-    {
+    /// in block `blk`, naming the purchase of `holder` for `recipient`: pending, for that
+    /// purchase, a CID, before the deadline, by the owner or its keeper, not in a block the
+    /// model or an ancestor the price pays changed hands.
+    function deliverError(
+        uint256 licenseId,
+        address caller,
+        address holder,
+        bytes32 recipient,
+        bool emptyCid,
+        uint64 at,
+        uint256 blk
+    ) external view returns (bytes memory) {
         GLicense storage l = _licenses[licenseId - 1];
         if (l.payer == address(0)) return abi.encodeWithSelector(LicenseMarket.NotPendingDelivery.selector, licenseId);
+        // The market compares 56-bit tags of the two; a chance collision is ignored here.
+        if (holder != l.holder || recipient != l.recipient) {
+            return abi.encodeWithSelector(LicenseMarket.DeliveryForAnotherPurchase.selector, licenseId);
+        }
         if (emptyCid) return abi.encodeWithSelector(LicenseMarket.EmptyKeyCid.selector);
         if (at >= l.deadline) {
             return abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, licenseId, l.deadline);
@@ -867,10 +879,11 @@ contract Handler is TestBase {
         DeliverByNonKeeper,
         DeliverAfterDeadline,
         RefundBeforeDeadline,
-        DeliverInTransferBlock
+        DeliverInTransferBlock,
+        DeliverForAnotherPurchase
     }
 
-    uint256 public constant ATTACKS = 23;
+    uint256 public constant ATTACKS = 24;
     string internal constant KEY_CID = "bafkrei-wrapped-key";
     uint64 public constant T0 = 1_700_000_000;
     uint256 public constant MAX_PRICE = 1e20;
@@ -1269,7 +1282,8 @@ contract Handler is TestBase {
         Expect memory e;
         e.label = "deliver";
         // One time in sixteen with an empty CID, which must be refused.
-        _tryDeliver(caller, id, (mode >> 2) % 16 == 0, e);
+        (address holder, bytes32 recipient) = _purchaseOf(id);
+        _tryDeliver(caller, id, holder, recipient, (mode >> 2) % 16 == 0, e);
     }
 
     /// A refund of an overdue license (warping to or past the deadline of one awaiting its key
@@ -1297,11 +1311,12 @@ contract Handler is TestBase {
     }
 
     /// A key delivered by someone neither the owner nor its keeper, after the deadline (warping
-    /// to or past it), or by an owner of this block (who would release the price to himself); a
-    /// refund before the deadline.
+    /// to or past it), by an owner of this block (who would release the price to himself), or
+    /// for another purchase than the license's (another recipient or holder: what a delivery
+    /// prepared before a reorganisation reassigned the id names); a refund before the deadline.
     function attackEscrow(uint256 which, uint256 seed, uint256 actorSeed) external step {
         (which, seed, actorSeed) = (_mix(which, 0), _mix(seed, 1), _mix(actorSeed, 2));
-        uint256 kind = uint256(Attack.DeliverByNonKeeper) + which % 4;
+        uint256 kind = uint256(Attack.DeliverByNonKeeper) + which % 5;
         uint256 id = ghost.findPending(seed, false, clock);
         if (id == 0) id = _escrowedLicense(seed);
         if (id == 0) return;
@@ -1317,7 +1332,13 @@ contract Handler is TestBase {
             return;
         }
         address caller = owner;
-        if (kind == uint256(Attack.DeliverInTransferBlock)) {
+        (address holder, bytes32 recipient) = _purchaseOf(id);
+        if (kind == uint256(Attack.DeliverForAnotherPurchase)) {
+            // By the owner, on time, naming another purchase.
+            (holder, recipient) = _anotherPurchase(holder, actorSeed);
+            e.label = "attack: deliver for another purchase";
+            e.named = abi.encodeWithSelector(LicenseMarket.DeliveryForAnotherPurchase.selector, id);
+        } else if (kind == uint256(Attack.DeliverInTransferBlock)) {
             caller = _actor(actorSeed);
             _handTo(modelId, caller, actorSeed >> 64);
             e.label = "attack: deliver in the block the model changed hands";
@@ -1338,7 +1359,25 @@ contract Handler is TestBase {
             e.label = "attack: deliver after the deadline";
             e.named = abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, id, l.deadline);
         }
-        _tryDeliver(caller, id, false, e);
+        _tryDeliver(caller, id, holder, recipient, false, e);
+    }
+
+    /// The holder and recipient of escrowed license `id`'s purchase, as its `KeyRequested`
+    /// names them (what a keeper delivering for it names).
+    function _purchaseOf(uint256 id) internal view returns (address holder, bytes32 recipient) {
+        Ghost.GLicense memory l = ghost.license(id);
+        return (l.holder, l.recipient);
+    }
+
+    /// A purchase other than `holder`'s for his own recipient (`_recipientOf`, as every purchase
+    /// here names): another actor's recipient for `holder`, `holder`'s recipient for another
+    /// actor, or another actor's purchase for his own.
+    function _anotherPurchase(address holder, uint256 seed) internal view returns (address, bytes32) {
+        address other = _otherActor(holder, seed);
+        uint256 variant = (seed >> 64) % 3;
+        if (variant == 0) return (holder, _recipientOf(other));
+        if (variant == 1) return (other, _recipientOf(holder));
+        return (other, _recipientOf(other));
     }
 
     /// A license awaiting its key, bought now by an actor other than the owner from an access
@@ -1796,7 +1835,7 @@ contract Handler is TestBase {
         (bool ok, bytes memory ret) = _buyCall(payer, holder, offeringId, maxPrice, value, recipient);
         if (!_settle(ok, ret, expected, e)) return 0;
         id = abi.decode(ret, (uint256));
-        _bought(id, payer, holder, offeringId, e.label);
+        _bought(id, payer, holder, offeringId, recipient, e.label);
     }
 
     function _buyCall(
@@ -1814,9 +1853,19 @@ contract Handler is TestBase {
     }
 
     /// Books a purchase: the license with its window from now, the offering's sale, the split;
-    /// an escrowed one awaits its key until the deadline, its price held and credited to nobody.
-    function _bought(uint256 id, address payer, address holder, uint256 offeringId, string memory label) internal {
-        if (id != ghost.licenseCount() + 1) _fail(string.concat(label, ": license id not sequential"));
+    /// an escrowed one awaits its key (wrapped to `recipient`) until the deadline, its price held
+    /// and credited to nobody.
+    function _bought(
+        uint256 id,
+        address payer,
+        address holder,
+        uint256 offeringId,
+        bytes32 recipient,
+        string memory label
+    ) internal {
+        if (id != ghost.licenseCount() + 1) {
+            _fail(string.concat(label, ": license id not sequential"));
+        }
         _touchedLicenses.push(id);
         Ghost.GOffering memory o = ghost.offering(offeringId);
         ++o.sold;
@@ -1829,7 +1878,7 @@ contract Handler is TestBase {
             _sale(label, o, false);
             return;
         }
-        (l.payer, l.deadline) = (payer, clock + o.deliveryPeriod);
+        (l.payer, l.deadline, l.recipient) = (payer, clock + o.deliveryPeriod, recipient);
         ghost.addLicense(l);
         ghost.hold(o.currency, o.price);
         ++escrowedSales;
@@ -1846,15 +1895,24 @@ contract Handler is TestBase {
         Expect memory e;
         e.label = "deliver after buy";
         address owner = ghost.model(ghost.offering(offeringId).modelId).owner;
-        if (!_tryDeliver(owner, id, false, e)) return 0;
+        (address holder_, bytes32 recipient) = _purchaseOf(id);
+        if (!_tryDeliver(owner, id, holder_, recipient, false, e)) return 0;
     }
 
-    /// Delivers the key of `id` as `caller` (an empty CID when asked) and checks the outcome:
-    /// the exact revert, or the window restarted now and the price split as a sale's.
-    function _tryDeliver(address caller, uint256 id, bool emptyCid, Expect memory e) internal returns (bool) {
-        bytes memory expected = ghost.deliverError(id, caller, emptyCid, clock, blockNumber);
-        (bool ok, bytes memory ret) =
-            _call(caller, address(market), 0, abi.encodeCall(market.deliverKey, (id, emptyCid ? "" : KEY_CID)));
+    /// Delivers the key of `id` as `caller` for the purchase of `holder` for `recipient` (an
+    /// empty CID when asked) and checks the outcome: the exact revert, or the window restarted
+    /// now and the price split as a sale's.
+    function _tryDeliver(address caller, uint256 id, address holder, bytes32 recipient, bool emptyCid, Expect memory e)
+        internal
+        returns (bool)
+    {
+        bytes memory expected = ghost.deliverError(id, caller, holder, recipient, emptyCid, clock, blockNumber);
+        (bool ok, bytes memory ret) = _call(
+            caller,
+            address(market),
+            0,
+            abi.encodeCall(market.deliverKey, (id, holder, recipient, emptyCid ? "" : KEY_CID))
+        );
         if (!_settle(ok, ret, expected, e)) return false;
         Ghost.GLicense memory l = ghost.license(id);
         Ghost.GOffering memory o = ghost.offering(l.offeringId);
@@ -2172,7 +2230,7 @@ contract Handler is TestBase {
     /// `err` as the contracts' error name (when it is one) and its data in hex.
     function _describe(bytes memory err) internal pure returns (string memory) {
         if (err.length == 0) return "success";
-        bytes4[46] memory selectors = [
+        bytes4[47] memory selectors = [
             LicenseMarket.UnknownModel.selector,
             LicenseMarket.UnknownOffering.selector,
             LicenseMarket.UnknownLicense.selector,
@@ -2218,9 +2276,10 @@ contract Handler is TestBase {
             LicenseMarket.DeliveryNotOverdue.selector,
             LicenseMarket.NotKeeper.selector,
             LicenseMarket.DeliveryPeriodOutOfRange.selector,
-            LicenseMarket.DeliveryPeriodNotApplicable.selector
+            LicenseMarket.DeliveryPeriodNotApplicable.selector,
+            LicenseMarket.DeliveryForAnotherPurchase.selector
         ];
-        string[46] memory names = [
+        string[47] memory names = [
             "UnknownModel",
             "UnknownOffering",
             "UnknownLicense",
@@ -2266,7 +2325,8 @@ contract Handler is TestBase {
             "DeliveryNotOverdue",
             "NotKeeper",
             "DeliveryPeriodOutOfRange",
-            "DeliveryPeriodNotApplicable"
+            "DeliveryPeriodNotApplicable",
+            "DeliveryForAnotherPurchase"
         ];
         for (uint256 i; i < selectors.length && err.length >= 4; ++i) {
             // forge-lint: disable-next-line(unsafe-typecast)

@@ -31,6 +31,8 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory stringifiedValue);
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory logs);
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
     function startSnapshotGas(string calldata name) external;
     function stopSnapshotGas() external returns (uint256 gasUsed);
     function startBroadcast() external;

@@ -16,7 +16,7 @@ use registry::market::Market;
 use serde::Deserialize;
 
 /// anvil's default chain id: the only chain where a dev account is used without being asked.
-const ANVIL_CHAIN_ID: u64 = 31337;
+pub(crate) const ANVIL_CHAIN_ID: u64 = 31337;
 /// Where the embedded content store lives unless told otherwise.
 pub(crate) const DEFAULT_IPFS: &str = ".registry/ipfs";
 pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployment.json";

@@ -71,6 +71,39 @@ impl Market {
         Ok(requests)
     }
 
+    /// The purchase that made `license`, as the canonical chain's `KeyRequested` has it now
+    /// (`None`: not an escrowed purchase, or reorged away).
+    pub async fn key_request(&self, license: U256) -> Result<Option<KeyRequest>> {
+        let filter = Filter::new()
+            .address(self.deployment.market)
+            .event(&KeyRequestedFilter::abi_signature())
+            .topic1(H256(license.into()))
+            .from_block(self.deployment.block);
+        let Some(log) = self.logs(&filter).await?.into_iter().last() else {
+            return Ok(None);
+        };
+        let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
+        let e: KeyRequestedFilter = super::decode(log, "KeyRequested")?;
+        Ok(Some(KeyRequest {
+            license: e.license_id,
+            model: e.model_id,
+            holder: e.holder,
+            recipient: e.recipient,
+            deadline: e.deadline,
+            block,
+        }))
+    }
+
+    /// Whether `owner` approved `keeper` to deliver the keys of its models.
+    pub async fn is_keeper(&self, owner: Address, keeper: Address) -> Result<bool> {
+        chain::call(
+            Target::Market,
+            "reading keeper approvals",
+            self.market.is_keeper(owner, keeper),
+        )
+        .await
+    }
+
     /// The escrow of `license` if its key is still awaited.
     pub async fn pending_delivery(&self, license: U256) -> Result<Option<Pending>> {
         let (payer, deadline) = chain::call(
@@ -107,14 +140,22 @@ impl Market {
         }))
     }
 
-    /// Delivers `license`'s key (wrapped, stored at `wrapped_key_cid`), which releases the
-    /// escrowed price to the model's owner and its lineage.
-    pub async fn deliver_key(&self, license: U256, wrapped_key_cid: &str) -> Result<Delivery> {
+    /// Delivers `license`'s key (wrapped, stored at `wrapped_key_cid`) for the purchase by
+    /// `holder` to `recipient` (the contract refuses a delivery for another purchase of the
+    /// same license id, as a reorg could make it), which releases the escrowed price to the
+    /// model's owner and its lineage.
+    pub async fn deliver_key(
+        &self,
+        license: U256,
+        holder: Address,
+        recipient: [u8; 32],
+        wrapped_key_cid: &str,
+    ) -> Result<Delivery> {
         let receipt = chain::send(
             Target::Market,
             "delivering the key",
             self.market
-                .deliver_key(license, wrapped_key_cid.to_string()),
+                .deliver_key(license, holder, recipient, wrapped_key_cid.to_string()),
         )
         .await?;
         let e: KeyDeliveredFilter = one_event(&receipt, "KeyDelivered")?;

@@ -224,6 +224,16 @@ impl Market {
         })
     }
 
+    /// The current owner of `model`.
+    pub async fn owner_of(&self, model: U256) -> Result<Address> {
+        chain::call(
+            Target::Registry,
+            "reading the owner",
+            self.registry.owner_of(model),
+        )
+        .await
+    }
+
     /// The model registered with `content_root`, if any.
     pub async fn model_by_content(&self, content_root: [u8; 32]) -> Result<Option<U256>> {
         let id = chain::call(
@@ -435,21 +445,52 @@ impl Market {
         kind: LicenseKind,
         at: u64,
     ) -> Result<bool> {
-        chain::call(
-            Target::Market,
-            "checking rights",
-            self.market.grants(license, account, model, kind.into(), at),
-        )
-        .await
+        self.grants_at(license, account, model, kind, at, None)
+            .await
+    }
+
+    /// The rights view as of block `block` (the latest when `None`).
+    pub async fn grants_at(
+        &self,
+        license: U256,
+        account: Address,
+        model: U256,
+        kind: LicenseKind,
+        at: u64,
+        block: Option<u64>,
+    ) -> Result<bool> {
+        let mut call = self.market.grants(license, account, model, kind.into(), at);
+        if let Some(block) = block {
+            call = call.block(block);
+        }
+        chain::call(Target::Market, "checking rights", call).await
+    }
+
+    /// Timestamp of block `number`.
+    pub async fn block_time(&self, number: u64) -> Result<u64> {
+        let block = self
+            .client
+            .get_block(number)
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .ok_or_else(|| Error::Rpc {
+                url: self.url(),
+                message: format!("the node has no block {number}"),
+            })?;
+        Ok(block.timestamp.as_u64())
     }
 
     pub async fn license(&self, id: U256) -> Result<LicenseView> {
-        let (license, holder) = chain::call(
-            Target::Market,
-            "reading the license",
-            self.market.license_of(id),
-        )
-        .await?;
+        self.license_at(id, None).await
+    }
+
+    /// A license as of block `block` (the latest when `None`).
+    pub async fn license_at(&self, id: U256, block: Option<u64>) -> Result<LicenseView> {
+        let mut call = self.market.license_of(id);
+        if let Some(block) = block {
+            call = call.block(block);
+        }
+        let (license, holder) = chain::call(Target::Market, "reading the license", call).await?;
         Ok(LicenseView {
             id,
             license,

@@ -6,7 +6,7 @@ use contracts::LicenseKind;
 use ethers::types::U256;
 use registry::chain;
 use registry::content::Version;
-use registry::keeper::{Keeper, Outcome, REORG_MARGIN};
+use registry::keeper::{Keeper, Outcome, DEADLINE_MARGIN, REORG_MARGIN};
 use registry::keys::recipient_bytes;
 use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
@@ -14,14 +14,17 @@ use registry::progress::Silent;
 use crate::models::write_model;
 use crate::world::{milli, terms, World, DAY};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
-    let world = World::start().await;
-    let store = world.store();
-    let keeper_identity = Identity::generate();
+/// An encrypted model of account 0 whose envelope `keeper` opens, with an access offering
+/// whose key is due within `delivery_period`; returns (model, offering).
+async fn sealed_offering(
+    world: &World,
+    keeper: &Identity,
+    seed: u32,
+    delivery_period: u64,
+) -> (U256, U256) {
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("m.safetensors");
-    write_model(&weights, 81, 0.0);
+    write_model(&weights, seed, 0.0);
     let request = MintRequest {
         weights,
         name: "sealed".into(),
@@ -33,20 +36,19 @@ async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
         force: false,
         backend: fingerprint::BackendKind::Cpu,
         cid_version: Version::V1,
-        encrypt_to: Some(vec![keeper_identity.to_public()]),
+        encrypt_to: Some(vec![keeper.to_public()]),
     };
-    let model = mint(&world.markets[0], &store, &request, &Silent)
+    let model = mint(&world.markets[0], &world.store(), &request, &Silent)
         .await
         .unwrap()
         .model;
-    world.markets[0]
-        .set_keeper(world.address(2), true)
-        .await
-        .unwrap();
     let mut access = terms(model, LicenseKind::Access, milli(1), 0, 0, false);
-    access.delivery_period = DAY;
-    let offering = world.offer(0, access).await;
-    let license = world.markets[1]
+    access.delivery_period = delivery_period;
+    (model, world.offer(0, access).await)
+}
+
+async fn buy(world: &World, offering: U256) -> U256 {
+    world.markets[1]
         .buy(
             offering,
             world.address(1),
@@ -55,7 +57,20 @@ async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
         )
         .await
         .unwrap()
-        .license;
+        .license
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
+    let world = World::start().await;
+    let store = world.store();
+    let keeper_identity = Identity::generate();
+    let (_, offering) = sealed_offering(&world, &keeper_identity, 81, DAY).await;
+    world.markets[0]
+        .set_keeper(world.address(2), true)
+        .await
+        .unwrap();
+    let license = buy(&world, offering).await;
 
     // The purchase sinks far below what a pass rescans.
     let provider = chain::provider(world.url()).unwrap();
@@ -63,7 +78,7 @@ async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
         .request("anvil_mine", [U256::from(2 * REORG_MARGIN), U256::zero()])
         .await
         .unwrap();
-    let mut keeper = Keeper::new(&world.markets[2], &store, keeper_identity);
+    let mut keeper = Keeper::new(&world.markets[2], &store, keeper_identity, 0);
     let snapshot: U256 = provider.request("evm_snapshot", ()).await.unwrap();
     let first = keeper.pass().await.unwrap();
     assert!(
@@ -126,4 +141,95 @@ fn key_requests_are_signed_as_cast_signs_eip712_typed_data() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ours);
+}
+
+/// A keeper waits for its confirmations, never delivers close to a deadline, and stores
+/// nothing for an owner who has not approved it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_waits_for_confirmations_the_deadline_margin_and_approval() {
+    let world = World::start().await;
+    let store = world.store();
+    let keeper_identity = Identity::generate();
+    let provider = chain::provider(world.url()).unwrap();
+    let blocks = |store: &registry::content::Store| match store {
+        registry::content::Store::Embedded(b) => walk(&b.root().join("blocks")),
+        _ => unreachable!(),
+    };
+
+    // Not approved: reported once, nothing stored, delivered once approved.
+    let (_, offering) = sealed_offering(&world, &keeper_identity, 82, DAY).await;
+    let license = buy(&world, offering).await;
+    let mut keeper = Keeper::new(&world.markets[2], &store, keeper_identity.clone(), 3);
+    let before = blocks(&store);
+    let _: () = provider
+        .request("anvil_mine", [U256::from(3), U256::zero()])
+        .await
+        .unwrap();
+    let first = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&first[..], [Outcome::NotApproved { license: l, .. }] if *l == license),
+        "{first:?}"
+    );
+    assert!(keeper.pass().await.unwrap().is_empty(), "reported once");
+    assert_eq!(
+        blocks(&store),
+        before,
+        "nothing stored for an unapproved keeper"
+    );
+    world.markets[0]
+        .set_keeper(world.address(2), true)
+        .await
+        .unwrap();
+
+    // Confirmations: a fresh purchase waits until it is 3 blocks deep.
+    let fresh = buy(&world, offering).await;
+    let second = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&second[..], [Outcome::Delivered { license: l, .. }] if *l == license),
+        "{second:?}"
+    );
+    let _: () = provider
+        .request("anvil_mine", [U256::from(3), U256::zero()])
+        .await
+        .unwrap();
+    let third = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&third[..], [Outcome::Delivered { license: l, .. }] if *l == fresh),
+        "{third:?}"
+    );
+
+    // A purchase whose deadline is closer than the margin is left to its refund.
+    let (_, short) = sealed_offering(&world, &keeper_identity, 83, DEADLINE_MARGIN - 60).await;
+    let late = buy(&world, short).await;
+    let _: () = provider
+        .request("anvil_mine", [U256::from(3), U256::zero()])
+        .await
+        .unwrap();
+    let fourth = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&fourth[..], [Outcome::TooLate { license: l, .. }] if *l == late),
+        "{fourth:?}"
+    );
+    assert!(world.markets[2]
+        .pending_delivery(late)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| {
+                    let path = e.unwrap().path();
+                    if path.is_dir() {
+                        walk(&path)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -145,7 +145,7 @@ async fn escrow_is_indexed_and_a_resold_license_gets_a_fresh_key_from_the_endpoi
         .await
         .unwrap();
     let delivered_license = bought.license;
-    let mut keeper_run = Keeper::new(&world.markets[KEEPER], &store, keeper.clone());
+    let mut keeper_run = Keeper::new(&world.markets[KEEPER], &store, keeper.clone(), 0);
     let outcomes = keeper_run.pass().await.unwrap();
     assert!(
         matches!(&outcomes[..], [Outcome::Delivered { license, .. }] if *license == delivered_license),
@@ -171,7 +171,12 @@ async fn escrow_is_indexed_and_a_resold_license_gets_a_fresh_key_from_the_endpoi
     let db = TestDb::new(Kind::Sqlite).await;
     let mut indexer = world.indexer(&db, options()).await;
     indexer.sync().await.unwrap();
-    let keys = KeyService::new(world.markets[KEEPER].clone(), world.store(), keeper.clone());
+    let keys = KeyService::new(
+        world.markets[KEEPER].clone(),
+        world.store(),
+        keeper.clone(),
+        0,
+    );
     let url = serve(db.open().await, keys, world.store());
     let data = graphql(
         &url,
@@ -400,6 +405,62 @@ async fn escrow_is_indexed_and_a_resold_license_gets_a_fresh_key_from_the_endpoi
         body["error"].as_str().unwrap().contains("grants no access"),
         "{body}"
     );
+
+    // A service reading holders 5 blocks deep: right after another sale of the license its
+    // new holder waits for the confirmations, then gets its key.
+    let (_, market_r) = world.chain.contracts(RESALE).await.unwrap();
+    market_r
+        .transfer_from(world.address(RESALE), world.address(4), delivered_license)
+        .send()
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let deep = KeyService::new(
+        world.markets[KEEPER].clone(),
+        world.store(),
+        keeper.clone(),
+        5,
+    );
+    let request = KeyRequest {
+        deadline: now() + 120,
+        ..fresh
+    };
+    let signed = request.sign(&wallet(4), 31337, deployment.market).unwrap();
+    let early = deep.key(model, &signed, now()).await.unwrap_err();
+    assert_eq!(early.status(), 403, "{early:?}");
+    // (Five blocks ago the license was still with an earlier holder.)
+    assert!(early.message().contains("is held by 0x"), "{early:?}");
+    assert!(
+        !early
+            .message()
+            .contains(&format!("is held by {:?}", world.address(4))),
+        "{early:?}"
+    );
+    let provider = registry::chain::provider(world.url()).unwrap();
+    let _: () = provider
+        .request("anvil_mine", [U256::from(5), U256::zero()])
+        .await
+        .unwrap();
+    // (The refusal released the request: the same signed request is answered now.)
+    assert!(deep.key(model, &signed, now()).await.is_ok());
+    // A failed answer does not use the request up: retried, it fails the same way, not as a
+    // replay.
+    let stranger = KeyService::new(
+        world.markets[KEEPER].clone(),
+        world.store(),
+        Identity::generate(),
+        0,
+    );
+    let again = KeyRequest {
+        deadline: now() + 121,
+        ..fresh
+    };
+    let signed = again.sign(&wallet(4), 31337, deployment.market).unwrap();
+    for _ in 0..2 {
+        let refused = stranger.key(model, &signed, now()).await.unwrap_err();
+        assert_eq!(refused.status(), 404, "{refused:?}");
+    }
 
     // After the deadline the undelivered purchase is refunded, and the index says so.
     world.chain.advance(DAY).await.unwrap();

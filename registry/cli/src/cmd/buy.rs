@@ -41,6 +41,11 @@ impl BuyArgs {
         let recipient = if offering.escrowed {
             let recipient = match self.recipient {
                 Some(r) => r,
+                // The signer's identity opens a key only the signer can use.
+                None if holder != market.address() => anyhow::bail!(
+                    "offering {} sells the key of an encrypted model: buying for {holder:?} needs --recipient (the holder's age recipient, `registry identity` prints it)",
+                    self.offering
+                ),
                 None => settings.identity(market.address())?.0.to_public(),
             };
             Some(registry::keys::recipient_bytes(&recipient))

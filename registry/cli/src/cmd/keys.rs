@@ -56,6 +56,11 @@ pub(crate) struct KeeperArgs {
     /// Milliseconds between passes when following the chain.
     #[arg(long, default_value_t = 2_000)]
     poll_ms: u64,
+    /// Blocks a purchase must be below the head before its key is delivered (a delivered
+    /// key cannot be taken back if a reorg undoes the purchase)
+    /// [default: 0 on anvil's chain id 31337, else 12]
+    #[arg(long)]
+    confirmations: Option<u64>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,18 +102,38 @@ impl KeeperArgs {
             identity.to_public(),
             path.display()
         );
-        let mut keeper = Keeper::new(&market, &store, identity);
+        let confirmations = self.confirmations.unwrap_or(
+            if market.deployment().chain_id == crate::settings::ANVIL_CHAIN_ID {
+                0
+            } else {
+                12
+            },
+        );
+        let mut keeper = Keeper::new(&market, &store, identity, confirmations);
         let mut failed = false;
+        let mut backoff = Duration::from_millis(self.poll_ms);
         loop {
-            for outcome in keeper.pass().await? {
-                failed |= report(&outcome);
+            match keeper.pass().await {
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        failed |= report(&outcome);
+                    }
+                    backoff = Duration::from_millis(self.poll_ms);
+                }
+                // --once reports a node that fails; a running keeper waits for it to come
+                // back (a keeper that stopped would let every pending purchase run out).
+                Err(e) if self.once => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("keeper: pass failed, retrying in {backoff:?}: {e}");
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
             }
             if self.once {
                 break;
             }
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
-                _ = tokio::time::sleep(Duration::from_millis(self.poll_ms)) => {}
+                _ = tokio::time::sleep(backoff) => {}
             }
         }
         Ok(if self.once && failed {
@@ -127,9 +152,21 @@ fn report(outcome: &Outcome) -> bool {
             model,
             wrapped_key_cid,
         } => println!("delivered license {license} (model {model}): ipfs://{wrapped_key_cid}"),
-        Outcome::DeliveredByAnother { license } => {
-            println!("skipped   license {license}: delivered by another keeper")
+        Outcome::SettledByAnother { license } => {
+            println!("skipped   license {license}: settled by another keeper (or refunded)")
         }
+        Outcome::NotApproved {
+            license,
+            model,
+            owner,
+        } => {
+            eprintln!("waiting   license {license}: the owner {owner:?} of model {model} has not approved this keeper (`registry keeper approve`)");
+            return true;
+        }
+        Outcome::TooLate { license, deadline } => println!(
+            "skipped   license {license}: too close to its deadline {} to deliver; the buyer may refund",
+            registry::amount::format_instant(*deadline)
+        ),
         Outcome::NotAKeeper { license, model } => {
             println!(
                 "skipped   license {license}: this identity does not open model {model}'s envelope"

@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// a keeper: the signer's identity (--identity) must open the models' envelopes.
     #[arg(long)]
     keeper: bool,
+    /// With --keeper: blocks below the head at which license holders and rights are read
+    /// [default: 0 on anvil's chain id 31337, else 12]
+    #[arg(long)]
+    confirmations: Option<u64>,
 }
 
 impl Args {
@@ -60,7 +64,19 @@ impl Args {
                 market.address(),
                 path.display()
             );
-            Some(KeyService::new(market, settings.store().await?, identity))
+            let confirmations = self.confirmations.unwrap_or(
+                if market.deployment().chain_id == crate::settings::ANVIL_CHAIN_ID {
+                    0
+                } else {
+                    12
+                },
+            );
+            Some(KeyService::new(
+                market,
+                settings.store().await?,
+                identity,
+                confirmations,
+            ))
         } else {
             None
         };

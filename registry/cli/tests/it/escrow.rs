@@ -133,6 +133,27 @@ fn encrypted_model_is_bought_delivered_by_a_keeper_and_downloaded() {
         }
     }
 
+    // Checking an encrypted model against the chain needs the plaintext: a licensee's.
+    let verify = env.fails(BUYER, &["verify", &model], 2);
+    assert!(
+        verify.contains(&format!("model {model} is encrypted")),
+        "{verify}"
+    );
+    // An id beyond 64 bits is an error, not a crash.
+    let huge = env.fails(
+        BUYER,
+        &["download", "18446744073709551616", "--out", "h.safetensors"],
+        2,
+    );
+    assert!(huge.contains("18446744073709551616"), "{huge}");
+    // Buying for someone else needs their recipient: the signer's own would lock them out.
+    let for_other = env.fails(
+        BUYER,
+        &["buy", &offering, "--for", ACCOUNT[KEEPER as usize]],
+        2,
+    );
+    assert!(for_other.contains("needs --recipient"), "{for_other}");
+
     // A stranger gets a named refusal with the offering that sells access.
     let refused = env.fails(
         BUYER,
