@@ -257,6 +257,7 @@ async fn main() {
     );
     drop(c);
     let c = chain().await;
+    let out = c.dir.path().join("downloaded.safetensors");
     let (minted, _) = mint_on(&c, weights, None).await;
     let mut plain_dl = Vec::new();
     for _ in 0..runs {

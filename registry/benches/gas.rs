@@ -66,6 +66,16 @@ impl Bench {
     }
 
     async fn mint(&mut self, market: &Market, parents: Vec<(U256, U256)>, label: &str) -> U256 {
+        self.mint_sealed(market, parents, label, None).await
+    }
+
+    async fn mint_sealed(
+        &mut self,
+        market: &Market,
+        parents: Vec<(U256, U256)>,
+        label: &str,
+        encrypt_to: Option<Vec<age::x25519::Recipient>>,
+    ) -> U256 {
         self.seed += 1;
         let path = self.dir.path().join(format!("m{}.safetensors", self.seed));
         models::write_model(&path, self.seed, 0.0);
@@ -77,7 +87,7 @@ impl Bench {
             to: None,
             sale_royalty_bps: 0,
             derivative_royalty_bps: 500,
-            encrypt_to: None,
+            encrypt_to,
             // Unrelated random weights; the provenance scan is not what is measured.
             force: true,
             backend: fingerprint::BackendKind::Cpu,
@@ -189,6 +199,50 @@ async fn main() {
         .await
         .unwrap();
     bench.gas(&author, "withdraw", tx).await;
+
+    // Encrypted models: the mint, an escrowed purchase, the key's delivery, a refund.
+    let keeper = age::x25519::Identity::generate();
+    let sealed = bench
+        .mint_sealed(
+            &author,
+            vec![],
+            "mint base, encrypted",
+            Some(vec![keeper.to_public()]),
+        )
+        .await;
+    let mut escrowed = terms(sealed, LicenseKind::Access, milli, 30 * 86_400, 0);
+    escrowed.delivery_period = 86_400;
+    let (escrowed, _) = author.publish(escrowed).await.unwrap();
+    let recipient = registry::keys::recipient_bytes(&keeper.to_public());
+    let held = buyer
+        .buy(escrowed, buyer.address(), milli, Some(recipient))
+        .await
+        .unwrap();
+    bench
+        .gas(&buyer, "buy, escrowed (an encrypted model)", held.tx)
+        .await;
+    let wrapped = bench
+        .store
+        .store_bytes(&[1; 200], Version::V1)
+        .await
+        .unwrap()
+        .to_string();
+    let delivery = author
+        .deliver_key(held.license, buyer.address(), recipient, &wrapped)
+        .await
+        .unwrap();
+    bench.gas(&author, "deliver a key", delivery.tx).await;
+    let lapsed = buyer
+        .buy(escrowed, buyer.address(), milli, Some(recipient))
+        .await
+        .unwrap();
+    let provider = chain::provider(devnet.endpoint()).unwrap();
+    let _: i64 = provider
+        .request("evm_increaseTime", [86_400u64])
+        .await
+        .unwrap();
+    let (_, _, tx) = buyer.refund(lapsed.license).await.unwrap();
+    bench.gas(&buyer, "refund", tx).await;
 
     println!("| transaction | gasUsed |");
     println!("| --- | ---: |");

@@ -473,3 +473,102 @@ fn encrypted_models_work_through_an_ipfs_daemon() {
     assert!(stored.stdout.starts_with(b"age-encryption.org/v1\n"));
     assert!(!contains(&stored.stdout, &original[original.len() - 64..]));
 }
+
+/// A license sold on: its new holder downloads with a fresh key from a keeper's endpoint
+/// (`registry serve --keeper`), and the old holder is refused there.
+#[test]
+fn a_resold_license_downloads_with_a_fresh_key_from_the_keepers_endpoint() {
+    use std::io::BufRead;
+
+    let env = Env::start(false);
+    let (model, offering, weights) = encrypted_market(&env, 47, "0.01");
+    let license = id(&env.ok(BUYER, &["buy", &offering, "--json"]), "license");
+    env.ok(KEEPER, &["keeper", "--once"]);
+
+    // The buyer sells the license on to account 3.
+    let deployment = registry::deploy::Deployment::load(&env.path("deployment.json")).unwrap();
+    env.runtime.block_on(async {
+        let client = registry::chain::connect(
+            env.devnet.endpoint(),
+            env.devnet.wallet(BUYER as usize),
+            None,
+        )
+        .await
+        .unwrap();
+        let (_, market) = deployment.contracts(client);
+        market
+            .transfer_from(
+                ACCOUNT[BUYER as usize].parse().unwrap(),
+                env.ok(KEEPER_B, &["identity", "--json"])["account"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+                license.parse::<ethers::types::U256>().unwrap(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+
+    // The keeper serves keys.
+    env.ok(KEEPER, &["db", "migrate"]);
+    let mut serve = crate::registry()
+        .current_dir(env.dir.path())
+        .args(["--ipfs", &env.ipfs, "--dev-account", &KEEPER.to_string()])
+        .args(["serve", "--keeper", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line.trim().trim_end_matches("/graphql").to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{line}");
+
+    // Without the endpoint the new holder cannot open the key delivered to the buyer.
+    let stuck = env.fails(KEEPER_B, &["download", &model, "--out", "r.safetensors"], 2);
+    assert!(stuck.contains("is not wrapped to this identity"), "{stuck}");
+    let got = env.ok(
+        KEEPER_B,
+        &[
+            "download",
+            &model,
+            "--out",
+            "r.safetensors",
+            "--key-endpoint",
+            &endpoint,
+            "--json",
+        ],
+    );
+    assert_eq!(got["license"], license.as_str());
+    assert_eq!(
+        std::fs::read(env.path("r.safetensors")).unwrap(),
+        std::fs::read(&weights).unwrap()
+    );
+    // The old holder holds no license any more: refused before any key request.
+    let old = env.fails(
+        BUYER,
+        &[
+            "download",
+            &model,
+            "--out",
+            "o.safetensors",
+            "--license",
+            &license,
+            "--key-endpoint",
+            &endpoint,
+        ],
+        2,
+    );
+    assert!(
+        old.contains(&format!("license {license} grants neither")),
+        "{old}"
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
