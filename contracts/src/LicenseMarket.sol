@@ -48,9 +48,9 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offer
 /// - `deliverKey`, by the model's current owner or a keeper that owner approved (`setKeeper`:
 ///   a keeper delivers for every model its owner holds, and follows no model to a new owner),
 ///   publishes the CID of the model key wrapped to the recipient before the deadline. It names
-///   the purchase it answers, by the holder and recipient of its `KeyRequested`, and is refused
-///   for any other (`DeliveryForAnotherPurchase`): license ids follow transaction order, so
-///   after a chain reorganisation an id may belong to another purchase than the deliverer saw.
+///   the purchase it answers, by the model, holder and recipient of its `KeyRequested`, and is
+///   refused for any other (`DeliveryForAnotherPurchase`): license ids follow transaction order,
+///   so after a chain reorganisation an id may belong to another purchase than the deliverer saw.
 ///   The escrowed price is then split up the lineage exactly as a sale's, to the owners at
 ///   delivery (so, as for any sale, not in a block in which the model or a paid ancestor changed
 ///   hands), and the license's window restarts at delivery: a time-bound license runs from when
@@ -60,8 +60,8 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offer
 ///   license is burnt, its offering's supply slot freed, and the price credited to the payer
 ///   (withdrawn with `withdraw`, like every credit).
 /// - What the market cannot guarantee: it cannot check that the delivered CID holds a working
-///   key for that recipient, nor a key of the licensed model (a delivery is bound to its
-///   purchase's holder and recipient, not to its model), so a buyer handed a bad key has no
+///   key for that recipient, nor a key of the licensed model (a delivery names the purchase's
+///   model, but what its CID holds is the deliverer's word), so a buyer handed a bad key has no
 ///   on-chain recourse once delivery is made (only the owner's reputation, which the public
 ///   `KeyDelivered` record feeds). A keeper is trusted by the owner who approved it: it can release escrowed prices to that
 ///   owner by delivering anything. The market cannot check either that the weights really are
@@ -88,13 +88,13 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// The price of an escrowed sale awaiting its key, in one slot: who paid it (and is
-    /// refunded), when the delivery period ends, and which purchase it is (`recipientTag`: the
-    /// low 56 bits of `keccak256(abi.encode(licenseId, holder, recipient))` of the purchase; see
-    /// `deliverKey`). The price and currency are the offering's.
+    /// refunded), when the delivery period ends, and which purchase it is (`purchaseTag`: the
+    /// low 56 bits of `keccak256(abi.encode(licenseId, modelId, holder, recipient))` of the
+    /// purchase; see `deliverKey`). The price and currency are the offering's.
     struct Escrow {
         address payer;
         uint40 deadline;
-        uint56 recipientTag;
+        uint56 purchaseTag;
     }
 
     IModelRegistry public immutable registry;
@@ -202,9 +202,9 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     error DeliveryNotOverdue(uint256 licenseId, uint64 deadline);
     error NotKeeper(uint256 modelId, address caller);
     error KeyNotDelivered(uint256 licenseId);
-    /// A delivery naming a holder and recipient other than those of license `licenseId`'s
+    /// A delivery naming a model, holder or recipient other than those of license `licenseId`'s
     /// purchase: it answers another purchase (typically one a reorganisation moved to another
-    /// id), so its key is wrapped to someone else.
+    /// id), so its key is of another model or wrapped to someone else.
     error DeliveryForAnotherPurchase(uint256 licenseId);
 
     constructor(IModelRegistry registry_, address[] memory currencies) ERC721("AI Model License", "MLIC") {
@@ -397,7 +397,7 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         // Timestamps fit 40 bits for millennia; the period is at most 90 days.
         // forge-lint: disable-next-line(unsafe-typecast)
         uint40 deadline = uint40(block.timestamp) + o.deliveryPeriod;
-        _escrows[licenseId] = Escrow(msg.sender, deadline, _recipientTag(licenseId, holder, recipient));
+        _escrows[licenseId] = Escrow(msg.sender, deadline, _purchaseTag(licenseId, modelId, holder, recipient));
         emit KeyRequested(licenseId, modelId, holder, recipient, deadline);
         _collect(o.currency, o.price);
     }
@@ -467,26 +467,29 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
     }
 
     /// @notice Delivers the model key of escrowed license `licenseId`: `wrappedKeyCid` holds the
-    /// key wrapped to `recipient`, for `holder`: the two as the purchase's `KeyRequested` names
-    /// them. Only the model's current owner or a keeper it approved may, before the deadline,
-    /// and not in the block the model changed hands. The license's window restarts now, and the
-    /// escrowed price is credited up the lineage as a sale's, to the owners of now. The market
-    /// cannot check the key: see the contract docs.
-    /// @dev The delivery is bound to the purchase it answers: `holder` and `recipient` must be
-    /// the purchase's, else `DeliveryForAnotherPurchase`. License ids follow transaction order,
-    /// so after a chain reorganisation `licenseId` may belong to another purchase (another
-    /// buyer or recipient, of the same model or another of the same owner) than the one the
-    /// deliverer saw; unbound, a key wrapped to the old recipient would release the new buyer's
-    /// escrow for a key he cannot open. The check compares 56-bit tags (`_recipientTag`). The
-    /// model is not bound: two purchases by one holder for one recipient, of two models of one
-    /// owner, that a reorganisation swaps between ids are not told apart.
-    function deliverKey(uint256 licenseId, address holder, bytes32 recipient, string calldata wrappedKeyCid)
-        external
-        nonReentrant
-    {
+    /// key of model `modelId` wrapped to `recipient`, for `holder`: the three as the purchase's
+    /// `KeyRequested` names them. Only the model's current owner or a keeper it approved may,
+    /// before the deadline, and not in the block the model changed hands. The license's window
+    /// restarts now, and the escrowed price is credited up the lineage as a sale's, to the owners
+    /// of now. The market cannot check the key: see the contract docs.
+    /// @dev The delivery is bound to the purchase it answers: `modelId`, `holder` and `recipient`
+    /// must be the purchase's, else `DeliveryForAnotherPurchase`. License ids follow transaction
+    /// order, so after a chain reorganisation `licenseId` may belong to another purchase (another
+    /// buyer or recipient, or another model of the same owner) than the one the deliverer saw;
+    /// unbound, a key wrapped to the old recipient would release the new buyer's escrow for a key
+    /// he cannot open, and a key of the old model would release the escrow of a purchase of
+    /// another (two purchases by one holder for one recipient, of two models of one owner, that
+    /// the reorganisation swapped). The check compares 56-bit tags (`_purchaseTag`).
+    function deliverKey(
+        uint256 licenseId,
+        uint256 modelId,
+        address holder,
+        bytes32 recipient,
+        string calldata wrappedKeyCid
+    ) external nonReentrant {
         Escrow memory e = _escrows[licenseId];
         if (e.payer == address(0)) revert NotPendingDelivery(licenseId);
-        if (e.recipientTag != _recipientTag(licenseId, holder, recipient)) {
+        if (e.purchaseTag != _purchaseTag(licenseId, modelId, holder, recipient)) {
             revert DeliveryForAnotherPurchase(licenseId);
         }
         if (bytes(wrappedKeyCid).length == 0) revert EmptyKeyCid();
@@ -509,20 +512,25 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         _split(owner, parents, bps, modelId, o.currency, o.price, licenseId);
     }
 
-    /// @dev The tag binding escrowed license `licenseId` to its purchase by `holder` for age
-    /// recipient `recipient`: the low 56 bits of their hash, so that the escrow keeps one slot.
-    /// 56 bits suffice for what the tag is for, a reorganisation handing the id to another
-    /// purchase: a stale delivery then passes with probability 2^-56. They are no commitment
-    /// against a chosen collision. Holders and recipients are free (any 32 bytes pass as a
-    /// recipient), so about 2^56 hashes find a holder and recipient whose tag at a given id
-    /// equals another purchase's; with a reorganisation that puts the two purchases at that id
-    /// in the two histories, a delivery for one is accepted for the other. That is a griefing
-    /// costing a purchase, 2^56 hashes and a reorganisation, and gaining nothing: the grinder's
-    /// own purchase is delivered again at its new id, and the other buyer gets a key he cannot
-    /// open, as he would from an owner delivering a bad key (see the contract docs).
-    function _recipientTag(uint256 licenseId, address holder, bytes32 recipient) private pure returns (uint56) {
+    /// @dev The tag binding escrowed license `licenseId` to its purchase of model `modelId` by
+    /// `holder` for age recipient `recipient`: the low 56 bits of their hash, so that the escrow
+    /// keeps one slot. 56 bits suffice for what the tag is for, a reorganisation handing the id
+    /// to another purchase: a stale delivery then passes with probability 2^-56. They are no
+    /// commitment against a chosen collision. Holders and recipients are free (any 32 bytes pass
+    /// as a recipient), so about 2^56 hashes find a holder and recipient whose tag at a given id
+    /// equals another purchase's (of the same model or another); with a reorganisation that puts
+    /// the two purchases at that id in the two histories, a delivery for one is accepted for the
+    /// other. That is a griefing costing a purchase, 2^56 hashes and a reorganisation, and
+    /// gaining nothing: the grinder's own purchase is delivered again at its new id, and the
+    /// other buyer gets a key he cannot open, as he would from an owner delivering a bad key
+    /// (see the contract docs).
+    function _purchaseTag(uint256 licenseId, uint256 modelId, address holder, bytes32 recipient)
+        private
+        pure
+        returns (uint56)
+    {
         // forge-lint: disable-next-line(unsafe-typecast)
-        return uint56(uint256(keccak256(abi.encode(licenseId, holder, recipient))));
+        return uint56(uint256(keccak256(abi.encode(licenseId, modelId, holder, recipient))));
     }
 
     /// @dev The payees of a delivery of a key of `modelId` (as `registry.payees`), once the

@@ -15,6 +15,7 @@ import {License, LicenseKind, MintParams, Offering, Terms} from "../src/Types.so
 contract ReentrantKeyOwner {
     LicenseMarket public immutable market;
     uint256 public deliverId;
+    uint256 public deliverModel;
     address public deliverHolder;
     bytes32 public deliverRecipient;
     uint256 public refundId;
@@ -33,12 +34,13 @@ contract ReentrantKeyOwner {
         return market.publishOffering(t);
     }
 
-    function deliver(uint256 licenseId, address holder, bytes32 recipient) external {
-        market.deliverKey(licenseId, holder, recipient, "bafkrei-wrapped-key");
+    function deliver(uint256 licenseId, uint256 modelId, address holder, bytes32 recipient) external {
+        market.deliverKey(licenseId, modelId, holder, recipient, "bafkrei-wrapped-key");
     }
 
-    function arm(uint256 deliverId_, address holder, bytes32 recipient, uint256 refundId_) external {
-        (deliverId, deliverHolder, deliverRecipient, refundId) = (deliverId_, holder, recipient, refundId_);
+    function arm(uint256 deliverId_, uint256 modelId, address holder, bytes32 recipient, uint256 refundId_) external {
+        (deliverId, deliverModel, deliverHolder, deliverRecipient, refundId) =
+        (deliverId_, modelId, holder, recipient, refundId_);
     }
 
     function withdrawNative() external returns (uint256) {
@@ -47,7 +49,7 @@ contract ReentrantKeyOwner {
 
     receive() external payable {
         if (deliverId == 0) return;
-        try market.deliverKey(deliverId, deliverHolder, deliverRecipient, "bafkrei-wrapped-key") {}
+        try market.deliverKey(deliverId, deliverModel, deliverHolder, deliverRecipient, "bafkrei-wrapped-key") {}
         catch (bytes memory reason) {
             deliverRevert = reason;
         }
@@ -108,12 +110,13 @@ contract EscrowTest is Fixture {
         _deliver(registry.ownerOf(modelId), lic);
     }
 
-    /// Delivers the key of `licenseId` as `by`, for the purchase `_buy` made: the buyer holds
-    /// the license (a pending one cannot move) for his own recipient.
+    /// Delivers the key of `licenseId` as `by`, for the purchase `_buy` made: of the license's
+    /// model, by the buyer, who holds the license (a pending one cannot move), for his own
+    /// recipient.
     function _deliver(address by, uint256 licenseId) internal {
-        address holder = market.ownerOf(licenseId);
+        (License memory l, address holder) = market.licenseOf(licenseId);
         vm.prank(by);
-        market.deliverKey(licenseId, holder, _recipient(holder), KEY_CID);
+        market.deliverKey(licenseId, l.modelId, holder, _recipient(holder), KEY_CID);
     }
 
     function _credits(address a) internal view returns (uint256) {
@@ -363,16 +366,16 @@ contract EscrowTest is Fixture {
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, carol));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
         // Nor the buyer, nor a keeper of someone else.
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, bob));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
         vm.prank(bob);
         market.setKeeper(carol, true);
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, carol));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
 
         vm.prank(alice);
         market.setKeeper(dave, true);
@@ -382,7 +385,7 @@ contract EscrowTest is Fixture {
         market.setKeeper(dave, false);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, dave));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
         (address payer,) = market.pendingDelivery(lic);
         vm.assertEq(payer, bob, "still pending");
     }
@@ -405,10 +408,10 @@ contract EscrowTest is Fixture {
         vm.roll(block.number + 1);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, alice));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, model, dave));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
 
         _deliver(carol, lic);
         vm.assertEq(_credits(carol), 1 ether, "the owner at delivery is paid");
@@ -424,7 +427,7 @@ contract EscrowTest is Fixture {
         registry.transferFrom(alice, dave, model);
         vm.prank(dave);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.deliverKey(lic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
         vm.roll(block.number + 1);
         _deliver(dave, lic);
         vm.assertEq(_credits(dave), 1 ether, "delivered the next block");
@@ -440,7 +443,7 @@ contract EscrowTest is Fixture {
         registry.transferFrom(dave, carol, model);
         vm.prank(carol);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.OwnerChangedThisBlock.selector, model));
-        market.deliverKey(childLic, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(childLic, child, bob, _recipient(bob), KEY_CID);
     }
 
     function test_deliver_secondDeliveryRefused() public {
@@ -450,23 +453,23 @@ contract EscrowTest is Fixture {
         _deliver(dave, lic);
         vm.prank(alice);
         vm.expectRevert(_notPending(lic));
-        market.deliverKey(lic, bob, _recipient(bob), "bafkrei-another-key");
+        market.deliverKey(lic, model, bob, _recipient(bob), "bafkrei-another-key");
         vm.assertEq(_credits(alice), 1 ether, "paid once");
     }
 
     function test_deliver_refusedForUnknownOrPlainLicenseAndEmptyCid() public {
         vm.prank(alice);
         vm.expectRevert(_notPending(7));
-        market.deliverKey(7, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(7, model, bob, _recipient(bob), KEY_CID);
         uint256 plain = _buy(bob, _publish(_terms(model, LicenseKind.Output, NATIVE, 1, 0)));
         vm.prank(alice);
         vm.expectRevert(_notPending(plain));
-        market.deliverKey(plain, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(plain, model, bob, _recipient(bob), KEY_CID);
 
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.EmptyKeyCid.selector));
-        market.deliverKey(lic, bob, _recipient(bob), "");
+        market.deliverKey(lic, model, bob, _recipient(bob), "");
     }
 
     /// Delivery closes at the deadline, the first instant a refund opens.
@@ -479,7 +482,7 @@ contract EscrowTest is Fixture {
         vm.warp(T0 + PERIOD);
         vm.prank(alice);
         vm.expectRevert(abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, late, T0 + PERIOD));
-        market.deliverKey(late, carol, _recipient(carol), KEY_CID);
+        market.deliverKey(late, model, carol, _recipient(carol), KEY_CID);
         vm.assertEq(_credits(alice), 1 ether, "the one on time is paid");
         (address payer,) = market.pendingDelivery(late);
         vm.assertEq(payer, carol, "the late one awaits its refund");
@@ -515,15 +518,15 @@ contract EscrowTest is Fixture {
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, bob, _recipient(carol), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(carol), KEY_CID);
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, bob, bytes32(0), KEY_CID);
+        market.deliverKey(lic, model, bob, bytes32(0), KEY_CID);
         vm.prank(alice);
         market.setKeeper(dave, true);
         vm.prank(dave);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, bob, _recipient(carol), KEY_CID);
+        market.deliverKey(lic, model, bob, _recipient(carol), KEY_CID);
 
         (address payer, uint64 deadline) = market.pendingDelivery(lic);
         vm.assertEq(payer, bob, "still pending");
@@ -545,39 +548,85 @@ contract EscrowTest is Fixture {
         uint256 lic = market.buy{value: 1 ether}(offering, carol, 1 ether, recipient);
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, bob, recipient, KEY_CID);
+        market.deliverKey(lic, model, bob, recipient, KEY_CID);
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, dave, recipient, KEY_CID);
+        market.deliverKey(lic, model, dave, recipient, KEY_CID);
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, address(0), recipient, KEY_CID);
+        market.deliverKey(lic, model, address(0), recipient, KEY_CID);
 
         vm.expectEmit(address(market));
         emit LicenseMarket.KeyDelivered(lic, model, alice, KEY_CID, T0, 0);
         vm.prank(alice);
-        market.deliverKey(lic, carol, recipient, KEY_CID);
+        market.deliverKey(lic, model, carol, recipient, KEY_CID);
         vm.assertTrue(market.grants(lic, carol, model, LicenseKind.Access, T0), "delivered to the holder");
     }
 
-    /// Whatever else a delivery names, it is refused unless it names the purchase's holder and
-    /// recipient: the holder kept with another recipient, the recipient with another holder, or
-    /// neither.
-    function testFuzz_deliver_refusedUnlessForThePurchase(address holder, bytes32 recipient, uint8 keep) public {
-        if (keep % 3 == 0) holder = bob;
-        else if (keep % 3 == 1) recipient = _recipient(bob);
-        vm.assume(holder != bob || recipient != _recipient(bob));
+    /// A delivery naming another model than the purchase's is refused, for the purchase's
+    /// holder and recipient, whoever delivers it: another model of the same owner (whose key the
+    /// owner has), a model of another owner, or none. The escrow is left as it was.
+    function test_deliver_refusedForAnotherModel() public {
+        uint256 other = _mintEncrypted(alice, 0);
+        uint256 foreign = _mintEncrypted(carol, 0);
+        uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
+        vm.prank(alice);
+        market.setKeeper(dave, true);
+        uint256[3] memory wrong = [other, foreign, 0];
+        for (uint256 i; i < wrong.length; ++i) {
+            vm.prank(alice);
+            vm.expectRevert(_anotherPurchase(lic));
+            market.deliverKey(lic, wrong[i], bob, _recipient(bob), KEY_CID);
+            vm.prank(dave);
+            vm.expectRevert(_anotherPurchase(lic));
+            market.deliverKey(lic, wrong[i], bob, _recipient(bob), KEY_CID);
+        }
+
+        (address payer, uint64 deadline) = market.pendingDelivery(lic);
+        vm.assertEq(payer, bob, "still pending");
+        vm.assertEq(deadline, T0 + PERIOD, "deadline kept");
+        vm.assertEq(_credits(alice), 0, "nobody paid");
+        vm.assertFalse(market.grants(lic, bob, model, LicenseKind.Access, T0), "nothing granted");
+        vm.prank(dave);
+        market.deliverKey(lic, model, bob, _recipient(bob), KEY_CID);
+        vm.assertEq(_credits(alice), 1 ether, "the purchase's own delivery is accepted");
+    }
+
+    /// Whatever else a delivery names, it is refused unless it names the purchase's model,
+    /// holder and recipient: `keep` (0 to 6, its bits the model, holder and recipient kept) picks
+    /// which of the three are the purchase's and which are another's, never all three. Another
+    /// model is a fuzzed id, or (`ownersOther`) another model of the same owner.
+    function testFuzz_deliver_refusedUnlessForThePurchase(
+        uint256 modelId,
+        address holder,
+        bytes32 recipient,
+        uint8 keep,
+        bool ownersOther
+    ) public {
+        uint256 other = _mintEncrypted(alice, 0);
+        keep %= 7;
+        if (keep & 1 != 0) modelId = model;
+        else if (ownersOther) modelId = other;
+        if (keep & 2 != 0) holder = bob;
+        if (keep & 4 != 0) recipient = _recipient(bob);
+        vm.assume(modelId != model || holder != bob || recipient != _recipient(bob));
         uint256 lic = _buy(bob, _publishEscrowed(model, 1 ether, 0));
         vm.prank(alice);
         vm.expectRevert(_anotherPurchase(lic));
-        market.deliverKey(lic, holder, recipient, KEY_CID);
+        market.deliverKey(lic, modelId, holder, recipient, KEY_CID);
+        (address payer,) = market.pendingDelivery(lic);
+        vm.assertEq(payer, bob, "still pending");
     }
 
-    /// A reorganisation reassigns license ids: the keeper saw bob's purchase of `model` as
-    /// license 1 and prepared its delivery, but in the chain that stays, carol's purchase of
-    /// another model of the same owner came first and is license 1. The prepared delivery is
-    /// refused, carol's escrow is kept, and the deliveries for the purchases as they now stand
-    /// go through.
+    /// A reorganisation reassigns license ids, and the deliveries a keeper prepared for the ids
+    /// it saw are refused, the escrows kept, and the deliveries for the purchases as they now
+    /// stand go through. Two cases, from the same state (two encrypted models A and B of alice,
+    /// dave her keeper):
+    /// - the keeper saw bob's purchase of A as license 1, but in the chain that stays carol's
+    ///   purchase of B came first and is license 1 (another holder and recipient);
+    /// - the keeper saw bob's purchases of A then of B, both for his one recipient, as licenses 1
+    ///   and 2, but in the chain that stays they came in the other order (only the model tells
+    ///   them apart: a key of A would release the escrow of the purchase of B).
     function test_deliver_reorgReassigningTheIdIsRefused() public {
         uint256 other = _mintEncrypted(alice, 0);
         uint256 offeringA = _publishEscrowed(model, 1 ether, 0);
@@ -591,7 +640,8 @@ contract EscrowTest is Fixture {
         emit LicenseMarket.KeyRequested(1, model, bob, _recipient(bob), T0 + PERIOD);
         vm.assertEq(_buy(bob, offeringA), 1, "bob's purchase is license 1");
         // The delivery the keeper prepares for it, from its KeyRequested.
-        (uint256 seenId, address seenHolder, bytes32 seenRecipient) = (1, bob, _recipient(bob));
+        (uint256 seenId, uint256 seenModel, address seenHolder, bytes32 seenRecipient) =
+            (1, model, bob, _recipient(bob));
 
         // The chain that stays: carol's purchase of model B is license 1, bob's is license 2.
         vm.assertTrue(vm.revertToState(fork), "reorganised");
@@ -600,7 +650,7 @@ contract EscrowTest is Fixture {
 
         vm.prank(dave);
         vm.expectRevert(_anotherPurchase(seenId));
-        market.deliverKey(seenId, seenHolder, seenRecipient, KEY_CID);
+        market.deliverKey(seenId, seenModel, seenHolder, seenRecipient, KEY_CID);
         (address payer,) = market.pendingDelivery(1);
         vm.assertEq(payer, carol, "carol's escrow is held");
         vm.assertEq(_credits(alice), 0, "nothing released");
@@ -608,12 +658,51 @@ contract EscrowTest is Fixture {
 
         // Re-read, each purchase gets its own key.
         vm.prank(dave);
-        market.deliverKey(2, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(2, model, bob, _recipient(bob), KEY_CID);
         vm.prank(dave);
-        market.deliverKey(1, carol, _recipient(carol), "bafkrei-model-b-key-for-carol");
+        market.deliverKey(1, other, carol, _recipient(carol), "bafkrei-model-b-key-for-carol");
         vm.assertEq(_credits(alice), 3 ether, "both released");
         vm.assertTrue(market.grants(2, bob, model, LicenseKind.Access, T0), "bob's license of A");
         vm.assertTrue(market.grants(1, carol, other, LicenseKind.Access, T0), "carol's license of B");
+
+        // The second case. The chain the keeper saw: bob's purchases of A then B, licenses 1 and
+        // 2, both for his recipient.
+        vm.assertTrue(vm.revertToState(fork), "back to before the purchases");
+        vm.expectEmit(address(market));
+        emit LicenseMarket.KeyRequested(1, model, bob, _recipient(bob), T0 + PERIOD);
+        vm.assertEq(_buy(bob, offeringA), 1, "bob's purchase of A is license 1");
+        vm.expectEmit(address(market));
+        emit LicenseMarket.KeyRequested(2, other, bob, _recipient(bob), T0 + PERIOD);
+        vm.assertEq(_buy(bob, offeringB), 2, "bob's purchase of B is license 2");
+        // The deliveries the keeper prepares: a key of A for license 1, of B for license 2.
+
+        // The chain that stays: bob's purchase of B is license 1, of A license 2.
+        vm.assertTrue(vm.revertToState(fork), "reorganised again");
+        vm.assertEq(_buy(bob, offeringB), 1, "bob's purchase of B is license 1");
+        vm.assertEq(_buy(bob, offeringA), 2, "bob's purchase of A is license 2");
+
+        vm.prank(dave);
+        vm.expectRevert(_anotherPurchase(1));
+        market.deliverKey(1, model, bob, _recipient(bob), "bafkrei-model-a-key-for-bob");
+        vm.prank(dave);
+        vm.expectRevert(_anotherPurchase(2));
+        market.deliverKey(2, other, bob, _recipient(bob), "bafkrei-model-b-key-for-bob");
+        (payer,) = market.pendingDelivery(1);
+        vm.assertEq(payer, bob, "the escrow of B is held");
+        (payer,) = market.pendingDelivery(2);
+        vm.assertEq(payer, bob, "the escrow of A is held");
+        vm.assertEq(_credits(alice), 0, "nothing released");
+        vm.assertFalse(market.grants(1, bob, other, LicenseKind.Access, T0), "no license of B granted");
+        vm.assertFalse(market.grants(2, bob, model, LicenseKind.Access, T0), "no license of A granted");
+
+        // Re-read, each purchase gets the key of its own model.
+        vm.prank(dave);
+        market.deliverKey(1, other, bob, _recipient(bob), "bafkrei-model-b-key-for-bob");
+        vm.prank(dave);
+        market.deliverKey(2, model, bob, _recipient(bob), "bafkrei-model-a-key-for-bob");
+        vm.assertEq(_credits(alice), 3 ether, "both released");
+        vm.assertTrue(market.grants(1, bob, other, LicenseKind.Access, T0), "bob's license of B");
+        vm.assertTrue(market.grants(2, bob, model, LicenseKind.Access, T0), "bob's license of A");
     }
 
     // ------------------------------------------------------------ pending licenses
@@ -747,7 +836,7 @@ contract EscrowTest is Fixture {
         market.refund(delivered);
         vm.prank(alice);
         vm.expectRevert(_notPending(refunded));
-        market.deliverKey(refunded, bob, _recipient(bob), KEY_CID);
+        market.deliverKey(refunded, model, bob, _recipient(bob), KEY_CID);
         vm.assertEq(_credits(bob), 1 ether, "refunded once");
         vm.assertEq(_credits(alice), 1 ether, "delivered one paid");
     }
@@ -780,12 +869,12 @@ contract EscrowTest is Fixture {
         p.encrypted = true;
         uint256 m = owner.mintModel(registry, p);
         uint256 offering = owner.publish(_escrowTerms(m, LicenseKind.Access, NATIVE, 1 ether, 0));
-        owner.deliver(_buy(bob, offering), bob, _recipient(bob));
+        owner.deliver(_buy(bob, offering), m, bob, _recipient(bob));
         uint256 overdue = _buy(carol, offering);
         vm.warp(T0 + PERIOD);
         uint256 deliverable = _buy(dave, offering);
         // Either call would succeed here but for the guard.
-        owner.arm(deliverable, dave, _recipient(dave), overdue);
+        owner.arm(deliverable, m, dave, _recipient(dave), overdue);
         vm.assertEq(owner.withdrawNative(), 1 ether, "withdrew");
         bytes memory guard = abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
         vm.assertEq(owner.deliverRevert(), guard, "reentrant deliverKey blocked");

@@ -228,7 +228,7 @@ async fn main() {
         .unwrap()
         .to_string();
     let delivery = author
-        .deliver_key(held.license, buyer.address(), recipient, &wrapped)
+        .deliver_key(held.license, sealed, buyer.address(), recipient, &wrapped)
         .await
         .unwrap();
     bench.gas(&author, "deliver a key", delivery.tx).await;

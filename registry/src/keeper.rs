@@ -245,7 +245,7 @@ impl<'a> Keeper<'a> {
         crash_point("stored");
         match self
             .market
-            .deliver_key(license, request.holder, request.recipient, &cid)
+            .deliver_key(license, model, request.holder, request.recipient, &cid)
             .await
         {
             Ok(delivery) => Ok(Outcome::Delivered {

@@ -67,7 +67,7 @@ contract Ghost {
         address payer;
         uint64 deadline;
         /// The age recipient of an escrowed purchase (its `KeyRequested`'s): a delivery must
-        /// name it, with the holder (who cannot change while the key is awaited).
+        /// name it, with the model and the holder (who cannot change while the key is awaited).
         bytes32 recipient;
         /// Burnt by a refund (its key never came): valid nowhere, ever.
         bool refunded;
@@ -596,12 +596,13 @@ contract Ghost {
     }
 
     /// The revert `deliverKey` must give for license `licenseId` delivered by `caller` at `at`
-    /// in block `blk`, naming the purchase of `holder` for `recipient`: pending, for that
-    /// purchase, a CID, before the deadline, by the owner or its keeper, not in a block the
-    /// model or an ancestor the price pays changed hands.
+    /// in block `blk`, naming the purchase of model `modelId` by `holder` for `recipient`:
+    /// pending, for that purchase, a CID, before the deadline, by the owner or its keeper, not in
+    /// a block the model or an ancestor the price pays changed hands.
     function deliverError(
         uint256 licenseId,
         address caller,
+        uint256 modelId,
         address holder,
         bytes32 recipient,
         bool emptyCid,
@@ -610,15 +611,15 @@ contract Ghost {
     ) external view returns (bytes memory) {
         GLicense storage l = _licenses[licenseId - 1];
         if (l.payer == address(0)) return abi.encodeWithSelector(LicenseMarket.NotPendingDelivery.selector, licenseId);
-        // The market compares 56-bit tags of the two; a chance collision is ignored here.
-        if (holder != l.holder || recipient != l.recipient) {
+        GOffering storage o = _offerings[l.offeringId - 1];
+        // The market compares 56-bit tags of the three; a chance collision is ignored here.
+        if (modelId != o.modelId || holder != l.holder || recipient != l.recipient) {
             return abi.encodeWithSelector(LicenseMarket.DeliveryForAnotherPurchase.selector, licenseId);
         }
         if (emptyCid) return abi.encodeWithSelector(LicenseMarket.EmptyKeyCid.selector);
         if (at >= l.deadline) {
             return abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, licenseId, l.deadline);
         }
-        GOffering storage o = _offerings[l.offeringId - 1];
         GModel storage m = _models[o.modelId - 1];
         if (caller != m.owner && !isKeeper[m.owner][caller]) {
             return abi.encodeWithSelector(LicenseMarket.NotKeeper.selector, o.modelId, caller);
@@ -927,6 +928,14 @@ contract Handler is TestBase {
         string label;
         bytes named;
         uint256 attack;
+    }
+
+    /// An escrowed purchase as a delivery names it (its `KeyRequested`'s model, holder and
+    /// recipient).
+    struct Purchase {
+        uint256 modelId;
+        address holder;
+        bytes32 recipient;
     }
 
     constructor(ModelRegistry registry_, LicenseMarket market_, MockERC20 token_, Ghost ghost_) {
@@ -1282,8 +1291,7 @@ contract Handler is TestBase {
         Expect memory e;
         e.label = "deliver";
         // One time in sixteen with an empty CID, which must be refused.
-        (address holder, bytes32 recipient) = _purchaseOf(id);
-        _tryDeliver(caller, id, holder, recipient, (mode >> 2) % 16 == 0, e);
+        _tryDeliver(caller, id, _purchaseOf(id), (mode >> 2) % 16 == 0, e);
     }
 
     /// A refund of an overdue license (warping to or past the deadline of one awaiting its key
@@ -1312,8 +1320,9 @@ contract Handler is TestBase {
 
     /// A key delivered by someone neither the owner nor its keeper, after the deadline (warping
     /// to or past it), by an owner of this block (who would release the price to himself), or
-    /// for another purchase than the license's (another recipient or holder: what a delivery
-    /// prepared before a reorganisation reassigned the id names); a refund before the deadline.
+    /// for another purchase than the license's (another model, recipient or holder: what a
+    /// delivery prepared before a reorganisation reassigned the id names); a refund before the
+    /// deadline.
     function attackEscrow(uint256 which, uint256 seed, uint256 actorSeed) external step {
         (which, seed, actorSeed) = (_mix(which, 0), _mix(seed, 1), _mix(actorSeed, 2));
         uint256 kind = uint256(Attack.DeliverByNonKeeper) + which % 5;
@@ -1332,10 +1341,10 @@ contract Handler is TestBase {
             return;
         }
         address caller = owner;
-        (address holder, bytes32 recipient) = _purchaseOf(id);
+        Purchase memory p = _purchaseOf(id);
         if (kind == uint256(Attack.DeliverForAnotherPurchase)) {
             // By the owner, on time, naming another purchase.
-            (holder, recipient) = _anotherPurchase(holder, actorSeed);
+            p = _anotherPurchase(p, actorSeed);
             e.label = "attack: deliver for another purchase";
             e.named = abi.encodeWithSelector(LicenseMarket.DeliveryForAnotherPurchase.selector, id);
         } else if (kind == uint256(Attack.DeliverInTransferBlock)) {
@@ -1359,25 +1368,42 @@ contract Handler is TestBase {
             e.label = "attack: deliver after the deadline";
             e.named = abi.encodeWithSelector(LicenseMarket.DeliveryDeadlinePassed.selector, id, l.deadline);
         }
-        _tryDeliver(caller, id, holder, recipient, false, e);
+        _tryDeliver(caller, id, p, false, e);
     }
 
-    /// The holder and recipient of escrowed license `id`'s purchase, as its `KeyRequested`
-    /// names them (what a keeper delivering for it names).
-    function _purchaseOf(uint256 id) internal view returns (address holder, bytes32 recipient) {
+    /// The model, holder and recipient of escrowed license `id`'s purchase, as its
+    /// `KeyRequested` names them (what a keeper delivering for it names).
+    function _purchaseOf(uint256 id) internal view returns (Purchase memory) {
         Ghost.GLicense memory l = ghost.license(id);
-        return (l.holder, l.recipient);
+        return Purchase(ghost.offering(l.offeringId).modelId, l.holder, l.recipient);
     }
 
-    /// A purchase other than `holder`'s for his own recipient (`_recipientOf`, as every purchase
-    /// here names): another actor's recipient for `holder`, `holder`'s recipient for another
-    /// actor, or another actor's purchase for his own.
-    function _anotherPurchase(address holder, uint256 seed) internal view returns (address, bytes32) {
-        address other = _otherActor(holder, seed);
-        uint256 variant = (seed >> 64) % 3;
-        if (variant == 0) return (holder, _recipientOf(other));
-        if (variant == 1) return (other, _recipientOf(holder));
-        return (other, _recipientOf(other));
+    /// A purchase other than `p` (a holder's for his own recipient, `_recipientOf`, as every
+    /// purchase here names): another model for the same holder and recipient (what a
+    /// reorganisation swapping one holder's purchases of two models of one owner makes of a
+    /// prepared delivery), another actor's recipient for the holder, the holder's recipient for
+    /// another actor, or another actor's purchase for his own.
+    function _anotherPurchase(Purchase memory p, uint256 seed) internal view returns (Purchase memory) {
+        address other = _otherActor(p.holder, seed);
+        uint256 variant = (seed >> 64) % 4;
+        if (variant == 0) return Purchase(_anotherModel(p.modelId, seed >> 128), p.holder, p.recipient);
+        if (variant == 1) return Purchase(p.modelId, p.holder, _recipientOf(other));
+        if (variant == 2) return Purchase(p.modelId, other, _recipientOf(p.holder));
+        return Purchase(p.modelId, other, _recipientOf(other));
+    }
+
+    /// A model other than `modelId`: one of the same owner when there is one (whose key the
+    /// owner's keeper has), else any other, else one not minted yet.
+    function _anotherModel(uint256 modelId, uint256 seed) internal view returns (uint256 other) {
+        uint256 n = ghost.modelCount();
+        address owner = ghost.model(modelId).owner;
+        for (uint256 i; i < n; ++i) {
+            uint256 m = 1 + (seed % n + i) % n;
+            if (m == modelId) continue;
+            if (ghost.model(m).owner == owner) return m;
+            if (other == 0) other = m;
+        }
+        if (other == 0) other = n + 1;
     }
 
     /// A license awaiting its key, bought now by an actor other than the owner from an access
@@ -1895,23 +1921,23 @@ contract Handler is TestBase {
         Expect memory e;
         e.label = "deliver after buy";
         address owner = ghost.model(ghost.offering(offeringId).modelId).owner;
-        (address holder_, bytes32 recipient) = _purchaseOf(id);
-        if (!_tryDeliver(owner, id, holder_, recipient, false, e)) return 0;
+        if (!_tryDeliver(owner, id, _purchaseOf(id), false, e)) return 0;
     }
 
-    /// Delivers the key of `id` as `caller` for the purchase of `holder` for `recipient` (an
-    /// empty CID when asked) and checks the outcome: the exact revert, or the window restarted
-    /// now and the price split as a sale's.
-    function _tryDeliver(address caller, uint256 id, address holder, bytes32 recipient, bool emptyCid, Expect memory e)
+    /// Delivers the key of `id` as `caller` for purchase `p` (an empty CID when asked) and
+    /// checks the outcome: the exact revert, or the window restarted now and the price split as
+    /// a sale's.
+    function _tryDeliver(address caller, uint256 id, Purchase memory p, bool emptyCid, Expect memory e)
         internal
         returns (bool)
     {
-        bytes memory expected = ghost.deliverError(id, caller, holder, recipient, emptyCid, clock, blockNumber);
+        bytes memory expected =
+            ghost.deliverError(id, caller, p.modelId, p.holder, p.recipient, emptyCid, clock, blockNumber);
         (bool ok, bytes memory ret) = _call(
             caller,
             address(market),
             0,
-            abi.encodeCall(market.deliverKey, (id, holder, recipient, emptyCid ? "" : KEY_CID))
+            abi.encodeCall(market.deliverKey, (id, p.modelId, p.holder, p.recipient, emptyCid ? "" : KEY_CID))
         );
         if (!_settle(ok, ret, expected, e)) return false;
         Ghost.GLicense memory l = ghost.license(id);

@@ -140,13 +140,14 @@ impl Market {
         }))
     }
 
-    /// Delivers `license`'s key (wrapped, stored at `wrapped_key_cid`) for the purchase by
-    /// `holder` to `recipient` (the contract refuses a delivery for another purchase of the
-    /// same license id, as a reorg could make it), which releases the escrowed price to the
-    /// model's owner and its lineage.
+    /// Delivers `license`'s key (wrapped, stored at `wrapped_key_cid`) for the purchase of
+    /// `model` by `holder` to `recipient` (the contract refuses a delivery for another purchase
+    /// of the same license id, as a reorg could make it), which releases the escrowed price to
+    /// the model's owner and its lineage.
     pub async fn deliver_key(
         &self,
         license: U256,
+        model: U256,
         holder: Address,
         recipient: [u8; 32],
         wrapped_key_cid: &str,
@@ -154,8 +155,13 @@ impl Market {
         let receipt = chain::send(
             Target::Market,
             "delivering the key",
-            self.market
-                .deliver_key(license, holder, recipient, wrapped_key_cid.to_string()),
+            self.market.deliver_key(
+                license,
+                model,
+                holder,
+                recipient,
+                wrapped_key_cid.to_string(),
+            ),
         )
         .await?;
         let e: KeyDeliveredFilter = one_event(&receipt, "KeyDelivered")?;
