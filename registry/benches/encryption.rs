@@ -84,6 +84,30 @@ async fn mint_on(
     (minted, start.elapsed())
 }
 
+/// Seconds one `download` of `model` to `out` takes (the file is removed afterwards).
+async fn timed_download(
+    market: &Market,
+    store: &Store,
+    identity: &Identity,
+    model: U256,
+    out: &Path,
+) -> f64 {
+    let request = DownloadRequest {
+        model,
+        out: out.to_path_buf(),
+        license: None,
+        backend: fingerprint::BackendKind::Cpu,
+        key_endpoint: None,
+    };
+    let start = Instant::now();
+    download(market, store, identity, &request, &Silent)
+        .await
+        .unwrap();
+    let took = secs(start.elapsed());
+    std::fs::remove_file(out).unwrap();
+    took
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -206,42 +230,20 @@ async fn main() {
         .await
         .unwrap();
     let out = c.dir.path().join("downloaded.safetensors");
+    let delivered = c.markets[1].delivery(U256::one()).await.unwrap().unwrap();
+    let wrapped = c
+        .store
+        .read_bytes(
+            &registry::content::cids::parse(&delivered.wrapped_key_cid).unwrap(),
+            1 << 16,
+        )
+        .await
+        .unwrap();
+    let key = ModelKey::unwrap(&wrapped, &buyer, "bench").unwrap();
     let mut full = Vec::new();
     let mut fetch = Vec::new();
     for _ in 0..runs {
-        let request = DownloadRequest {
-            model: minted.model,
-            out: out.clone(),
-            license: None,
-            backend: fingerprint::BackendKind::Cpu,
-            key_endpoint: None,
-        };
-        let start = Instant::now();
-        download(&c.markets[1], &c.store, &buyer, &request, &Silent)
-            .await
-            .unwrap();
-        full.push(secs(start.elapsed()));
-        std::fs::remove_file(&out).unwrap();
-        let key = ModelKey::unwrap(
-            &c.store
-                .read_bytes(
-                    &registry::content::cids::parse(
-                        &c.markets[1]
-                            .delivery(U256::one())
-                            .await
-                            .unwrap()
-                            .unwrap()
-                            .wrapped_key_cid,
-                    )
-                    .unwrap(),
-                    1 << 16,
-                )
-                .await
-                .unwrap(),
-            &buyer,
-            "bench",
-        )
-        .unwrap();
+        full.push(timed_download(&c.markets[1], &c.store, &buyer, minted.model, &out).await);
         let start = Instant::now();
         fetch_decrypted(&c.store, &minted.weights, &key, &out, &|_| {})
             .await
@@ -261,20 +263,8 @@ async fn main() {
     let (minted, _) = mint_on(&c, weights, None).await;
     let mut plain_dl = Vec::new();
     for _ in 0..runs {
-        let request = DownloadRequest {
-            model: minted.model,
-            out: out.clone(),
-            license: None,
-            backend: fingerprint::BackendKind::Cpu,
-            key_endpoint: None,
-        };
-        let start = Instant::now();
         // The owner downloads: no purchase needed for the plaintext comparison.
-        download(&c.markets[0], &c.store, &buyer, &request, &Silent)
-            .await
-            .unwrap();
-        plain_dl.push(secs(start.elapsed()));
-        std::fs::remove_file(&out).unwrap();
+        plain_dl.push(timed_download(&c.markets[0], &c.store, &buyer, minted.model, &out).await);
     }
     let pd = median(plain_dl);
     println!(

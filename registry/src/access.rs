@@ -261,10 +261,7 @@ pub async fn request_key(
 ) -> Result<Vec<u8>> {
     use base64::Engine;
     let deployment = market.deployment();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now = crate::amount::unix_now();
     let request = crate::key_request::KeyRequest {
         license,
         recipient: crate::keys::recipient_bytes(&identity.to_public()),

@@ -103,6 +103,15 @@ pub fn format_instant(seconds: u64) -> String {
     .to_string()
 }
 
+/// The system clock in unix seconds (0 before 1970): for deadlines of off-chain requests; the
+/// chain's own time is `Market::now`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

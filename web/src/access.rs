@@ -102,10 +102,7 @@ pub(crate) async fn access(
             payment.version
         )));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now = registry::amount::unix_now();
     match keys.key(model, &payment.payload, now).await {
         Ok(key) => HttpResponse::Ok().json(serde_json::json!({
             "model": key.model.to_string(),

@@ -16,11 +16,21 @@ use registry::market::Market;
 use serde::Deserialize;
 
 /// anvil's default chain id: the only chain where a dev account is used without being asked.
-pub(crate) const ANVIL_CHAIN_ID: u64 = 31337;
+const ANVIL_CHAIN_ID: u64 = 31337;
 /// Where the embedded content store lives unless told otherwise.
 pub(crate) const DEFAULT_IPFS: &str = ".registry/ipfs";
 pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployment.json";
 pub(crate) const DEFAULT_CONFIG: &str = "registry.toml";
+/// Blocks below the head at which a keeper acts unless told: none on anvil's instant,
+/// unforked chain; 12 elsewhere (as the indexer's finality).
+pub(crate) fn default_confirmations(chain_id: u64) -> u64 {
+    if chain_id == ANVIL_CHAIN_ID {
+        0
+    } else {
+        12
+    }
+}
+
 /// Where each signer's age identity is created unless --identity names one.
 pub(crate) const DEFAULT_KEYS: &str = ".registry/keys";
 

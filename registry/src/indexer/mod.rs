@@ -108,10 +108,7 @@ pub struct Indexer {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    crate::amount::unix_now() as i64
 }
 
 impl Indexer {

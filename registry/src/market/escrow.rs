@@ -44,6 +44,35 @@ pub struct Delivery {
     pub tx: H256,
 }
 
+impl KeyRequest {
+    fn from_log(log: ethers::types::Log) -> Result<Self> {
+        let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
+        let e: KeyRequestedFilter = super::decode(log, "KeyRequested")?;
+        Ok(KeyRequest {
+            license: e.license_id,
+            model: e.model_id,
+            holder: e.holder,
+            recipient: e.recipient,
+            deadline: e.deadline,
+            block,
+        })
+    }
+}
+
+impl Delivery {
+    fn from_event(e: KeyDeliveredFilter, tx: H256) -> Self {
+        Delivery {
+            license: e.license_id,
+            model: e.model_id,
+            keeper: e.keeper,
+            wrapped_key_cid: e.wrapped_key_cid,
+            start: e.start,
+            expiry: e.expiry,
+            tx,
+        }
+    }
+}
+
 impl Market {
     /// Key requests of purchases from block `from` on (all models, or `model`'s).
     pub async fn key_requests(&self, from: u64, model: Option<U256>) -> Result<Vec<KeyRequest>> {
@@ -54,21 +83,11 @@ impl Market {
         if let Some(model) = model {
             filter = filter.topic2(H256(model.into()));
         }
-        let logs = self.logs(&filter).await?;
-        let mut requests = Vec::with_capacity(logs.len());
-        for log in logs {
-            let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
-            let e: KeyRequestedFilter = super::decode(log, "KeyRequested")?;
-            requests.push(KeyRequest {
-                license: e.license_id,
-                model: e.model_id,
-                holder: e.holder,
-                recipient: e.recipient,
-                deadline: e.deadline,
-                block,
-            });
-        }
-        Ok(requests)
+        self.logs(&filter)
+            .await?
+            .into_iter()
+            .map(KeyRequest::from_log)
+            .collect()
     }
 
     /// The purchase that made `license`, as the canonical chain's `KeyRequested` has it now
@@ -79,19 +98,12 @@ impl Market {
             .event(&KeyRequestedFilter::abi_signature())
             .topic1(H256(license.into()))
             .from_block(self.deployment.block);
-        let Some(log) = self.logs(&filter).await?.into_iter().last() else {
-            return Ok(None);
-        };
-        let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
-        let e: KeyRequestedFilter = super::decode(log, "KeyRequested")?;
-        Ok(Some(KeyRequest {
-            license: e.license_id,
-            model: e.model_id,
-            holder: e.holder,
-            recipient: e.recipient,
-            deadline: e.deadline,
-            block,
-        }))
+        self.logs(&filter)
+            .await?
+            .into_iter()
+            .last()
+            .map(KeyRequest::from_log)
+            .transpose()
     }
 
     /// Whether `owner` approved `keeper` to deliver the keys of its models.
@@ -129,15 +141,7 @@ impl Market {
         };
         let tx = log.transaction_hash.unwrap_or_default();
         let e: KeyDeliveredFilter = super::decode(log, "KeyDelivered")?;
-        Ok(Some(Delivery {
-            license: e.license_id,
-            model: e.model_id,
-            keeper: e.keeper,
-            wrapped_key_cid: e.wrapped_key_cid,
-            start: e.start,
-            expiry: e.expiry,
-            tx,
-        }))
+        Ok(Some(Delivery::from_event(e, tx)))
     }
 
     /// Delivers `license`'s key (wrapped, stored at `wrapped_key_cid`) for the purchase of
@@ -165,15 +169,7 @@ impl Market {
         )
         .await?;
         let e: KeyDeliveredFilter = one_event(&receipt, "KeyDelivered")?;
-        Ok(Delivery {
-            license: e.license_id,
-            model: e.model_id,
-            keeper: e.keeper,
-            wrapped_key_cid: e.wrapped_key_cid,
-            start: e.start,
-            expiry: e.expiry,
-            tx: receipt.transaction_hash,
-        })
+        Ok(Delivery::from_event(e, receipt.transaction_hash))
     }
 
     /// Refunds an overdue purchase: the license is burnt and its price credited to the payer

@@ -140,16 +140,7 @@ impl Market {
 
     /// Timestamp of the latest block: "now" for the contracts.
     pub async fn now(&self) -> Result<u64> {
-        let block = self
-            .client
-            .get_block(BlockNumber::Latest)
-            .await
-            .map_err(|e| self.rpc_error(e))?
-            .ok_or_else(|| Error::Rpc {
-                url: self.url(),
-                message: "the node has no latest block".into(),
-            })?;
-        Ok(block.timestamp.as_u64())
+        self.block_time(BlockNumber::Latest).await
     }
 
     /// Number of the latest block.
@@ -197,12 +188,7 @@ impl Market {
     /// `ModelMinted` event of the block the header names.
     pub async fn model(&self, id: U256) -> Result<ModelView> {
         let header = self.header(id).await?;
-        let owner = chain::call(
-            Target::Registry,
-            "reading the owner",
-            self.registry.owner_of(id),
-        )
-        .await?;
+        let owner = self.owner_of(id).await?;
         let minted = self
             .minted_between(Some(id), header.minted_block, Some(header.minted_block))
             .await?
@@ -427,12 +413,7 @@ impl Market {
         if o.closed || (o.supply_cap != 0 && o.sold >= o.supply_cap) {
             return Ok(false);
         }
-        let owner = chain::call(
-            Target::Registry,
-            "reading the owner",
-            self.registry.owner_of(o.model_id.into()),
-        )
-        .await?;
+        let owner = self.owner_of(o.model_id.into()).await?;
         Ok(owner == o.publisher)
     }
 
@@ -466,18 +447,19 @@ impl Market {
         chain::call(Target::Market, "checking rights", call).await
     }
 
-    /// Timestamp of block `number`.
-    pub async fn block_time(&self, number: u64) -> Result<u64> {
-        let block = self
+    /// Timestamp of block `block`.
+    pub async fn block_time(&self, block: impl Into<BlockNumber>) -> Result<u64> {
+        let block = block.into();
+        let found = self
             .client
-            .get_block(number)
+            .get_block(block)
             .await
             .map_err(|e| self.rpc_error(e))?
             .ok_or_else(|| Error::Rpc {
                 url: self.url(),
-                message: format!("the node has no block {number}"),
+                message: format!("the node has no block {block}"),
             })?;
-        Ok(block.timestamp.as_u64())
+        Ok(found.timestamp.as_u64())
     }
 
     pub async fn license(&self, id: U256) -> Result<LicenseView> {

@@ -102,13 +102,11 @@ impl KeeperArgs {
             identity.to_public(),
             path.display()
         );
-        let confirmations = self.confirmations.unwrap_or(
-            if market.deployment().chain_id == crate::settings::ANVIL_CHAIN_ID {
-                0
-            } else {
-                12
-            },
-        );
+        let confirmations = self
+            .confirmations
+            .unwrap_or(crate::settings::default_confirmations(
+                market.deployment().chain_id,
+            ));
         let mut keeper = Keeper::new(&market, &store, identity, confirmations);
         let mut failed = false;
         let mut backoff = Duration::from_millis(self.poll_ms);

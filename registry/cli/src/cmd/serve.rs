@@ -64,13 +64,11 @@ impl Args {
                 market.address(),
                 path.display()
             );
-            let confirmations = self.confirmations.unwrap_or(
-                if market.deployment().chain_id == crate::settings::ANVIL_CHAIN_ID {
-                    0
-                } else {
-                    12
-                },
-            );
+            let confirmations =
+                self.confirmations
+                    .unwrap_or(crate::settings::default_confirmations(
+                        market.deployment().chain_id,
+                    ));
             Some(KeyService::new(
                 market,
                 settings.store().await?,
