@@ -145,7 +145,9 @@ pub fn fingerprint(
     let mut hashed: HashMap<usize, ProbeTable> = HashMap::new();
     let mut done = 0u64;
     let mut tensors = Vec::with_capacity(model.tensors().len());
-    for t in model.tensors() {
+    // In storage order (each tensor's part depends on it alone), so that the file is read
+    // front to back, and a model still arriving is fingerprinted right behind its writer.
+    for t in model.storage_order() {
         tensors.push(tensor_fingerprint(
             model,
             t,
@@ -156,6 +158,7 @@ pub fn fingerprint(
         done += t.byte_len() as u64;
         progress(done);
     }
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let content_root =
         content::content_root(tensors.iter().map(|t| (t.name.as_str(), &t.data_hash)));
     Ok(Fingerprint {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -51,13 +52,28 @@ impl std::ops::Deref for Backing {
     }
 }
 
+/// Waits until the bytes `..end` of file `file` of a model are in place: a model read while it
+/// is still being written (a download checked as it arrives) is only read behind its writer.
+pub type Gate = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
 /// An opened model: its files mapped, its tensors sorted by name.
-#[derive(Debug)]
 pub struct Model {
     files: Vec<(PathBuf, Backing)>,
     tensors: Vec<TensorRef>,
     /// The vocabulary, when one was found beside the weights or given.
     tokens: Option<Tokens>,
+    gate: Option<Gate>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("files", &self.files)
+            .field("tensors", &self.tensors)
+            .field("tokens", &self.tokens)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
 }
 
 impl Model {
@@ -83,6 +99,13 @@ impl Model {
     /// Sets the vocabulary (token strings by embedding row).
     pub fn with_tokens(mut self, tokens: Option<Tokens>) -> Self {
         self.tokens = tokens;
+        self
+    }
+
+    /// Reads every tensor only once `gate` has returned for its end: for a file that is still
+    /// being written in order (its full length already allocated, so the map covers it).
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -150,6 +173,7 @@ impl Model {
             files: vec![(path, Backing::Owned(bytes))],
             tensors,
             tokens: None,
+            gate: None,
         })
     }
 
@@ -244,6 +268,7 @@ impl Model {
             files,
             tensors,
             tokens: None,
+            gate: None,
         })
     }
 
@@ -252,9 +277,20 @@ impl Model {
         &self.tensors
     }
 
-    /// The tensor's bytes.
+    /// The tensor's bytes (once they are in place, for a gated model).
     pub fn data(&self, t: &TensorRef) -> &[u8] {
+        if let Some(gate) = &self.gate {
+            gate(t.file, t.end);
+        }
         &self.files[t.file].1[t.start..t.end]
+    }
+
+    /// Tensors in the order they are stored (file, then offset): the order a model read while
+    /// it arrives should be read in.
+    pub fn storage_order(&self) -> Vec<&TensorRef> {
+        let mut order: Vec<&TensorRef> = self.tensors.iter().collect();
+        order.sort_by_key(|t| (t.file, t.start));
+        order
     }
 
     /// The file the tensor is stored in.

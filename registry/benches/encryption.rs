@@ -84,14 +84,15 @@ async fn mint_on(
     (minted, start.elapsed())
 }
 
-/// Seconds one `download` of `model` to `out` takes (the file is removed afterwards).
+/// Wall and CPU seconds one `download` of `model` to `out` takes (the file is removed
+/// afterwards).
 async fn timed_download(
     market: &Market,
     store: &Store,
     identity: &Identity,
     model: U256,
     out: &Path,
-) -> f64 {
+) -> (f64, f64) {
     let request = DownloadRequest {
         model,
         out: out.to_path_buf(),
@@ -99,13 +100,30 @@ async fn timed_download(
         backend: fingerprint::BackendKind::Cpu,
         key_endpoint: None,
     };
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_secs());
     download(market, store, identity, &request, &Silent)
         .await
         .unwrap();
-    let took = secs(start.elapsed());
+    let took = (secs(start.elapsed()), cpu_secs() - cpu);
     std::fs::remove_file(out).unwrap();
     took
+}
+
+/// CPU seconds this process has used (user and system, all threads), from /proc: what a
+/// step costs on 2 cores beside its wall time.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) close with ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 (the 12th and 13th after the name), in clock
+    // ticks of 1/100 s on Linux.
+    ticks(11)
+        .zip(ticks(12))
+        .map_or(f64::NAN, |(u, s)| (u + s) / 100.0)
 }
 
 fn secs(d: Duration) -> f64 {
@@ -240,35 +258,57 @@ async fn main() {
         .await
         .unwrap();
     let key = ModelKey::unwrap(&wrapped, &buyer, "bench").unwrap();
-    let mut full = Vec::new();
-    let mut fetch = Vec::new();
+    let (mut full, mut full_cpu) = (Vec::new(), Vec::new());
+    let (mut fetch, mut fetch_cpu) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        full.push(timed_download(&c.markets[1], &c.store, &buyer, minted.model, &out).await);
-        let start = Instant::now();
+        let (wall, cpu) = timed_download(&c.markets[1], &c.store, &buyer, minted.model, &out).await;
+        full.push(wall);
+        full_cpu.push(cpu);
+        let (start, cpu) = (Instant::now(), cpu_secs());
         fetch_decrypted(&c.store, &minted.weights, &key, &out, &|_| {})
             .await
             .unwrap();
         fetch.push(secs(start.elapsed()));
+        fetch_cpu.push(cpu_secs() - cpu);
         std::fs::remove_file(&out).unwrap();
     }
+    // The check alone, on the file at rest (page cache warm).
+    let (mut check, mut check_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (start, cpu) = (Instant::now(), cpu_secs());
+        let model = fingerprint::Model::open(weights).unwrap();
+        fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap();
+        check.push(secs(start.elapsed()));
+        check_cpu.push(cpu_secs() - cpu);
+    }
+    println!(
+        "fingerprint of the file at rest (median): {:.2} s ({:.2} CPU s)",
+        median(check),
+        median(check_cpu)
+    );
     let (f, d) = (median(full), median(fetch));
     println!(
-        "download encrypted (median): {f:.2} s, {:.0} MB/s with the fingerprint check; fetch and decrypt alone {d:.2} s, {:.0} MB/s",
+        "download encrypted (median): {f:.2} s, {:.0} MB/s with the fingerprint check ({:.2} CPU s); fetch and decrypt alone {d:.2} s, {:.0} MB/s ({:.2} CPU s)",
         mbps(bytes, f),
-        mbps(bytes, d)
+        median(full_cpu),
+        mbps(bytes, d),
+        median(fetch_cpu),
     );
     drop(c);
     let c = chain().await;
     let out = c.dir.path().join("downloaded.safetensors");
     let (minted, _) = mint_on(&c, weights, None).await;
-    let mut plain_dl = Vec::new();
+    let (mut plain_dl, mut plain_cpu) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         // The owner downloads: no purchase needed for the plaintext comparison.
-        plain_dl.push(timed_download(&c.markets[0], &c.store, &buyer, minted.model, &out).await);
+        let (wall, cpu) = timed_download(&c.markets[0], &c.store, &buyer, minted.model, &out).await;
+        plain_dl.push(wall);
+        plain_cpu.push(cpu);
     }
     let pd = median(plain_dl);
     println!(
-        "download plaintext (median): {pd:.2} s, {:.0} MB/s with the fingerprint check",
-        mbps(bytes, pd)
+        "download plaintext (median): {pd:.2} s, {:.0} MB/s with the fingerprint check ({:.2} CPU s)",
+        mbps(bytes, pd),
+        median(plain_cpu)
     );
 }

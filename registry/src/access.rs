@@ -5,20 +5,25 @@
 //! now, or owning the model.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use age::x25519::Identity;
 use contracts::LicenseKind;
 use ethers::types::U256;
-use fingerprint::BackendKind;
+use fingerprint::{BackendKind, Fingerprint};
 
-use crate::content::{cat, cids, file_size, Store};
+use crate::arriving::{Arrival, ArrivingFile};
+use crate::content::{cat_with, check_dag, cids, file_size, Cid, Reading, Store};
 use crate::market::{Market, ModelView};
 use crate::metadata::{ModelMetadata, AGE_X25519};
 use crate::progress::Progress;
 use crate::provenance::metadata_of;
 use crate::sealed::{self, ModelKey};
-use crate::verify::{verify, Verification};
+use crate::verify::{against_chain, fingerprint_arriving, Verification};
 use crate::{Error, Result};
+
+const TRUSTING_LOCAL: Reading = Reading::TrustingLocal;
 
 /// A wrapped model key is an age file of a few hundred bytes.
 const MAX_WRAPPED_KEY: u64 = 16 << 10;
@@ -130,68 +135,50 @@ pub async fn download(
             source,
         })?;
     let encrypted = view.header.encrypted;
-    let bytes = if encrypted {
-        let key = model_key(
-            market,
+    let key = match encrypted {
+        true => Some(
+            model_key(
+                market,
+                store,
+                &view,
+                &metadata,
+                license,
+                identity,
+                request.key_endpoint.as_deref(),
+            )
+            .await?,
+        ),
+        false => None,
+    };
+    let declared = plaintext_len(store, &view, &metadata, &weights).await?;
+    let checked = async {
+        let (bytes, fp) = fetch_fingerprinted(
             store,
             &view,
-            &metadata,
-            license,
-            identity,
-            request.key_endpoint.as_deref(),
+            key.as_ref(),
+            tmp.path(),
+            declared,
+            request.backend,
+            progress,
         )
         .await?;
-        progress.stage(
-            "fetching and decrypting weights",
-            metadata.encryption.as_ref().map(|e| e.plaintext_bytes),
-        );
-        let size = file_size(store, &weights).await?;
-        let plaintext = metadata
-            .encryption
-            .as_ref()
-            .map(|e| e.plaintext_bytes)
-            .unwrap_or(size)
-            .max(1);
-        // Progress counts ciphertext; scaled to the plaintext it is close enough.
-        let n = sealed::fetch_decrypted(store, &weights, &key, tmp.path(), &|done| {
-            progress.set(done.min(plaintext))
-        })
-        .await?;
-        progress.done();
-        n
-    } else {
-        let size = file_size(store, &weights).await?;
-        progress.stage("fetching weights", Some(size));
-        let file = tokio::fs::File::create(tmp.path())
-            .await
-            .map_err(|source| Error::ContentIo {
-                path: tmp.path().into(),
-                source,
-            })?;
-        let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let n = cat(store, &weights, &mut writer, &|done| progress.set(done)).await?;
-        tokio::io::AsyncWriteExt::flush(&mut writer)
-            .await
-            .map_err(|e| Error::ContentWrite(e.to_string()))?;
-        progress.done();
-        n
+        let source = format!("ipfs://{weights}");
+        let verification = against_chain(store, request.model, &view.model, &fp, source).await;
+        if !verification.ok() {
+            let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
+            return Err(Error::DownloadMismatch {
+                model: request.model,
+                differ: differ.join(", "),
+            });
+        }
+        Ok((bytes, verification))
     };
-    let verification = verify(
-        market,
-        store,
-        request.model,
-        Some(tmp.path()),
-        request.backend,
-        progress,
-    )
-    .await?;
-    if !verification.ok() {
-        let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
-        return Err(Error::DownloadMismatch {
-            model: request.model,
-            differ: differ.join(", "),
-        });
-    }
+    let (bytes, verification) = match checked.await {
+        Ok(checked) => checked,
+        // The embedded store's blocks were read without hashing them again: when anything
+        // failed, a block that is corrupt on disk is named, as the reason.
+        Err(e) => return Err(check_dag(store, &weights).await.err().unwrap_or(e)),
+    };
     persist(tmp, &request.out)?;
     Ok(Downloaded {
         model: request.model,
@@ -208,6 +195,103 @@ fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
         source: e.error,
     })?;
     Ok(())
+}
+
+/// The length of the plaintext weights: the stored file's, or for an encrypted model what
+/// its metadata declares (checked against what was decrypted).
+async fn plaintext_len(
+    store: &Store,
+    view: &ModelView,
+    metadata: &ModelMetadata,
+    weights: &Cid,
+) -> Result<u64> {
+    let stored = file_size(store, weights).await?;
+    if !view.header.encrypted {
+        return Ok(stored);
+    }
+    let declared = metadata
+        .encryption
+        .as_ref()
+        .map(|e| e.plaintext_bytes)
+        .ok_or_else(|| Error::Metadata {
+            source_uri: view.model.metadata_uri.clone(),
+            reason: "an encrypted model's metadata declares no plaintext size".into(),
+        })?;
+    // An age file is longer than what it holds: a larger claim is a lie, and would have the
+    // output allocated at that size.
+    if declared > stored {
+        return Err(Error::DownloadSize {
+            model: view.id,
+            declared,
+            found: format!("at most {stored} (the ciphertext's length)"),
+        });
+    }
+    Ok(declared)
+}
+
+/// Writes the weights of `view` (decrypted with `key` when given) to `out`, `declared` bytes
+/// exactly, and fingerprints them while they are written: right behind the writer, so the
+/// check ends soon after the last byte instead of starting there. The embedded store's blocks
+/// are not hashed again: the content root, checked next, covers every byte.
+async fn fetch_fingerprinted(
+    store: &Store,
+    view: &ModelView,
+    key: Option<&ModelKey>,
+    out: &Path,
+    declared: u64,
+    backend: BackendKind,
+    progress: &dyn Progress,
+) -> Result<(u64, Fingerprint)> {
+    let arrival = Arrival::new();
+    let sink = ArrivingFile::create(out, declared, arrival.clone())?;
+    let fingerprinted = Arc::new(AtomicU64::new(0));
+    let mut checker = {
+        let (path, arrival, done) = (out.to_path_buf(), arrival.clone(), fingerprinted.clone());
+        // Dropped unjoined when the writer fails: it stops at the next tensor not written.
+        tokio::task::spawn_blocking(move || fingerprint_arriving(&path, &arrival, backend, &done))
+    };
+    let cid = &cids::parse(&view.model.weights_cid)?;
+    let size = |found: String| Error::DownloadSize {
+        model: view.id,
+        declared,
+        found,
+    };
+    progress.stage(
+        match key {
+            Some(_) => "fetching, decrypting and fingerprinting weights",
+            None => "fetching and fingerprinting weights",
+        },
+        Some(declared),
+    );
+    let written = match key {
+        // Progress counts ciphertext; scaled to the plaintext it is close enough.
+        Some(key) => {
+            let progress = |done: u64| progress.set(done.min(declared));
+            sealed::decrypt_into(store, cid, key, sink, out, &progress, TRUSTING_LOCAL).await
+        }
+        None => cat_with(store, cid, sink, &|done| progress.set(done), TRUSTING_LOCAL).await,
+    };
+    let written = match written {
+        Ok(n) if n == declared && !arrival.overflowed() => n,
+        Ok(n) => return Err(size(n.to_string())),
+        Err(_) if arrival.overflowed() => return Err(size(format!("more than {declared}"))),
+        Err(e) => return Err(e),
+    };
+    progress.done();
+    progress.stage("checking the fingerprint", Some(declared));
+    let joined = loop {
+        tokio::select! {
+            joined = &mut checker => break joined,
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {
+                progress.set(fingerprinted.load(Ordering::Relaxed));
+            }
+        }
+    };
+    progress.done();
+    let fp = joined
+        .map_err(|e| Error::ContentWrite(format!("the fingerprint thread failed: {e}")))??
+        .ok_or_else(|| Error::ContentWrite("the fingerprint stopped short of the file".into()))?;
+    Ok((written, fp))
 }
 
 /// The model key for a download under `license` (0: the owner, from the envelope).

@@ -155,6 +155,12 @@ pub enum Error {
         model: ethers::types::U256,
         differ: String,
     },
+    #[error("the weights of model {model} are {found} bytes long, but {declared} were declared")]
+    DownloadSize {
+        model: ethers::types::U256,
+        declared: u64,
+        found: String,
+    },
     #[error("model {model} is encrypted: `registry download {model}` decrypts and verifies it, or pass --weights FILE")]
     VerifyEncrypted { model: ethers::types::U256 },
     // ---- database and indexer

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod amount;
+pub mod arriving;
 pub mod chain;
 pub mod content;
 pub mod db;

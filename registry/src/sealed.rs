@@ -8,15 +8,14 @@
 //! content store's importer or exporter by a pipe, so a file of any size is never in memory
 //! and the cipher and the store's hashing use a core each.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use age::secrecy::ExposeSecret;
 use age::x25519::{Identity, Recipient};
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::SyncIoBridge;
 
-use crate::content::{add, cat, Added, Cid, Store, Version};
+use crate::content::{add, Added, Cid, Parts, Reading, Store, Version};
 use crate::{Error, Result};
 
 /// Pipe capacity between the cipher thread and the store.
@@ -182,13 +181,32 @@ pub async fn fetch_decrypted(
         path: out.into(),
         source,
     })?;
-    let (reader, writer) = tokio::io::duplex(PIPE);
+    decrypt_into(store, cid, key, file, out, progress, Reading::Checked).await
+}
+
+/// [`fetch_decrypted`] into any writer (`out` names it in errors), the blocks read as
+/// `reading` says; the writer is dropped on the cipher thread when the stream ends or fails.
+pub async fn decrypt_into<W: Write + Send + 'static>(
+    store: &Store,
+    cid: &Cid,
+    key: &ModelKey,
+    file: W,
+    out: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+    reading: Reading,
+) -> Result<u64> {
+    // The store's parts travel to the cipher thread as they were read: no copy on the way.
+    let (parts_tx, parts_rx) = tokio::sync::mpsc::channel(PARTS_IN_FLIGHT);
     let identity = key.0.clone();
     let what = format!("the weights {cid}");
     let out_path = out.to_path_buf();
     let plain = tokio::task::spawn_blocking(move || -> Result<u64> {
-        let bridge = std::io::BufReader::with_capacity(PIPE, SyncIoBridge::new(reader));
-        let decryptor = age::Decryptor::new_buffered(bridge).map_err(|e| Error::Decrypt {
+        let input = Received {
+            parts: parts_rx,
+            part: Vec::new(),
+            at: 0,
+        };
+        let decryptor = age::Decryptor::new_buffered(input).map_err(|e| Error::Decrypt {
             what: what.clone(),
             reason: e.to_string(),
         })?;
@@ -218,14 +236,17 @@ pub async fn fetch_decrypted(
         })?;
         Ok(n)
     });
-    let fetched = async {
-        let mut writer = writer;
-        let n = cat(store, cid, &mut writer, progress).await?;
-        writer
-            .shutdown()
-            .await
-            .map_err(|e| Error::ContentWrite(e.to_string()))?;
-        Ok::<_, Error>(n)
+    let fetched = async move {
+        let mut parts = Parts::new(*cid, reading);
+        while let Some(part) = parts.next(store).await? {
+            parts_tx
+                .send(part)
+                .await
+                .map_err(|_| Error::ContentWrite("the decryptor stopped reading".into()))?;
+            progress(parts.read());
+        }
+        // Dropping the sender ends the decryptor's input.
+        Ok::<_, Error>(parts.read())
     }
     .await;
     let plain = plain
@@ -237,6 +258,44 @@ pub async fn fetch_decrypted(
         // A store error (a corrupt block) explains a decryptor that saw its input end early.
         (Err(e), _) => Err(e),
         (Ok(_), plain) => plain,
+    }
+}
+
+/// Parts of a file in flight between the store and the cipher thread.
+const PARTS_IN_FLIGHT: usize = 8;
+
+/// The cipher thread's input: the parts the store's reader sends, read in place.
+struct Received {
+    parts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    part: Vec<u8>,
+    at: usize,
+}
+
+impl BufRead for Received {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.at == self.part.len() {
+            // `None`: the sender is gone, at the end of the file or on a store error (which
+            // the reader reports itself).
+            match self.parts.blocking_recv() {
+                Some(part) => (self.part, self.at) = (part, 0),
+                None => return Ok(&[]),
+            }
+        }
+        Ok(&self.part[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.part.len());
+    }
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
 }
 

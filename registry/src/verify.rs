@@ -3,13 +3,16 @@
 //! the on-chain record.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ethers::types::U256;
-use fingerprint::{hex, BackendKind, Model};
+use fingerprint::{hex, BackendKind, Fingerprint, Model};
 use serde::Serialize;
 
+use crate::arriving::Arrival;
 use crate::content::{cat, cids, file_size, Store};
-use crate::market::Market;
+use crate::market::{Market, Model as OnChain};
 use crate::progress::Progress;
 use crate::provenance;
 use crate::{Error, Result};
@@ -58,7 +61,6 @@ pub async fn verify(
         return Err(Error::VerifyEncrypted { model: id });
     }
     let onchain = &view.model;
-    let mut checks = Vec::new();
 
     // Keeps a downloaded copy alive until it has been fingerprinted.
     let mut download = None;
@@ -94,19 +96,32 @@ pub async fn verify(
     let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
     progress.done();
     drop(download);
+    Ok(against_chain(store, id, onchain, &fp, source).await)
+}
 
-    checks.push(Check {
-        name: "content root",
-        expected: hex(&onchain.content_root),
-        actual: hex(&fp.content_root),
-        ok: fp.content_root == onchain.content_root,
-    });
-    checks.push(Check {
-        name: "fingerprint",
-        expected: hex(&onchain.fingerprint),
-        actual: hex(&fp.hash()),
-        ok: fp.hash() == onchain.fingerprint,
-    });
+/// Compares `fp`, computed from weights found at `source`, with model `id`'s on-chain record;
+/// and the stored fingerprint with the on-chain commitment.
+pub async fn against_chain(
+    store: &Store,
+    id: U256,
+    onchain: &OnChain,
+    fp: &Fingerprint,
+    source: String,
+) -> Verification {
+    let mut checks = vec![
+        Check {
+            name: "content root",
+            expected: hex(&onchain.content_root),
+            actual: hex(&fp.content_root),
+            ok: fp.content_root == onchain.content_root,
+        },
+        Check {
+            name: "fingerprint",
+            expected: hex(&onchain.fingerprint),
+            actual: hex(&fp.hash()),
+            ok: fp.hash() == onchain.fingerprint,
+        },
+    ];
     // The stored fingerprint is what others compare against; it must be the committed one.
     let stored = match provenance::registered_fingerprint(store, onchain).await {
         Ok(stored) => hex(&stored.hash()),
@@ -118,10 +133,61 @@ pub async fn verify(
         ok: stored == hex(&onchain.fingerprint),
         actual: stored,
     });
-    Ok(Verification {
+    Verification {
         model: id.as_u64(),
         weights_cid: onchain.weights_cid.clone(),
         source,
         checks,
-    })
+    }
+}
+
+/// Raised through the fingerprint by the gate of a file whose writer stopped short, to stop
+/// fingerprinting bytes that will never come.
+struct StoppedShort;
+
+/// Fingerprints the safetensors file at `path` while it is written in order, its full length
+/// already allocated: every tensor is read only once `arrival` has passed its end. `done` gets
+/// the tensor bytes fingerprinted so far. `None` when the writer stopped short (its own error
+/// says why).
+pub fn fingerprint_arriving(
+    path: &Path,
+    arrival: &Arc<Arrival>,
+    backend: BackendKind,
+    done: &AtomicU64,
+) -> Result<Option<Fingerprint>> {
+    use std::os::unix::fs::FileExt;
+    // The header first: its length, then the header itself, is what opening the model reads.
+    if !arrival.wait_for(8) {
+        return Ok(None);
+    }
+    let io = |source| Error::ContentIo {
+        path: path.into(),
+        source,
+    };
+    let mut prefix = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|f| f.read_exact_at(&mut prefix, 0))
+        .map_err(io)?;
+    let header_end = 8u64.saturating_add(u64::from_le_bytes(prefix));
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if !arrival.wait_for(header_end.min(len)) {
+        return Ok(None);
+    }
+    let gate = arrival.clone();
+    let model = Model::open(path)?.with_gate(Arc::new(move |_, end| {
+        if !gate.wait_for(end as u64) {
+            std::panic::resume_unwind(Box::new(StoppedShort));
+        }
+    }));
+    let backend = fingerprint::backend::create(backend)?;
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fingerprint::fingerprint(&model, backend.as_ref(), |n| {
+            done.store(n, Ordering::Relaxed)
+        })
+    }));
+    match run {
+        Ok(fp) => Ok(Some(fp?)),
+        Err(payload) if payload.is::<StoppedShort>() => Ok(None),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
 }

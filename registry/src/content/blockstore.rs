@@ -65,19 +65,24 @@ impl Blockstore {
         Ok(())
     }
 
+    /// Reads the block of `cid` as it lies on disk, not checked against it (it was when it was
+    /// put): for readers that check what they read by other means.
+    pub fn read(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let path = self.path_of(cid);
+        match std::fs::read(&path) {
+            Ok(block) => Ok(block),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::BlockNotFound {
+                cid: cid.to_string(),
+                store: self.root.display().to_string(),
+            }),
+            Err(source) => Err(Error::ContentIo { path, source }),
+        }
+    }
+
     /// Reads the block of `cid`, checked against it.
     pub fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let block = self.read(cid)?;
         let path = self.path_of(cid);
-        let block = match std::fs::read(&path) {
-            Ok(block) => block,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::BlockNotFound {
-                    cid: cid.to_string(),
-                    store: self.root.display().to_string(),
-                })
-            }
-            Err(source) => return Err(Error::ContentIo { path, source }),
-        };
         cids::verify(cid, &block).map_err(|e| match e {
             Error::CorruptBlock { cid, actual } => Error::CorruptStoredBlock {
                 cid,

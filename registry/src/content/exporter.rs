@@ -1,5 +1,6 @@
 //! Reading a UnixFS file back out of a store, and walking a DAG's blocks. Every block comes
-//! through [`Store::get`], which checks it against its CID; the sizes the nodes declare are
+//! through [`Store::get`], which checks it against its CID (unless the reader checks the
+//! content itself: [`Reading`]); the sizes the nodes declare are
 //! checked against the data found, so a DAG that does not add up is an error, not a short file.
 
 use std::collections::HashSet;
@@ -9,7 +10,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::cids::{DAG_PB, RAW};
 use super::dagpb;
-use super::Store;
+use super::{Reading, Store};
 use crate::{Error, Result};
 
 fn malformed(cid: &Cid, reason: impl Into<String>) -> Error {
@@ -42,21 +43,78 @@ pub async fn file_size(store: &Store, root: &Cid) -> Result<u64> {
 pub async fn cat<W: AsyncWrite + Unpin>(
     store: &Store,
     root: &Cid,
-    mut out: W,
+    out: W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    // Depth-first, children in order; each entry carries the size its parent declared.
-    let mut stack: Vec<(Cid, Option<u64>)> = vec![(*root, None)];
-    let mut written = 0u64;
-    let mut declared_total = None;
-    while let Some((cid, expected)) = stack.pop() {
-        let block = store.get(&cid).await?;
-        // `size`: the bytes under this node; `own`: those it holds itself (its children follow).
-        let (size, own) = match cid.codec() {
-            RAW => {
-                write(&mut out, &block).await?;
-                (block.len() as u64, block.len() as u64)
+    cat_with(store, root, out, progress, Reading::Checked).await
+}
+
+/// [`cat`], reading the blocks as `reading` says.
+pub async fn cat_with<W: AsyncWrite + Unpin>(
+    store: &Store,
+    root: &Cid,
+    mut out: W,
+    progress: &(dyn Fn(u64) + Sync),
+    reading: Reading,
+) -> Result<u64> {
+    let mut parts = Parts::new(*root, reading);
+    while let Some(part) = parts.next(store).await? {
+        write(&mut out, &part).await?;
+        progress(parts.read());
+    }
+    out.flush()
+        .await
+        .map_err(|e| Error::ContentWrite(e.to_string()))?;
+    Ok(parts.read())
+}
+
+/// The data of the UnixFS file under a root, part by part in order (a raw leaf's block is
+/// handed on as it was read, not copied), every size the nodes declare checked against the
+/// data found: a DAG that does not add up is an error, not a short file.
+#[derive(Debug)]
+pub struct Parts {
+    root: Cid,
+    reading: Reading,
+    /// Depth-first, children in order; each entry carries the size its parent declared.
+    stack: Vec<(Cid, Option<u64>)>,
+    read: u64,
+    declared_total: Option<u64>,
+}
+
+impl Parts {
+    pub fn new(root: Cid, reading: Reading) -> Self {
+        Self {
+            root,
+            reading,
+            stack: vec![(root, None)],
+            read: 0,
+            declared_total: None,
+        }
+    }
+
+    /// Bytes of data handed out so far.
+    pub fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// The next part (empty for a node that holds no data itself), or `None` at the end,
+    /// once the total is checked.
+    pub async fn next(&mut self, store: &Store) -> Result<Option<Vec<u8>>> {
+        let Some((cid, expected)) = self.stack.pop() else {
+            if self.declared_total != Some(self.read) {
+                let (declared, read) = (self.declared_total, self.read);
+                return Err(malformed(
+                    &self.root,
+                    format!("declares {declared:?} bytes but {read} were found"),
+                ));
             }
+            return Ok(None);
+        };
+        let block = store.read(&cid, self.reading).await?;
+        // `size`: the bytes under this node; `own`: those it holds itself (its children
+        // follow).
+        let (size, own) = match cid.codec() {
+            RAW => (block.len() as u64, block),
             DAG_PB => {
                 let node = dagpb::decode_file_node(&block).map_err(|r| malformed(&cid, r))?;
                 let size = node.data.len() as u64 + node.blocksizes.iter().sum::<u64>();
@@ -71,11 +129,10 @@ pub async fn cat<W: AsyncWrite + Unpin>(
                 if node.blocksizes.is_empty() && !node.links.is_empty() {
                     return Err(malformed(&cid, "links without blocksizes"));
                 }
-                write(&mut out, &node.data).await?;
                 for (link, blocksize) in node.links.iter().zip(&node.blocksizes).rev() {
-                    stack.push((*link, Some(*blocksize)));
+                    self.stack.push((*link, Some(*blocksize)));
                 }
-                (size, node.data.len() as u64)
+                (size, node.data)
             }
             codec => {
                 return Err(malformed(
@@ -94,27 +151,25 @@ pub async fn cat<W: AsyncWrite + Unpin>(
                 ));
             }
         } else {
-            declared_total = Some(size);
+            self.declared_total = Some(size);
         }
-        written += own;
-        progress(written);
+        self.read += own.len() as u64;
+        Ok(Some(own))
     }
-    out.flush()
-        .await
-        .map_err(|e| Error::ContentWrite(e.to_string()))?;
-    if declared_total != Some(written) {
-        return Err(malformed(
-            root,
-            format!("declares {declared_total:?} bytes but {written} were found"),
-        ));
-    }
-    Ok(written)
 }
 
 async fn write<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8]) -> Result<()> {
     out.write_all(bytes)
         .await
         .map_err(|e| Error::ContentWrite(e.to_string()))
+}
+
+/// Reads every block of the DAG under `root`, checked: the first one missing or corrupt is
+/// the error.
+pub async fn check_dag(store: &Store, root: &Cid) -> Result<()> {
+    let mut walk = Walk::new(*root);
+    while walk.next(store).await?.is_some() {}
+    Ok(())
 }
 
 /// The blocks of the DAG under a root, each once (depth first, parents before children), read

@@ -8,7 +8,9 @@
 //! Files are imported here, into a UnixFS DAG built exactly as Kubo builds it ([`importer`]),
 //! so the CIDs equal what `ipfs add` prints for the same bytes and parameters; the blocks then
 //! go to the backend. Every block read from either backend is checked against its CID, so
-//! corrupt data is an error that names the block. CAR files ([`car`]) move DAGs between stores.
+//! corrupt data is an error that names the block (a reader that checks the content itself may
+//! skip re-hashing the embedded store's blocks: [`Reading`]). CAR files ([`car`]) move DAGs
+//! between stores.
 
 mod blockstore;
 pub mod car;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use blockstore::Blockstore;
 pub use cid::{Cid, Version};
-pub use exporter::{cat, file_size, Walk};
+pub use exporter::{cat, cat_with, check_dag, file_size, Parts, Walk};
 pub use importer::{add, Added, CHUNK_SIZE};
 pub use kubo::Kubo;
 
@@ -97,6 +99,19 @@ impl std::fmt::Display for Store {
     }
 }
 
+/// How blocks are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Every block is checked against its CID.
+    Checked,
+    /// A node's blocks are checked; the embedded store's are read as they lie on disk (they
+    /// were checked when they were put; Kubo reads its own datastore the same way unless
+    /// `Datastore.HashOnRead` is set). Only for readers that check what they read by other
+    /// means, as a download checks the content root: hashing every block again costs as much
+    /// CPU as decrypting it.
+    TrustingLocal,
+}
+
 /// A content store: the embedded one or a Kubo node.
 #[derive(Debug)]
 pub enum Store {
@@ -131,6 +146,14 @@ impl Store {
         match self {
             Store::Embedded(store) => store.get(cid),
             Store::Kubo(node) => node.get(cid).await,
+        }
+    }
+
+    /// Reads one block as [`Reading`] says.
+    pub async fn read(&self, cid: &Cid, reading: Reading) -> Result<Vec<u8>> {
+        match (self, reading) {
+            (Store::Embedded(store), Reading::TrustingLocal) => store.read(cid),
+            _ => self.get(cid).await,
         }
     }
 

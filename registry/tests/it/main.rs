@@ -6,6 +6,7 @@ mod content;
 mod contracts_flow;
 mod dbs;
 mod devnet;
+mod download;
 mod flaky;
 mod indexer;
 mod jsipfs;

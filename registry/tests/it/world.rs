@@ -12,9 +12,10 @@ use registry::content::{Store, Version};
 use registry::deploy::Deployment;
 use registry::indexer::{Indexer, Options};
 use registry::market::{Market, OfferingTerms};
-use registry::metadata::{ipfs_uri, ModelMetadata, SCHEMA};
+use registry::metadata::{ipfs_uri, Encryption, ModelMetadata, AGE_X25519, SCHEMA};
 use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
+use registry::sealed::{add_encrypted, ModelKey};
 
 use crate::dbs::{Kind, TestDb};
 use crate::models::write_model;
@@ -148,11 +149,52 @@ impl World {
 
     /// Mints without the provenance check, as a contract caller could (to exercise flagging).
     pub(crate) async fn mint_unchecked(&self, account: usize, path: &Path, name: &str) -> U256 {
+        self.mint_crafted(account, path, name, path, None).await
+    }
+
+    /// Mints as a contract caller could, lying if asked: commits the content root and
+    /// fingerprint of `path` but stores the weights `stored`, encrypted when `sealed` names the
+    /// envelope's recipient and the plaintext size to declare.
+    pub(crate) async fn mint_crafted(
+        &self,
+        account: usize,
+        path: &Path,
+        name: &str,
+        stored: &Path,
+        sealed: Option<(&age::x25519::Recipient, u64)>,
+    ) -> U256 {
         let store = self.store();
         let model = fingerprint::Model::open(path).unwrap();
         let fp =
             fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap();
-        let weights = store.store_file(path, Version::V1, &|_| {}).await.unwrap();
+        let (weights, encryption) = match sealed {
+            None => (
+                store
+                    .store_file(stored, Version::V1, &|_| {})
+                    .await
+                    .unwrap(),
+                None,
+            ),
+            Some((recipient, plaintext_bytes)) => {
+                let key = ModelKey::generate();
+                let weights = add_encrypted(&store, stored, &key.recipient(), Version::V1, &|_| {})
+                    .await
+                    .unwrap();
+                let envelope = store
+                    .store_bytes(
+                        &key.wrap(std::slice::from_ref(recipient)).unwrap(),
+                        Version::V1,
+                    )
+                    .await
+                    .unwrap();
+                let encryption = Encryption {
+                    scheme: AGE_X25519.into(),
+                    envelope: ipfs_uri(&envelope),
+                    plaintext_bytes,
+                };
+                (weights, Some(encryption))
+            }
+        };
         let fp_cid = store.store_bytes(&fp.encode(), Version::V1).await.unwrap();
         let metadata = ModelMetadata {
             schema: SCHEMA.into(),
@@ -165,7 +207,7 @@ impl World {
             parameters: fp.parameters(),
             tensors: fp.tensors.len() as u64,
             bytes: model.data_bytes(),
-            encryption: None,
+            encryption: encryption.clone(),
         };
         let meta_cid = store
             .store_bytes(&metadata.to_json(), Version::V1)
@@ -181,7 +223,7 @@ impl World {
                 metadata_uri: ipfs_uri(&meta_cid),
                 sale_royalty_bps: 0,
                 derivative_royalty_bps: 0,
-                encrypted: false,
+                encrypted: encryption.is_some(),
                 parents: vec![],
                 licenses: vec![],
             })

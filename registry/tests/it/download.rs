@@ -1,0 +1,205 @@
+//! Downloads fingerprint the weights while they are written: the fingerprint of a file read
+//! behind its writer is the file's own, a writer that stops releases its reader, and an author
+//! who lies about the weights (other weights stored than committed, a wrong plaintext size) is
+//! caught before anything is written under the asked-for name.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+
+use age::x25519::Identity;
+use ethers::types::U256;
+use registry::access::{download, DownloadRequest};
+use registry::arriving::{Arrival, ArrivingFile};
+use registry::content::Blockstore;
+use registry::progress::Silent;
+use registry::verify::fingerprint_arriving;
+use registry::Error;
+
+use crate::models::write_model;
+use crate::world::World;
+
+/// A model of one 512 KiB tensor: several blocks in the store.
+fn write_large_model(path: &Path) {
+    let bytes: Vec<u8> = (0..512 * 256u32)
+        .flat_map(|k| {
+            ((k.wrapping_mul(2_654_435_761) >> 8) as f32 / 16_777_216.0 - 0.5).to_le_bytes()
+        })
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![512, 256], &bytes)
+            .unwrap();
+    std::fs::write(path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+}
+
+fn file_fingerprint(path: &Path) -> fingerprint::Fingerprint {
+    let model = fingerprint::Model::open(path).unwrap();
+    fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap()
+}
+
+/// Writes `bytes` to `out` in small pieces with pauses, as a slow download would, stopping
+/// after `stop_at` bytes; returns the fingerprint read behind the writer.
+fn fingerprint_behind_a_writer(
+    bytes: &[u8],
+    out: &Path,
+    stop_at: usize,
+) -> Option<fingerprint::Fingerprint> {
+    let arrival = Arrival::new();
+    let mut file = ArrivingFile::create(out, bytes.len() as u64, arrival.clone()).unwrap();
+    let reader = {
+        let (out, arrival) = (out.to_path_buf(), arrival.clone());
+        std::thread::spawn(move || {
+            fingerprint_arriving(
+                &out,
+                &arrival,
+                fingerprint::BackendKind::Cpu,
+                &AtomicU64::new(0),
+            )
+            .unwrap()
+        })
+    };
+    for piece in bytes[..stop_at].chunks(1000) {
+        file.write_all(piece).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    drop(file);
+    reader.join().unwrap()
+}
+
+#[test]
+fn a_file_fingerprinted_behind_its_writer_has_its_own_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("m.safetensors");
+    write_model(&original, 90, 0.0);
+    let bytes = std::fs::read(&original).unwrap();
+    let out = dir.path().join("arriving.safetensors");
+    // Read too early (no gate), most of this file would still be zeros.
+    let arrived = fingerprint_behind_a_writer(&bytes, &out, bytes.len()).unwrap();
+    let at_rest = file_fingerprint(&original);
+    assert!(
+        arrived == at_rest,
+        "read behind the writer: {}, at rest: {}",
+        fingerprint::hex(&arrived.hash()),
+        fingerprint::hex(&at_rest.hash())
+    );
+    // A writer that stops halfway releases the reader, which reports nothing.
+    let out = dir.path().join("short.safetensors");
+    assert!(fingerprint_behind_a_writer(&bytes, &out, bytes.len() / 2).is_none());
+}
+
+/// Downloads model `model` as account 0's owner, expecting a failure; checks that nothing is
+/// left in `dir`, neither the asked-for file nor a temporary one.
+async fn refused(world: &World, author: &Identity, model: U256, dir: &Path) -> Error {
+    let request = DownloadRequest {
+        model,
+        out: dir.join("out.safetensors"),
+        license: None,
+        backend: fingerprint::BackendKind::Cpu,
+        key_endpoint: None,
+    };
+    let err = download(&world.markets[0], &world.store(), author, &request, &Silent)
+        .await
+        .unwrap_err();
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?} after {err}");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_author_lying_about_the_weights_is_caught_by_the_download() {
+    let world = World::start().await;
+    let author = Identity::generate();
+    let models = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let weights = |seed: u32| {
+        let path = models.path().join(format!("{seed}.safetensors"));
+        write_model(&path, seed, 0.0);
+        path
+    };
+    let (a, b) = (weights(91), weights(92));
+    let len = std::fs::metadata(&a).unwrap().len();
+    let recipient = author.to_public();
+    let sealed = Some((&recipient, len));
+
+    // Told the truth, the same crafted mint downloads.
+    let honest = world.mint_crafted(0, &a, "honest", &a, sealed).await;
+    let request = DownloadRequest {
+        model: honest,
+        out: out.path().join("honest.safetensors"),
+        license: None,
+        backend: fingerprint::BackendKind::Cpu,
+        key_endpoint: None,
+    };
+    let got = download(
+        &world.markets[0],
+        &world.store(),
+        &author,
+        &request,
+        &Silent,
+    )
+    .await
+    .unwrap();
+    assert!(got.verification.ok() && got.bytes == len);
+    assert_eq!(
+        std::fs::read(&request.out).unwrap(),
+        std::fs::read(&a).unwrap()
+    );
+    std::fs::remove_file(&request.out).unwrap();
+
+    // Other weights stored than committed, encrypted or not.
+    let swapped = world.mint_crafted(0, &b, "swapped", &a, sealed).await;
+    let err = refused(&world, &author, swapped, out.path()).await;
+    assert!(
+        matches!(&err, Error::DownloadMismatch { differ, .. } if differ.contains("content root") && differ.contains("fingerprint")),
+        "{err}"
+    );
+    let c = weights(93);
+    let plain = world
+        .mint_crafted(0, &c, "swapped in plaintext", &a, None)
+        .await;
+    let err = refused(&world, &author, plain, out.path()).await;
+    assert!(matches!(err, Error::DownloadMismatch { .. }), "{err}");
+
+    // A plaintext size that is a byte short, a byte long, or longer than the ciphertext.
+    for (seed, declared, found) in [
+        (94, len - 1, format!("more than {}", len - 1)),
+        (95, len + 1, len.to_string()),
+        (96, 1 << 40, "at most".to_string()),
+    ] {
+        let w = weights(seed);
+        let model = world
+            .mint_crafted(0, &w, "sized", &w, Some((&recipient, declared)))
+            .await;
+        let err = refused(&world, &author, model, out.path()).await;
+        assert!(
+            matches!(&err, Error::DownloadSize { declared: d, found: f, .. } if *d == declared && f.starts_with(&found)),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&format!("model {model}")), "{err}");
+    }
+
+    // Blocks are read without hashing them again; a block corrupt on disk still is named.
+    let d = models.path().join("large.safetensors");
+    write_large_model(&d);
+    let plain = world.mint_crafted(0, &d, "plain", &d, None).await;
+    let store = world.store();
+    let view = world.markets[0].model(plain).await.unwrap();
+    let root = registry::content::cids::parse(&view.model.weights_cid).unwrap();
+    let mut walk = registry::content::Walk::new(root);
+    let mut leaf = None;
+    while let Some((cid, _)) = walk.next(&store).await.unwrap() {
+        if cid != root && leaf.is_none() {
+            leaf = Some(cid);
+        }
+    }
+    let leaf = leaf.expect("a file of several blocks");
+    let blocks = Blockstore::open(world.store_dir.path()).unwrap();
+    let mut block = std::fs::read(blocks.path_of(&leaf)).unwrap();
+    block[0] ^= 1;
+    std::fs::write(blocks.path_of(&leaf), block).unwrap();
+    let err = refused(&world, &author, plain, out.path()).await;
+    assert!(
+        matches!(&err, Error::CorruptStoredBlock { cid, .. } if *cid == leaf.to_string()),
+        "{err}"
+    );
+}
