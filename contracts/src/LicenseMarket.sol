@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {OutputLedger} from "./OutputLedger.sol";
 import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offering, Terms} from "./Types.sol";
 
 /// @title LicenseMarket
@@ -25,6 +26,8 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offer
 ///   license is not renewed (buy a new one), so a license's window only ever grows and answers
 ///   about past times never change. Nobody, the model owner included, can revoke a license.
 /// - A fine-tune license admits one derivative: the registry consumes (burns) it at mint.
+/// - An output license lets its holder, while it is valid, commit batches of generated outputs
+///   (`OutputLedger.commitOutputs`).
 /// - Non-transferable licenses are ERC-5192 locked: no transfer, no approval.
 /// - Buyers pass `maxPrice`, so a sale never charges more than the buyer agreed to.
 /// - Every sale's price is split at purchase time (an escrowed one's at delivery): each royalty
@@ -66,7 +69,7 @@ import {ILicenseMarket, IModelRegistry, License, LicenseKind, ModelHeader, Offer
 ///   `KeyDelivered` record feeds). A keeper is trusted by the owner who approved it: it can release escrowed prices to that
 ///   owner by delivering anything. The market cannot check either that the weights really are
 ///   encrypted.
-contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
+contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket, OutputLedger {
     using SafeERC20 for IERC20;
 
     uint16 internal constant BPS = 10_000;
@@ -602,10 +605,29 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (o.kind != LicenseKind.FineTune) revert NotFineTuneLicense(licenseId, o.kind);
         if (current != holder) revert NotLicenseHolder(licenseId, current, holder);
         if (o.escrowed && _pending(licenseId)) revert KeyNotDelivered(licenseId);
-        uint64 now_ = uint64(block.timestamp);
-        if (!_validAt(licenseId, t, o, now_)) revert LicenseNotValid(licenseId, t.start, _expiry(t, o), now_);
+        _requireValidNow(licenseId, t, o);
         _update(address(0), licenseId, address(0));
         return o.royaltyBps;
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// @dev See `OutputLedger`. `caller` (the sender) is never address zero, so the empty slot
+    /// of a license that does not exist fails the holder check: only then is it told apart
+    /// (`_token`), which spares every commit the read of `totalLicenses`. Output licenses are
+    /// never escrowed (their offerings sell no key) nor consumed; the validity check is the
+    /// rights view's all the same.
+    function _outputLicense(uint256 licenseId, address caller) internal view override returns (uint256 modelId) {
+        Token storage t = _tokens[licenseId];
+        address holder = t.holder;
+        if (holder != caller) {
+            _token(licenseId);
+            revert NotLicenseHolder(licenseId, holder, caller);
+        }
+        Offering storage o = _offerings[t.offeringId];
+        if (o.kind != LicenseKind.Output) revert NotOutputLicense(licenseId, o.kind);
+        _requireValidNow(licenseId, t, o);
+        return o.modelId;
     }
 
     // ---------------------------------------------------------------- withdrawals
@@ -690,6 +712,13 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket {
         if (o.escrowed && _escrows[licenseId].deadline != 0) return false;
         uint64 expiry = _expiry(t, o);
         return t.start <= at && (expiry == 0 || at < expiry);
+    }
+
+    /// @dev Reverts with `LicenseNotValid` unless the license's window covers now (`_validAt`):
+    /// what a license must be to be used on-chain (consumed, or committing outputs).
+    function _requireValidNow(uint256 licenseId, Token storage t, Offering storage o) private view {
+        uint64 now_ = uint64(block.timestamp);
+        if (!_validAt(licenseId, t, o, now_)) revert LicenseNotValid(licenseId, t.start, _expiry(t, o), now_);
     }
 
     /// @dev Whether license `licenseId` (of an escrowed offering) still awaits its key.

@@ -164,6 +164,19 @@ struct License {
     uint64 expiry;
 }
 
+/// @notice A batch of outputs an output license's holder committed (`OutputLedger`), in one
+/// slot, keyed by its Merkle root. Append-only: never changed or removed once written.
+struct OutputBatch {
+    /// The output license that committed it (license ids start at 1, so 0 = not committed).
+    uint96 licenseId;
+    /// Block timestamp of the commit: the outputs existed by then.
+    uint40 committedAt;
+    /// Block of the commit: `OutputsCommitted` of this batch is in this block.
+    uint48 blockNumber;
+    /// Number of outputs (leaves) the provider declares; the contract cannot check it.
+    uint64 count;
+}
+
 /// @notice What the registry needs from the market when a derivative is minted.
 interface ILicenseMarket {
     /// The registry the market serves.

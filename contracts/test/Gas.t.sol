@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Fixture} from "./utils/Fixture.sol";
+import {LicenseMarket} from "../src/LicenseMarket.sol";
 import {LicenseKind, MintParams, Terms} from "../src/Types.sol";
 
 /// @notice Gas of the main calls, measured around just the call (snapshots/GasTest.json).
@@ -24,6 +25,10 @@ import {LicenseKind, MintParams, Terms} from "../src/Types.sol";
 ///   window restarts and the price is split (two credits, to sellers already credited before).
 /// - renew: renewal of such a license by its holder while it is still valid.
 /// - withdraw: a model owner's native balance.
+/// - commitOutputs / commitOutputsWithUri: an output license's holder committing a batch's root,
+///   with an empty uri and with an `ipfs://` uri of a 59-character CIDv1 (66 characters). Each
+///   also checks the whole transaction (intrinsic gas and calldata added) against its budget of
+///   60,000.
 contract GasTest is Fixture {
     uint256 internal p1;
     uint256 internal p2;
@@ -36,8 +41,13 @@ contract GasTest is Fixture {
     uint256 internal encrypted;
     uint256 internal escrowed;
     uint256 internal pending;
+    uint256 internal outputLicense;
     bytes32 internal constant RECIPIENT = keccak256("age1 recipient");
     string internal constant KEY_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    bytes32 internal constant OUTPUT_ROOT = keccak256("outputs root");
+    string internal constant OUTPUT_URI = "ipfs://bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    /// What one commit of outputs may cost in a transaction, all included.
+    uint256 internal constant COMMIT_BUDGET = 60_000;
 
     function _base(address owner, uint16 floor) internal returns (uint256) {
         MintParams memory p = _params(owner);
@@ -66,6 +76,7 @@ contract GasTest is Fixture {
         t.deliveryPeriod = 14 * DAY;
         escrowed = _publish(t);
         pending = _buy(carol, escrowed);
+        outputLicense = _buy(carol, _publish(_terms(derived, LicenseKind.Output, NATIVE, 1 ether, 30 * DAY)));
         vm.deal(carol, 10 ether);
         vm.warp(T0 + 10 * DAY);
         vm.roll(block.number + 100);
@@ -155,5 +166,44 @@ contract GasTest is Fixture {
         market.withdraw(NATIVE, alice);
         vm.stopSnapshotGas();
         vm.stopPrank();
+    }
+
+    function test_gas_commitOutputs() public {
+        _measureCommit("commitOutputs", "");
+    }
+
+    function test_gas_commitOutputsWithUri() public {
+        _measureCommit("commitOutputsWithUri", OUTPUT_URI);
+    }
+
+    /// @dev Measures carol's commit of `OUTPUT_ROOT` with `uri` as `name`, and checks it against
+    /// its budget. The market and the license are read before the measure and the market's
+    /// account is warmed: a transaction's base pays for its target's account, so the measure
+    /// counts what the commit costs the market (and the test's call, a few hundred gas).
+    function _measureCommit(string memory name, string memory uri) internal {
+        (LicenseMarket m, uint256 licenseId) = (market, outputLicense);
+        vm.assertGt(address(m).code.length, 0, "market deployed");
+        vm.startPrank(carol);
+        vm.startSnapshotGas(name);
+        m.commitOutputs(licenseId, OUTPUT_ROOT, 1_000, uri);
+        uint256 used = vm.stopSnapshotGas();
+        vm.stopPrank();
+        _assertFitsCommitBudget(used, abi.encodeCall(m.commitOutputs, (licenseId, OUTPUT_ROOT, 1_000, uri)));
+    }
+
+    /// @dev Checks a commit measured at `used` against `COMMIT_BUDGET` as a transaction sending
+    /// `data`: the 21,000 base, the calldata (4 gas a zero byte, 16 another; at least EIP-7623's
+    /// floor of 10 a token, a zero byte one token and another four) and the call. `used` counts
+    /// the test's call into the market too (a warm call and its arguments' encoding): the sum is
+    /// an upper bound.
+    function _assertFitsCommitBudget(uint256 used, bytes memory data) internal pure {
+        uint256 zeros;
+        for (uint256 i; i < data.length; ++i) {
+            if (data[i] == 0) ++zeros;
+        }
+        uint256 tokens = zeros + 4 * (data.length - zeros);
+        uint256 standard = 21_000 + 4 * tokens + used;
+        uint256 floor = 21_000 + 10 * tokens;
+        vm.assertLe(standard > floor ? standard : floor, COMMIT_BUDGET, "commit over budget");
     }
 }

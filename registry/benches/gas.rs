@@ -244,6 +244,36 @@ async fn main() {
     let (_, _, tx) = buyer.refund(lapsed.license).await.unwrap();
     bench.gas(&buyer, "refund", tx).await;
 
+    // Output batches: the gas is the same whatever the batch's size (one root is stored).
+    let (output, _) = author
+        .publish(terms(b, LicenseKind::Output, U256::zero(), 0, 0))
+        .await
+        .unwrap();
+    let output = buyer
+        .buy(output, buyer.address(), U256::zero(), None)
+        .await
+        .unwrap()
+        .license;
+    let list = bench
+        .store
+        .store_bytes(&[2; 5_000], Version::V1)
+        .await
+        .unwrap();
+    for (label, root, uri) in [
+        ("commit outputs", H256::repeat_byte(1), String::new()),
+        (
+            "commit outputs, published (ipfs:// uri)",
+            H256::repeat_byte(2),
+            registry::metadata::ipfs_uri(&list),
+        ),
+    ] {
+        let committed = buyer
+            .commit_outputs(output, root, 100_000, &uri)
+            .await
+            .unwrap();
+        bench.gas(&buyer, label, committed.tx).await;
+    }
+
     println!("| transaction | gasUsed |");
     println!("| --- | ---: |");
     for (label, gas) in &bench.rows {

@@ -161,6 +161,23 @@ pub enum Error {
         declared: u64,
         found: String,
     },
+    #[error("{account:?} may not commit outputs under license {license}: {reason}")]
+    NoOutputLicense {
+        license: ethers::types::U256,
+        account: ethers::types::Address,
+        reason: String,
+    },
+    #[error(
+        "{path} exists: a receipt is never overwritten (move it away to commit the output again)"
+    )]
+    ReceiptExists { path: std::path::PathBuf },
+    #[error("no outputs to commit")]
+    NoOutputs,
+    #[error("{path}: {reason}")]
+    Receipt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("model {model} is encrypted: `registry download {model}` decrypts and verifies it, or pass --weights FILE")]
     VerifyEncrypted { model: ethers::types::U256 },
     // ---- database and indexer

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod market;
 pub mod metadata;
 pub mod mint;
+pub mod outputs;
 pub mod progress;
 pub mod provenance;
 pub mod sealed;

@@ -13,6 +13,7 @@ interface Vm {
 
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
+    function chainId(uint256 newChainId) external;
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
@@ -48,6 +49,7 @@ interface Vm {
     function assertEq(bytes calldata left, bytes calldata right, string calldata error) external pure;
     function assertEq(uint256[] calldata left, uint256[] calldata right, string calldata error) external pure;
     function assertNotEq(uint256 left, uint256 right, string calldata error) external pure;
+    function assertNotEq(bytes32 left, bytes32 right, string calldata error) external pure;
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
     function assertGt(uint256 left, uint256 right, string calldata error) external pure;

@@ -25,8 +25,10 @@ use crate::erc20::Erc20;
 use crate::{Error, Result};
 
 mod escrow;
+mod outputs;
 
 pub use escrow::{Delivery, KeyRequest, Pending};
+pub use outputs::{CommittedBatch, StoredBatch};
 
 pub use contracts::license_market::{License, Offering};
 pub use contracts::model_registry::{Model, Parent};

@@ -12,5 +12,6 @@ mod indexer;
 mod jsipfs;
 mod keeper;
 mod models;
+mod outputs;
 mod support;
 mod world;

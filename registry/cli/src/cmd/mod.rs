@@ -11,6 +11,7 @@ mod index;
 mod keys;
 mod mint;
 mod offer;
+mod outputs;
 mod rights;
 mod serve;
 mod show;
@@ -50,6 +51,9 @@ pub(crate) enum Command {
     Identity(keys::IdentityArgs),
     /// Deliver model keys to buyers of encrypted models (or approve/revoke keepers).
     Keeper(keys::KeeperArgs),
+    /// Receipts for outputs produced under an output license: commit and verify.
+    #[command(subcommand)]
+    Outputs(outputs::Command),
     /// May ADDRESS use a right of MODEL? Exit code 0 for yes, 1 for no.
     Rights(rights::Args),
     /// Check a model's weights against the chain. Exit code 0 when they match, 1 when not.
@@ -87,6 +91,7 @@ impl Command {
             Command::Refund(args) => args.run(settings).await,
             Command::Identity(args) => args.run(settings).await,
             Command::Keeper(args) => args.run(settings).await,
+            Command::Outputs(command) => command.run(settings).await,
             Command::Rights(args) => args.run(settings).await,
             Command::Verify(args) => args.run(settings).await,
             Command::Show(args) => args.run(settings).await,

@@ -14,6 +14,7 @@ mod market;
 #[path = "../../../tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod models;
+mod outputs;
 mod token;
 
 use std::process::Command;

@@ -1,0 +1,191 @@
+//! `registry outputs commit|verify`: receipts that prove an output was committed under an
+//! output license.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use ethers::types::U256;
+use registry::content::Version;
+use registry::outputs::batch::receipt_path;
+use registry::outputs::{self, CommitRequest, Receipt, Verdict};
+
+use super::values::parse_id;
+use crate::progress::Bars;
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Hash output files (a folder: every file in it), commit their batch's Merkle root under
+    /// an output license you hold, and write a receipt beside each (`FILE.receipt.json`).
+    Commit(CommitArgs),
+    /// Check an output against its receipt and the chain. Exit code 0 when valid, 1 when not
+    /// (naming why), 2 on an error.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CommitArgs {
+    /// Output files, or folders of them (receipts in them are skipped).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The output license to commit under.
+    #[arg(long, value_parser = parse_id)]
+    license: U256,
+    /// Store the batch's leaf list in the content store and name it in the event, so that
+    /// indexers can answer lookups by content hash.
+    #[arg(long)]
+    publish: bool,
+    /// When the outputs were produced, unix seconds [default: each file's modification time]
+    #[arg(long, value_name = "UNIX")]
+    produced_at: Option<u64>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    file: PathBuf,
+    /// The receipt [default: FILE.receipt.json]
+    #[arg(long)]
+    receipt: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Command {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        match self {
+            Command::Commit(args) => args.run(settings).await,
+            Command::Verify(args) => args.run(settings).await,
+        }
+    }
+}
+
+/// The files named, folders expanded (recursively, in name order), receipts left out.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if !path.to_string_lossy().ends_with(".receipt.json") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk(path, &mut files)?;
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            anyhow::bail!("{} is not a file or a folder", path.display());
+        }
+    }
+    Ok(files)
+}
+
+impl CommitArgs {
+    async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let market = settings.market().await?;
+        let store = settings.store().await?;
+        let request = CommitRequest {
+            files: expand(&self.files)?,
+            license: self.license,
+            publish: self.publish,
+            produced_at: self.produced_at,
+            cid_version: Version::V1,
+        };
+        let done = outputs::commit(&market, &store, &request, &Bars::new()).await?;
+        if self.json {
+            let value = serde_json::json!({
+                "model": done.model.to_string(),
+                "license": done.license.to_string(),
+                "root": format!("{:?}", done.root),
+                "count": done.count,
+                "uri": done.uri,
+                "tx": format!("{:?}", done.tx),
+                "block": done.block,
+                "committed_at": done.committed_at,
+                "receipts": done.receipts.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+            });
+            println!("{value}");
+        } else {
+            println!(
+                "{} output(s) committed under license {} of model {}: root {:?} in block {} (tx {:?}){}",
+                done.count,
+                done.license,
+                done.model,
+                done.root,
+                done.block,
+                done.tx,
+                done.uri
+                    .as_ref()
+                    .map(|u| format!(", leaf list at {u}"))
+                    .unwrap_or_default()
+            );
+            println!("receipts written beside each output (FILE.receipt.json)");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl VerifyArgs {
+    async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        let receipt_file = self
+            .receipt
+            .clone()
+            .unwrap_or_else(|| receipt_path(&self.file));
+        let receipt = Receipt::read(&receipt_file)?;
+        let market = settings.market().await?;
+        match outputs::check(&market, &self.file, &receipt).await? {
+            Verdict::Valid(valid) => {
+                if self.json {
+                    let value = serde_json::json!({
+                        "valid": true,
+                        "model": valid.model.to_string(),
+                        "license": valid.license.to_string(),
+                        "provider": format!("{:?}", valid.provider),
+                        "root": format!("{:?}", valid.root),
+                        "block": valid.block,
+                        "committed_at": valid.committed_at,
+                        "produced_at": valid.produced_at,
+                    });
+                    println!("{value}");
+                } else {
+                    println!(
+                        "valid: {} was committed under output license {} of model {} by {:?} in block {}, at {} (stated as produced at {})",
+                        self.file.display(),
+                        valid.license,
+                        valid.model,
+                        valid.provider,
+                        valid.block,
+                        registry::amount::format_instant(valid.committed_at),
+                        registry::amount::format_instant(valid.produced_at),
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Verdict::Invalid(reason) => {
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "valid": false, "reason": reason })
+                    );
+                } else {
+                    eprintln!("not valid: {reason}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
