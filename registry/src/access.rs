@@ -14,11 +14,11 @@ use ethers::types::U256;
 use fingerprint::{BackendKind, Fingerprint};
 
 use crate::arriving::{Arrival, ArrivingFile};
-use crate::content::{cat_with, check_dag, cids, file_size, Cid, Reading, Store};
+use crate::content::{cat_with, check_dag, cids, file_size, Cid, Parts, Reading, Store};
 use crate::market::{Market, ModelView};
 use crate::metadata::{ModelMetadata, AGE_X25519};
 use crate::progress::Progress;
-use crate::provenance::metadata_of;
+use crate::provenance::{metadata_of, registered_fingerprint};
 use crate::sealed::{self, ModelKey};
 use crate::verify::{against_chain, fingerprint_arriving, Verification};
 use crate::{Error, Result};
@@ -177,7 +177,15 @@ pub async fn download(
         Ok(checked) => checked,
         // The embedded store's blocks were read without hashing them again: when anything
         // failed, a block that is corrupt on disk is named, as the reason.
-        Err(e) => return Err(check_dag(store, &weights).await.err().unwrap_or(e)),
+        Err(e) if store.trusts_local() => {
+            return Err(match check_dag(store, &weights).await {
+                Err(corrupt @ (Error::CorruptStoredBlock { .. } | Error::BlockNotFound { .. })) => {
+                    corrupt
+                }
+                _ => e,
+            })
+        }
+        Err(e) => return Err(e),
     };
     persist(tmp, &request.out)?;
     Ok(Downloaded {
@@ -197,8 +205,14 @@ fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Room for a safetensors header besides the tensors' bytes (the format's limit, and its
+/// length prefix).
+const HEADER_ROOM: u64 = 100_000_000 + 8;
+
 /// The length of the plaintext weights: the stored file's, or for an encrypted model what
-/// its metadata declares (checked against what was decrypted).
+/// its metadata declares (checked against what was decrypted). Both are the author's claims,
+/// so both are bounded by the registered fingerprint (its tensors' bytes and room for a
+/// header) before anything is allocated at that length.
 async fn plaintext_len(
     store: &Store,
     view: &ModelView,
@@ -206,33 +220,72 @@ async fn plaintext_len(
     weights: &Cid,
 ) -> Result<u64> {
     let stored = file_size(store, weights).await?;
-    if !view.header.encrypted {
-        return Ok(stored);
-    }
-    let declared = metadata
-        .encryption
-        .as_ref()
-        .map(|e| e.plaintext_bytes)
-        .ok_or_else(|| Error::Metadata {
-            source_uri: view.model.metadata_uri.clone(),
-            reason: "an encrypted model's metadata declares no plaintext size".into(),
-        })?;
-    // An age file is longer than what it holds: a larger claim is a lie, and would have the
-    // output allocated at that size.
+    let fp = registered_fingerprint(store, &view.model).await?;
+    let tensors: u64 = fp
+        .tensors
+        .iter()
+        .map(|t| {
+            t.shape
+                .iter()
+                .fold(t.dtype.size() as u64, |a, &d| a.saturating_mul(d))
+        })
+        .fold(0, u64::saturating_add);
+    let limit = tensors.saturating_add(HEADER_ROOM);
+    let declared = if view.header.encrypted {
+        metadata
+            .encryption
+            .as_ref()
+            .map(|e| e.plaintext_bytes)
+            .ok_or_else(|| Error::Metadata {
+                source_uri: view.model.metadata_uri.clone(),
+                reason: "an encrypted model's metadata declares no plaintext size".into(),
+            })?
+    } else {
+        stored
+    };
+    let too_long = |found: String| Error::DownloadSize {
+        model: view.id,
+        declared,
+        found,
+    };
+    // An age file is longer than what it holds: a larger claim is a lie.
     if declared > stored {
-        return Err(Error::DownloadSize {
-            model: view.id,
-            declared,
-            found: format!("at most {stored} (the ciphertext's length)"),
-        });
+        return Err(too_long(format!(
+            "at most {stored} (the ciphertext's length)"
+        )));
+    }
+    if declared > limit {
+        return Err(too_long(format!(
+            "at most {limit} (the registered tensors' {tensors} bytes and a header)"
+        )));
     }
     Ok(declared)
+}
+
+/// Where a stored plaintext safetensors file's header ends (its first 8 bytes say), read
+/// with every block checked.
+async fn header_end(store: &Store, cid: &Cid) -> Result<u64> {
+    let mut parts = Parts::new(*cid, Reading::Checked);
+    let mut prefix = Vec::with_capacity(8);
+    while prefix.len() < 8 {
+        let Some(part) = parts.next(store).await? else {
+            break;
+        };
+        prefix.extend_from_slice(&part[..part.len().min(8 - prefix.len())]);
+    }
+    Ok(match <[u8; 8]>::try_from(prefix.as_slice()) {
+        Ok(len) => 8u64.saturating_add(u64::from_le_bytes(len)),
+        // Shorter than a header: all of it is checked.
+        Err(_) => u64::MAX,
+    })
 }
 
 /// Writes the weights of `view` (decrypted with `key` when given) to `out`, `declared` bytes
 /// exactly, and fingerprints them while they are written: right behind the writer, so the
 /// check ends soon after the last byte instead of starting there. The embedded store's blocks
-/// are not hashed again: the content root, checked next, covers every byte.
+/// are not hashed again: an encrypted file's chunks are authenticated by the cipher, a
+/// plaintext file's tensors by the content root (checked next) and its header's blocks are
+/// read checked.
 async fn fetch_fingerprinted(
     store: &Store,
     view: &ModelView,
@@ -269,7 +322,12 @@ async fn fetch_fingerprinted(
             let progress = |done: u64| progress.set(done.min(declared));
             sealed::decrypt_into(store, cid, key, sink, out, &progress, TRUSTING_LOCAL).await
         }
-        None => cat_with(store, cid, sink, &|done| progress.set(done), TRUSTING_LOCAL).await,
+        None => {
+            // The content root covers the tensors, not the header's metadata: the blocks
+            // that hold the header are checked.
+            let reading = Reading::TrustingLocalAfter(header_end(store, cid).await?);
+            cat_with(store, cid, sink, &|done| progress.set(done), reading).await
+        }
     };
     let written = match written {
         Ok(n) if n == declared && !arrival.overflowed() => n,

@@ -173,6 +173,20 @@ pub enum Error {
     ReceiptExists { path: std::path::PathBuf },
     #[error("no outputs to commit")]
     NoOutputs,
+    #[error("{path} is dated {produced_at}, after the chain's time {now} (unix seconds): its receipt could never verify")]
+    ProducedInFuture {
+        path: std::path::PathBuf,
+        produced_at: u64,
+        now: u64,
+    },
+    #[error("batch {root} was committed (tx {tx}) but only {written} of {count} receipts were written: {reason}")]
+    ReceiptsLost {
+        root: String,
+        tx: String,
+        written: usize,
+        count: usize,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Receipt {
         path: std::path::PathBuf,

@@ -68,6 +68,14 @@ impl Blockstore {
     /// Reads the block of `cid` as it lies on disk, not checked against it (it was when it was
     /// put): for readers that check what they read by other means.
     pub fn read(&self, cid: &Cid) -> Result<Vec<u8>> {
+        // Blocks are filed by digest alone: a CID of another hash function whose digest
+        // equals a stored block's SHA-256 must not read as that block.
+        if cid.hash().code() != cids::SHA2_256 {
+            return Err(Error::UnsupportedHash {
+                cid: cid.to_string(),
+                code: cid.hash().code(),
+            });
+        }
         let path = self.path_of(cid);
         match std::fs::read(&path) {
             Ok(block) => Ok(block),

@@ -110,7 +110,12 @@ impl Parts {
             }
             return Ok(None);
         };
-        let block = store.read(&cid, self.reading).await?;
+        let reading = match self.reading {
+            Reading::TrustingLocalAfter(prefix) if self.read < prefix => Reading::Checked,
+            Reading::TrustingLocalAfter(_) => Reading::TrustingLocal,
+            other => other,
+        };
+        let block = store.read(&cid, reading).await?;
         // `size`: the bytes under this node; `own`: those it holds itself (its children
         // follow).
         let (size, own) = match cid.codec() {

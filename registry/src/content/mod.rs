@@ -110,6 +110,10 @@ pub enum Reading {
     /// means, as a download checks the content root: hashing every block again costs as much
     /// CPU as decrypting it.
     TrustingLocal,
+    /// [`Reading::TrustingLocal`] past the first this many bytes of the file, whose blocks
+    /// are checked: for content whose check does not cover its beginning (a safetensors
+    /// header's metadata is not in the content root).
+    TrustingLocalAfter(u64),
 }
 
 /// A content store: the embedded one or a Kubo node.
@@ -155,6 +159,11 @@ impl Store {
             (Store::Embedded(store), Reading::TrustingLocal) => store.read(cid),
             _ => self.get(cid).await,
         }
+    }
+
+    /// Whether this store reads blocks without checking them when asked to.
+    pub fn trusts_local(&self) -> bool {
+        matches!(self, Store::Embedded(_))
     }
 
     /// Keeps `root` and its DAG from garbage collection (the embedded store never collects).

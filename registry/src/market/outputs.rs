@@ -34,12 +34,8 @@ pub struct StoredBatch {
 }
 
 impl CommittedBatch {
-    fn from_log(log: ethers::types::Log) -> Result<Self> {
-        let tx = log.transaction_hash.unwrap_or_default();
-        let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
-        let block_hash = log.block_hash.unwrap_or_default();
-        let e: OutputsCommittedFilter = super::decode(log, "OutputsCommitted")?;
-        Ok(CommittedBatch {
+    fn from_event(e: OutputsCommittedFilter, tx: H256, block: u64, block_hash: H256) -> Self {
+        CommittedBatch {
             license: e.license_id,
             model: e.model_id,
             provider: e.provider,
@@ -49,7 +45,15 @@ impl CommittedBatch {
             tx,
             block,
             block_hash,
-        })
+        }
+    }
+
+    fn from_log(log: ethers::types::Log) -> Result<Self> {
+        let tx = log.transaction_hash.unwrap_or_default();
+        let block = log.block_number.map(|b| b.as_u64()).unwrap_or_default();
+        let block_hash = log.block_hash.unwrap_or_default();
+        let e: OutputsCommittedFilter = super::decode(log, "OutputsCommitted")?;
+        Ok(Self::from_event(e, tx, block, block_hash))
     }
 }
 
@@ -71,17 +75,12 @@ impl Market {
         )
         .await?;
         let e: OutputsCommittedFilter = one_event(&receipt, "OutputsCommitted")?;
-        Ok(CommittedBatch {
-            license: e.license_id,
-            model: e.model_id,
-            provider: e.provider,
-            root: H256(e.root),
-            count: e.count,
-            uri: e.uri,
-            tx: receipt.transaction_hash,
-            block: receipt.block_number.map(|b| b.as_u64()).unwrap_or_default(),
-            block_hash: receipt.block_hash.unwrap_or_default(),
-        })
+        Ok(CommittedBatch::from_event(
+            e,
+            receipt.transaction_hash,
+            receipt.block_number.map(|b| b.as_u64()).unwrap_or_default(),
+            receipt.block_hash.unwrap_or_default(),
+        ))
     }
 
     /// The batch committed with `root`, if one was.

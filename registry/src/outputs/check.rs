@@ -17,7 +17,8 @@ use crate::Result;
 pub struct Valid {
     pub model: U256,
     pub license: U256,
-    pub provider: Address,
+    /// The license's holder that committed the batch (`None`: the node has no log of it).
+    pub provider: Option<Address>,
     pub root: H256,
     pub block: u64,
     /// The block's time: the output was committed by then.
@@ -55,7 +56,7 @@ pub async fn check(market: &Market, file: &Path, receipt: &Receipt) -> Result<Ve
     let deployment = market.deployment();
     if leaf.chain_id != deployment.chain_id {
         return invalid(format!(
-            "the receipt is for chain {}, the node is on chain {}",
+            "the receipt is for chain {}, the node is on chain {} (check it with a node of that chain)",
             leaf.chain_id, deployment.chain_id
         ));
     }
@@ -89,10 +90,18 @@ pub async fn check(market: &Market, file: &Path, receipt: &Receipt) -> Result<Ve
             crate::amount::format_instant(batch.committed_at)
         ));
     }
-    let provider = market
+    // Only the event names the provider; a node that keeps no logs that old still answers
+    // the rest.
+    let provider = match market
         .committed_batch(leaf.license_id, receipt.root, batch.block)
-        .await?
-        .provider;
+        .await
+    {
+        Ok(event) => Some(event.provider),
+        Err(e) => {
+            tracing::warn!("the provider of batch {:?} is unknown: {e}", receipt.root);
+            None
+        }
+    };
     Ok(Verdict::Valid(Valid {
         model: leaf.model_id,
         license: leaf.license_id,

@@ -7,7 +7,7 @@ use ethers::types::{H256, U256};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{receipt_path, sha256_file, Batch, Scope};
-use super::receipt::{Contracts, Receipt, FORMAT};
+use super::receipt::{Contracts, Receipt, Slot, FORMAT};
 use super::OutputLeaf;
 use crate::content::{Store, Version};
 use crate::market::Market;
@@ -107,11 +107,19 @@ pub async fn commit(
     progress: &dyn Progress,
 ) -> Result<Committed> {
     let model = output_license(market, request.license).await?;
+    // Every receipt's place is taken before anything is sent: the salts live only in the
+    // receipts, and a receipt that cannot be written after the transaction is a proof lost.
+    let mut slots = Vec::with_capacity(request.files.len());
+    let mut named = std::collections::HashSet::new();
     for file in &request.files {
-        let receipt = receipt_path(file);
-        if receipt.exists() {
-            return Err(Error::ReceiptExists { path: receipt });
+        let path = receipt_path(file);
+        if !named.insert(path.clone()) {
+            return Err(Error::Receipt {
+                path,
+                reason: format!("{} is named twice in one batch", file.display()),
+            });
         }
+        slots.push(Slot::open(&path)?);
     }
     let total = request
         .files
@@ -131,6 +139,21 @@ pub async fn commit(
         outputs.push((sha, produced_at));
     }
     progress.done();
+    // A block's time never runs behind the latest one: an output dated after it (a clock
+    // ahead, milliseconds for seconds) would make a receipt that never verifies.
+    let now = market.now().await?;
+    if let Some((file, &(_, at))) = request
+        .files
+        .iter()
+        .zip(&outputs)
+        .find(|(_, (_, at))| *at > now)
+    {
+        return Err(Error::ProducedInFuture {
+            path: file.clone(),
+            produced_at: at,
+            now,
+        });
+    }
     let deployment = market.deployment();
     let scope = Scope {
         chain_id: deployment.chain_id,
@@ -161,9 +184,21 @@ pub async fn commit(
             uri.as_deref().unwrap_or_default(),
         )
         .await?;
-    let committed_at = market.block_time(committed.block).await?;
+    // Informational in the receipt (the check reads the time from the chain): a node that
+    // fails now must not cost the receipts.
+    let committed_at = match market.block_time(committed.block).await {
+        Ok(at) => at,
+        Err(e) => {
+            tracing::warn!(
+                block = committed.block,
+                "no block time for the receipts: {e}"
+            );
+            0
+        }
+    };
     let mut receipts = Vec::with_capacity(request.files.len());
-    for (file, leaf) in request.files.iter().zip(&batch.leaves) {
+    let mut failed = None;
+    for ((file, leaf), slot) in request.files.iter().zip(&batch.leaves).zip(slots) {
         let leaf_hash = leaf.hash();
         let receipt = Receipt {
             format: FORMAT.into(),
@@ -190,9 +225,23 @@ pub async fn commit(
                 market: deployment.market,
             },
         };
-        let path = receipt_path(file);
-        receipt.write(&path)?;
-        receipts.push(path);
+        // Written all, as far as possible: one failure does not cost the others.
+        match receipt.write_into(slot) {
+            Ok(()) => receipts.push(receipt_path(file)),
+            Err(e) => {
+                tracing::error!(file = %file.display(), "receipt not written: {e}");
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(Error::ReceiptsLost {
+            root: format!("{:?}", batch.root()),
+            tx: format!("{:?}", committed.tx),
+            written: receipts.len(),
+            count: request.files.len(),
+            reason: e.to_string(),
+        });
     }
     Ok(Committed {
         model,

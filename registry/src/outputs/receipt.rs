@@ -43,6 +43,39 @@ pub struct Receipt {
     pub contracts: Contracts,
 }
 
+/// Where a receipt will be written: a temporary file beside it, opened before anything is
+/// committed, so that a folder that cannot take the receipt refuses the batch instead of
+/// losing its proofs after the transaction.
+#[derive(Debug)]
+pub struct Slot {
+    path: std::path::PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Slot {
+    /// Opens the slot for `path`; refused when a receipt is there already.
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.exists() {
+            return Err(Error::ReceiptExists { path: path.into() });
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".receipt-")
+            .tempfile_in(dir)
+            .map_err(|source| Error::ContentIo {
+                path: path.into(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.into(),
+            tmp,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contracts {
     pub registry: Address,
@@ -50,20 +83,25 @@ pub struct Contracts {
 }
 
 impl Receipt {
-    /// Writes the receipt to `path` whole or not at all (a temporary file renamed into place).
+    /// Writes the receipt to `path` whole or not at all, never over an existing file.
     pub fn write(&self, path: &Path) -> Result<()> {
+        self.write_into(Slot::open(path)?)
+    }
+
+    /// Writes the receipt into a slot opened before the batch was committed.
+    pub fn write_into(&self, slot: Slot) -> Result<()> {
+        let Slot { path, mut tmp } = slot;
         let io = |source| Error::ContentIo {
-            path: path.into(),
+            path: path.clone(),
             source,
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(self).expect("a receipt serialises");
         std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
+        tmp.persist_noclobber(&path)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::ReceiptExists { path: path.clone() },
+                _ => io(e.error),
+            })?;
         Ok(())
     }
 

@@ -19,17 +19,27 @@ use registry::Error;
 use crate::models::write_model;
 use crate::world::World;
 
-/// A model of one 512 KiB tensor: several blocks in the store.
-fn write_large_model(path: &Path) {
+/// A model of one 512 KiB tensor (from `seed`) and a header with metadata: several blocks
+/// in the store, the header in the first.
+fn write_large_model(path: &Path, seed: u32) {
     let bytes: Vec<u8> = (0..512 * 256u32)
         .flat_map(|k| {
-            ((k.wrapping_mul(2_654_435_761) >> 8) as f32 / 16_777_216.0 - 0.5).to_le_bytes()
+            let x = (k ^ seed.wrapping_mul(0x9e37_79b9)).wrapping_mul(2_654_435_761);
+            ((x >> 8) as f32 / 16_777_216.0 - 0.5).to_le_bytes()
         })
         .collect();
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![512, 256], &bytes)
             .unwrap();
-    std::fs::write(path, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+    let metadata = Some(std::collections::HashMap::from([(
+        "about".to_string(),
+        "note".to_string(),
+    )]));
+    std::fs::write(
+        path,
+        safetensors::serialize([("w", view)], metadata).unwrap(),
+    )
+    .unwrap();
 }
 
 fn file_fingerprint(path: &Path) -> fingerprint::Fingerprint {
@@ -178,28 +188,36 @@ async fn an_author_lying_about_the_weights_is_caught_by_the_download() {
         assert!(err.to_string().contains(&format!("model {model}")), "{err}");
     }
 
-    // Blocks are read without hashing them again; a block corrupt on disk still is named.
-    let d = models.path().join("large.safetensors");
-    write_large_model(&d);
-    let plain = world.mint_crafted(0, &d, "plain", &d, None).await;
-    let store = world.store();
-    let view = world.markets[0].model(plain).await.unwrap();
-    let root = registry::content::cids::parse(&view.model.weights_cid).unwrap();
-    let mut walk = registry::content::Walk::new(root);
-    let mut leaf = None;
-    while let Some((cid, _)) = walk.next(&store).await.unwrap() {
-        if cid != root && leaf.is_none() {
-            leaf = Some(cid);
-        }
-    }
-    let leaf = leaf.expect("a file of several blocks");
+    // Blocks are read without hashing them again; a block corrupt on disk still is named:
+    // one of the tensors' (found by the checked walk after the content root differs), and
+    // one holding the header's metadata (which the content root does not cover: those blocks
+    // are always checked).
     let blocks = Blockstore::open(world.store_dir.path()).unwrap();
-    let mut block = std::fs::read(blocks.path_of(&leaf)).unwrap();
-    block[0] ^= 1;
-    std::fs::write(blocks.path_of(&leaf), block).unwrap();
-    let err = refused(&world, &author, plain, out.path()).await;
-    assert!(
-        matches!(&err, Error::CorruptStoredBlock { cid, .. } if *cid == leaf.to_string()),
-        "{err}"
-    );
+    for (seed, which) in [(1u32, 2usize), (2, 1)] {
+        let d = models.path().join(format!("large-{seed}.safetensors"));
+        write_large_model(&d, seed);
+        let plain = world.mint_crafted(0, &d, "plain", &d, None).await;
+        let view = world.markets[0].model(plain).await.unwrap();
+        let root = registry::content::cids::parse(&view.model.weights_cid).unwrap();
+        let mut walk = registry::content::Walk::new(root);
+        let mut leaves = Vec::new();
+        while let Some((cid, _)) = walk.next(&world.store()).await.unwrap() {
+            leaves.push(cid);
+        }
+        assert!(leaves.len() >= 3, "a root and several leaves");
+        let leaf = leaves[which];
+        let mut block = std::fs::read(blocks.path_of(&leaf)).unwrap();
+        // A tensor's first byte, or a byte of the metadata's value in the header.
+        let byte = match which {
+            1 => block.windows(4).position(|w| w == b"note").unwrap(),
+            _ => 0,
+        };
+        block[byte] ^= 1;
+        std::fs::write(blocks.path_of(&leaf), block).unwrap();
+        let err = refused(&world, &author, plain, out.path()).await;
+        assert!(
+            matches!(&err, Error::CorruptStoredBlock { cid, .. } if *cid == leaf.to_string()),
+            "{err}"
+        );
+    }
 }

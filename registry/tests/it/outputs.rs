@@ -154,3 +154,79 @@ async fn a_hundred_thousand_outputs_commit_in_one_transaction_and_verify() {
         }
     }
 }
+
+/// A root committed under one license does not prove leaves that name another: a provider
+/// holding two output licenses cannot move outputs from one to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_naming_another_license_than_its_batch_is_not_valid() {
+    use contracts::LicenseKind;
+    use registry::outputs::receipt::{Contracts, FORMAT};
+    use registry::outputs::{check, Batch, Receipt, Scope, Verdict};
+
+    let world = crate::world::World::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("m.safetensors");
+    crate::models::write_model(&weights, 72, 0.0);
+    let model = world.mint_file(0, &weights, "m", vec![]).await;
+    let terms = crate::world::terms(model, LicenseKind::Output, U256::zero(), 0, 0, false);
+    let offering = world.offer(0, terms).await;
+    let (a, b) = (
+        world.buy(1, offering, U256::zero()).await,
+        world.buy(1, offering, U256::zero()).await,
+    );
+    let market = &world.markets[1];
+    let output = dir.path().join("out.txt");
+    std::fs::write(&output, b"an output").unwrap();
+    let sha = registry::outputs::batch::sha256_file(&output, &|_| {}).unwrap();
+    let scope = |license| Scope {
+        chain_id: market.deployment().chain_id,
+        market: market.deployment().market,
+        license,
+        model,
+    };
+    let receipt_under = |batch: &Batch, committed: &registry::market::CommittedBatch| Receipt {
+        format: FORMAT.into(),
+        file: "out.txt".into(),
+        leaf: batch.leaves[0].clone(),
+        leaf_hash: batch.leaves[0].hash(),
+        proof: vec![],
+        root: batch.root(),
+        count: 1,
+        provider: committed.provider,
+        uri: None,
+        tx: committed.tx,
+        block: committed.block,
+        block_hash: committed.block_hash,
+        committed_at: 0,
+        contracts: Contracts {
+            registry: market.deployment().registry,
+            market: market.deployment().market,
+        },
+    };
+    // Leaves naming license a, the root committed under license b.
+    let batch = Batch::new(scope(a), &[(sha, 1_700_000_000)]).unwrap();
+    let committed = market.commit_outputs(b, batch.root(), 1, "").await.unwrap();
+    let verdict = check(market, &output, &receipt_under(&batch, &committed))
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict,
+        Verdict::Invalid(format!(
+            "root {:?} was committed under license {b}, not {a}",
+            batch.root()
+        ))
+    );
+    // The same output committed honestly under a is valid, and names its provider.
+    let batch = Batch::new(scope(a), &[(sha, 1_700_000_000)]).unwrap();
+    let committed = market.commit_outputs(a, batch.root(), 1, "").await.unwrap();
+    match check(market, &output, &receipt_under(&batch, &committed))
+        .await
+        .unwrap()
+    {
+        Verdict::Valid(valid) => {
+            assert_eq!((valid.license, valid.model), (a, model));
+            assert_eq!(valid.provider, Some(world.address(1)));
+        }
+        other => panic!("{other:?}"),
+    }
+}

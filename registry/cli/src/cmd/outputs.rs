@@ -64,7 +64,9 @@ impl Command {
     }
 }
 
-/// The files named, folders expanded (recursively, in name order), receipts left out.
+/// The files named, folders expanded (recursively, in name order; links and anything but
+/// regular files in them left out, so a folder cannot lead elsewhere or to a device), receipts
+/// left out.
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -73,9 +75,12 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             .collect();
         entries.sort();
         for path in entries {
-            if path.is_dir() {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
                 walk(&path, out)?;
-            } else if !path.to_string_lossy().ends_with(".receipt.json") {
+            } else if meta.is_file() && !path.to_string_lossy().ends_with(".receipt.json") {
                 out.push(path);
             }
         }
@@ -154,7 +159,7 @@ impl VerifyArgs {
                         "valid": true,
                         "model": valid.model.to_string(),
                         "license": valid.license.to_string(),
-                        "provider": format!("{:?}", valid.provider),
+                        "provider": valid.provider.map(|p| format!("{p:?}")),
                         "root": format!("{:?}", valid.root),
                         "block": valid.block,
                         "committed_at": valid.committed_at,
@@ -163,11 +168,13 @@ impl VerifyArgs {
                     println!("{value}");
                 } else {
                     println!(
-                        "valid: {} was committed under output license {} of model {} by {:?} in block {}, at {} (stated as produced at {})",
+                        "valid: {} was committed under output license {} of model {} by {} in block {}, at {} (stated as produced at {})",
                         self.file.display(),
                         valid.license,
                         valid.model,
-                        valid.provider,
+                        valid
+                            .provider
+                            .map_or("its holder (the node keeps no log of it)".into(), |p| format!("{p:?}")),
                         valid.block,
                         registry::amount::format_instant(valid.committed_at),
                         registry::amount::format_instant(valid.produced_at),

@@ -214,6 +214,38 @@ fn committed_outputs_verify_and_forgeries_do_not() {
     let stderr = String::from_utf8_lossy(&changed.stderr);
     assert!(stderr.contains("the file changed"), "{stderr}");
 
+    // Dated after the chain's time (milliseconds for seconds), or one file named twice:
+    // refused before anything is sent.
+    std::fs::write(env.path("new.txt"), b"new output").unwrap();
+    let future = env.fails(
+        PROVIDER,
+        &[
+            "outputs",
+            "commit",
+            "new.txt",
+            "--license",
+            &license,
+            "--produced-at",
+            "1700000000000",
+        ],
+        2,
+    );
+    assert!(future.contains("after the chain's time"), "{future}");
+    let twice = env.fails(
+        PROVIDER,
+        &[
+            "outputs",
+            "commit",
+            "new.txt",
+            "new.txt",
+            "--license",
+            &license,
+        ],
+        2,
+    );
+    assert!(twice.contains("named twice"), "{twice}");
+    assert!(!env.path("new.txt.receipt.json").exists());
+
     // Once the license has expired: no new batch, but what was committed stays valid.
     env.advance(31 * DAY);
     std::fs::write(env.path("late.txt"), b"too late").unwrap();
