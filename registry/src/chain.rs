@@ -150,8 +150,8 @@ where
         .await
         .map_err(|e| decode_error(target, context, e))?;
     let tx = format!("{:?}", pending.tx_hash());
-    let receipt = pending
-        .await
+    let receipt = mined(pending, &tx)
+        .await?
         .map_err(|e| Error::Contract {
             context: context.into(),
             message: e.to_string(),
@@ -161,6 +161,33 @@ where
         return Err(Error::TxFailed { tx });
     }
     Ok(receipt)
+}
+
+/// Default of [`set_tx_timeout`].
+pub const TX_TIMEOUT: Duration = Duration::from_secs(600);
+
+static TX_TIMEOUT_SECS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(TX_TIMEOUT.as_secs());
+
+/// How long a sent transaction is waited for before [`Error::TxTimeout`] (the program's
+/// `--tx-timeout`): a node that accepts a transaction and never mines it must not hang the
+/// caller for ever.
+pub fn set_tx_timeout(timeout: Duration) {
+    TX_TIMEOUT_SECS.store(
+        timeout.as_secs().max(1),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Waits for `pending` to be mined, at most the transaction timeout.
+pub(crate) async fn mined<F: std::future::IntoFuture>(pending: F, tx: &str) -> Result<F::Output> {
+    let waited = Duration::from_secs(TX_TIMEOUT_SECS.load(std::sync::atomic::Ordering::Relaxed));
+    tokio::time::timeout(waited, pending.into_future())
+        .await
+        .map_err(|_| Error::TxTimeout {
+            tx: tx.into(),
+            seconds: waited.as_secs(),
+        })
 }
 
 /// Runs a view call, decoding reverts.

@@ -99,8 +99,9 @@ impl Erc20 {
             .send()
             .await
             .map_err(|e| self.error("approve()", e))?;
-        let receipt = pending
-            .await
+        let tx = format!("{:?}", pending.tx_hash());
+        let receipt = crate::chain::mined(pending, &tx)
+            .await?
             .map_err(|e| self.error("approve()", e))?
             .ok_or(Error::TxDropped)?;
         if receipt.status != Some(1.into()) {

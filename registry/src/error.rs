@@ -41,6 +41,8 @@ pub enum Error {
     TxFailed { tx: String },
     #[error("transaction was dropped from the mempool before it was mined")]
     TxDropped,
+    #[error("transaction {tx} was not mined within {seconds} s; it may still be: look it up before sending it again (--tx-timeout waits longer)")]
+    TxTimeout { tx: String, seconds: u64 },
     #[error("the signer {account:?} holds {have} of token {token:?}, the price is {need}")]
     InsufficientTokens {
         token: ethers::types::Address,

@@ -105,6 +105,14 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, env = "REGISTRY_BACKEND", value_name = "BACKEND",
           value_parser = clap::builder::PossibleValuesParser::new(["cpu", "wgpu", "cuda"]))]
     backend: Option<String>,
+    /// How long to wait for a sent transaction to be mined, in seconds [default: 600]
+    #[arg(
+        long,
+        global = true,
+        env = "REGISTRY_TX_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    tx_timeout: Option<u64>,
 }
 
 /// The config file's keys: the global options' long names with `_` for `-`.
@@ -123,6 +131,7 @@ struct FileConfig {
     database_url: Option<String>,
     identity: Option<PathBuf>,
     backend: Option<String>,
+    tx_timeout: Option<u64>,
 }
 
 /// The resolved settings.
@@ -166,6 +175,9 @@ impl Settings {
             .unwrap_or_else(|| "cpu".into())
             .parse::<BackendKind>()
             .map_err(anyhow::Error::msg)?;
+        if let Some(seconds) = args.tx_timeout.or(file.tx_timeout) {
+            chain::set_tx_timeout(std::time::Duration::from_secs(seconds));
+        }
         Ok(Self {
             rpc_url: args.rpc_url.or(file.rpc_url),
             chain_id: args.chain_id.or(file.chain_id),

@@ -433,3 +433,23 @@ fn settings_come_from_config_then_env_then_flags() {
         "{stderr}"
     );
 }
+
+/// A node that takes a transaction and never mines it: the program gives up after
+/// `--tx-timeout`, naming the transaction and saying it may still be mined.
+#[test]
+fn a_transaction_never_mined_times_out_with_a_named_error() {
+    let env = Env::start(false);
+    let provider = registry::chain::provider(env.devnet.endpoint()).unwrap();
+    env.runtime.block_on(async {
+        let _: () = provider.request("evm_setAutomine", [false]).await.unwrap();
+    });
+    let err = env.fails(
+        0,
+        &["keeper", "approve", ACCOUNT[1], "--tx-timeout", "2"],
+        2,
+    );
+    assert!(
+        err.contains("was not mined within 2 s") && err.contains("it may still be"),
+        "{err}"
+    );
+}
