@@ -65,6 +65,14 @@ pub enum TensorSketch {
 }
 
 impl Fingerprint {
+    /// Bytes of tensor data the fingerprinted model holds (saturating).
+    pub fn data_bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| matrix_len(&t.shape).saturating_mul(t.dtype.size() as u64))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// Number of elements over all tensors.
     pub fn parameters(&self) -> u64 {
         self.tensors

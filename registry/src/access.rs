@@ -221,15 +221,7 @@ async fn plaintext_len(
 ) -> Result<u64> {
     let stored = file_size(store, weights).await?;
     let fp = registered_fingerprint(store, &view.model).await?;
-    let tensors: u64 = fp
-        .tensors
-        .iter()
-        .map(|t| {
-            t.shape
-                .iter()
-                .fold(t.dtype.size() as u64, |a, &d| a.saturating_mul(d))
-        })
-        .fold(0, u64::saturating_add);
+    let tensors = fp.data_bytes();
     let limit = tensors.saturating_add(HEADER_ROOM);
     let declared = if view.header.encrypted {
         metadata

@@ -83,12 +83,8 @@ pub struct Contracts {
 }
 
 impl Receipt {
-    /// Writes the receipt to `path` whole or not at all, never over an existing file.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        self.write_into(Slot::open(path)?)
-    }
-
-    /// Writes the receipt into a slot opened before the batch was committed.
+    /// Writes the receipt into its slot (opened before the batch was committed), whole or
+    /// not at all, never over an existing file.
     pub fn write_into(&self, slot: Slot) -> Result<()> {
         let Slot { path, mut tmp } = slot;
         let io = |source| Error::ContentIo {
