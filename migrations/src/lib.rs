@@ -21,6 +21,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_contracts_v2;
 mod m0003_escrow;
+mod m0004_outputs;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -33,12 +34,15 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_contracts_v2::Migration),
             Box::new(m0003_escrow::Migration),
+            Box::new(m0004_outputs::Migration),
         ]
     }
 }
 
-/// The tables that hold versioned rows (see the crate docs).
-pub const VERSIONED_TABLES: [&str; 10] = [
+/// The tables that hold versioned rows (see the crate docs). A table whose rows another
+/// writer adds under a row of an earlier one (outputs under their batch) comes after it: a
+/// reorg deletes the batch first, waiting for such a writer, and then sees its rows.
+pub const VERSIONED_TABLES: [&str; 12] = [
     "models",
     "lineage",
     "offerings",
@@ -49,6 +53,8 @@ pub const VERSIONED_TABLES: [&str; 10] = [
     "transfers",
     "fingerprints",
     "similarities",
+    "output_batches",
+    "outputs",
 ];
 
 pub use sea_orm_migration;

@@ -7,27 +7,27 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
-fn name(n: &str) -> Alias {
+pub(crate) fn name(n: &str) -> Alias {
     Alias::new(n)
 }
 
-fn text(n: &str) -> ColumnDef {
+pub(crate) fn text(n: &str) -> ColumnDef {
     ColumnDef::new(name(n)).text().not_null().to_owned()
 }
 
-fn text_null(n: &str) -> ColumnDef {
+pub(crate) fn text_null(n: &str) -> ColumnDef {
     ColumnDef::new(name(n)).text().null().to_owned()
 }
 
-fn big(n: &str) -> ColumnDef {
+pub(crate) fn big(n: &str) -> ColumnDef {
     ColumnDef::new(name(n)).big_integer().not_null().to_owned()
 }
 
-fn big_null(n: &str) -> ColumnDef {
+pub(crate) fn big_null(n: &str) -> ColumnDef {
     ColumnDef::new(name(n)).big_integer().null().to_owned()
 }
 
-fn int(n: &str) -> ColumnDef {
+pub(crate) fn int(n: &str) -> ColumnDef {
     ColumnDef::new(name(n)).integer().not_null().to_owned()
 }
 
@@ -40,7 +40,7 @@ fn double_null(n: &str) -> ColumnDef {
 }
 
 /// A versioned table: surrogate key `vid`, the columns, and `valid_from`/`valid_to`.
-fn versioned(table: &str, columns: Vec<ColumnDef>) -> TableCreateStatement {
+pub(crate) fn versioned(table: &str, columns: Vec<ColumnDef>) -> TableCreateStatement {
     let mut t = Table::create();
     t.table(name(table)).if_not_exists().col(
         ColumnDef::new(name("vid"))
@@ -56,7 +56,7 @@ fn versioned(table: &str, columns: Vec<ColumnDef>) -> TableCreateStatement {
     t.to_owned()
 }
 
-fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
+pub(crate) fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
     let mut i = Index::create();
     i.name(format!("ix_{table}_{}", columns.join("_")))
         .table(name(table))
@@ -67,7 +67,7 @@ fn index(table: &str, columns: &[&str]) -> IndexCreateStatement {
     i.to_owned()
 }
 
-fn tables() -> Vec<(&'static str, TableCreateStatement, Vec<Vec<&'static str>>)> {
+fn tables() -> Vec<Versioned> {
     vec![
         (
             "models",
@@ -261,18 +261,40 @@ fn tables() -> Vec<(&'static str, TableCreateStatement, Vec<Vec<&'static str>>)>
     ]
 }
 
+/// A versioned table, its indexes, and indexes on `valid_from` and `valid_to`.
+pub(crate) type Versioned = (&'static str, TableCreateStatement, Vec<Vec<&'static str>>);
+
+/// Creates versioned tables with their indexes.
+pub(crate) async fn create_versioned(
+    manager: &SchemaManager<'_>,
+    tables: Vec<Versioned>,
+) -> Result<(), DbErr> {
+    for (table_name, table, indexes) in tables {
+        manager.create_table(table).await?;
+        let mut all = indexes;
+        all.push(vec!["valid_from"]);
+        all.push(vec!["valid_to"]);
+        for columns in all {
+            manager.create_index(index(table_name, &columns)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops tables, in the order given.
+pub(crate) async fn drop_tables(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
+    for t in tables {
+        manager
+            .drop_table(Table::drop().table(name(t)).if_exists().to_owned())
+            .await?;
+    }
+    Ok(())
+}
+
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (table_name, table, indexes) in tables() {
-            manager.create_table(table).await?;
-            let mut all = indexes.clone();
-            all.push(vec!["valid_from"]);
-            all.push(vec!["valid_to"]);
-            for columns in all {
-                manager.create_index(index(table_name, &columns)).await?;
-            }
-        }
+        create_versioned(manager, tables()).await?;
         // Recent block hashes, for reorg detection.
         manager
             .create_table(
@@ -328,16 +350,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (table_name, _, _) in tables().into_iter().rev() {
-            manager
-                .drop_table(Table::drop().table(name(table_name)).if_exists().to_owned())
-                .await?;
-        }
-        for t in ["blocks", "indexer_state", "reorgs"] {
-            manager
-                .drop_table(Table::drop().table(name(t)).if_exists().to_owned())
-                .await?;
-        }
-        Ok(())
+        let versioned: Vec<&str> = tables().into_iter().rev().map(|(t, _, _)| t).collect();
+        drop_tables(manager, &versioned).await?;
+        drop_tables(manager, &["blocks", "indexer_state", "reorgs"]).await
     }
 }

@@ -217,6 +217,36 @@ versioned_entity!(similarities, "similarities", {
     log10_false_positive: f64,
 });
 
+versioned_entity!(output_batches, "output_batches", {
+    root: String,
+    license_id: i64,
+    model_id: i64,
+    provider: String,
+    count: i64,
+    uri: Option<String>,
+    committed_at: i64,
+    block_number: i64,
+    log_index: i64,
+    tx_hash: String,
+    leaves_status: String,
+    leaves_detail: Option<String>,
+    leaves_attempts: i64,
+    leaves_retry_at: i64,
+});
+
+versioned_entity!(outputs, "outputs", {
+    id: String,
+    content_hash: String,
+    root: String,
+    position: i64,
+    leaf_hash: String,
+    license_id: i64,
+    model_id: i64,
+    produced_at: i64,
+    salt: String,
+    block_number: i64,
+});
+
 /// Recent block hashes.
 pub mod blocks {
     use sea_orm::entity::prelude::*;

@@ -143,6 +143,11 @@ impl Db {
         map.insert("transfers", current::<transfers::Entity>(self).await?);
         map.insert("fingerprints", current::<fingerprints::Entity>(self).await?);
         map.insert("similarities", current::<similarities::Entity>(self).await?);
+        map.insert(
+            "output_batches",
+            current::<output_batches::Entity>(self).await?,
+        );
+        map.insert("outputs", current::<outputs::Entity>(self).await?);
         Ok(map)
     }
 
@@ -164,6 +169,18 @@ impl Db {
             .await
             .map_err(|e| self.error(e))
     }
+}
+
+/// Takes the database's write lock at the start of a transaction that reads before it
+/// writes. The leaf-list worker writes beside the indexer, and SQLite (WAL) fails such a
+/// transaction at its first write, without waiting, when another connection committed after
+/// its first read (SQLITE_BUSY_SNAPSHOT); writing first makes it wait its turn instead.
+pub(crate) async fn claim_writes<C: ConnectionTrait>(
+    c: &C,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    c.execute_unprepared("UPDATE indexer_state SET updated_at = updated_at WHERE id = 1")
+        .await?;
+    Ok(())
 }
 
 /// Undoes every change above block `to`: versions written after it disappear, versions it

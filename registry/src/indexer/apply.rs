@@ -13,8 +13,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use super::batch::{Batch, Keyed};
 use super::events::{address, hash, Event, Position};
 use crate::db::entity::{
-    balances, credits, fingerprints, licenses, lineage, models, offerings, similarities, transfers,
-    withdrawals,
+    balances, credits, fingerprints, licenses, lineage, models, offerings, output_batches,
+    similarities, transfers, withdrawals,
 };
 use crate::db::Versioned;
 
@@ -41,6 +41,28 @@ pub enum Provenance {
         name: Option<String>,
         reason: String,
     },
+}
+
+/// What a step looked up for one event before its transaction.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Nothing,
+    /// A minted model's metadata and fingerprint.
+    Provenance(Provenance),
+    /// The timestamp of the event's block (a batch of outputs records when it was committed).
+    BlockTime(u64),
+}
+
+/// Where fetching a batch's leaf list stands (`output_batches.leaves_status`).
+pub mod leaves_status {
+    /// The batch names no leaf list.
+    pub const UNPUBLISHED: &str = "unpublished";
+    /// Not fetched yet, or fetching failed and will be retried.
+    pub const PENDING: &str = "pending";
+    /// Fetched, checked against the root, and its outputs indexed.
+    pub const INDEXED: &str = "indexed";
+    /// Fetched (or named) but not the batch's leaves; never retried.
+    pub const INVALID: &str = "invalid";
 }
 
 /// The registered fingerprints and the lineage, in memory, for comparing new models. Rebuilt
@@ -124,10 +146,14 @@ pub(crate) async fn apply<C: ConnectionTrait>(
     batch: &mut Batch,
     pos: &Position,
     event: &Event,
-    provenance: Option<&Provenance>,
+    lookup: &Lookup,
     known: &mut Known,
 ) -> Result<(), DbErr> {
     let block = pos.block as i64;
+    let provenance = match lookup {
+        Lookup::Provenance(p) => Some(p),
+        _ => None,
+    };
     match event {
         Event::ModelMinted(e) => {
             let model_id = id(e.model_id);
@@ -383,6 +409,40 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 e.amount,
             )
             .await?;
+        }
+        Event::OutputsCommitted(e) => {
+            let Lookup::BlockTime(committed_at) = lookup else {
+                return Err(DbErr::Custom(format!(
+                    "no block time for the batch of block {} log {}",
+                    pos.block, pos.log_index
+                )));
+            };
+            let published = !e.uri.is_empty();
+            let row = output_batches::Model {
+                vid: 0,
+                root: fingerprint::hex(&e.root),
+                license_id: id(e.license_id),
+                model_id: id(e.model_id),
+                provider: address(e.provider),
+                count: i64::try_from(e.count).unwrap_or(i64::MAX),
+                uri: published.then(|| e.uri.clone()),
+                committed_at: i64::try_from(*committed_at).unwrap_or(i64::MAX),
+                block_number: block,
+                log_index: pos.log_index as i64,
+                tx_hash: hash(pos.tx),
+                leaves_status: if published {
+                    leaves_status::PENDING
+                } else {
+                    leaves_status::UNPUBLISHED
+                }
+                .into(),
+                leaves_detail: None,
+                leaves_attempts: 0,
+                leaves_retry_at: 0,
+                valid_from: block,
+                valid_to: None,
+            };
+            batch.output_batches.insert(row, block);
         }
     }
     Ok(())

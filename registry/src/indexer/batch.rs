@@ -14,8 +14,8 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::db::entity::{
-    balances, credits, fingerprints, licenses, lineage, models, offerings, similarities, transfers,
-    withdrawals,
+    balances, credits, fingerprints, licenses, lineage, models, offerings, output_batches,
+    similarities, transfers, withdrawals,
 };
 use crate::db::Versioned;
 
@@ -187,6 +187,7 @@ pub(crate) struct Batch {
     pub(crate) transfers: Table<transfers::Model>,
     pub(crate) fingerprints: Table<fingerprints::Model>,
     pub(crate) similarities: Table<similarities::Model>,
+    pub(crate) output_batches: Table<output_batches::Model>,
 }
 
 impl Batch {
@@ -206,7 +207,8 @@ impl Batch {
         self.withdrawals.flush(c, pruned).await?;
         self.transfers.flush(c, pruned).await?;
         self.fingerprints.flush(c, pruned).await?;
-        self.similarities.flush(c, pruned).await
+        self.similarities.flush(c, pruned).await?;
+        self.output_batches.flush(c, pruned).await
     }
 }
 

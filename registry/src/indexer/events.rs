@@ -2,8 +2,8 @@
 
 use contracts::license_market::{
     KeyDeliveredFilter, KeyRequestedFilter, LicensePurchasedFilter, LicenseRefundedFilter,
-    LicenseRenewedFilter, OfferingClosedFilter, OfferingPublishedFilter, PaymentCreditedFilter,
-    WithdrawnFilter,
+    LicenseRenewedFilter, OfferingClosedFilter, OfferingPublishedFilter, OutputsCommittedFilter,
+    PaymentCreditedFilter, WithdrawnFilter,
 };
 use contracts::model_registry::ModelMintedFilter;
 use contracts::{LicenseMarketEvents, ModelRegistryEvents};
@@ -36,6 +36,7 @@ pub enum Event {
     KeyRequested(KeyRequestedFilter),
     KeyDelivered(KeyDeliveredFilter),
     LicenseRefunded(LicenseRefundedFilter),
+    OutputsCommitted(OutputsCommittedFilter),
 }
 
 /// `OfferingPublished`. abigen derives no `Debug` for events whose tuples have more than 12
@@ -107,6 +108,7 @@ pub fn decode(log: &Log, registry: Address, market: Address) -> Result<Option<(P
             LicenseMarketEvents::KeyRequestedFilter(e) => Event::KeyRequested(e),
             LicenseMarketEvents::KeyDeliveredFilter(e) => Event::KeyDelivered(e),
             LicenseMarketEvents::LicenseRefundedFilter(e) => Event::LicenseRefunded(e),
+            LicenseMarketEvents::OutputsCommittedFilter(e) => Event::OutputsCommitted(e),
             _ => return Ok(None),
         }
     } else {

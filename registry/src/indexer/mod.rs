@@ -23,10 +23,13 @@
 //!   content store (checked against the on-chain commitment) and compared with every indexed
 //!   fingerprint: similarities are stored, and a model that reads as derived from a model its
 //!   declared lineage does not explain is flagged.
+//! - **Output batches.** Each `OutputsCommitted` is recorded with its block's time; the leaf
+//!   lists of published batches are fetched and indexed off the chain path ([`leaves`]).
 
 pub mod apply;
 pub(crate) mod batch;
 pub mod events;
+pub mod leaves;
 pub mod lock;
 
 use std::sync::Arc;
@@ -43,7 +46,7 @@ use crate::db::{self, Db};
 use crate::deploy::Deployment;
 use crate::provenance;
 use crate::{Error, Result};
-use apply::{Known, Provenance};
+use apply::{Known, Lookup, Provenance};
 use events::{decode, Event, Position};
 use lock::WriterLock;
 
@@ -364,12 +367,29 @@ impl Indexer {
         }
         decoded.sort_by_key(|(p, _)| (p.block, p.log_index));
 
-        // Content lookups happen before the transaction, which then only writes.
-        let mut provenance = Vec::with_capacity(decoded.len());
-        for (_, event) in &decoded {
-            provenance.push(match event {
-                Event::ModelMinted(e) => Some(self.provenance(&e.model).await),
-                _ => None,
+        // Content and header lookups happen before the transaction, which then only writes.
+        let mut lookups = Vec::with_capacity(decoded.len());
+        let mut times: Vec<(u64, u64)> =
+            vec![(a, first.timestamp.as_u64()), (b, last.timestamp.as_u64())];
+        for (pos, event) in &decoded {
+            lookups.push(match event {
+                Event::ModelMinted(e) => Lookup::Provenance(self.provenance(&e.model).await),
+                Event::OutputsCommitted(_) => {
+                    let time = match times.iter().find(|(n, _)| *n == pos.block) {
+                        Some((_, time)) => *time,
+                        None => {
+                            let header = self.header(pos.block).await?;
+                            if header.hash != Some(pos.block_hash) {
+                                tracing::info!(block = pos.block, "block changed; retrying");
+                                return Ok(Step::Retry);
+                            }
+                            times.push((pos.block, header.timestamp.as_u64()));
+                            header.timestamp.as_u64()
+                        }
+                    };
+                    Lookup::BlockTime(time)
+                }
+                _ => Lookup::Nothing,
             });
         }
         if self.known.is_none() {
@@ -380,16 +400,7 @@ impl Indexer {
             );
         }
         let written = self
-            .write(
-                a,
-                b,
-                head,
-                &first,
-                &last,
-                &log_blocks,
-                &decoded,
-                &provenance,
-            )
+            .write(a, b, head, &first, &last, &log_blocks, &decoded, &lookups)
             .await;
         if let Err(e) = written {
             // The in-memory view may hold models of the failed transaction.
@@ -460,7 +471,7 @@ impl Indexer {
         last: &Block<H256>,
         log_blocks: &[(u64, H256)],
         decoded: &[(Position, Event)],
-        provenance: &[Option<Provenance>],
+        lookups: &[Lookup],
     ) -> Result<()> {
         let known = self.known.as_mut().expect("loaded before writing");
         let err = |e: sea_orm::DbErr| Error::Database {
@@ -470,9 +481,10 @@ impl Indexer {
         let horizon = head.saturating_sub(self.options.reorg_window);
         let prunes = horizon > 0 && horizon < b;
         let tx = self.db.conn().begin().await.map_err(err)?;
+        db::claim_writes(&tx).await.map_err(err)?;
         let mut batch = batch::Batch::default();
-        for ((pos, event), prov) in decoded.iter().zip(provenance) {
-            apply::apply(&tx, &mut batch, pos, event, prov.as_ref(), known)
+        for ((pos, event), lookup) in decoded.iter().zip(lookups) {
+            apply::apply(&tx, &mut batch, pos, event, lookup, known)
                 .await
                 .map_err(err)?;
         }

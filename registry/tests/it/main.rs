@@ -12,6 +12,7 @@ mod indexer;
 mod jsipfs;
 mod keeper;
 mod models;
+mod output_index;
 mod outputs;
 mod support;
 mod world;

@@ -90,20 +90,10 @@ fn leaves_root_and_proofs_are_openzeppelins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_outputs_commit_in_one_transaction_and_verify() {
-    use contracts::LicenseKind;
     use registry::outputs::{Batch, Scope};
 
     let world = crate::world::World::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("m.safetensors");
-    crate::models::write_model(&weights, 71, 0.0);
-    let model = world.mint_file(0, &weights, "m", vec![]).await;
-    let offering = world
-        .offer(
-            0,
-            crate::world::terms(model, LicenseKind::Output, U256::zero(), 0, 0, false),
-        )
-        .await;
+    let (model, offering) = world.output_offering(71).await;
     let license = world.buy(1, offering, U256::zero()).await;
     let market = &world.markets[1];
     let scope = Scope {
@@ -159,17 +149,12 @@ async fn a_hundred_thousand_outputs_commit_in_one_transaction_and_verify() {
 /// holding two output licenses cannot move outputs from one to the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaf_naming_another_license_than_its_batch_is_not_valid() {
-    use contracts::LicenseKind;
     use registry::outputs::receipt::{Contracts, FORMAT};
     use registry::outputs::{check, Batch, Receipt, Scope, Verdict};
 
     let world = crate::world::World::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("m.safetensors");
-    crate::models::write_model(&weights, 72, 0.0);
-    let model = world.mint_file(0, &weights, "m", vec![]).await;
-    let terms = crate::world::terms(model, LicenseKind::Output, U256::zero(), 0, 0, false);
-    let offering = world.offer(0, terms).await;
+    let (model, offering) = world.output_offering(72).await;
     let (a, b) = (
         world.buy(1, offering, U256::zero()).await,
         world.buy(1, offering, U256::zero()).await,

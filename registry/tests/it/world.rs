@@ -245,6 +245,51 @@ impl World {
             .license
     }
 
+    /// A fresh model minted by account 0 (weights of `seed`) and a free, perpetual output
+    /// offering of it: (model, offering).
+    pub(crate) async fn output_offering(&self, seed: u32) -> (U256, U256) {
+        let weights = self
+            .store_dir
+            .path()
+            .join(format!("outputs-{seed}.safetensors"));
+        write_model(&weights, seed, 0.0);
+        let model = self.mint_file(0, &weights, "m", vec![]).await;
+        let terms = terms(model, LicenseKind::Output, U256::zero(), 0, 0, false);
+        (model, self.offer(0, terms).await)
+    }
+
+    /// Writes one file per content into `dir` and commits them under `license` as `account`
+    /// (produced at a fixed past time), publishing the leaf list to the world's store if
+    /// `publish`.
+    pub(crate) async fn commit_outputs(
+        &self,
+        account: usize,
+        license: U256,
+        dir: &Path,
+        contents: &[&[u8]],
+        publish: bool,
+    ) -> registry::outputs::Committed {
+        let files: Vec<_> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let path = dir.join(format!("output-{i}-{}.txt", publish as u8));
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+            .collect();
+        let request = registry::outputs::CommitRequest {
+            files,
+            license,
+            publish,
+            produced_at: Some(1_700_000_000),
+            cid_version: Version::V1,
+        };
+        registry::outputs::commit(&self.markets[account], &self.store(), &request, &Silent)
+            .await
+            .unwrap()
+    }
+
     /// A small burst of activity: `n` offerings on model 1 (owned by account 3 after the
     /// workload), each bought once; 2n blocks.
     pub(crate) async fn activity(&self, n: usize, seed: u64) {

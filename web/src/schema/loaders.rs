@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use registry::db::entity::{fingerprints, indexer_state, lineage, models, offerings, similarities};
+use registry::db::entity::{
+    fingerprints, indexer_state, licenses, lineage, models, offerings, output_batches, similarities,
+};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
@@ -43,6 +45,10 @@ pub(crate) struct EdgeOfLicense(pub(crate) Db);
 pub(crate) struct Fingerprints(pub(crate) Db);
 /// Similar models by model, most similar first.
 pub(crate) struct Similar(pub(crate) Db);
+/// Current licenses by id.
+pub(crate) struct Licenses(pub(crate) Db);
+/// Current output batches by root.
+pub(crate) struct Batches(pub(crate) Db);
 /// The indexer's state (key: always 0).
 pub(crate) struct State(pub(crate) Db);
 
@@ -67,6 +73,34 @@ impl Loader<i64> for Models {
             .await
             .map_err(load_error)?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+}
+
+impl Loader<i64> for Licenses {
+    type Value = licenses::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = licenses::Entity::find()
+            .filter(licenses::Column::Id.is_in(keys.iter().copied()))
+            .filter(current())
+            .all(&self.0 .0)
+            .await
+            .map_err(load_error)?;
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+}
+
+impl Loader<String> for Batches {
+    type Value = output_batches::Model;
+    type Error = LoadError;
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        let rows = output_batches::Entity::find()
+            .filter(output_batches::Column::Root.is_in(keys.iter().cloned()))
+            .filter(current())
+            .all(&self.0 .0)
+            .await
+            .map_err(load_error)?;
+        Ok(rows.into_iter().map(|r| (r.root.clone(), r)).collect())
     }
 }
 

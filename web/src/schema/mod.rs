@@ -2,6 +2,7 @@
 //! pagination.
 
 mod loaders;
+pub mod outputs;
 pub mod page;
 pub mod query;
 pub mod subscription;
@@ -43,6 +44,8 @@ pub fn build_schema(db: DatabaseConnection, limits: Limits) -> RegistrySchema {
         ))
         .data(DataLoader::new(loaders::Similar(loaders.clone()), spawn))
         .data(DataLoader::new(loaders::State(loaders.clone()), spawn))
+        .data(DataLoader::new(loaders::Licenses(loaders.clone()), spawn))
+        .data(DataLoader::new(loaders::Batches(loaders.clone()), spawn))
         .data(loaders)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)

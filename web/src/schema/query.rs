@@ -1,5 +1,5 @@
-//! The query root: models, offerings, licenses, lineage, rights, royalties, similar models and
-//! the indexer's progress.
+//! The query root: models, offerings, licenses, lineage, rights, royalties, similar models,
+//! output batches and outputs, and the indexer's progress.
 
 use std::collections::HashSet;
 
@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use super::loaders::current;
+use super::outputs::{Output, OutputBatch, OutputBatchFilter, OutputBatchOrder, OutputFilter};
 use super::page::{page, Cursor, Order, Part, DEFAULT_PAGE, MAX_PAGE};
 use super::types::{
     BlockRef, License, LicenseKind, LineageEdge, Meta, Model, Offering, Rights, Royalty,
@@ -21,14 +22,14 @@ use super::types::{
 };
 use crate::error::{client, OrInternal};
 
-fn id_of(id: &ID) -> Result<i64> {
+pub(crate) fn id_of(id: &ID) -> Result<i64> {
     id.parse::<i64>()
         .ok()
         .filter(|i| *i > 0)
         .ok_or_else(|| client("BAD_USER_INPUT", format!("{:?} is not an id", id.as_str())))
 }
 
-fn address(text: &str) -> Result<String> {
+pub(crate) fn address(text: &str) -> Result<String> {
     let t = text.trim().to_ascii_lowercase();
     if t.len() == 42 && t.starts_with("0x") && t[2..].chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(t)
@@ -54,7 +55,7 @@ fn amount(text: &str) -> Result<String> {
 
 /// A list field's complexity: its children's, times the rows it may return. A `first` above
 /// the page limit counts as the limit, so that it is refused by its own, clearer code.
-fn cost(first: Option<i32>, child_complexity: usize) -> usize {
+pub(crate) fn cost(first: Option<i32>, child_complexity: usize) -> usize {
     usize::try_from(first.unwrap_or(DEFAULT_PAGE as i32))
         .unwrap_or(0)
         .min(MAX_PAGE)
@@ -578,6 +579,44 @@ impl QueryRoot {
             .await
             .or_internal()?;
         Ok(rows.into_iter().map(SimilarModel).collect())
+    }
+
+    /// The batch of outputs committed with Merkle root `root`.
+    async fn output_batch(&self, ctx: &Context<'_>, root: String) -> Result<Option<OutputBatch>> {
+        super::outputs::batch(ctx, &root).await
+    }
+
+    /// Batches of outputs committed under output licenses, filtered, newest first unless
+    /// ordered otherwise, a page at a time.
+    #[graphql(complexity = "cost(first, child_complexity)")]
+    async fn output_batches(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<OutputBatchFilter>,
+        order_by: Option<OutputBatchOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, OutputBatch>> {
+        super::outputs::batches(ctx, filter, order_by, first, after).await
+    }
+
+    /// Who committed the content with SHA-256 `contentHash` (`0x…`): its earliest commitment
+    /// in a published batch (which license, model and batch); null when no published batch
+    /// holds it. `outputs(where: {contentHash})` lists every commitment.
+    async fn output(&self, ctx: &Context<'_>, content_hash: String) -> Result<Option<Output>> {
+        super::outputs::first_commitment(ctx, &content_hash).await
+    }
+
+    /// Outputs of published batches, filtered, oldest commitment first, a page at a time.
+    #[graphql(complexity = "cost(first, child_complexity)")]
+    async fn outputs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<OutputFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, Output>> {
+        super::outputs::outputs(ctx, filter, first, after).await
     }
 
     /// The indexer's progress: head, finalized and applied blocks.

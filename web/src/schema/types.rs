@@ -40,7 +40,7 @@ impl LicenseKind {
 }
 
 /// Whether a row's block is at or below the finalized block.
-async fn is_final(ctx: &Context<'_>, block: i64) -> Result<bool> {
+pub(crate) async fn is_final(ctx: &Context<'_>, block: i64) -> Result<bool> {
     let state = ctx
         .data_unchecked::<DataLoader<State>>()
         .load_one(0)
@@ -49,7 +49,7 @@ async fn is_final(ctx: &Context<'_>, block: i64) -> Result<bool> {
     Ok(state.is_some_and(|s: indexer_state::Model| block <= s.finalized_block))
 }
 
-async fn model_by_id(ctx: &Context<'_>, id: i64) -> Result<Option<Model>> {
+pub(crate) async fn model_by_id(ctx: &Context<'_>, id: i64) -> Result<Option<Model>> {
     Ok(ctx
         .data_unchecked::<DataLoader<Models>>()
         .load_one(id)

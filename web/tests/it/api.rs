@@ -19,14 +19,14 @@ use web::{Limits, ServerConfig};
 use crate::dbs::{Kind, TestDb};
 use crate::world::{milli, options, terms, World, DAY};
 
-struct Api {
+pub(crate) struct Api {
     url: String,
     http: reqwest::Client,
 }
 
 impl Api {
     /// Serves `db` on a free port from a thread of its own.
-    fn start(db: Db, content: registry::content::Store) -> Api {
+    pub(crate) fn start(db: Db, content: registry::content::Store) -> Api {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -51,7 +51,7 @@ impl Api {
         }
     }
 
-    async fn post(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn post(&self, query: &str, variables: Value) -> Value {
         self.http
             .post(format!("{}/graphql", self.url))
             .json(&json!({ "query": query, "variables": variables }))
@@ -64,14 +64,14 @@ impl Api {
     }
 
     /// The data of a query that must succeed.
-    async fn data(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.post(query, variables).await;
         assert!(response.get("errors").is_none(), "{query}: {response}");
         response["data"].clone()
     }
 
     /// The code of the first error of a query that must fail.
-    async fn code(&self, query: &str) -> String {
+    pub(crate) async fn code(&self, query: &str) -> String {
         let response = self.post(query, Value::Null).await;
         response["errors"][0]["extensions"]["code"]
             .as_str()
@@ -133,7 +133,7 @@ async fn next_message(ws: &mut Socket) -> Value {
     }
 }
 
-fn addr(a: Address) -> String {
+pub(crate) fn addr(a: Address) -> String {
     format!("{a:?}")
 }
 

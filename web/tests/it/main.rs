@@ -9,6 +9,7 @@ mod keys;
 #[path = "../../../registry/tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod models;
+mod outputs;
 mod sdl;
 #[path = "../../../registry/tests/it/support.rs"]
 #[allow(dead_code)] // shared with other test binaries

@@ -1,10 +1,13 @@
-//! `registry index`: follows the chain into the database (see the `registry::indexer` docs).
+//! `registry index`: follows the chain into the database (see the `registry::indexer` docs),
+//! and beside it fetches the leaf lists of published output batches
+//! (`registry::indexer::leaves`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
 use registry::db::Db;
+use registry::indexer::leaves::{self, Fetched, LeafLists};
 use registry::indexer::{Indexer, Options};
 
 use crate::settings::Settings;
@@ -26,9 +29,13 @@ pub(crate) struct Args {
     /// Index up to the current head and exit instead of following it.
     #[arg(long)]
     once: bool,
-    /// Do not fetch fingerprints from the content store.
+    /// Do not fetch fingerprints or leaf lists from the content store.
     #[arg(long)]
     no_content: bool,
+    /// Seconds before the first retry of a leaf list the store could not give (doubles per
+    /// attempt, up to an hour).
+    #[arg(long, default_value_t = 10)]
+    leaf_retry_secs: u64,
 }
 
 impl Args {
@@ -48,19 +55,69 @@ impl Args {
             poll_interval: Duration::from_millis(self.poll_ms),
             ..Options::default()
         };
+        let lists = match self.no_content {
+            true => None,
+            false => Some(LeafLists::new(
+                db.clone(),
+                settings.store().await?,
+                &deployment,
+                leaves::Options {
+                    retry_base: Duration::from_secs(self.leaf_retry_secs),
+                    poll_interval: options.poll_interval,
+                    ..leaves::Options::default()
+                },
+            )),
+        };
         let mut indexer = Indexer::open(db, &url, deployment, content, options).await?;
         if self.once {
             let head = indexer.sync().await?;
             println!("indexed to block {head}");
+            if let Some(lists) = &lists {
+                for fetched in lists.drain().await? {
+                    println!("{}", describe(&fetched));
+                }
+            }
         } else {
             eprintln!("indexing from block {}; Ctrl-C stops", indexer.cursor() + 1);
-            indexer
-                .run(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = stop.send(true);
+            });
+            let until_stopped = || {
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            };
+            let follow = indexer.run(until_stopped());
+            match &lists {
+                Some(lists) => {
+                    tokio::try_join!(follow, lists.run(until_stopped()))?;
+                }
+                None => follow.await?,
+            }
             eprintln!("stopped at block {}", indexer.cursor());
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One line on a leaf list.
+fn describe(fetched: &Fetched) -> String {
+    match fetched {
+        Fetched::Indexed { root, outputs } => {
+            format!("outputs of batch {root}: {outputs} indexed")
+        }
+        Fetched::Invalid { root, reason } => format!("outputs of batch {root}: invalid: {reason}"),
+        Fetched::Failed {
+            root,
+            reason,
+            retry_at,
+        } => format!(
+            "outputs of batch {root}: not fetched ({reason}); retried after {}",
+            registry::amount::format_instant(*retry_at as u64)
+        ),
+        Fetched::Gone { root } => format!("outputs of batch {root}: the batch left the chain"),
     }
 }

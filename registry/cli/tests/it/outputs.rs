@@ -262,7 +262,8 @@ fn committed_outputs_verify_and_forgeries_do_not() {
     assert_eq!(still["valid"], true);
 }
 
-/// `--publish` stores the leaf list: anyone holding an output can find its leaf there.
+/// `--publish` stores the leaf list: anyone holding an output can find its leaf there, and
+/// `index` indexes it.
 #[test]
 fn a_published_batch_lists_its_leaves_in_the_content_store() {
     let env = Env::start(false);
@@ -299,4 +300,15 @@ fn a_published_batch_lists_its_leaves_in_the_content_store() {
         format!("{:?}", Tree::build(&hashes).unwrap().root()),
         committed["root"].as_str().unwrap()
     );
+
+    // `index --once` indexes the published list (the SQLite file in the working folder).
+    env.ok(PROVIDER, &["db", "migrate"]);
+    let indexed = env.run(PROVIDER, &["index", "--once"]);
+    let stdout = String::from_utf8_lossy(&indexed.stdout);
+    assert!(indexed.status.success(), "{stdout}");
+    let line = format!(
+        "outputs of batch {}: 2 indexed",
+        committed["root"].as_str().unwrap()
+    );
+    assert!(stdout.contains(&line), "{stdout}");
 }
