@@ -34,7 +34,7 @@ fn tables() -> Vec<Versioned> {
                     big("block_number"),
                     big("log_index"),
                     text("tx_hash"),
-                    // unpublished, pending, indexed or invalid.
+                    // unpublished, pending, indexing, indexed or invalid.
                     text("leaves_status"),
                     text_null("leaves_detail"),
                     big("leaves_attempts"),
@@ -56,7 +56,8 @@ fn tables() -> Vec<Versioned> {
             versioned(
                 "outputs",
                 vec![
-                    // `{root}-{position, 10 digits}`: unique, and orders a batch's outputs.
+                    // The batch's block, log index and the output's place in its list,
+                    // zero-padded: unique, and in the order outputs were committed.
                     text("id"),
                     text("content_hash"),
                     text("root"),
@@ -73,7 +74,7 @@ fn tables() -> Vec<Versioned> {
             vec![
                 vec!["content_hash"],
                 vec!["id"],
-                vec!["root", "position"],
+                vec!["root", "id"],
                 vec!["license_id"],
                 vec!["model_id"],
             ],

@@ -20,6 +20,9 @@ pub(crate) use entity::Versioned;
 /// Where the database lives unless told otherwise: a SQLite file in the working folder.
 pub const DEFAULT_URL: &str = "sqlite://registry.db?mode=rwc";
 
+/// How long a SQLite writer waits for another to finish.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A connection pool to the read side's database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -52,12 +55,15 @@ impl Db {
         options
             .sqlx_logging(false)
             .max_connections(16)
-            .connect_timeout(std::time::Duration::from_secs(10));
+            .connect_timeout(std::time::Duration::from_secs(10))
+            // On every pooled connection (a PRAGMA would set only the one it ran on): a
+            // writer waits this long for another (the indexer and the leaf-list worker)
+            // instead of failing.
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(SQLITE_BUSY_TIMEOUT));
         let conn = Database::connect(options).await.map_err(db_error(url))?;
         if conn.get_database_backend() == DbBackend::Sqlite {
-            // WAL lets readers (the GraphQL server) run while the indexer writes; a busy
-            // timeout makes a concurrent writer wait instead of failing.
-            conn.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;")
+            // WAL lets readers (the GraphQL server) run while the indexer writes.
+            conn.execute_unprepared("PRAGMA journal_mode=WAL;")
                 .await
                 .map_err(db_error(url))?;
         }

@@ -59,6 +59,8 @@ pub mod leaves_status {
     pub const UNPUBLISHED: &str = "unpublished";
     /// Not fetched yet, or fetching failed and will be retried.
     pub const PENDING: &str = "pending";
+    /// Checked; its outputs are being written (in chunks, so the indexer is not held up).
+    pub const INDEXING: &str = "indexing";
     /// Fetched, checked against the root, and its outputs indexed.
     pub const INDEXED: &str = "indexed";
     /// Fetched (or named) but not the batch's leaves; never retried.

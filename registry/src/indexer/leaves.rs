@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use ethers::types::{Address, H256, U256};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 use super::apply::leaves_status;
 use super::events::{address, hash};
@@ -39,6 +42,9 @@ use crate::{Error, Result};
 /// Batches with more outputs than this are marked invalid instead of read (a list of a
 /// million leaves is about 350 MB of JSON).
 pub const MAX_LEAVES: i64 = 1_000_000;
+
+/// Outputs written per transaction.
+const OUTPUT_CHUNK: usize = 10_000;
 
 /// Bytes a leaf may take in a list (ours take about 350): bounds what a batch's `count` lets
 /// the worker read.
@@ -81,7 +87,8 @@ pub enum Fetched {
         reason: String,
         retry_at: i64,
     },
-    /// The batch left the index (a reorg) while its list was fetched; nothing was written.
+    /// The batch left the index (a reorg) while its list was fetched, or another fetch
+    /// recorded it; nothing (more) was written.
     Gone { root: String },
 }
 
@@ -128,8 +135,9 @@ impl LeafLists {
             .map_err(|e| self.db.error(e))
     }
 
-    /// Tries every batch due now, once each.
+    /// Tries every batch due now, once each (after [`LeafLists::recover`]).
     pub async fn drain(&self) -> Result<Vec<Fetched>> {
+        self.recover().await?;
         let mut done = Vec::new();
         for batch in self.due(None).await? {
             done.push(self.process(batch).await?);
@@ -137,37 +145,49 @@ impl LeafLists {
         Ok(done)
     }
 
-    /// Fetches due lists until `shutdown` completes.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    /// Fetches due lists until `shutdown` completes. A failure (the database busy or down)
+    /// is logged and retried after a pause: the worker never stops the indexer beside it.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut pause = self.options.poll_interval;
+        let mut recovered = false;
         loop {
-            let next = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                next = self.due(Some(1)) => next?,
+            let step = async {
+                if !recovered {
+                    self.recover().await?;
+                }
+                match self.due(Some(1)).await?.into_iter().next() {
+                    Some(batch) => self.process(batch).await.map(Some),
+                    None => Ok(None),
+                }
             };
-            let Some(batch) = next.into_iter().next() else {
+            let outcome = tokio::select! {
+                _ = &mut shutdown => return,
+                outcome = step => outcome,
+            };
+            let idle = match outcome {
+                Ok(Some(fetched)) => {
+                    log(&fetched);
+                    false
+                }
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::warn!(retry_in = ?pause, "leaf lists: {e}");
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                    continue;
+                }
+            };
+            recovered = true;
+            pause = self.options.poll_interval;
+            if idle {
                 tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
-                    _ = tokio::time::sleep(self.options.poll_interval) => continue,
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
                 }
-            };
-            let fetched = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                fetched = self.process(batch) => fetched?,
-            };
-            match &fetched {
-                Fetched::Indexed { root, outputs } => {
-                    tracing::info!(root, outputs, "leaf list indexed")
-                }
-                Fetched::Invalid { root, reason } => {
-                    tracing::warn!(root, "leaf list invalid: {reason}")
-                }
-                Fetched::Failed {
-                    root,
-                    reason,
-                    retry_at,
-                } => tracing::warn!(root, retry_at, "leaf list not fetched: {reason}"),
-                Fetched::Gone { root } => tracing::info!(root, "batch left the index"),
             }
         }
     }
@@ -196,7 +216,12 @@ impl LeafLists {
         let read = tokio::time::timeout(self.options.timeout, self.store.read_bytes(&cid, max));
         let bytes = match read.await {
             Ok(Ok(bytes)) => bytes,
-            Ok(Err(e @ Error::ContentTooLarge { .. })) => return Outcome::Invalid(e.to_string()),
+            // What the CID names is too large or not a file: so it stays.
+            Ok(Err(
+                e @ (Error::ContentTooLarge { .. }
+                | Error::MalformedNode { .. }
+                | Error::InvalidCid { .. }),
+            )) => return Outcome::Invalid(e.to_string()),
             Ok(Err(e)) => return Outcome::Failed(e.to_string()),
             Err(_) => {
                 return Outcome::Failed(format!(
@@ -213,6 +238,7 @@ impl LeafLists {
             license: U256::from(batch.license_id.max(0) as u64),
             model: U256::from(batch.model_id.max(0) as u64),
             block: batch.block_number,
+            log_index: batch.log_index,
         };
         // Parsing and hashing a large list takes a while: off the async threads.
         let checked = tokio::task::spawn_blocking(move || expected.check(&bytes)).await;
@@ -224,58 +250,179 @@ impl LeafLists {
     }
 
     async fn record(&self, batch: &output_batches::Model, outcome: Outcome) -> Result<Fetched> {
+        let root = batch.root.clone();
+        let attempts = batch.leaves_attempts + 1;
+        let conn = self.db.conn();
+        let moved = |from, to, detail, retry_at| {
+            transition(conn, batch.vid, from, to, detail, attempts, retry_at)
+        };
+        match outcome {
+            Outcome::Leaves(rows) => self.write_outputs(batch, rows).await,
+            Outcome::Invalid(reason) => {
+                let detail = Some(reason.clone());
+                Ok(
+                    match moved(leaves_status::PENDING, leaves_status::INVALID, detail, 0)
+                        .await
+                        .map_err(|e| self.db.error(e))?
+                    {
+                        true => Fetched::Invalid { root, reason },
+                        false => Fetched::Gone { root },
+                    },
+                )
+            }
+            Outcome::Failed(reason) => {
+                let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
+                let detail = Some(reason.clone());
+                Ok(
+                    match moved(
+                        leaves_status::PENDING,
+                        leaves_status::PENDING,
+                        detail,
+                        retry_at,
+                    )
+                    .await
+                    .map_err(|e| self.db.error(e))?
+                    {
+                        true => Fetched::Failed {
+                            root,
+                            reason,
+                            retry_at,
+                        },
+                        false => Fetched::Gone { root },
+                    },
+                )
+            }
+        }
+    }
+
+    /// Writes a checked list's outputs: the batch is claimed (`indexing`), the rows are
+    /// written in transactions of [`OUTPUT_CHUNK`] (a million outputs must not hold the
+    /// database's write lock for long: the indexer writes too), each first checking that the
+    /// batch is still there, and the batch is then `indexed`. A reorg that removes the batch
+    /// meanwhile removes what was written (the rows carry its block) and stops the rest; a
+    /// worker stopped midway leaves it `indexing`, which [`LeafLists::recover`] undoes.
+    async fn write_outputs(
+        &self,
+        batch: &output_batches::Model,
+        rows: Vec<outputs::Model>,
+    ) -> Result<Fetched> {
         let err = |e| self.db.error(e);
         let root = batch.root.clone();
         let attempts = batch.leaves_attempts + 1;
-        let (status, detail, retry_at, rows) = match outcome {
-            Outcome::Leaves(rows) => (leaves_status::INDEXED, None, 0, rows),
-            Outcome::Invalid(reason) => (leaves_status::INVALID, Some(reason), 0, Vec::new()),
-            Outcome::Failed(reason) => {
-                let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
-                (leaves_status::PENDING, Some(reason), retry_at, Vec::new())
-            }
-        };
-        let tx = self.db.conn().begin().await.map_err(err)?;
-        // First, and conditional: the batch must still be there and pending (a reorg may have
-        // dropped it while the list was fetched).
-        let moved = output_batches::Entity::update_many()
-            .col_expr(output_batches::Column::LeavesStatus, Expr::value(status))
-            .col_expr(
-                output_batches::Column::LeavesDetail,
-                Expr::value(detail.clone()),
-            )
-            .col_expr(
-                output_batches::Column::LeavesAttempts,
-                Expr::value(attempts),
-            )
-            .col_expr(output_batches::Column::LeavesRetryAt, Expr::value(retry_at))
-            .filter(output_batches::Column::Vid.eq(batch.vid))
-            .filter(output_batches::Column::LeavesStatus.eq(leaves_status::PENDING))
-            .exec(&tx)
+        let (vid, count) = (batch.vid, rows.len());
+        let conn = self.db.conn();
+        use leaves_status::{INDEXED, INDEXING, PENDING};
+        if !transition(conn, vid, PENDING, INDEXING, None, attempts, 0)
             .await
-            .map_err(err)?;
-        if moved.rows_affected == 0 {
-            tx.rollback().await.map_err(err)?;
+            .map_err(err)?
+        {
             return Ok(Fetched::Gone { root });
         }
-        let count = rows.len();
-        outputs::Model::insert_all(rows, &tx).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(match (status, detail) {
-            (leaves_status::INDEXED, _) => Fetched::Indexed {
-                root,
-                outputs: count,
-            },
-            (leaves_status::INVALID, reason) => Fetched::Invalid {
-                root,
-                reason: reason.unwrap_or_default(),
-            },
-            (_, reason) => Fetched::Failed {
-                root,
-                reason: reason.unwrap_or_default(),
-                retry_at,
-            },
+        for chunk in rows.chunks(OUTPUT_CHUNK) {
+            let tx = conn.begin().await.map_err(err)?;
+            // First, as a write: it takes the lock, and finds the batch or not.
+            if !transition(&tx, vid, INDEXING, INDEXING, None, attempts, 0)
+                .await
+                .map_err(err)?
+            {
+                tx.rollback().await.map_err(err)?;
+                return Ok(Fetched::Gone { root });
+            }
+            outputs::Model::insert_all(chunk.to_vec(), &tx)
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+        }
+        if !transition(conn, vid, INDEXING, INDEXED, None, attempts, 0)
+            .await
+            .map_err(err)?
+        {
+            return Ok(Fetched::Gone { root });
+        }
+        Ok(Fetched::Indexed {
+            root,
+            outputs: count,
         })
+    }
+
+    /// Puts back to `pending` the batches a stopped worker left `indexing`, without the
+    /// outputs it wrote; returns how many.
+    pub async fn recover(&self) -> Result<usize> {
+        let err = |e| self.db.error(e);
+        let conn = self.db.conn();
+        let stuck = output_batches::Entity::find()
+            .filter(output_batches::Column::LeavesStatus.eq(leaves_status::INDEXING))
+            .filter(output_batches::Column::ValidTo.is_null())
+            .all(conn)
+            .await
+            .map_err(err)?;
+        for batch in &stuck {
+            let tx = conn.begin().await.map_err(err)?;
+            let reopened = output_batches::Entity::update_many()
+                .col_expr(
+                    output_batches::Column::LeavesStatus,
+                    Expr::value(leaves_status::PENDING),
+                )
+                .filter(output_batches::Column::Vid.eq(batch.vid))
+                .filter(output_batches::Column::LeavesStatus.eq(leaves_status::INDEXING))
+                .exec(&tx)
+                .await
+                .map_err(err)?;
+            if reopened.rows_affected == 1 {
+                outputs::Entity::delete_many()
+                    .filter(outputs::Column::Root.eq(batch.root.clone()))
+                    .filter(outputs::Column::ValidFrom.eq(batch.valid_from))
+                    .exec(&tx)
+                    .await
+                    .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(stuck.len())
+    }
+}
+
+/// Moves batch `vid` from status `from` to `to`, recording the attempt; false when the batch
+/// is not there in status `from` (a reorg removed it, or another fetch recorded it).
+async fn transition<C: ConnectionTrait>(
+    c: &C,
+    vid: i64,
+    from: &str,
+    to: &str,
+    detail: Option<String>,
+    attempts: i64,
+    retry_at: i64,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    let moved = output_batches::Entity::update_many()
+        .col_expr(output_batches::Column::LeavesStatus, Expr::value(to))
+        .col_expr(output_batches::Column::LeavesDetail, Expr::value(detail))
+        .col_expr(
+            output_batches::Column::LeavesAttempts,
+            Expr::value(attempts),
+        )
+        .col_expr(output_batches::Column::LeavesRetryAt, Expr::value(retry_at))
+        .filter(output_batches::Column::Vid.eq(vid))
+        .filter(output_batches::Column::LeavesStatus.eq(from))
+        .exec(c)
+        .await?;
+    Ok(moved.rows_affected == 1)
+}
+
+fn log(fetched: &Fetched) {
+    match fetched {
+        Fetched::Indexed { root, outputs } => tracing::info!(root, outputs, "leaf list indexed"),
+        Fetched::Invalid { root, reason } => tracing::warn!(root, "leaf list invalid: {reason}"),
+        Fetched::Failed {
+            root,
+            reason,
+            retry_at,
+        } => tracing::warn!(root, retry_at, "leaf list not fetched: {reason}"),
+        Fetched::Gone { root } => {
+            tracing::info!(
+                root,
+                "batch left the index (a reorg) or was recorded already"
+            )
+        }
     }
 }
 
@@ -286,6 +433,12 @@ fn backoff(options: &Options, attempts: i64) -> Duration {
         .retry_base
         .saturating_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
         .min(options.retry_max)
+}
+
+/// An output's id: its batch's block and log index and its place in the list, zero-padded, so
+/// that ids sort in the order the outputs were committed.
+pub fn output_id(block: i64, log_index: i64, position: usize) -> String {
+    format!("{block:012}-{log_index:06}-{position:010}")
 }
 
 fn now() -> i64 {
@@ -301,6 +454,7 @@ struct Expected {
     license: U256,
     model: U256,
     block: i64,
+    log_index: i64,
 }
 
 impl Expected {
@@ -348,7 +502,7 @@ impl Expected {
             .enumerate()
             .map(|(i, (leaf, leaf_hash))| outputs::Model {
                 vid: 0,
-                id: format!("{}-{i:010}", self.root),
+                id: output_id(self.block, self.log_index, i),
                 content_hash: hash(leaf.content_sha256),
                 root: self.root.clone(),
                 position: i as i64,
@@ -408,6 +562,7 @@ mod tests {
             license: scope.license,
             model: scope.model,
             block: 9,
+            log_index: 2,
         }
     }
 
@@ -495,7 +650,7 @@ mod tests {
     fn output_row(root: &str, block: i64) -> outputs::Model {
         outputs::Model {
             vid: 0,
-            id: format!("{root}-0000000000"),
+            id: output_id(block, 0, 0),
             content_hash: hash(H256::repeat_byte(1)),
             root: root.into(),
             position: 0,
@@ -574,5 +729,43 @@ mod tests {
             }
         );
         assert_eq!(count().await, 0);
+
+        // A worker stopped while writing left a batch `indexing` with part of its outputs:
+        // recovery removes them and makes it pending again; an indexed batch is kept.
+        let kept = stored("0xcc").await;
+        lists
+            .record(&kept, Outcome::Leaves(vec![output_row("0xcc", 5)]))
+            .await
+            .unwrap();
+        let stuck = stored("0xdd").await;
+        output_batches::Entity::update_many()
+            .col_expr(
+                output_batches::Column::LeavesStatus,
+                Expr::value(leaves_status::INDEXING),
+            )
+            .filter(output_batches::Column::Vid.eq(stuck.vid))
+            .exec(db.conn())
+            .await
+            .unwrap();
+        outputs::Model::insert_all(vec![output_row("0xdd", 5)], db.conn())
+            .await
+            .unwrap();
+        assert_eq!(count().await, 2);
+        assert_eq!(lists.recover().await.unwrap(), 1);
+        assert_eq!(count().await, 1, "only the indexed batch's output is left");
+        let status = |root: &'static str| {
+            let db = db.clone();
+            async move {
+                output_batches::Entity::find()
+                    .filter(output_batches::Column::Root.eq(root))
+                    .one(db.conn())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .leaves_status
+            }
+        };
+        assert_eq!(status("0xdd").await, leaves_status::PENDING);
+        assert_eq!(status("0xcc").await, leaves_status::INDEXED);
     }
 }

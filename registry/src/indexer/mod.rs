@@ -277,10 +277,29 @@ impl Indexer {
     /// Follows the chain until `shutdown` completes.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let mut pause = Duration::from_secs(1);
         loop {
             let step = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                step = self.step() => step?,
+                step = self.step() => step,
+            };
+            let step = match step {
+                Ok(step) => {
+                    pause = Duration::from_secs(1);
+                    step
+                }
+                // A failed step wrote nothing; the database may be busy (the leaf-list worker
+                // writes too) or restarting. Other errors stop the indexer.
+                Err(e @ Error::Database { .. }) => {
+                    tracing::warn!(retry_in = ?pause, "{e}");
+                    tokio::select! {
+                        _ = &mut shutdown => return Ok(()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             match step {
                 Step::Applied { from, to, events } => {

@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod check;
 pub mod commit;
+pub mod inclusion;
 pub mod leaf;
 pub mod receipt;
 pub mod tree;

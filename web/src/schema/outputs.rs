@@ -34,6 +34,8 @@ pub enum LeafListStatus {
     Unpublished,
     /// Not fetched yet, or the content store could not give it; retried.
     Pending,
+    /// Fetched and checked; its outputs are being written.
+    Indexing,
     /// Fetched, checked against the committed root, and its outputs indexed.
     Indexed,
     /// The published list is not the committed batch (see `detail`); never indexed.
@@ -44,6 +46,7 @@ impl LeafListStatus {
     fn from_text(text: &str) -> Self {
         match text {
             leaves_status::PENDING => Self::Pending,
+            leaves_status::INDEXING => Self::Indexing,
             leaves_status::INDEXED => Self::Indexed,
             leaves_status::INVALID => Self::Invalid,
             _ => Self::Unpublished,
@@ -54,6 +57,7 @@ impl LeafListStatus {
         match self {
             Self::Unpublished => leaves_status::UNPUBLISHED,
             Self::Pending => leaves_status::PENDING,
+            Self::Indexing => leaves_status::INDEXING,
             Self::Indexed => leaves_status::INDEXED,
             Self::Invalid => leaves_status::INVALID,
         }
@@ -152,7 +156,8 @@ pub struct Output(pub outputs::Model);
 
 #[Object]
 impl Output {
-    /// `{root}-{position}`.
+    /// The batch's block, its log index and the output's place in the list: ids sort in the
+    /// order outputs were committed.
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
@@ -308,7 +313,6 @@ pub(crate) async fn first_commitment(
     Ok(outputs::Entity::find()
         .filter(current())
         .filter(outputs::Column::ContentHash.eq(content_hash))
-        .order_by_asc(outputs::Column::BlockNumber)
         .order_by_asc(outputs::Column::Id)
         .one(conn(ctx))
         .await
@@ -350,14 +354,14 @@ async fn output_page(
         conn,
         q,
         Order {
-            key: Some(outputs::Column::BlockNumber),
+            key: None,
             tie: outputs::Column::Id,
             desc: false,
         },
         first,
         after,
         |o| Cursor {
-            key: Some(Part::Int(o.block_number)),
+            key: None,
             tie: Part::Text(o.id.clone()),
         },
         |o| Ok(Output(o)),

@@ -33,7 +33,7 @@ pub(crate) struct Args {
     #[arg(long)]
     no_content: bool,
     /// Seconds before the first retry of a leaf list the store could not give (doubles per
-    /// attempt, up to an hour).
+    /// attempt, up to an hour; at least 1).
     #[arg(long, default_value_t = 10)]
     leaf_retry_secs: u64,
 }
@@ -62,8 +62,9 @@ impl Args {
                 settings.store().await?,
                 &deployment,
                 leaves::Options {
-                    retry_base: Duration::from_secs(self.leaf_retry_secs),
-                    poll_interval: options.poll_interval,
+                    // At least a second: a list that fails at once is not retried in a loop.
+                    retry_base: Duration::from_secs(self.leaf_retry_secs.max(1)),
+                    poll_interval: options.poll_interval.max(Duration::from_millis(100)),
                     ..leaves::Options::default()
                 },
             )),
@@ -80,9 +81,11 @@ impl Args {
         } else {
             eprintln!("indexing from block {}; Ctrl-C stops", indexer.cursor() + 1);
             let (stop, stopped) = tokio::sync::watch::channel(false);
+            let stop = std::sync::Arc::new(stop);
+            let on_signal = stop.clone();
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
-                let _ = stop.send(true);
+                let _ = on_signal.send(true);
             });
             let until_stopped = || {
                 let mut stopped = stopped.clone();
@@ -90,11 +93,14 @@ impl Args {
                     let _ = stopped.wait_for(|s| *s).await;
                 }
             };
-            let follow = indexer.run(until_stopped());
+            // The worker logs its own failures and goes on; the indexer's end stops it.
+            let follow = async {
+                let followed = indexer.run(until_stopped()).await;
+                let _ = stop.send(true);
+                followed
+            };
             match &lists {
-                Some(lists) => {
-                    tokio::try_join!(follow, lists.run(until_stopped()))?;
-                }
+                Some(lists) => tokio::join!(follow, lists.run(until_stopped())).0?,
                 None => follow.await?,
             }
             eprintln!("stopped at block {}", indexer.cursor());
@@ -118,6 +124,8 @@ fn describe(fetched: &Fetched) -> String {
             "outputs of batch {root}: not fetched ({reason}); retried after {}",
             registry::amount::format_instant(*retry_at as u64)
         ),
-        Fetched::Gone { root } => format!("outputs of batch {root}: the batch left the chain"),
+        Fetched::Gone { root } => {
+            format!("outputs of batch {root}: the batch left the chain or was recorded already")
+        }
     }
 }
