@@ -175,6 +175,11 @@ pub enum Error {
     ReceiptExists { path: std::path::PathBuf },
     #[error("no outputs to commit")]
     NoOutputs,
+    #[error("no offline proof of block {block:?}: {reason}")]
+    Inclusion {
+        block: ethers::types::H256,
+        reason: String,
+    },
     #[error("{path} is dated {produced_at}, after the chain's time {now} (unix seconds): its receipt could never verify")]
     ProducedInFuture {
         path: std::path::PathBuf,

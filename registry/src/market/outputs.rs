@@ -7,7 +7,8 @@ use ethers::types::{Address, Filter, H256, U256};
 
 use super::{one_event, Market};
 use crate::chain::{self, Target};
-use crate::Result;
+use crate::outputs::inclusion::{encode_header, encode_receipt, Inclusion};
+use crate::{Error, Result};
 
 /// A committed batch, as `OutputsCommitted` recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,5 +134,56 @@ impl Market {
         Err(self.rpc_error(format!(
             "the node stores batch {root:?} but has no OutputsCommitted log of it in block {block}"
         )))
+    }
+
+    /// The offline proof of transaction `tx` in block `block_hash`: the block's header and the
+    /// proof of the transaction's receipt in it, built from the node's answers and checked
+    /// against the block's hash and receipts root.
+    pub async fn inclusion(&self, tx: H256, block_hash: H256) -> Result<Inclusion> {
+        use ethers::providers::Middleware;
+        let failed = |reason: String| Error::Inclusion {
+            block: block_hash,
+            reason,
+        };
+        let rpc = |e: ethers::providers::ProviderError| failed(format!("the node: {e}"));
+        let provider = self.client.provider();
+        let block: serde_json::Value = provider
+            .request("eth_getBlockByHash", (block_hash, false))
+            .await
+            .map_err(rpc)?;
+        if block.is_null() {
+            return Err(failed("the node does not have the block".into()));
+        }
+        let header = encode_header(&block).map_err(failed)?;
+        let hashed = H256(ethers::utils::keccak256(&header));
+        if hashed != block_hash {
+            return Err(failed(format!(
+                "the header encodes to a block hashing to {hashed:?} (a header field this \
+                 version does not know?)"
+            )));
+        }
+        let hashes: Vec<H256> = serde_json::from_value(block["transactions"].clone())
+            .map_err(|e| failed(format!("the block's transactions: {e}")))?;
+        let index = hashes
+            .iter()
+            .position(|h| *h == tx)
+            .ok_or_else(|| failed(format!("transaction {tx:?} is not in it")))?;
+        let mut receipts: Vec<ethers::types::TransactionReceipt> = provider
+            .request("eth_getBlockReceipts", [block_hash])
+            .await
+            .map_err(rpc)?;
+        receipts.sort_by_key(|r| r.transaction_index);
+        if receipts.len() != hashes.len()
+            || receipts
+                .iter()
+                .zip(&hashes)
+                .any(|(r, h)| r.transaction_hash != *h)
+        {
+            return Err(failed(
+                "the node's receipts are not those of the block's transactions".into(),
+            ));
+        }
+        let encoded: Vec<Vec<u8>> = receipts.iter().map(encode_receipt).collect();
+        Inclusion::build(header, &encoded, index as u64).map_err(failed)
     }
 }

@@ -196,6 +196,14 @@ pub async fn commit(
             0
         }
     };
+    // Also optional: without it a receipt still verifies against a node.
+    let inclusion = match market.inclusion(committed.tx, committed.block_hash).await {
+        Ok(inclusion) => Some(inclusion),
+        Err(e) => {
+            tracing::warn!("the receipts will not verify offline: {e}");
+            None
+        }
+    };
     let mut receipts = Vec::with_capacity(request.files.len());
     let mut failed = None;
     for ((file, leaf), slot) in request.files.iter().zip(&batch.leaves).zip(slots) {
@@ -224,6 +232,7 @@ pub async fn commit(
                 registry: deployment.registry,
                 market: deployment.market,
             },
+            inclusion: inclusion.clone(),
         };
         // Written all, as far as possible: one failure does not cost the others.
         match receipt.write_into(slot) {

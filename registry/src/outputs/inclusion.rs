@@ -158,7 +158,7 @@ impl Inclusion {
             .enumerate()
             .map(|(i, r)| (key(i as u64), r))
             .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.sort_by_key(|(k, _)| *k);
         let mut builder =
             HashBuilder::default().with_proof_retainer(ProofRetainer::from_iter([target]));
         for (k, value) in &keyed {

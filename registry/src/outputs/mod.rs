@@ -12,7 +12,7 @@ pub mod receipt;
 pub mod tree;
 
 pub use batch::{Batch, Scope};
-pub use check::{check, Valid, Verdict};
+pub use check::{check, check_offline, Valid, Verdict};
 pub use commit::{commit, CommitRequest, Committed};
 pub use leaf::OutputLeaf;
 pub use receipt::Receipt;

@@ -7,6 +7,7 @@ use std::path::Path;
 use ethers::types::{Address, H256};
 use serde::{Deserialize, Serialize};
 
+use super::inclusion::Inclusion;
 use super::OutputLeaf;
 use crate::{Error, Result};
 
@@ -41,6 +42,11 @@ pub struct Receipt {
     /// The block's time (unix seconds).
     pub committed_at: u64,
     pub contracts: Contracts,
+    /// The block's header and the proof of the commitment's transaction receipt in it, for
+    /// checks without a node against a trusted block hash (absent when the node could not
+    /// give them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<Inclusion>,
 }
 
 /// Where a receipt will be written: a temporary file beside it, opened before anything is

@@ -187,6 +187,7 @@ async fn a_leaf_naming_another_license_than_its_batch_is_not_valid() {
             registry: market.deployment().registry,
             market: market.deployment().market,
         },
+        inclusion: None,
     };
     // Leaves naming license a, the root committed under license b.
     let batch = Batch::new(scope(a), &[(sha, 1_700_000_000)]).unwrap();

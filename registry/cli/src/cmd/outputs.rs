@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ethers::types::U256;
+use ethers::types::{H256, U256};
 use registry::content::Version;
 use registry::outputs::batch::receipt_path;
 use registry::outputs::{self, CommitRequest, Receipt, Verdict};
@@ -19,8 +19,8 @@ pub(crate) enum Command {
     /// Hash output files (a folder: every file in it), commit their batch's Merkle root under
     /// an output license you hold, and write a receipt beside each (`FILE.receipt.json`).
     Commit(CommitArgs),
-    /// Check an output against its receipt and the chain. Exit code 0 when valid, 1 when not
-    /// (naming why), 2 on an error.
+    /// Check an output against its receipt and the chain (or, with --trusted-block, without a
+    /// node). Exit code 0 when valid, 1 when not (naming why), 2 on an error.
     Verify(VerifyArgs),
 }
 
@@ -50,9 +50,24 @@ pub(crate) struct VerifyArgs {
     /// The receipt [default: FILE.receipt.json]
     #[arg(long)]
     receipt: Option<PathBuf>,
+    /// Check without a node, against this block hash (one you trust, from your own node or an
+    /// explorer): the receipt's bundled header must hash to it and prove the commitment's
+    /// transaction receipt. The deployment file names the market.
+    #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+    trusted_block: Option<H256>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_hash(text: &str) -> Result<H256, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.len() != 64 {
+        return Err(format!("{text:?} is not a block hash (64 hex digits)"));
+    }
+    digits
+        .parse::<H256>()
+        .map_err(|e| format!("{text:?} is not a block hash: {e}"))
 }
 
 impl Command {
@@ -151,8 +166,13 @@ impl VerifyArgs {
             .clone()
             .unwrap_or_else(|| receipt_path(&self.file));
         let receipt = Receipt::read(&receipt_file)?;
-        let market = settings.market().await?;
-        match outputs::check(&market, &self.file, &receipt).await? {
+        let verdict = match self.trusted_block {
+            Some(trusted) => {
+                outputs::check_offline(&self.file, &receipt, &settings.deployment()?, trusted)?
+            }
+            None => outputs::check(&settings.market().await?, &self.file, &receipt).await?,
+        };
+        match verdict {
             Verdict::Valid(valid) => {
                 if self.json {
                     let value = serde_json::json!({

@@ -312,3 +312,88 @@ fn a_published_batch_lists_its_leaves_in_the_content_store() {
     );
     assert!(stdout.contains(&line), "{stdout}");
 }
+
+/// With `--trusted-block`, a receipt verifies with no node (the node named is not there): its
+/// bundled header and receipt proof show the commitment; a hash not trusted, a changed file,
+/// a tampered transaction receipt, another batch's leaf with this batch's proof, and a receipt
+/// bundling no proof each fail by name.
+#[test]
+fn a_receipt_verifies_offline_against_a_trusted_block() {
+    let env = Env::start(false);
+    let (model, license) = output_license(&env, 63);
+    let files = outputs(&env);
+    let commit = |files: &[&std::path::Path]| {
+        let mut args = vec!["outputs", "commit"];
+        args.extend(files.iter().map(|f| path_str(f)));
+        args.extend(["--license", &license, "--json"]);
+        env.ok(PROVIDER, &args)
+    };
+    commit(&[&files[0], &files[1]]);
+    commit(&[&files[2]]);
+    let receipt = receipt_of(&files[1]);
+    assert!(receipt.inclusion.is_some(), "commit bundles the proof");
+    let trusted = format!("{:?}", receipt.block_hash);
+    let offline = |file: &std::path::Path, receipt: &Receipt, trusted: &str| {
+        let path = env.path("offline.receipt.json");
+        std::fs::write(&path, serde_json::to_vec(receipt).unwrap()).unwrap();
+        let out = env.run(
+            STRANGER,
+            &[
+                "--rpc-url",
+                "http://127.0.0.1:9",
+                "outputs",
+                "verify",
+                path_str(file),
+                "--receipt",
+                path_str(&path),
+                "--trusted-block",
+                trusted,
+                "--json",
+            ],
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (
+            out.status.code().unwrap(),
+            json,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (code, out, err) = offline(&files[1], &receipt, &trusted);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(out["valid"], true);
+    assert_eq!(out["license"], license.as_str());
+    assert_eq!(out["model"], model.as_str());
+    assert_eq!(
+        out["provider"].as_str().unwrap().to_lowercase(),
+        ACCOUNT[PROVIDER as usize].to_lowercase()
+    );
+    assert_eq!(out["block"], receipt.block);
+    assert_eq!(out["committed_at"], receipt.committed_at);
+
+    let reason = |(code, out, err): (i32, serde_json::Value, String)| {
+        assert_eq!(code, 1, "{out} {err}");
+        out["reason"].as_str().unwrap().to_string()
+    };
+    let other_hash = format!("0x{}", "11".repeat(32));
+    assert!(reason(offline(&files[1], &receipt, &other_hash)).contains("not the trusted"));
+    assert!(reason(offline(&files[0], &receipt, &trusted)).contains("the file changed"));
+    let mut tampered = receipt.clone();
+    let inclusion = tampered.inclusion.as_mut().unwrap();
+    let mut bytes = inclusion.receipt.to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    inclusion.receipt = bytes.into();
+    let why = reason(offline(&files[1], &tampered, &trusted));
+    assert!(why.contains("not in block"), "{why}");
+    // The other batch's leaf and proof (valid for its own root) with this block's proof.
+    let mut spliced = receipt_of(&files[2]);
+    spliced.inclusion = receipt.inclusion.clone();
+    let why = reason(offline(&files[2], &spliced, &trusted));
+    assert!(why.contains("committed no root"), "{why}");
+
+    let mut bare = receipt.clone();
+    bare.inclusion = None;
+    let (code, _, err) = offline(&files[1], &bare, &trusted);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bundles no block header"), "{err}");
+}
