@@ -7,7 +7,7 @@ use ethers::types::{Address, Filter, H256, U256};
 
 use super::{one_event, Market};
 use crate::chain::{self, Target};
-use crate::outputs::inclusion::{encode_header, encode_receipt, Inclusion};
+use crate::outputs::inclusion::{encode_header, encode_receipt, find_log, Inclusion};
 use crate::{Error, Result};
 
 /// A committed batch, as `OutputsCommitted` recorded it.
@@ -184,6 +184,21 @@ impl Market {
             ));
         }
         let encoded: Vec<Vec<u8>> = receipts.iter().map(encode_receipt).collect();
-        Inclusion::build(header, &encoded, index as u64).map_err(failed)
+        let inclusion = Inclusion::build(header, &encoded, index as u64).map_err(failed)?;
+        // Checked as a verifier will check it: the node's transaction order is not covered by
+        // the receipts root, and a receipt that never verifies offline must not be written.
+        let included = inclusion.open(block_hash).map_err(failed)?;
+        if find_log(
+            &included,
+            self.deployment.market,
+            OutputsCommittedFilter::signature(),
+        )
+        .is_empty()
+        {
+            return Err(failed(format!(
+                "the receipt proved (transaction {index}) holds no commitment from the market"
+            )));
+        }
+        Ok(inclusion)
     }
 }

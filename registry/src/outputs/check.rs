@@ -26,6 +26,9 @@ pub struct Valid {
     pub provider: Option<Address>,
     pub root: H256,
     pub block: u64,
+    /// The block's hash (`None`: the node has no log of the commitment). Offline, the trusted
+    /// hash: compare it with the hash of block `block` from a source you trust.
+    pub block_hash: Option<H256>,
     /// The block's time: the output was committed by then.
     pub committed_at: u64,
     /// What the provider stated.
@@ -117,11 +120,11 @@ pub async fn check(market: &Market, file: &Path, receipt: &Receipt) -> Result<Ve
     }
     // Only the event names the provider; a node that keeps no logs that old still answers
     // the rest.
-    let provider = match market
+    let event = match market
         .committed_batch(leaf.license_id, receipt.root, batch.block)
         .await
     {
-        Ok(event) => Some(event.provider),
+        Ok(event) => Some(event),
         Err(e) => {
             tracing::warn!("the provider of batch {:?} is unknown: {e}", receipt.root);
             None
@@ -130,9 +133,10 @@ pub async fn check(market: &Market, file: &Path, receipt: &Receipt) -> Result<Ve
     Ok(Verdict::Valid(Valid {
         model: leaf.model_id,
         license: leaf.license_id,
-        provider,
+        provider: event.as_ref().map(|e| e.provider),
         root: receipt.root,
         block: batch.block,
+        block_hash: event.map(|e| e.block_hash),
         committed_at: batch.committed_at,
         produced_at: leaf.produced_at,
     }))
@@ -206,6 +210,7 @@ pub fn check_offline(
         provider: Some(event.provider),
         root: receipt.root,
         block: included.block,
+        block_hash: Some(trusted),
         committed_at: included.timestamp,
         produced_at: leaf.produced_at,
     }))

@@ -196,6 +196,14 @@ impl Inclusion {
             ));
         }
         let header = Rlp::new(&self.header);
+        let fields = header
+            .item_count()
+            .map_err(|e| format!("the header is not RLP: {e}"))?;
+        if !(REQUIRED_FIELDS..=HEADER_FIELDS.len()).contains(&fields) {
+            return Err(format!(
+                "{hashed:?} is not a block header ({fields} fields)"
+            ));
+        }
         let number = header_number(&header, 8, "number")?;
         let timestamp = header_number(&header, 11, "timestamp")?;
         let root = receipts_root(&self.header)?;

@@ -117,13 +117,19 @@ impl Receipt {
             path: path.into(),
             reason,
         };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_RECEIPT {
+        // Read through a bound, not by the size the file reports: a pipe or a device reports
+        // none, and a file may grow meanwhile.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_RECEIPT + 1),
+            &mut bytes,
+        )
+        .map_err(io)?;
+        if bytes.len() as u64 > MAX_RECEIPT {
             return Err(bad(format!(
-                "{len} bytes: too large for a receipt (at most {MAX_RECEIPT})"
+                "more than {MAX_RECEIPT} bytes: too large for a receipt"
             )));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
         let receipt: Receipt =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a receipt: {e}")))?;
         if receipt.format != FORMAT {
@@ -133,5 +139,39 @@ impl Receipt {
             )));
         }
         Ok(receipt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receipt named by a pipe (which reports no size) is read only up to the bound.
+    #[test]
+    fn a_receipt_is_read_only_up_to_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("receipt.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                let chunk = vec![b' '; 1 << 16];
+                // Far more than a receipt may be; stops when the reader hangs up.
+                for _ in 0..(64 * MAX_RECEIPT / chunk.len() as u64) {
+                    if pipe.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let err = Receipt::read(&fifo).unwrap_err().to_string();
+        assert!(err.contains("too large for a receipt"), "{err}");
+        writer.join().unwrap();
     }
 }

@@ -168,7 +168,14 @@ impl VerifyArgs {
         let receipt = Receipt::read(&receipt_file)?;
         let verdict = match self.trusted_block {
             Some(trusted) => {
-                outputs::check_offline(&self.file, &receipt, &settings.deployment()?, trusted)?
+                let deployment = settings.deployment()?;
+                if deployment.chain_id == 0 {
+                    anyhow::bail!(
+                        "--trusted-block checks without a node, so it needs the chain id: \
+                         --chain-id N (or a deployment file)"
+                    );
+                }
+                outputs::check_offline(&self.file, &receipt, &deployment, trusted)?
             }
             None => outputs::check(&settings.market().await?, &self.file, &receipt).await?,
         };
@@ -182,6 +189,7 @@ impl VerifyArgs {
                         "provider": valid.provider.map(|p| format!("{p:?}")),
                         "root": format!("{:?}", valid.root),
                         "block": valid.block,
+                        "block_hash": valid.block_hash.map(|h| format!("{h:?}")),
                         "committed_at": valid.committed_at,
                         "produced_at": valid.produced_at,
                     });
@@ -195,10 +203,19 @@ impl VerifyArgs {
                         valid
                             .provider
                             .map_or("its holder (the node keeps no log of it)".into(), |p| format!("{p:?}")),
-                        valid.block,
+                        match valid.block_hash {
+                            Some(hash) => format!("{} ({hash:?})", valid.block),
+                            None => valid.block.to_string(),
+                        },
                         registry::amount::format_instant(valid.committed_at),
                         registry::amount::format_instant(valid.produced_at),
                     );
+                    if self.trusted_block.is_some() {
+                        println!(
+                            "the block's hash is the one you gave: it proves this only if you took it for block {} from a source you trust, not from the receipt",
+                            valid.block
+                        );
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }

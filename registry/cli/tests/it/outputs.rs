@@ -369,6 +369,7 @@ fn a_receipt_verifies_offline_against_a_trusted_block() {
         ACCOUNT[PROVIDER as usize].to_lowercase()
     );
     assert_eq!(out["block"], receipt.block);
+    assert_eq!(out["block_hash"], trusted.as_str());
     assert_eq!(out["committed_at"], receipt.committed_at);
 
     let reason = |(code, out, err): (i32, serde_json::Value, String)| {
@@ -390,6 +391,25 @@ fn a_receipt_verifies_offline_against_a_trusted_block() {
     spliced.inclusion = receipt.inclusion.clone();
     let why = reason(offline(&files[2], &spliced, &trusted));
     assert!(why.contains("committed no root"), "{why}");
+
+    // Contracts named on the command line need the chain id with them (no node to ask).
+    let out = env.run(
+        STRANGER,
+        &[
+            "--registry-address",
+            &format!("{:?}", receipt.contracts.registry),
+            "--market-address",
+            &format!("{:?}", receipt.contracts.market),
+            "outputs",
+            "verify",
+            path_str(&files[1]),
+            "--trusted-block",
+            &trusted,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs the chain id"), "{err}");
 
     let mut bare = receipt.clone();
     bare.inclusion = None;
