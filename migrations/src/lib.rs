@@ -22,6 +22,7 @@ mod m0001_initial;
 mod m0002_contracts_v2;
 mod m0003_escrow;
 mod m0004_outputs;
+mod m0005_unique_current;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_contracts_v2::Migration),
             Box::new(m0003_escrow::Migration),
             Box::new(m0004_outputs::Migration),
+            Box::new(m0005_unique_current::Migration),
         ]
     }
 }

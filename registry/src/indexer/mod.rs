@@ -348,6 +348,17 @@ impl Indexer {
             Some(logs) => logs,
             None => return Ok(Step::Retry),
         };
+        let logs = match in_range(logs, a, b) {
+            Ok(logs) => logs,
+            Err(reason) => {
+                tracing::warn!(
+                    from = a,
+                    to = b,
+                    "the node's logs contradict each other: {reason}; retrying"
+                );
+                return Ok(Step::Retry);
+            }
+        };
         // The range is consistent only if its last block did not change meanwhile.
         let last_again = self.header(b).await?;
         if last_again.hash != last.hash {
@@ -675,6 +686,50 @@ impl Indexer {
     }
 }
 
+/// The logs a node answered for `a..=b`, as the range holds them. Nodes have answered with
+/// each log twice (some Erigon versions), with logs of blocks they had dropped (`removed`), and
+/// with logs outside the range asked; applied as given, each would change the index (a credit
+/// counted twice) without an error. A repeated log (same block hash and log index, same
+/// content) is kept once, removed and out-of-range logs are left out (the range that holds
+/// them reads them again), and two different logs at one position are an error.
+fn in_range(logs: Vec<Log>, a: u64, b: u64) -> std::result::Result<Vec<Log>, String> {
+    let mut seen: std::collections::HashMap<(Option<H256>, Option<ethers::types::U256>), usize> =
+        std::collections::HashMap::new();
+    let mut kept: Vec<Log> = Vec::with_capacity(logs.len());
+    let mut dropped = 0usize;
+    for log in logs {
+        let outside = log
+            .block_number
+            .is_some_and(|n| n.as_u64() < a || n.as_u64() > b);
+        if log.removed == Some(true) || outside {
+            dropped += 1;
+            continue;
+        }
+        match seen.get(&(log.block_hash, log.log_index)) {
+            Some(&i) if kept[i] == log => dropped += 1,
+            Some(_) => {
+                return Err(format!(
+                    "two different logs at block {:?} log index {:?}",
+                    log.block_number, log.log_index
+                ))
+            }
+            None => {
+                seen.insert((log.block_hash, log.log_index), kept.len());
+                kept.push(log);
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            from = a,
+            to = b,
+            dropped,
+            "the node answered logs repeated, removed or outside the range; left out"
+        );
+    }
+    Ok(kept)
+}
+
 /// Whether a node's `eth_getLogs` error says the range (or its result) is too large, as
 /// providers word it; rate limits are not (they are retried as they are).
 fn refused_range(message: &str) -> bool {
@@ -750,6 +805,39 @@ async fn upsert_hashes<C: sea_orm::ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::refused_range;
+
+    /// Repeated, removed and out-of-range logs are left out; a position held by two different
+    /// logs is refused.
+    #[test]
+    fn only_the_range_s_own_logs_are_kept_once() {
+        use ethers::types::{Log, H256, U256, U64};
+        let log = |block: u64, index: u64, byte: u8| Log {
+            block_number: Some(U64::from(block)),
+            block_hash: Some(H256::repeat_byte(block as u8)),
+            log_index: Some(U256::from(index)),
+            data: vec![byte].into(),
+            ..Log::default()
+        };
+        let removed = Log {
+            removed: Some(true),
+            ..log(5, 9, 1)
+        };
+        let logs = vec![
+            log(5, 0, 1),
+            log(5, 0, 1),
+            log(6, 1, 2),
+            removed,
+            log(4, 0, 3),
+            log(8, 0, 4),
+            log(6, 1, 2),
+        ];
+        assert_eq!(
+            super::in_range(logs, 5, 7).unwrap(),
+            vec![log(5, 0, 1), log(6, 1, 2)]
+        );
+        let err = super::in_range(vec![log(5, 0, 1), log(5, 0, 2)], 5, 7).unwrap_err();
+        assert!(err.contains("two different logs"), "{err}");
+    }
 
     #[test]
     fn range_refusals_are_told_from_rate_limits() {

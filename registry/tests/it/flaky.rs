@@ -2,7 +2,9 @@
 //! answer and answers others `429 Too Many Requests`, the way overloaded or rate-limited RPC
 //! providers do, and refuses `eth_getLogs` ranges wider than a few blocks, as capped providers
 //! do. The indexer must retry and halve its ranges through it and end in exactly the state a
-//! direct replay produces.
+//! direct replay produces. It can also lie in `eth_getLogs` answers, as nodes have: every log
+//! twice, a log marked `removed`, a log of a block outside the range; the index must not
+//! change.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,8 @@ struct Counters {
     limited: AtomicUsize,
     /// `eth_getLogs` calls refused for spanning more than [`MAX_LOG_RANGE`] blocks.
     refused: AtomicUsize,
+    /// `eth_getLogs` answers with logs added.
+    lied: AtomicUsize,
 }
 
 /// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
@@ -40,8 +44,9 @@ fn log_range(body: &[u8]) -> Option<u64> {
 }
 
 /// Starts the proxy; about one request in `every` fails (dropped or rate-limited), picked by a
-/// hash of its sequence number so failures do not fall into step with the client's calls.
-async fn start_proxy(upstream: String, every: usize) -> (String, Arc<Counters>) {
+/// hash of its sequence number so failures do not fall into step with the client's calls;
+/// with `lie`, log answers get their logs repeated and false ones added.
+async fn start_proxy(upstream: String, every: Option<usize>, lie: bool) -> (String, Arc<Counters>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let counters = Arc::new(Counters::default());
@@ -56,7 +61,7 @@ async fn start_proxy(upstream: String, every: usize) -> (String, Arc<Counters>) 
             let (http, upstream, c, seen) =
                 (http.clone(), upstream.clone(), c.clone(), seen.clone());
             tokio::spawn(async move {
-                let _ = serve(socket, http, upstream, c, seen, every).await;
+                let _ = serve(socket, http, upstream, c, seen, every, lie).await;
             });
         }
     });
@@ -69,7 +74,8 @@ async fn serve(
     upstream: String,
     counters: Arc<Counters>,
     seen: Arc<AtomicUsize>,
-    every: usize,
+    every: Option<usize>,
+    lie: bool,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(socket);
     loop {
@@ -96,7 +102,7 @@ async fn serve(
         reader.read_exact(&mut body).await?;
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
         let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-        if h.is_multiple_of(every as u64) {
+        if let Some(every) = every.filter(|e| h.is_multiple_of(*e as u64)) {
             if (h / every as u64).is_multiple_of(2) {
                 counters.dropped.fetch_add(1, Ordering::SeqCst);
                 // Hang up without an answer: a dropped connection.
@@ -130,7 +136,7 @@ async fn serve(
         let answer = http
             .post(&upstream)
             .header("content-type", "application/json")
-            .body(body)
+            .body(body.clone())
             .send()
             .await
             .map_err(std::io::Error::other)?
@@ -138,6 +144,13 @@ async fn serve(
             .await
             .map_err(std::io::Error::other)?;
         counters.forwarded.fetch_add(1, Ordering::SeqCst);
+        let answer = match (lie, log_range(&body)) {
+            (true, Some(_)) => {
+                counters.lied.fetch_add(1, Ordering::SeqCst);
+                lie_about(&body, &answer).into()
+            }
+            _ => answer,
+        };
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             answer.len()
@@ -148,11 +161,68 @@ async fn serve(
     }
 }
 
+/// An `eth_getLogs` answer with every log twice, then a copy of the first marked `removed`
+/// and a copy placed in the block after the range (each at a log index of its own, so that
+/// applied, it would be a new event).
+fn lie_about(request: &[u8], answer: &[u8]) -> Vec<u8> {
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap();
+    let mut answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    let Some(logs) = answer["result"].as_array().cloned() else {
+        return serde_json::to_vec(&answer).unwrap();
+    };
+    let mut lies = Vec::new();
+    for log in &logs {
+        lies.push(log.clone());
+        lies.push(log.clone());
+    }
+    if let Some(first) = logs.first() {
+        let mut removed = first.clone();
+        removed["removed"] = true.into();
+        removed["logIndex"] = "0x3e8".into();
+        lies.push(removed);
+        let to = request["params"][0]["toBlock"].as_str().unwrap();
+        let after = u64::from_str_radix(to.trim_start_matches("0x"), 16).unwrap() + 1;
+        let mut outside = first.clone();
+        outside["blockNumber"] = format!("{after:#x}").into();
+        outside["blockHash"] = format!("0x{}", "ab".repeat(32)).into();
+        outside["logIndex"] = "0x7d0".into();
+        lies.push(outside);
+    }
+    answer["result"] = lies.into();
+    serde_json::to_vec(&answer).unwrap()
+}
+
+/// Every log twice, removed logs and logs beyond the range: the index is the one a truthful
+/// node gives.
+#[tokio::test]
+async fn logs_repeated_removed_or_out_of_range_change_nothing() {
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, true).await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = registry::indexer::Indexer::open(
+        db.open().await,
+        &proxy,
+        world.deployment(),
+        Some(world.store()),
+        options(),
+    )
+    .await
+    .unwrap();
+    indexer.sync().await.unwrap();
+    assert!(counters.lied.load(Ordering::SeqCst) > 0, "{counters:?}");
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.snapshot().await.unwrap(),
+        replay.open().await.snapshot().await.unwrap()
+    );
+}
+
 #[tokio::test]
 async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
     let world = World::start().await;
     world.workload().await;
-    let (proxy, counters) = start_proxy(world.url().to_string(), 4).await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), Some(4), false).await;
 
     let db = TestDb::new(Kind::Sqlite).await;
     let flaky_options = registry::indexer::Options {

@@ -331,3 +331,34 @@ async fn a_schema_that_is_behind_is_refused() {
         db.drop_db().await;
     }
 }
+
+/// At most one current row per key, on both databases: an event applied twice fails its
+/// step instead of doubling a row; closed versions of the key are not constrained.
+#[tokio::test]
+async fn a_second_current_row_for_a_key_is_refused() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::NotSet};
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let db = TestDb::new(kind).await;
+        let conn = db.open().await;
+        let insert = |valid_from: i64, valid_to: Option<i64>| {
+            let mut row = balances::ActiveModel::from(balances::Model {
+                vid: 0,
+                account: "0x00000000000000000000000000000000000000aa".into(),
+                currency: "0x0000000000000000000000000000000000000000".into(),
+                credited: "1".into(),
+                withdrawn: "0".into(),
+                valid_from,
+                valid_to,
+            })
+            .reset_all();
+            row.vid = NotSet;
+            balances::Entity::insert(row).exec(conn.conn())
+        };
+        insert(1, Some(2)).await.unwrap();
+        insert(2, Some(3)).await.unwrap();
+        insert(3, None).await.unwrap();
+        let err = insert(4, None).await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("unique"), "{kind:?}: {err}");
+        db.drop_db().await;
+    }
+}
