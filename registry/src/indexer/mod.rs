@@ -89,6 +89,8 @@ pub enum Step {
     Reorg { ancestor: u64, depth: u64 },
     /// Nothing new: the cursor is at the head.
     CaughtUp { head: u64 },
+    /// The node's head is below the cursor on the same chain (a lagging node): waiting for it.
+    Behind { head: u64 },
     /// The node's answer changed while it was read, or refused the range; try again.
     Retry,
 }
@@ -265,13 +267,32 @@ impl Indexer {
             .as_u64())
     }
 
-    /// Steps until the cursor reaches the head seen at the start.
+    /// Steps until the cursor reaches the node's head (or the node is behind it); returns the
+    /// head.
     pub async fn sync(&mut self) -> Result<u64> {
         loop {
-            if let Step::CaughtUp { head } = self.step().await? {
-                return Ok(head);
+            match self.step().await? {
+                Step::CaughtUp { head } | Step::Behind { head } => return Ok(head),
+                _ => {}
             }
         }
+    }
+
+    /// Whether the node's block at the highest stored height at or below `head` is the one
+    /// stored.
+    async fn agrees_at_or_below(&self, head: u64) -> Result<bool> {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        let stored = blocks::Entity::find()
+            .filter(blocks::Column::Number.lte(head as i64))
+            .order_by_desc(blocks::Column::Number)
+            .one(self.db.conn())
+            .await
+            .map_err(|e| self.db.error(e))?;
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        let on_chain = self.header(stored.number as u64).await?;
+        Ok(on_chain.hash.map(events::hash).as_deref() == Some(stored.hash.as_str()))
     }
 
     /// Follows the chain until `shutdown` completes.
@@ -309,7 +330,7 @@ impl Indexer {
                     tracing::warn!(ancestor, depth, "reorg: rolled back");
                 }
                 Step::Retry => {}
-                Step::CaughtUp { .. } => {
+                Step::CaughtUp { .. } | Step::Behind { .. } => {
                     tokio::select! {
                         _ = &mut shutdown => return Ok(()),
                         _ = tokio::time::sleep(self.options.poll_interval) => {}
@@ -323,11 +344,23 @@ impl Indexer {
     pub async fn step(&mut self) -> Result<Step> {
         let head = self.head().await?;
         let cursor = self.cursor();
-        if cursor >= head {
+        if cursor > head {
+            // The node is behind the indexed blocks (a load balancer's lagging backend, a node
+            // still syncing): only a different hash at a stored height is a reorg.
+            if self.agrees_at_or_below(head).await? {
+                tracing::info!(
+                    head,
+                    cursor,
+                    "the node is behind the indexed blocks; waiting"
+                );
+                return Ok(Step::Behind { head });
+            }
+            return self.reorg(cursor).await;
+        }
+        if cursor == head {
             // The tip may have been replaced at the same height.
-            let tip = self.header(cursor.min(head)).await?;
-            if cursor > head || events::hash(tip.hash.unwrap_or_default()) != self.state.cursor_hash
-            {
+            let tip = self.header(head).await?;
+            if events::hash(tip.hash.unwrap_or_default()) != self.state.cursor_hash {
                 return self.reorg(cursor).await;
             }
             self.record_head(head).await?;

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use sea_orm::EntityTrait;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -25,6 +26,9 @@ struct Counters {
     refused: AtomicUsize,
     /// `eth_getLogs` answers with logs added.
     lied: AtomicUsize,
+    /// When not 0, the head the proxy shows (blocks above it are not there), like a lagging
+    /// backend behind a load balancer. Set by the test.
+    ceiling: std::sync::atomic::AtomicU64,
 }
 
 /// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
@@ -100,6 +104,19 @@ async fn serve(
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
+        let ceiling = counters.ceiling.load(Ordering::SeqCst);
+        if ceiling > 0 {
+            if let Some(answer) = behind(&body, ceiling) {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    answer.len()
+                );
+                let socket = reader.get_mut();
+                socket.write_all(head.as_bytes()).await?;
+                socket.write_all(answer.as_bytes()).await?;
+                continue;
+            }
+        }
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
         let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
         if let Some(every) = every.filter(|e| h.is_multiple_of(*e as u64)) {
@@ -159,6 +176,25 @@ async fn serve(
         socket.write_all(head.as_bytes()).await?;
         socket.write_all(&answer).await?;
     }
+}
+
+/// The answer of a node whose head is `ceiling`, for the calls that show it: its block number,
+/// and no block above it.
+fn behind(request: &[u8], ceiling: u64) -> Option<String> {
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let result = match request["method"].as_str()? {
+        "eth_blockNumber" => serde_json::Value::from(format!("{ceiling:#x}")),
+        "eth_getBlockByNumber" => {
+            let text = request["params"][0].as_str()?;
+            let number = u64::from_str_radix(text.trim_start_matches("0x"), 16).ok()?;
+            if number <= ceiling {
+                return None;
+            }
+            serde_json::Value::Null
+        }
+        _ => return None,
+    };
+    Some(serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }).to_string())
 }
 
 /// An `eth_getLogs` answer with every log twice, then a copy of the first marked `removed`
@@ -247,6 +283,52 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
         "ranges were halved: {counters:?}"
     );
 
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.snapshot().await.unwrap(),
+        replay.open().await.snapshot().await.unwrap()
+    );
+}
+
+/// A node whose head falls behind the indexed blocks (a lagging backend) is waited for: no
+/// reorg, nothing undone, even while the chain grows; once it catches up, indexing goes on.
+#[tokio::test]
+async fn a_node_behind_the_index_is_waited_for() {
+    use registry::indexer::Step;
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = registry::indexer::Indexer::open(
+        db.open().await,
+        &proxy,
+        world.deployment(),
+        Some(world.store()),
+        options(),
+    )
+    .await
+    .unwrap();
+    let head = indexer.sync().await.unwrap();
+    let before = db.open().await.snapshot().await.unwrap();
+    counters.ceiling.store(head - 3, Ordering::SeqCst);
+    assert_eq!(
+        indexer.step().await.unwrap(),
+        Step::Behind { head: head - 3 }
+    );
+    world.activity(1, 7).await;
+    assert_eq!(
+        indexer.step().await.unwrap(),
+        Step::Behind { head: head - 3 }
+    );
+    assert_eq!(db.open().await.snapshot().await.unwrap(), before);
+    let reorgs = registry::db::entity::reorgs::Entity::find()
+        .all(db.open().await.conn())
+        .await
+        .unwrap();
+    assert!(reorgs.is_empty(), "{reorgs:?}");
+
+    counters.ceiling.store(0, Ordering::SeqCst);
+    indexer.sync().await.unwrap();
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
         db.open().await.snapshot().await.unwrap(),
