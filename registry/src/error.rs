@@ -212,6 +212,8 @@ pub enum Error {
     WrongDeployment { url: String, indexed: String },
     #[error("reorg deeper than the kept history: no stored block hash from {oldest} to {cursor} is on the chain any more")]
     ReorgTooDeep { cursor: u64, oldest: u64 },
+    #[error("the indexer's cursor moved from block {cursor} under it (another writer, or a commit that failed and was retried?); stopping")]
+    CursorMoved { cursor: u64 },
     #[error("log {log_index} of block {block} does not decode: {message}")]
     Decode {
         block: u64,

@@ -647,10 +647,10 @@ mod tests {
         }
     }
 
-    fn output_row(root: &str, block: i64) -> outputs::Model {
+    fn output_row(root: &str, block: i64, log_index: i64) -> outputs::Model {
         outputs::Model {
             vid: 0,
-            id: output_id(block, 0, 0),
+            id: output_id(block, log_index, 0),
             content_hash: hash(H256::repeat_byte(1)),
             root: root.into(),
             position: 0,
@@ -703,7 +703,7 @@ mod tests {
         let count = || async { outputs::Entity::find().all(db.conn()).await.unwrap().len() };
 
         let kept = stored("0xaa").await;
-        let leaves = || Outcome::Leaves(vec![output_row("0xaa", 5)]);
+        let leaves = || Outcome::Leaves(vec![output_row("0xaa", 5, 1)]);
         assert!(matches!(
             lists.record(&kept, leaves()).await.unwrap(),
             Fetched::Indexed { outputs: 1, .. }
@@ -721,7 +721,7 @@ mod tests {
         crate::db::rollback(&tx, 4).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count().await, 0, "the reorg took the first batch's outputs");
-        let late = Outcome::Leaves(vec![output_row("0xbb", 5)]);
+        let late = Outcome::Leaves(vec![output_row("0xbb", 5, 2)]);
         assert_eq!(
             lists.record(&dropped, late).await.unwrap(),
             Fetched::Gone {
@@ -734,7 +734,7 @@ mod tests {
         // recovery removes them and makes it pending again; an indexed batch is kept.
         let kept = stored("0xcc").await;
         lists
-            .record(&kept, Outcome::Leaves(vec![output_row("0xcc", 5)]))
+            .record(&kept, Outcome::Leaves(vec![output_row("0xcc", 5, 3)]))
             .await
             .unwrap();
         let stuck = stored("0xdd").await;
@@ -747,7 +747,7 @@ mod tests {
             .exec(db.conn())
             .await
             .unwrap();
-        outputs::Model::insert_all(vec![output_row("0xdd", 5)], db.conn())
+        outputs::Model::insert_all(vec![output_row("0xdd", 5, 4)], db.conn())
             .await
             .unwrap();
         assert_eq!(count().await, 2);

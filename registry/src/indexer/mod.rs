@@ -107,6 +107,8 @@ pub struct Indexer {
     range: u64,
     /// `eth_getLogs` failures in a row.
     log_failures: u32,
+    /// Ranges retried in a row because the node's answers disagreed.
+    retries: u32,
     known: Option<Known>,
     state: indexer_state::Model,
     _lock: WriterLock,
@@ -133,6 +135,7 @@ impl Indexer {
             url: rpc_url.to_string(),
             range: options.max_range.max(1),
             log_failures: 0,
+            retries: 0,
             deployment,
             content,
             options,
@@ -389,17 +392,24 @@ impl Indexer {
                     to = b,
                     "the node's logs contradict each other: {reason}; retrying"
                 );
-                return Ok(Step::Retry);
+                return Ok(self.retry().await);
             }
         };
-        // The range is consistent only if its last block did not change meanwhile.
+        // The range is consistent only if its first and last blocks did not change meanwhile
+        // (a header answered from another fork, by another backend or just before a reorg,
+        // is caught here).
         let last_again = self.header(b).await?;
-        if last_again.hash != last.hash {
+        let first_again = match b == a {
+            true => last_again.clone(),
+            false => self.header(a).await?,
+        };
+        if last_again.hash != last.hash || first_again.hash != first.hash {
             tracing::info!(
-                block = b,
-                "block changed while its range was read; retrying"
+                from = a,
+                to = b,
+                "a block changed while its range was read; retrying"
             );
-            return Ok(Step::Retry);
+            return Ok(self.retry().await);
         }
         let mut decoded: Vec<(Position, Event)> = Vec::new();
         let mut log_blocks: Vec<(u64, H256)> = Vec::new();
@@ -421,7 +431,7 @@ impl Indexer {
                     .any(|(n, h)| *n == pos.block && *h != pos.block_hash)
             {
                 tracing::info!(block = pos.block, "logs from another fork; retrying");
-                return Ok(Step::Retry);
+                return Ok(self.retry().await);
             }
             if !log_blocks.iter().any(|(n, _)| *n == pos.block) {
                 log_blocks.push((pos.block, pos.block_hash));
@@ -444,7 +454,7 @@ impl Indexer {
                             let header = self.header(pos.block).await?;
                             if header.hash != Some(pos.block_hash) {
                                 tracing::info!(block = pos.block, "block changed; retrying");
-                                return Ok(Step::Retry);
+                                return Ok(self.retry().await);
                             }
                             times.push((pos.block, header.timestamp.as_u64()));
                             header.timestamp.as_u64()
@@ -470,6 +480,7 @@ impl Indexer {
             self.known = None;
             return Err(e);
         }
+        self.retries = 0;
         if decoded.len() < 1_000 {
             self.range = (self.range * 2).min(self.options.max_range.max(1));
         }
@@ -478,6 +489,15 @@ impl Indexer {
             to: b,
             events: decoded.len(),
         })
+    }
+
+    /// A range whose answers disagreed is retried after a pause that doubles while they keep
+    /// disagreeing (a node that keeps answering from two forks is not hammered).
+    async fn retry(&mut self) -> Step {
+        let pause = Duration::from_millis(50 << self.retries.min(7));
+        self.retries += 1;
+        tokio::time::sleep(pause).await;
+        Step::Retry
     }
 
     /// Logs of the contracts in `a..=b`; `None` when the node refused the range (halved).
@@ -573,10 +593,11 @@ impl Indexer {
         state.head_block = head as i64;
         state.finalized_block = finalized as i64;
         state.updated_at = now_unix();
-        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
-            .exec(&tx)
-            .await
-            .map_err(err)?;
+        if !move_cursor(&tx, &self.state, &state).await.map_err(err)? {
+            return Err(Error::CursorMoved {
+                cursor: self.cursor(),
+            });
+        }
         if prunes {
             db::prune(&tx, horizon as i64).await.map_err(err)?;
         }
@@ -595,10 +616,14 @@ impl Indexer {
         state.head_block = head as i64;
         state.finalized_block = finalized;
         state.updated_at = now_unix();
-        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
-            .exec(self.db.conn())
+        if !move_cursor(self.db.conn(), &self.state, &state)
             .await
-            .map_err(|e| self.db.error(e))?;
+            .map_err(|e| self.db.error(e))?
+        {
+            return Err(Error::CursorMoved {
+                cursor: self.cursor(),
+            });
+        }
         self.state = state;
         Ok(())
     }
@@ -641,10 +666,11 @@ impl Indexer {
         state.cursor_block = to;
         state.cursor_hash = ancestor.hash.clone();
         state.updated_at = now_unix();
-        indexer_state::Entity::update(indexer_state::ActiveModel::from(state.clone()).reset_all())
-            .exec(&tx)
-            .await
-            .map_err(err)?;
+        if !move_cursor(&tx, &self.state, &state).await.map_err(err)? {
+            return Err(Error::CursorMoved {
+                cursor: self.cursor(),
+            });
+        }
         reorgs::Entity::insert(reorgs::ActiveModel {
             id: sea_orm::ActiveValue::NotSet,
             detected_at: Set(detected_at as i64),
@@ -767,9 +793,16 @@ fn in_range(logs: Vec<Log>, a: u64, b: u64) -> std::result::Result<Vec<Log>, Str
 /// providers word it; rate limits are not (they are retried as they are).
 fn refused_range(message: &str) -> bool {
     let message = message.to_lowercase();
-    let rate_limited = ["429", "rate limit", "too many requests"]
-        .iter()
-        .any(|w| message.contains(w));
+    let rate_limited = [
+        "429",
+        "rate limit",
+        "too many requests",
+        "capacity",
+        "compute units",
+        "quota",
+    ]
+    .iter()
+    .any(|w| message.contains(w));
     !rate_limited
         && [
             "range",
@@ -781,6 +814,25 @@ fn refused_range(message: &str) -> bool {
         ]
         .iter()
         .any(|w| message.contains(w))
+}
+
+/// Writes `next` over the cursor row only while it still holds `previous`'s cursor: a second
+/// writer, or a retry after a commit that failed ambiguously, fails instead of writing over
+/// another's progress.
+async fn move_cursor<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    previous: &indexer_state::Model,
+    next: &indexer_state::Model,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let moved = indexer_state::Entity::update_many()
+        .set(indexer_state::ActiveModel::from(next.clone()).reset_all())
+        .filter(indexer_state::Column::Id.eq(previous.id))
+        .filter(indexer_state::Column::CursorBlock.eq(previous.cursor_block))
+        .filter(indexer_state::Column::CursorHash.eq(previous.cursor_hash.clone()))
+        .exec(c)
+        .await?;
+    Ok(moved.rows_affected == 1)
 }
 
 async fn upsert_block<C: sea_orm::ConnectionTrait>(
@@ -885,6 +937,8 @@ mod tests {
         for other in [
             "HTTP 429 Too Many Requests",
             "rate limit reached",
+            "Your app has exceeded its compute units per second capacity",
+            "daily request quota exceeded",
             "connection refused",
             "error sending request",
         ] {

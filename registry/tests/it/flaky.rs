@@ -29,6 +29,8 @@ struct Counters {
     /// When not 0, the head the proxy shows (blocks above it are not there), like a lagging
     /// backend behind a load balancer. Set by the test.
     ceiling: std::sync::atomic::AtomicU64,
+    /// When not 0, the block whose header is answered once with another fork's hash.
+    forked_header: std::sync::atomic::AtomicU64,
 }
 
 /// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
@@ -161,6 +163,10 @@ async fn serve(
             .await
             .map_err(std::io::Error::other)?;
         counters.forwarded.fetch_add(1, Ordering::SeqCst);
+        let answer = match fork_header(&body, &answer, &counters.forked_header) {
+            Some(forked) => forked.into(),
+            None => answer,
+        };
         let answer = match (lie, log_range(&body)) {
             (true, Some(_)) => {
                 counters.lied.fetch_add(1, Ordering::SeqCst);
@@ -176,6 +182,30 @@ async fn serve(
         socket.write_all(head.as_bytes()).await?;
         socket.write_all(&answer).await?;
     }
+}
+
+/// The header of block `forked` (once) with another fork's hash, as a backend on another
+/// fork would give it.
+fn fork_header(
+    request: &[u8],
+    answer: &[u8],
+    forked: &std::sync::atomic::AtomicU64,
+) -> Option<Vec<u8>> {
+    let block = forked.load(Ordering::SeqCst);
+    if block == 0 {
+        return None;
+    }
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    if request["method"] != "eth_getBlockByNumber" || request["params"][0] != format!("{block:#x}")
+    {
+        return None;
+    }
+    forked
+        .compare_exchange(block, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .ok()?;
+    let mut answer: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    answer["result"]["hash"] = format!("0x{}", "cd".repeat(32)).into();
+    serde_json::to_vec(&answer).ok()
 }
 
 /// The answer of a node whose head is `ceiling`, for the calls that show it: its block number,
@@ -334,4 +364,42 @@ async fn a_node_behind_the_index_is_waited_for() {
         db.open().await.snapshot().await.unwrap(),
         replay.open().await.snapshot().await.unwrap()
     );
+}
+
+/// A range whose first block's header came from another fork (read once from a backend on
+/// it) is read again: the hash stored for the block is the chain's.
+#[tokio::test]
+async fn a_first_block_read_from_another_fork_is_read_again() {
+    use ethers::providers::Middleware;
+    let world = World::start().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = registry::indexer::Indexer::open(
+        db.open().await,
+        &proxy,
+        world.deployment(),
+        None,
+        options(),
+    )
+    .await
+    .unwrap();
+    let head = indexer.sync().await.unwrap();
+    let provider = registry::chain::provider(world.url()).unwrap();
+    counters.forked_header.store(head + 1, Ordering::SeqCst);
+    for _ in 0..3 {
+        let _: String = provider.request("evm_mine", ()).await.unwrap();
+    }
+    indexer.sync().await.unwrap();
+    assert_eq!(
+        counters.forked_header.load(Ordering::SeqCst),
+        0,
+        "the proxy answered the forked header"
+    );
+    let stored = registry::db::entity::blocks::Entity::find_by_id((head + 1) as i64)
+        .one(db.open().await.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    let real = provider.get_block(head + 1).await.unwrap().unwrap();
+    assert_eq!(stored.hash, format!("{:?}", real.hash.unwrap()));
 }

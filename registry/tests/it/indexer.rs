@@ -362,3 +362,23 @@ async fn a_second_current_row_for_a_key_is_refused() {
         db.drop_db().await;
     }
 }
+
+/// The cursor moves only from where this indexer left it: a second writer's progress (here,
+/// written behind its back) stops it with `CursorMoved` instead of being written over.
+#[tokio::test]
+async fn a_cursor_moved_by_another_writer_stops_the_indexer() {
+    let world = World::start().await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = world.indexer(&db, options()).await;
+    indexer.sync().await.unwrap();
+    db.open()
+        .await
+        .conn()
+        .execute_unprepared("UPDATE indexer_state SET cursor_hash = '0xmoved'")
+        .await
+        .unwrap();
+    let provider = chain::provider(world.url()).unwrap();
+    let _: String = provider.request("evm_mine", ()).await.unwrap();
+    let err = indexer.sync().await.unwrap_err();
+    assert!(matches!(err, registry::Error::CursorMoved { .. }), "{err}");
+}
