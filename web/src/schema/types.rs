@@ -121,10 +121,11 @@ impl Model {
     async fn tx_hash(&self) -> &str {
         &self.0.tx_hash
     }
-    /// Whether the mint's block is final (at or below the finalized block).
+    /// Whether the model as shown is final: the block of its last change (the mint, a
+    /// transfer) is at or below the finalized block.
     #[graphql(name = "final")]
     async fn is_final(&self, ctx: &Context<'_>) -> Result<bool> {
-        is_final(ctx, self.0.block_number).await
+        is_final(ctx, self.0.valid_from).await
     }
     /// Set when the model reads as derived from a model its declared lineage does not explain.
     async fn flagged(&self) -> Option<Flag> {
@@ -380,9 +381,11 @@ impl Offering {
     async fn block(&self) -> i64 {
         self.0.block_number
     }
+    /// Whether the row as shown is final: the block of its last change is at or below the
+    /// finalized block (an older creation does not make a recent change final).
     #[graphql(name = "final")]
     async fn is_final(&self, ctx: &Context<'_>) -> Result<bool> {
-        is_final(ctx, self.0.block_number).await
+        is_final(ctx, self.0.valid_from).await
     }
 }
 
@@ -523,9 +526,11 @@ impl License {
     async fn block(&self) -> i64 {
         self.0.block_number
     }
+    /// Whether the row as shown is final: the block of its last change is at or below the
+    /// finalized block (an older creation does not make a recent change final).
     #[graphql(name = "final")]
     async fn is_final(&self, ctx: &Context<'_>) -> Result<bool> {
-        is_final(ctx, self.0.block_number).await
+        is_final(ctx, self.0.valid_from).await
     }
 }
 

@@ -5,6 +5,7 @@ mod api;
 #[path = "../../../registry/tests/it/dbs.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod dbs;
+mod finality;
 mod keys;
 #[path = "../../../registry/tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries
