@@ -23,6 +23,7 @@ mod m0002_contracts_v2;
 mod m0003_escrow;
 mod m0004_outputs;
 mod m0005_unique_current;
+mod m0006_pruned_to;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_escrow::Migration),
             Box::new(m0004_outputs::Migration),
             Box::new(m0005_unique_current::Migration),
+            Box::new(m0006_pruned_to::Migration),
         ]
     }
 }

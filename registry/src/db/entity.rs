@@ -285,6 +285,8 @@ pub mod indexer_state {
         pub head_block: i64,
         pub finalized_block: i64,
         pub updated_at: i64,
+        /// Closed row versions at or below this block are pruned.
+        pub pruned_to: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -151,6 +151,7 @@ impl Indexer {
                 head_block: 0,
                 finalized_block: 0,
                 updated_at: 0,
+                pruned_to: 0,
             },
             _lock: lock,
         };
@@ -202,6 +203,7 @@ impl Indexer {
             head_block: anchor as i64,
             finalized_block: 0,
             updated_at: now_unix(),
+            pruned_to: 0,
         };
         let tx = self.db.conn().begin().await.map_err(|e| self.db.error(e))?;
         indexer_state::Entity::insert(indexer_state::ActiveModel::from(state.clone()))
@@ -440,6 +442,23 @@ impl Indexer {
         }
         decoded.sort_by_key(|(p, _)| (p.block, p.log_index));
 
+        // Inside the reorg window every block's header is read and the range checked link by
+        // link (a middle block or its logs from another fork is caught), and every block there
+        // gets a stored hash, so that a later reorg finds its exact common ancestor rather
+        // than an older stored block below the pruned history.
+        let from = head
+            .saturating_sub(self.options.reorg_window)
+            .saturating_add(1)
+            .max(a);
+        let window = match from <= b {
+            true => self.headers(from, b).await?,
+            false => Vec::new(),
+        };
+        if !links(&window, a, &first, &last, &decoded) {
+            tracing::info!(from, to = b, "the range's blocks do not link up; retrying");
+            return Ok(self.retry().await);
+        }
+
         // Content and header lookups happen before the transaction, which then only writes.
         let mut lookups = Vec::with_capacity(decoded.len());
         let mut times: Vec<(u64, u64)> =
@@ -473,7 +492,17 @@ impl Indexer {
             );
         }
         let written = self
-            .write(a, b, head, &first, &last, &log_blocks, &decoded, &lookups)
+            .write(
+                a,
+                b,
+                head,
+                &first,
+                &last,
+                &log_blocks,
+                &window,
+                &decoded,
+                &lookups,
+            )
             .await;
         if let Err(e) = written {
             // The in-memory view may hold models of the failed transaction.
@@ -489,6 +518,16 @@ impl Indexer {
             to: b,
             events: decoded.len(),
         })
+    }
+
+    /// The headers of blocks `from..=to`, fetched a few at a time.
+    async fn headers(&self, from: u64, to: u64) -> Result<Vec<Block<H256>>> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(from..=to)
+            .map(|n| self.header(n))
+            .buffered(8)
+            .try_collect()
+            .await
     }
 
     /// A range whose answers disagreed is retried after a pause that doubles while they keep
@@ -553,6 +592,7 @@ impl Indexer {
         first: &Block<H256>,
         last: &Block<H256>,
         log_blocks: &[(u64, H256)],
+        window: &[Block<H256>],
         decoded: &[(Position, Event)],
         lookups: &[Lookup],
     ) -> Result<()> {
@@ -579,6 +619,13 @@ impl Indexer {
         upsert_block(&tx, a, &events::hash(first.hash.unwrap_or_default()), first)
             .await
             .map_err(err)?;
+        for header in window {
+            let number = header.number.unwrap_or_default().as_u64();
+            let hash = events::hash(header.hash.unwrap_or_default());
+            upsert_block(&tx, number, &hash, header)
+                .await
+                .map_err(err)?;
+        }
         let between: Vec<(u64, String)> = log_blocks
             .iter()
             .filter(|(number, _)| *number != a && *number != b)
@@ -593,6 +640,9 @@ impl Indexer {
         state.head_block = head as i64;
         state.finalized_block = finalized as i64;
         state.updated_at = now_unix();
+        if prunes {
+            state.pruned_to = state.pruned_to.max(horizon as i64);
+        }
         if !move_cursor(&tx, &self.state, &state).await.map_err(err)? {
             return Err(Error::CursorMoved {
                 cursor: self.cursor(),
@@ -655,6 +705,14 @@ impl Indexer {
             });
         };
         let to = ancestor.number;
+        // History at or below the prune horizon is gone: rolling back below it would leave
+        // rows that later versions replaced, without those versions.
+        if to < self.state.pruned_to {
+            return Err(Error::ReorgTooDeep {
+                cursor: detected_at,
+                oldest: self.state.pruned_to as u64,
+            });
+        }
         let depth = detected_at.saturating_sub(to as u64);
         let err = |e: sea_orm::DbErr| Error::Database {
             url: db::redact(self.db.url()),
@@ -743,6 +801,31 @@ impl Indexer {
             },
         }
     }
+}
+
+/// Whether `window` (consecutive headers ending at the range's last block) is one chain: each
+/// header's parent is the one before, its first is the range's first block when it starts
+/// there, its last is `last`, and every log in it names its block's hash.
+fn links(
+    window: &[Block<H256>],
+    a: u64,
+    first: &Block<H256>,
+    last: &Block<H256>,
+    decoded: &[(Position, Event)],
+) -> bool {
+    let (Some(start), Some(end)) = (window.first(), window.last()) else {
+        return true;
+    };
+    let number = |h: &Block<H256>| h.number.unwrap_or_default().as_u64();
+    let chained = window
+        .windows(2)
+        .all(|w| Some(w[1].parent_hash) == w[0].hash);
+    let ends = end.hash == last.hash && (number(start) != a || start.hash == first.hash);
+    let logs = decoded.iter().all(|(pos, _)| {
+        pos.block < number(start)
+            || window[(pos.block - number(start)) as usize].hash == Some(pos.block_hash)
+    });
+    chained && ends && logs
 }
 
 /// The logs a node answered for `a..=b`, as the range holds them. Nodes have answered with

@@ -382,3 +382,72 @@ async fn a_cursor_moved_by_another_writer_stops_the_indexer() {
     let err = indexer.sync().await.unwrap_err();
     assert!(matches!(err, registry::Error::CursorMoved { .. }), "{err}");
 }
+
+async fn mine(world: &World, blocks: u64) {
+    let provider = chain::provider(world.url()).unwrap();
+    for _ in 0..blocks {
+        let _: String = provider.request("evm_mine", ()).await.unwrap();
+    }
+}
+
+/// Every block within the reorg window gets a stored hash, blocks without our logs too, so a
+/// reorg finds its exact common ancestor (never an older stored block below the pruned
+/// history).
+#[tokio::test]
+async fn every_block_in_the_reorg_window_has_a_stored_hash() {
+    let world = World::start().await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let small = Options {
+        reorg_window: 8,
+        ..options()
+    };
+    let mut indexer = world.indexer(&db, small).await;
+    indexer.sync().await.unwrap();
+    mine(&world, 12).await;
+    let head = indexer.sync().await.unwrap();
+    let provider = chain::provider(world.url()).unwrap();
+    let conn = db.open().await;
+    for number in head - 7..=head {
+        let stored = registry::db::entity::blocks::Entity::find_by_id(number as i64)
+            .one(conn.conn())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no hash stored for block {number}"));
+        let header = provider.get_block(number).await.unwrap().unwrap();
+        assert_eq!(
+            stored.hash,
+            format!("{:?}", header.hash.unwrap()),
+            "{number}"
+        );
+        assert_eq!(stored.parent_hash, format!("{:?}", header.parent_hash));
+    }
+}
+
+/// A reorg whose common ancestor is below the pruned history stops the indexer with
+/// `ReorgTooDeep` instead of rolling back into it (history there is gone).
+#[tokio::test]
+async fn a_reorg_below_the_pruned_history_stops_the_indexer() {
+    let world = World::start().await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = world.indexer(&db, options()).await;
+    mine(&world, 3).await;
+    indexer.sync().await.unwrap();
+    let snap = snapshot(&world).await;
+    mine(&world, 3).await;
+    let head = indexer.sync().await.unwrap();
+    drop(indexer);
+    // As if everything up to the head had been pruned.
+    db.open()
+        .await
+        .conn()
+        .execute_unprepared(&format!("UPDATE indexer_state SET pruned_to = {head}"))
+        .await
+        .unwrap();
+    let provider = chain::provider(world.url()).unwrap();
+    let reverted: bool = provider.request("evm_revert", [snap]).await.unwrap();
+    assert!(reverted);
+    mine(&world, 5).await;
+    let mut indexer = world.indexer(&db, options()).await;
+    let err = indexer.sync().await.unwrap_err();
+    assert!(matches!(err, registry::Error::ReorgTooDeep { .. }), "{err}");
+}
