@@ -191,6 +191,7 @@ async fn seed(db: &Db, licenses_n: i64) {
         head_block: Set(head),
         finalized_block: Set(head - 12),
         updated_at: Set(T0),
+        pruned_to: Set(0),
     })
     .exec_without_returning(db.conn())
     .await
