@@ -20,6 +20,10 @@ pub struct Limits {
     pub complexity: usize,
     /// Most aliased fields in one document.
     pub aliases: usize,
+    /// Most fields in one document once its fragments are expanded.
+    pub fields: usize,
+    /// Most operations in one batched request (a JSON array).
+    pub batch: usize,
     /// Largest request body, in bytes.
     pub body_bytes: usize,
     /// Longest a query may run.
@@ -32,6 +36,8 @@ impl Default for Limits {
             depth: 12,
             complexity: 20_000,
             aliases: 30,
+            fields: 2_000,
+            batch: 10,
             body_bytes: 64 * 1024,
             time_budget: Duration::from_secs(5),
         }
@@ -56,27 +62,63 @@ impl ExtensionFactory for LimitsExtension {
 
 struct Checker(Limits);
 
-fn count_aliases(set: &SelectionSet, doc: &ExecutableDocument, depth: usize) -> usize {
-    if depth > 64 {
-        return 0;
+/// The fields and aliases of a selection set with every fragment spread expanded: counted once
+/// per fragment (memoised) and saturating, so a document whose fragments spread each other
+/// many times over (a few hundred bytes that expand to billions of fields) is measured in
+/// time proportional to its text. A fragment spread inside itself counts as empty here
+/// (validation refuses the cycle).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Size {
+    fields: usize,
+    aliases: usize,
+}
+
+impl Size {
+    fn add(self, other: Size) -> Size {
+        Size {
+            fields: self.fields.saturating_add(other.fields),
+            aliases: self.aliases.saturating_add(other.aliases),
+        }
     }
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(field.node.alias.is_some())
-                    + count_aliases(&field.node.selection_set.node, doc, depth + 1)
+}
+
+fn expanded<'a>(
+    set: &'a SelectionSet,
+    doc: &'a ExecutableDocument,
+    memo: &mut std::collections::HashMap<&'a str, Option<Size>>,
+) -> Size {
+    let mut size = Size::default();
+    for item in &set.items {
+        let part = match &item.node {
+            Selection::Field(field) => Size {
+                fields: 1,
+                aliases: usize::from(field.node.alias.is_some()),
             }
+            .add(expanded(&field.node.selection_set.node, doc, memo)),
             Selection::InlineFragment(fragment) => {
-                count_aliases(&fragment.node.selection_set.node, doc, depth + 1)
+                expanded(&fragment.node.selection_set.node, doc, memo)
             }
-            Selection::FragmentSpread(spread) => doc
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .map(|f| count_aliases(&f.node.selection_set.node, doc, depth + 1))
-                .unwrap_or(0),
-        })
-        .sum()
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match memo.get(name) {
+                    Some(Some(known)) => *known,
+                    // Being measured: a cycle.
+                    Some(None) => Size::default(),
+                    None => match doc.fragments.get(&spread.node.fragment_name.node) {
+                        Some(fragment) => {
+                            memo.insert(name, None);
+                            let known = expanded(&fragment.node.selection_set.node, doc, memo);
+                            memo.insert(name, Some(known));
+                            known
+                        }
+                        None => Size::default(),
+                    },
+                }
+            }
+        };
+        size = size.add(part);
+    }
+    size
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -88,12 +130,37 @@ impl Extension for Checker {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let aliases: usize = doc
+        // Measured on our own parse first: the schema's parse walks nested fragments
+        // expanded (seconds for a document of a few hundred bytes that spread each other).
+        let parse_failed = |e: ServerError| {
+            // Parser errors (syntax, nesting beyond the limit) get a code.
+            if e.extensions.is_none() {
+                let mut parsed = coded(e.message.clone(), "GRAPHQL_PARSE_FAILED");
+                parsed.locations = e.locations;
+                parsed
+            } else {
+                e
+            }
+        };
+        let own = async_graphql::parser::parse_query(query)
+            .map_err(|e| parse_failed(ServerError::from(e)))?;
+        let mut memo = std::collections::HashMap::new();
+        let size = own
             .operations
             .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node, &doc, 0))
-            .sum();
+            .fold(Size::default(), |size, (_, op)| {
+                size.add(expanded(&op.node.selection_set.node, &own, &mut memo))
+            });
+        if size.fields > self.0.fields {
+            return Err(coded(
+                format!(
+                    "the query selects {} fields once its fragments are expanded; at most {} are allowed",
+                    size.fields, self.0.fields
+                ),
+                "FIELD_LIMIT",
+            ));
+        }
+        let aliases = size.aliases;
         if aliases > self.0.aliases {
             return Err(coded(
                 format!(
@@ -103,7 +170,7 @@ impl Extension for Checker {
                 "ALIAS_LIMIT",
             ));
         }
-        Ok(doc)
+        next.run(ctx, query, variables).await.map_err(parse_failed)
     }
 
     async fn validation(

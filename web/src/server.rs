@@ -70,6 +70,19 @@ async fn graphql_post(state: web::Data<State>, mut body: web::Payload) -> HttpRe
             )
         }
     };
+    if let async_graphql::BatchRequest::Batch(operations) = &request {
+        if operations.len() > state.limits.batch {
+            return graphql_error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "BATCH_LIMIT",
+                format!(
+                    "the request batches {} operations; at most {} are allowed",
+                    operations.len(),
+                    state.limits.batch
+                ),
+            );
+        }
+    }
     let response = state.schema.execute_batch(request).await;
     HttpResponse::Ok().json(response)
 }

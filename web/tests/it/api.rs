@@ -20,8 +20,8 @@ use crate::dbs::{Kind, TestDb};
 use crate::world::{milli, options, terms, World, DAY};
 
 pub(crate) struct Api {
-    url: String,
-    http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Api {

@@ -1,6 +1,7 @@
 //! Integration tests of the web crate: the committed SDL, and the API over a database that the
 //! indexer filled from a real anvil (SQLite and PostgreSQL).
 
+mod abuse;
 mod api;
 #[path = "../../../registry/tests/it/dbs.rs"]
 #[allow(dead_code)] // shared with other test binaries

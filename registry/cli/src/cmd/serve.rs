@@ -29,6 +29,12 @@ pub(crate) struct Args {
     /// Most aliases per query.
     #[arg(long, default_value_t = Limits::default().aliases)]
     max_aliases: usize,
+    /// Most fields per query once its fragments are expanded.
+    #[arg(long, default_value_t = Limits::default().fields)]
+    max_fields: usize,
+    /// Most operations in one batched request.
+    #[arg(long, default_value_t = Limits::default().batch)]
+    max_batch: usize,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = Limits::default().body_bytes)]
     max_body: usize,
@@ -84,6 +90,8 @@ impl Args {
                 depth: self.max_depth,
                 complexity: self.max_complexity,
                 aliases: self.max_aliases,
+                fields: self.max_fields,
+                batch: self.max_batch,
                 body_bytes: self.max_body,
                 time_budget: Duration::from_millis(self.time_budget_ms),
             },
