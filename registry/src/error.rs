@@ -214,6 +214,8 @@ pub enum Error {
     ReorgTooDeep { cursor: u64, oldest: u64 },
     #[error("the indexer's cursor moved from block {cursor} under it (another writer, or a commit that failed and was retried?); stopping")]
     CursorMoved { cursor: u64 },
+    #[error("block {number} is not on the node (the chain is shorter, or the node lags)")]
+    BlockMissing { number: u64 },
     #[error("log {log_index} of block {block} does not decode: {message}")]
     Decode {
         block: u64,

@@ -82,43 +82,78 @@ impl Size {
     }
 }
 
+/// Deepest nesting measured, fragments included (the schema refuses beyond 32 anyway).
+const MAX_NESTING: usize = 32;
+
+/// `expanded`'s refusals: a fragment that is not defined, nesting beyond [`MAX_NESTING`].
+fn malformed(message: String) -> ServerError {
+    coded(message, "GRAPHQL_VALIDATION_FAILED")
+}
+
 fn expanded<'a>(
     set: &'a SelectionSet,
     doc: &'a ExecutableDocument,
     memo: &mut std::collections::HashMap<&'a str, Option<Size>>,
-) -> Size {
+    depth: usize,
+) -> Result<Size, ServerError> {
+    if depth > MAX_NESTING {
+        return Err(malformed(format!(
+            "the query nests deeper than {MAX_NESTING} levels, fragments included"
+        )));
+    }
     let mut size = Size::default();
     for item in &set.items {
+        // Every selection counts, spreads and inline fragments too: a bomb of spreads alone
+        // is not free.
         let part = match &item.node {
             Selection::Field(field) => Size {
                 fields: 1,
                 aliases: usize::from(field.node.alias.is_some()),
             }
-            .add(expanded(&field.node.selection_set.node, doc, memo)),
-            Selection::InlineFragment(fragment) => {
-                expanded(&fragment.node.selection_set.node, doc, memo)
+            .add(expanded(
+                &field.node.selection_set.node,
+                doc,
+                memo,
+                depth + 1,
+            )?),
+            Selection::InlineFragment(fragment) => Size {
+                fields: 1,
+                aliases: 0,
             }
+            .add(expanded(
+                &fragment.node.selection_set.node,
+                doc,
+                memo,
+                depth + 1,
+            )?),
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.as_str();
-                match memo.get(name) {
+                let inner = match memo.get(name) {
                     Some(Some(known)) => *known,
-                    // Being measured: a cycle.
+                    // Being measured: a cycle (validation refuses it).
                     Some(None) => Size::default(),
-                    None => match doc.fragments.get(&spread.node.fragment_name.node) {
-                        Some(fragment) => {
-                            memo.insert(name, None);
-                            let known = expanded(&fragment.node.selection_set.node, doc, memo);
-                            memo.insert(name, Some(known));
-                            known
-                        }
-                        None => Size::default(),
-                    },
+                    None => {
+                        let fragment = doc
+                            .fragments
+                            .get(&spread.node.fragment_name.node)
+                            .ok_or_else(|| malformed(format!("unknown fragment \"{name}\"")))?;
+                        memo.insert(name, None);
+                        let known =
+                            expanded(&fragment.node.selection_set.node, doc, memo, depth + 1)?;
+                        memo.insert(name, Some(known));
+                        known
+                    }
+                };
+                Size {
+                    fields: 1,
+                    aliases: 0,
                 }
+                .add(inner)
             }
         };
         size = size.add(part);
     }
-    size
+    Ok(size)
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -145,12 +180,10 @@ impl Extension for Checker {
         let own = async_graphql::parser::parse_query(query)
             .map_err(|e| parse_failed(ServerError::from(e)))?;
         let mut memo = std::collections::HashMap::new();
-        let size = own
-            .operations
-            .iter()
-            .fold(Size::default(), |size, (_, op)| {
-                size.add(expanded(&op.node.selection_set.node, &own, &mut memo))
-            });
+        let mut size = Size::default();
+        for (_, op) in own.operations.iter() {
+            size = size.add(expanded(&op.node.selection_set.node, &own, &mut memo, 0)?);
+        }
         if size.fields > self.0.fields {
             return Err(coded(
                 format!(

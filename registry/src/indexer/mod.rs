@@ -256,10 +256,7 @@ impl Indexer {
                 p.get_block(BlockNumber::Number(number.into())).await
             })
             .await?;
-        block.ok_or_else(|| Error::Rpc {
-            url: self.url.clone(),
-            message: format!("block {number} is not there (the chain is shorter)"),
-        })
+        block.ok_or(Error::BlockMissing { number })
     }
 
     async fn head(&self) -> Result<u64> {
@@ -293,8 +290,10 @@ impl Indexer {
             .one(self.db.conn())
             .await
             .map_err(|e| self.db.error(e))?;
+        // No stored block that low (the node is behind all kept history, or resyncing): a
+        // reorg cannot be told from here, and waiting is safe.
         let Some(stored) = stored else {
-            return Ok(false);
+            return Ok(true);
         };
         let on_chain = self.header(stored.number as u64).await?;
         Ok(on_chain.hash.map(events::hash).as_deref() == Some(stored.hash.as_str()))
@@ -347,6 +346,24 @@ impl Indexer {
 
     /// One step: a range of blocks, a reorg, or nothing.
     pub async fn step(&mut self) -> Result<Step> {
+        let step = match self.step_once().await {
+            // A load-balanced node may name a head one backend has and another lacks.
+            Err(Error::BlockMissing { number }) => {
+                tracing::info!(
+                    number,
+                    "the node lacks a block at or below its head; retrying"
+                );
+                return Ok(self.retry().await);
+            }
+            step => step?,
+        };
+        if step != Step::Retry {
+            self.retries = 0;
+        }
+        Ok(step)
+    }
+
+    async fn step_once(&mut self) -> Result<Step> {
         let head = self.head().await?;
         let cursor = self.cursor();
         if cursor > head {
@@ -454,7 +471,7 @@ impl Indexer {
             true => self.headers(from, b).await?,
             false => Vec::new(),
         };
-        if !links(&window, a, &first, &last, &decoded) {
+        if !links(&window, from, a, &first, &last, &decoded) {
             tracing::info!(from, to = b, "the range's blocks do not link up; retrying");
             return Ok(self.retry().await);
         }
@@ -509,7 +526,6 @@ impl Indexer {
             self.known = None;
             return Err(e);
         }
-        self.retries = 0;
         if decoded.len() < 1_000 {
             self.range = (self.range * 2).min(self.options.max_range.max(1));
         }
@@ -690,7 +706,7 @@ impl Indexer {
             let on_chain = match self.header(number).await {
                 Ok(header) => header.hash.map(events::hash),
                 // A chain shorter than our history: keep looking lower.
-                Err(Error::Rpc { .. }) => None,
+                Err(Error::Rpc { .. } | Error::BlockMissing { .. }) => None,
                 Err(e) => return Err(e),
             };
             if on_chain.as_deref() == Some(block.hash.as_str()) {
@@ -808,6 +824,7 @@ impl Indexer {
 /// there, its last is `last`, and every log in it names its block's hash.
 fn links(
     window: &[Block<H256>],
+    from: u64,
     a: u64,
     first: &Block<H256>,
     last: &Block<H256>,
@@ -816,16 +833,22 @@ fn links(
     let (Some(start), Some(end)) = (window.first(), window.last()) else {
         return true;
     };
-    let number = |h: &Block<H256>| h.number.unwrap_or_default().as_u64();
+    // Each header is the block asked for (a node may answer another).
+    let numbered = window
+        .iter()
+        .enumerate()
+        .all(|(i, h)| h.number.map(|n| n.as_u64()) == Some(from + i as u64));
     let chained = window
         .windows(2)
         .all(|w| Some(w[1].parent_hash) == w[0].hash);
-    let ends = end.hash == last.hash && (number(start) != a || start.hash == first.hash);
+    let ends = end.hash == last.hash && (from != a || start.hash == first.hash);
     let logs = decoded.iter().all(|(pos, _)| {
-        pos.block < number(start)
-            || window[(pos.block - number(start)) as usize].hash == Some(pos.block_hash)
+        pos.block < from
+            || window
+                .get((pos.block - from) as usize)
+                .is_some_and(|h| h.hash == Some(pos.block_hash))
     });
-    chained && ends && logs
+    numbered && chained && ends && logs
 }
 
 /// The logs a node answered for `a..=b`, as the range holds them. Nodes have answered with

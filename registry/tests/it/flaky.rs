@@ -31,6 +31,9 @@ struct Counters {
     ceiling: std::sync::atomic::AtomicU64,
     /// When not 0, the block whose header is answered once with another fork's hash.
     forked_header: std::sync::atomic::AtomicU64,
+    /// When not 0, the block answered once as not there (`null`), as a lagging backend of a
+    /// load balancer answers a block its head is past.
+    missing_header: std::sync::atomic::AtomicU64,
 }
 
 /// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
@@ -106,6 +109,16 @@ async fn serve(
         }
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
+        if let Some(answer) = missing(&body, &counters.missing_header) {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            let socket = reader.get_mut();
+            socket.write_all(head.as_bytes()).await?;
+            socket.write_all(answer.as_bytes()).await?;
+            continue;
+        }
         let ceiling = counters.ceiling.load(Ordering::SeqCst);
         if ceiling > 0 {
             if let Some(answer) = behind(&body, ceiling) {
@@ -182,6 +195,23 @@ async fn serve(
         socket.write_all(head.as_bytes()).await?;
         socket.write_all(&answer).await?;
     }
+}
+
+/// `null` for block `missing` (once).
+fn missing(request: &[u8], missing: &std::sync::atomic::AtomicU64) -> Option<String> {
+    let block = missing.load(Ordering::SeqCst);
+    if block == 0 {
+        return None;
+    }
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    if request["method"] != "eth_getBlockByNumber" || request["params"][0] != format!("{block:#x}")
+    {
+        return None;
+    }
+    missing
+        .compare_exchange(block, 0, Ordering::SeqCst, Ordering::SeqCst)
+        .ok()?;
+    Some(serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "result": null }).to_string())
 }
 
 /// The header of block `forked` (once) with another fork's hash, as a backend on another
@@ -367,7 +397,8 @@ async fn a_node_behind_the_index_is_waited_for() {
 }
 
 /// A range whose first block's header came from another fork (read once from a backend on
-/// it) is read again: the hash stored for the block is the chain's.
+/// it) is read again: the hash stored for the block is the chain's; a block below the head
+/// answered once as not there is retried, not fatal.
 #[tokio::test]
 async fn a_first_block_read_from_another_fork_is_read_again() {
     use ethers::providers::Middleware;
@@ -386,6 +417,8 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
     let head = indexer.sync().await.unwrap();
     let provider = registry::chain::provider(world.url()).unwrap();
     counters.forked_header.store(head + 1, Ordering::SeqCst);
+    // And a block below the head the node does not have yet, once: retried, not fatal.
+    counters.missing_header.store(head + 2, Ordering::SeqCst);
     for _ in 0..3 {
         let _: String = provider.request("evm_mine", ()).await.unwrap();
     }
@@ -394,6 +427,11 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
         counters.forked_header.load(Ordering::SeqCst),
         0,
         "the proxy answered the forked header"
+    );
+    assert_eq!(
+        counters.missing_header.load(Ordering::SeqCst),
+        0,
+        "the proxy answered a block as missing"
     );
     let stored = registry::db::entity::blocks::Entity::find_by_id((head + 1) as i64)
         .one(db.open().await.conn())

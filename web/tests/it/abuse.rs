@@ -47,6 +47,31 @@ async fn abusive_documents_are_refused_with_codes() {
         let response = bounded(fragment_bomb(26, alias)).await;
         assert_eq!(code(&response), "FIELD_LIMIT", "{response}");
     }
+    // Spreads alone, ending in a fragment that is not defined: refused before the schema
+    // walks them (3^30 steps).
+    let mut spreads = String::from("{ ...F0 }\n");
+    for i in 0..30 {
+        let n = i + 1;
+        spreads.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{n} ...F{n} ...F{n} }}\n"
+        ));
+    }
+    spreads.push_str("fragment F30 on Query { ...Nope }\n");
+    let response = bounded(spreads).await;
+    assert_eq!(code(&response), "GRAPHQL_VALIDATION_FAILED", "{response}");
+    assert!(response["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown fragment"));
+    // A chain of 1,500 fragments (the body limit holds about that many) is refused by its
+    // nesting, without recursing that deep.
+    let mut chain = String::from("{...c0}");
+    for i in 0..1_500 {
+        chain.push_str(&format!("fragment c{i} on Query{{...c{}}}", i + 1));
+    }
+    chain.push_str("fragment c1500 on Query{__typename}");
+    let response = bounded(chain).await;
+    assert_eq!(code(&response), "GRAPHQL_VALIDATION_FAILED", "{response}");
 
     let batch: Vec<Value> = (0..11)
         .map(|_| json!({ "query": "{ _meta { chainId } }" }))

@@ -71,8 +71,8 @@ impl Args {
         };
         let mut indexer = Indexer::open(db, &url, deployment, content, options).await?;
         if self.once {
-            let head = indexer.sync().await?;
-            println!("indexed to block {head}");
+            indexer.sync().await?;
+            println!("indexed to block {}", indexer.cursor());
             if let Some(lists) = &lists {
                 for fetched in lists.drain().await? {
                     println!("{}", describe(&fetched));
