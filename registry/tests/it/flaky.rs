@@ -110,25 +110,13 @@ async fn serve(
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
         if let Some(answer) = missing(&body, &counters.missing_header) {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                answer.len()
-            );
-            let socket = reader.get_mut();
-            socket.write_all(head.as_bytes()).await?;
-            socket.write_all(answer.as_bytes()).await?;
+            json_ok(reader.get_mut(), answer.as_bytes()).await?;
             continue;
         }
         let ceiling = counters.ceiling.load(Ordering::SeqCst);
         if ceiling > 0 {
             if let Some(answer) = behind(&body, ceiling) {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    answer.len()
-                );
-                let socket = reader.get_mut();
-                socket.write_all(head.as_bytes()).await?;
-                socket.write_all(answer.as_bytes()).await?;
+                json_ok(reader.get_mut(), answer.as_bytes()).await?;
                 continue;
             }
         }
@@ -158,11 +146,7 @@ async fn serve(
                 "error": { "code": -32005, "message": format!("block range too large: at most {MAX_LOG_RANGE} blocks") }
             })
             .to_string();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                answer.len()
-            );
-            reader.get_mut().write_all(response.as_bytes()).await?;
+            json_ok(reader.get_mut(), answer.as_bytes()).await?;
             continue;
         }
         let answer = http
@@ -187,14 +171,31 @@ async fn serve(
             }
             _ => answer,
         };
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            answer.len()
-        );
-        let socket = reader.get_mut();
-        socket.write_all(head.as_bytes()).await?;
-        socket.write_all(&answer).await?;
+        json_ok(reader.get_mut(), &answer).await?;
     }
+}
+
+/// Answers `200 OK` with a JSON body.
+async fn json_ok(socket: &mut TcpStream, answer: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        answer.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(answer).await
+}
+
+/// An indexer that reads the chain through `proxy`.
+async fn through(
+    proxy: &str,
+    world: &World,
+    db: &TestDb,
+    content: Option<registry::content::Store>,
+    options: registry::indexer::Options,
+) -> registry::indexer::Indexer {
+    registry::indexer::Indexer::open(db.open().await, proxy, world.deployment(), content, options)
+        .await
+        .unwrap()
 }
 
 /// `null` for block `missing` (once).
@@ -296,15 +297,7 @@ async fn logs_repeated_removed_or_out_of_range_change_nothing() {
     world.workload().await;
     let (proxy, counters) = start_proxy(world.url().to_string(), None, true).await;
     let db = TestDb::new(Kind::Sqlite).await;
-    let mut indexer = registry::indexer::Indexer::open(
-        db.open().await,
-        &proxy,
-        world.deployment(),
-        Some(world.store()),
-        options(),
-    )
-    .await
-    .unwrap();
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
     indexer.sync().await.unwrap();
     assert!(counters.lied.load(Ordering::SeqCst) > 0, "{counters:?}");
     let replay = world.replay(Kind::Sqlite).await;
@@ -326,15 +319,7 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
         max_retries: None,
         ..options()
     };
-    let mut indexer = registry::indexer::Indexer::open(
-        db.open().await,
-        &proxy,
-        world.deployment(),
-        Some(world.store()),
-        flaky_options,
-    )
-    .await
-    .unwrap();
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), flaky_options).await;
     indexer.sync().await.unwrap();
     assert!(counters.dropped.load(Ordering::SeqCst) > 0, "{counters:?}");
     assert!(counters.limited.load(Ordering::SeqCst) > 0, "{counters:?}");
@@ -359,15 +344,7 @@ async fn a_node_behind_the_index_is_waited_for() {
     world.workload().await;
     let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
     let db = TestDb::new(Kind::Sqlite).await;
-    let mut indexer = registry::indexer::Indexer::open(
-        db.open().await,
-        &proxy,
-        world.deployment(),
-        Some(world.store()),
-        options(),
-    )
-    .await
-    .unwrap();
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
     let head = indexer.sync().await.unwrap();
     let before = db.open().await.snapshot().await.unwrap();
     counters.ceiling.store(head - 3, Ordering::SeqCst);
@@ -405,15 +382,7 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
     let world = World::start().await;
     let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
     let db = TestDb::new(Kind::Sqlite).await;
-    let mut indexer = registry::indexer::Indexer::open(
-        db.open().await,
-        &proxy,
-        world.deployment(),
-        None,
-        options(),
-    )
-    .await
-    .unwrap();
+    let mut indexer = through(&proxy, &world, &db, None, options()).await;
     let head = indexer.sync().await.unwrap();
     let provider = registry::chain::provider(world.url()).unwrap();
     counters.forked_header.store(head + 1, Ordering::SeqCst);
