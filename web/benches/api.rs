@@ -264,6 +264,7 @@ async fn load(label: &str, url: &str, licenses_n: i64, seconds: u64, clients: u6
                     content: None,
                     workers: 2,
                     keys: None,
+                    cors_origins: Vec::new(),
                 },
                 move |address| tx.send(address).unwrap(),
             ))

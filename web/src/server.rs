@@ -25,6 +25,25 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Serves `/v1/models/{id}/access` (x402 and signed key requests) when given.
     pub keys: Option<registry::key_service::KeyService>,
+    /// Origins whose browser pages may call the API; empty: any origin (the API is read-only
+    /// and needs no cookies, so a dapp on any site may query it).
+    pub cors_origins: Vec<String>,
+}
+
+/// The CORS policy: GET and POST from the given origins (any when none are given), any
+/// request header, preflight answers cached for an hour; no credentials.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allow_any_header()
+        .max_age(3_600);
+    if origins.is_empty() {
+        cors.allow_any_origin()
+    } else {
+        origins
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
 }
 
 struct State {
@@ -210,8 +229,9 @@ pub async fn serve(
         content: config.content.map(Arc::new),
     });
     let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
+    let origins = config.cors_origins;
     let server = HttpServer::new(move || {
-        let app = App::new().app_data(state.clone());
+        let app = App::new().wrap(cors(&origins)).app_data(state.clone());
         match &keys {
             Some(keys) => app.app_data(keys.clone()),
             None => app,

@@ -27,6 +27,15 @@ pub(crate) struct Api {
 impl Api {
     /// Serves `db` on a free port from a thread of its own.
     pub(crate) fn start(db: Db, content: registry::content::Store) -> Api {
+        Self::start_with(db, content, Vec::new())
+    }
+
+    /// Serves `db` letting browser pages of `cors_origins` call it (any when empty).
+    pub(crate) fn start_with(
+        db: Db,
+        content: registry::content::Store,
+        cors_origins: Vec<String>,
+    ) -> Api {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -39,6 +48,7 @@ impl Api {
                         content: Some(content),
                         workers: 2,
                         keys: None,
+                        cors_origins,
                     },
                     move |address| tx.send(address).unwrap(),
                 ))

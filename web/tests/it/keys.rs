@@ -50,6 +50,7 @@ fn serve(db: registry::db::Db, keys: KeyService, store: registry::content::Store
                     content: Some(store),
                     workers: 1,
                     keys: Some(keys),
+                    cors_origins: Vec::new(),
                 },
                 move |address| tx.send(address).unwrap(),
             ))

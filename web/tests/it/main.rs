@@ -3,6 +3,7 @@
 
 mod abuse;
 mod api;
+mod cors;
 #[path = "../../../registry/tests/it/dbs.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod dbs;

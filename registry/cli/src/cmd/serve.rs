@@ -35,6 +35,10 @@ pub(crate) struct Args {
     /// Most operations in one batched request.
     #[arg(long, default_value_t = Limits::default().batch)]
     max_batch: usize,
+    /// An origin (`https://app.example`) whose browser pages may call the API; repeat for
+    /// more [default: any origin: the API is read-only and takes no cookies]
+    #[arg(long, value_name = "ORIGIN")]
+    cors_origin: Vec<String>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = Limits::default().body_bytes)]
     max_body: usize,
@@ -98,6 +102,7 @@ impl Args {
             content,
             workers: self.workers,
             keys,
+            cors_origins: self.cors_origin,
         };
         web::serve(db, config, |address| {
             // The only line on stdout: where to connect (useful with port 0).
