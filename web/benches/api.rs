@@ -265,6 +265,7 @@ async fn load(label: &str, url: &str, licenses_n: i64, seconds: u64, clients: u6
                     workers: 2,
                     keys: None,
                     cors_origins: Vec::new(),
+                    ready_lag: 64,
                 },
                 move |address| tx.send(address).unwrap(),
             ))

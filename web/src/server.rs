@@ -28,6 +28,8 @@ pub struct ServerConfig {
     /// Origins whose browser pages may call the API; empty: any origin (the API is read-only
     /// and needs no cookies, so a dapp on any site may query it).
     pub cors_origins: Vec<String>,
+    /// `/ready` answers 200 once the indexer is within this many blocks of the head.
+    pub ready_lag: u64,
 }
 
 /// The CORS policy: GET and POST from the given origins (any when none are given), any
@@ -51,6 +53,7 @@ struct State {
     db: Db,
     limits: Limits,
     content: Option<Arc<Store>>,
+    ready_lag: u64,
 }
 
 fn graphql_error(status: actix_web::http::StatusCode, code: &str, message: String) -> HttpResponse {
@@ -160,6 +163,38 @@ async fn health(state: web::Data<State>) -> HttpResponse {
     }
 }
 
+/// `/ready`: whether to send traffic here (for load balancers): 200 once the database answers
+/// and the indexer is within `ready_lag` blocks of the head it last saw; 503, saying why,
+/// before. `/health` says whether the process works at all.
+async fn ready(state: web::Data<State>) -> HttpResponse {
+    let unready = |reason: String| {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "ready": false, "reason": reason }))
+    };
+    match state.db.state().await {
+        Ok(Some(indexer)) => {
+            let lag = (indexer.head_block - indexer.cursor_block).max(0) as u64;
+            if lag > state.ready_lag {
+                unready(format!(
+                    "the indexer is {lag} blocks behind the head (ready within {})",
+                    state.ready_lag
+                ))
+            } else {
+                HttpResponse::Ok().json(serde_json::json!({
+                    "ready": true,
+                    "cursor": indexer.cursor_block,
+                    "lag": lag,
+                }))
+            }
+        }
+        Ok(None) => unready("the indexer has not run on this database yet".into()),
+        Err(e) => {
+            tracing::error!("readiness check failed: {e}");
+            unready("the database does not answer".into())
+        }
+    }
+}
+
 /// `/ipfs/<cid>`: streams a file of the content store, every block checked.
 async fn gateway(state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
     let Some(store) = state.content.clone() else {
@@ -207,6 +242,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/graphiql", web::get().to(graphiql))
     .route("/health", web::get().to(health))
+    .route("/ready", web::get().to(ready))
     .route("/ipfs/{cid}", web::get().to(gateway))
     .route(
         "/v1/models/{id}/access",
@@ -227,6 +263,7 @@ pub async fn serve(
         db,
         limits: config.limits,
         content: config.content.map(Arc::new),
+        ready_lag: config.ready_lag,
     });
     let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
     let origins = config.cors_origins;

@@ -49,6 +49,7 @@ impl Api {
                         workers: 2,
                         keys: None,
                         cors_origins,
+                        ready_lag: 64,
                     },
                     move |address| tx.send(address).unwrap(),
                 ))

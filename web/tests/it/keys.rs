@@ -51,6 +51,7 @@ fn serve(db: registry::db::Db, keys: KeyService, store: registry::content::Store
                     workers: 1,
                     keys: Some(keys),
                     cors_origins: Vec::new(),
+                    ready_lag: 64,
                 },
                 move |address| tx.send(address).unwrap(),
             ))

@@ -13,6 +13,7 @@ mod keys;
 #[allow(dead_code)] // shared with other test binaries
 mod models;
 mod outputs;
+mod ready;
 mod sdl;
 #[path = "../../../registry/tests/it/support.rs"]
 #[allow(dead_code)] // shared with other test binaries

@@ -39,6 +39,9 @@ pub(crate) struct Args {
     /// more [default: any origin: the API is read-only and takes no cookies]
     #[arg(long, value_name = "ORIGIN")]
     cors_origin: Vec<String>,
+    /// `/ready` answers 200 once the indexer is within this many blocks of the head.
+    #[arg(long, default_value_t = 64, value_name = "BLOCKS")]
+    ready_lag: u64,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = Limits::default().body_bytes)]
     max_body: usize,
@@ -103,6 +106,7 @@ impl Args {
             workers: self.workers,
             keys,
             cors_origins: self.cors_origin,
+            ready_lag: self.ready_lag,
         };
         web::serve(db, config, |address| {
             // The only line on stdout: where to connect (useful with port 0).
