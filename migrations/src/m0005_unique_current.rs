@@ -32,8 +32,31 @@ fn name(table: &str) -> String {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
         // SQLite and PostgreSQL both take partial indexes in this form (sea-query builds none).
         for (table, columns) in KEYS {
+            // A database indexed before this version may hold an event applied twice: say
+            // which table and how many keys, not a bare unique violation.
+            let duplicated = format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {table} WHERE valid_to IS NULL \
+                 GROUP BY {columns} HAVING COUNT(*) > 1) AS d"
+            );
+            let found = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    duplicated,
+                ))
+                .await?
+                .map(|row| row.try_get::<i64>("", "n"))
+                .transpose()?
+                .unwrap_or(0);
+            if found > 0 {
+                return Err(DbErr::Migration(format!(
+                    "{table} holds {found} keys ({columns}) with more than one current row: \
+                     events were applied twice by an earlier version (a node that repeated \
+                     logs?); index into a fresh database"
+                )));
+            }
             manager
                 .get_connection()
                 .execute_unprepared(&format!(

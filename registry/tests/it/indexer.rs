@@ -451,3 +451,44 @@ async fn a_reorg_below_the_pruned_history_stops_the_indexer() {
     let err = indexer.sync().await.unwrap_err();
     assert!(matches!(err, registry::Error::ReorgTooDeep { .. }), "{err}");
 }
+
+/// A database an earlier version filled with an event applied twice is not given a bare
+/// unique violation by the migration that adds the one-current-row indexes: it names the
+/// table, the key and what to do.
+#[tokio::test]
+async fn duplicates_left_by_an_earlier_version_are_named_by_the_migration() {
+    use migrations::sea_orm_migration::MigratorTrait;
+    use sea_orm::{ActiveModelTrait, ActiveValue::NotSet};
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let db = TestDb::empty(kind).await;
+        let conn = registry::db::Db::connect(&db.url).await.unwrap();
+        // The schema as the version before the unique indexes left it.
+        migrations::Migrator::up(conn.conn(), Some(4))
+            .await
+            .unwrap();
+        for credited in ["1", "2"] {
+            let mut row = balances::ActiveModel::from(balances::Model {
+                vid: 0,
+                account: "0x00000000000000000000000000000000000000aa".into(),
+                currency: "0x0000000000000000000000000000000000000000".into(),
+                credited: credited.into(),
+                withdrawn: "0".into(),
+                valid_from: 1,
+                valid_to: None,
+            })
+            .reset_all();
+            row.vid = NotSet;
+            balances::Entity::insert(row)
+                .exec(conn.conn())
+                .await
+                .unwrap();
+        }
+        let err = conn.migrate().await.unwrap_err().to_string();
+        assert!(
+            err.contains("balances holds 1 keys (account, currency)")
+                && err.contains("fresh database"),
+            "{kind:?}: {err}"
+        );
+        db.drop_db().await;
+    }
+}
