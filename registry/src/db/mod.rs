@@ -5,6 +5,7 @@
 pub mod entity;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use migrations::Migrator;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
@@ -51,7 +52,27 @@ pub fn redact(url: &str) -> String {
 impl Db {
     /// Connects without touching the schema.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects for serving queries, refusing a schema that is behind like [`Db::open`]; on
+    /// PostgreSQL every statement is cancelled after `statement_timeout`, so a query the
+    /// API's time budget gave up on stops using the database too. (SQLite has no such limit;
+    /// its queries end with the request's budget.)
+    pub async fn open_for_queries(url: &str, statement_timeout: Duration) -> Result<Self> {
+        let db = Self::connect_with(url, Some(statement_timeout)).await?;
+        db.refuse_behind().await?;
+        Ok(db)
+    }
+
+    async fn connect_with(url: &str, statement_timeout: Option<Duration>) -> Result<Self> {
         let mut options = ConnectOptions::new(url.to_string());
+        if let Some(timeout) = statement_timeout {
+            let millis = timeout.as_millis().max(1);
+            options.map_sqlx_postgres_opts(move |o| {
+                o.options([("statement_timeout", format!("{millis}ms"))])
+            });
+        }
         options
             .sqlx_logging(false)
             .max_connections(16)
@@ -76,16 +97,21 @@ impl Db {
     /// Connects and refuses a schema that is behind the migrations.
     pub async fn open(url: &str) -> Result<Self> {
         let db = Self::connect(url).await?;
-        let pending = Migrator::get_pending_migrations(&db.conn)
+        db.refuse_behind().await?;
+        Ok(db)
+    }
+
+    async fn refuse_behind(&self) -> Result<()> {
+        let pending = Migrator::get_pending_migrations(&self.conn)
             .await
-            .map_err(db_error(url))?;
+            .map_err(db_error(&self.url))?;
         if !pending.is_empty() {
             return Err(Error::SchemaBehind {
-                url: redact(url),
+                url: redact(&self.url),
                 pending: pending.len(),
             });
         }
-        Ok(db)
+        Ok(())
     }
 
     /// Applies pending migrations; returns how many were applied.

@@ -492,3 +492,27 @@ async fn duplicates_left_by_an_earlier_version_are_named_by_the_migration() {
         db.drop_db().await;
     }
 }
+
+/// The API's connections to PostgreSQL cancel a statement that runs past their timeout (a
+/// query the API gave up on does not keep the database busy); the indexer's do not.
+#[tokio::test]
+async fn query_connections_cancel_long_statements_on_postgres() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let api = registry::db::Db::open_for_queries(&db.url, std::time::Duration::from_millis(300))
+        .await
+        .unwrap();
+    let err = api
+        .conn()
+        .execute_unprepared("SELECT pg_sleep(3)")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("statement timeout"), "{err}");
+    db.open()
+        .await
+        .conn()
+        .execute_unprepared("SELECT pg_sleep(0.5)")
+        .await
+        .unwrap();
+    db.drop_db().await;
+}

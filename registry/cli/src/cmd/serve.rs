@@ -63,7 +63,9 @@ pub(crate) struct Args {
 
 impl Args {
     pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
-        let db = Db::open(&settings.database_url).await?;
+        // A statement outlives its query's budget by at most a second (PostgreSQL).
+        let statement_timeout = Duration::from_millis(self.time_budget_ms) + Duration::from_secs(1);
+        let db = Db::open_for_queries(&settings.database_url, statement_timeout).await?;
         let content = if self.no_gateway {
             None
         } else {
