@@ -163,15 +163,22 @@ mod tests {
                 let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
                 let chunk = vec![b' '; 1 << 16];
                 // Far more than a receipt may be; stops when the reader hangs up.
+                let mut written = 0u64;
                 for _ in 0..(64 * MAX_RECEIPT / chunk.len() as u64) {
                     if pipe.write_all(&chunk).is_err() {
                         break;
                     }
+                    written += chunk.len() as u64;
                 }
+                written
             })
         };
         let err = Receipt::read(&fifo).unwrap_err().to_string();
         assert!(err.contains("too large for a receipt"), "{err}");
-        writer.join().unwrap();
+        let written = writer.join().unwrap();
+        assert!(
+            written < 8 * MAX_RECEIPT,
+            "the reader stopped at its bound, not after {written} bytes"
+        );
     }
 }
