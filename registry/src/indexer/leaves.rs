@@ -31,6 +31,7 @@ use sea_orm::{
 
 use super::apply::leaves_status;
 use super::events::{address, hash};
+use super::now_unix as now;
 use crate::content::{cids, Store};
 use crate::db::entity::{output_batches, outputs};
 use crate::db::{Db, Versioned};
@@ -252,47 +253,35 @@ impl LeafLists {
     async fn record(&self, batch: &output_batches::Model, outcome: Outcome) -> Result<Fetched> {
         let root = batch.root.clone();
         let attempts = batch.leaves_attempts + 1;
-        let conn = self.db.conn();
-        let moved = |from, to, detail, retry_at| {
-            transition(conn, batch.vid, from, to, detail, attempts, retry_at)
-        };
-        match outcome {
-            Outcome::Leaves(rows) => self.write_outputs(batch, rows).await,
-            Outcome::Invalid(reason) => {
-                let detail = Some(reason.clone());
-                Ok(
-                    match moved(leaves_status::PENDING, leaves_status::INVALID, detail, 0)
-                        .await
-                        .map_err(|e| self.db.error(e))?
-                    {
-                        true => Fetched::Invalid { root, reason },
-                        false => Fetched::Gone { root },
-                    },
-                )
-            }
+        let (to, reason, retry_at) = match outcome {
+            Outcome::Leaves(rows) => return self.write_outputs(batch, rows).await,
+            Outcome::Invalid(reason) => (leaves_status::INVALID, reason, 0),
             Outcome::Failed(reason) => {
                 let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
-                let detail = Some(reason.clone());
-                Ok(
-                    match moved(
-                        leaves_status::PENDING,
-                        leaves_status::PENDING,
-                        detail,
-                        retry_at,
-                    )
-                    .await
-                    .map_err(|e| self.db.error(e))?
-                    {
-                        true => Fetched::Failed {
-                            root,
-                            reason,
-                            retry_at,
-                        },
-                        false => Fetched::Gone { root },
-                    },
-                )
+                (leaves_status::PENDING, reason, retry_at)
             }
-        }
+        };
+        let detail = Some(reason.clone());
+        let moved = transition(
+            self.db.conn(),
+            batch.vid,
+            leaves_status::PENDING,
+            to,
+            detail,
+            attempts,
+            retry_at,
+        )
+        .await
+        .map_err(|e| self.db.error(e))?;
+        Ok(match (moved, to) {
+            (false, _) => Fetched::Gone { root },
+            (true, leaves_status::INVALID) => Fetched::Invalid { root, reason },
+            (true, _) => Fetched::Failed {
+                root,
+                reason,
+                retry_at,
+            },
+        })
     }
 
     /// Writes a checked list's outputs: the batch is claimed (`indexing`), the rows are
@@ -439,10 +428,6 @@ fn backoff(options: &Options, attempts: i64) -> Duration {
 /// that ids sort in the order the outputs were committed.
 pub fn output_id(block: i64, log_index: i64, position: usize) -> String {
     format!("{block:012}-{log_index:06}-{position:010}")
-}
-
-fn now() -> i64 {
-    crate::amount::unix_now() as i64
 }
 
 /// What a batch's list must be.

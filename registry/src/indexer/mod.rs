@@ -114,7 +114,7 @@ pub struct Indexer {
     _lock: WriterLock,
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     crate::amount::unix_now() as i64
 }
 
@@ -414,13 +414,30 @@ impl Indexer {
                 return Ok(self.retry().await);
             }
         };
+        // Inside the reorg window every block's header is read and the range checked link by
+        // link (a middle block or its logs from another fork is caught), and every block there
+        // gets a stored hash, so that a later reorg finds its exact common ancestor rather
+        // than an older stored block below the pruned history.
+        let from = head
+            .saturating_sub(self.options.reorg_window)
+            .saturating_add(1)
+            .max(a);
+        let window = match from <= b {
+            true => self.headers(from, b).await?,
+            false => Vec::new(),
+        };
         // The range is consistent only if its first and last blocks did not change meanwhile
         // (a header answered from another fork, by another backend or just before a reorg,
-        // is caught here).
-        let last_again = self.header(b).await?;
-        let first_again = match b == a {
-            true => last_again.clone(),
-            false => self.header(a).await?,
+        // is caught here). The window's headers, read after the logs, are those re-reads
+        // where they cover the ends.
+        let last_again = match window.last() {
+            Some(end) => end.clone(),
+            None => self.header(b).await?,
+        };
+        let first_again = match (b == a, window.first()) {
+            (true, _) => last_again.clone(),
+            (false, Some(start)) if from == a => start.clone(),
+            (false, _) => self.header(a).await?,
         };
         if last_again.hash != last.hash || first_again.hash != first.hash {
             tracing::info!(
@@ -458,19 +475,6 @@ impl Indexer {
             decoded.push((pos, event));
         }
         decoded.sort_by_key(|(p, _)| (p.block, p.log_index));
-
-        // Inside the reorg window every block's header is read and the range checked link by
-        // link (a middle block or its logs from another fork is caught), and every block there
-        // gets a stored hash, so that a later reorg finds its exact common ancestor rather
-        // than an older stored block below the pruned history.
-        let from = head
-            .saturating_sub(self.options.reorg_window)
-            .saturating_add(1)
-            .max(a);
-        let window = match from <= b {
-            true => self.headers(from, b).await?,
-            false => Vec::new(),
-        };
         if !links(&window, from, a, &first, &last, &decoded) {
             tracing::info!(from, to = b, "the range's blocks do not link up; retrying");
             return Ok(self.retry().await);
@@ -478,8 +482,12 @@ impl Indexer {
 
         // Content and header lookups happen before the transaction, which then only writes.
         let mut lookups = Vec::with_capacity(decoded.len());
-        let mut times: Vec<(u64, u64)> =
-            vec![(a, first.timestamp.as_u64()), (b, last.timestamp.as_u64())];
+        // Block times for output batches: from the headers already read.
+        let mut times: Vec<(u64, u64)> = [&first, &last]
+            .into_iter()
+            .chain(&window)
+            .filter_map(|h| Some((h.number?.as_u64(), h.timestamp.as_u64())))
+            .collect();
         for (pos, event) in &decoded {
             lookups.push(match event {
                 Event::ModelMinted(e) => Lookup::Provenance(self.provenance(&e.model).await),
