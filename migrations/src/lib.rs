@@ -24,6 +24,7 @@ mod m0003_escrow;
 mod m0004_outputs;
 mod m0005_unique_current;
 mod m0006_pruned_to;
+mod m0007_fingerprint_queue;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_outputs::Migration),
             Box::new(m0005_unique_current::Migration),
             Box::new(m0006_pruned_to::Migration),
+            Box::new(m0007_fingerprint_queue::Migration),
         ]
     }
 }

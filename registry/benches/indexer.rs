@@ -178,6 +178,7 @@ async fn measure(
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let options = Options {
+        finality: registry::indexer::Finality::Tag,
         confirmations: 12,
         reorg_window: 256,
         max_range: 2_000,

@@ -28,6 +28,9 @@ pub struct DevnetOptions {
     /// but a long run stays fast (anvil otherwise snapshots the whole state at every block,
     /// so each block costs more than the last).
     pub prune_history: bool,
+    /// Slots per epoch (`anvil --slots-in-an-epoch`): anvil names the block two epochs below
+    /// the head `finalized`; `None` keeps anvil's 32 (finalized 64 blocks below the head).
+    pub slots_in_an_epoch: Option<u64>,
 }
 
 impl Default for DevnetOptions {
@@ -38,6 +41,7 @@ impl Default for DevnetOptions {
             block_time: None,
             accounts: 10,
             prune_history: false,
+            slots_in_an_epoch: None,
         }
     }
 }
@@ -69,6 +73,9 @@ impl Devnet {
             .kill_on_drop(true);
         if options.prune_history {
             command.arg("--prune-history");
+        }
+        if let Some(slots) = options.slots_in_an_epoch {
+            command.args(["--slots-in-an-epoch", &slots.to_string()]);
         }
         if let Some(seconds) = options.block_time {
             command.args(["--block-time", &seconds.to_string()]);

@@ -208,6 +208,8 @@ pub enum Error {
     SchemaBehind { url: String, pending: usize },
     #[error("another indexer is writing to this database (it holds the {what})")]
     IndexerRunning { what: String },
+    #[error("the indexer lost its writer lock ({what}): the database ended the session that held it; stopping, so that two writers never race (start the indexer again)")]
+    WriterLockLost { what: String },
     #[error("database {url} indexes another deployment ({indexed})")]
     WrongDeployment { url: String, indexed: String },
     #[error("reorg deeper than the kept history: no stored block hash from {oldest} to {cursor} is on the chain any more")]

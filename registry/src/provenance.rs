@@ -34,39 +34,57 @@ pub struct Skipped {
 
 /// The metadata document a model's `metadataUri` points at.
 pub async fn metadata_of(store: &Store, model: &Model) -> Result<ModelMetadata> {
-    let cid = cids::parse(&model.metadata_uri)?;
+    metadata_at(store, &model.metadata_uri).await
+}
+
+/// The metadata document at `uri` (a model's `metadataUri`).
+pub async fn metadata_at(store: &Store, uri: &str) -> Result<ModelMetadata> {
+    let cid = cids::parse(uri)?;
     let bytes = store.read_bytes(&cid, metadata::MAX_BYTES).await?;
-    ModelMetadata::from_json(&bytes, &model.metadata_uri)
+    ModelMetadata::from_json(&bytes, uri)
 }
 
 /// The fingerprint a model's metadata points at, checked against its on-chain commitment.
 pub async fn registered_fingerprint(store: &Store, model: &Model) -> Result<Fingerprint> {
     let metadata = metadata_of(store, model).await?;
-    let bytes = fingerprint_bytes(store, &metadata, model).await?;
+    let bytes = fingerprint_bytes(store, &metadata, &model.fingerprint).await?;
     Ok(Fingerprint::decode(&bytes)?)
 }
 
 /// The canonical fingerprint encoding `metadata` points at, checked against the model's
-/// on-chain commitment.
+/// on-chain `commitment`.
 pub async fn fingerprint_bytes(
     store: &Store,
     metadata: &ModelMetadata,
-    model: &Model,
+    commitment: &[u8; 32],
 ) -> Result<Vec<u8>> {
     let cid = cids::parse(&metadata.fingerprint)?;
     let bytes = store.read_bytes(&cid, MAX_FINGERPRINT_BYTES).await?;
     let hash = fingerprint::encoding::hash_encoding(&bytes);
-    if hash != model.fingerprint {
+    if &hash != commitment {
         return Err(Error::Metadata {
             source_uri: metadata.fingerprint.clone(),
             reason: format!(
                 "the fingerprint stored there hashes to {}, the chain holds {}",
                 fingerprint::hex(&hash),
-                fingerprint::hex(&model.fingerprint)
+                fingerprint::hex(commitment)
             ),
         });
     }
     Ok(bytes)
+}
+
+/// Which similar models a model's declared lineage explains: `other` is an ancestor of the
+/// model (whose parents are `declared`), or shares an ancestor with it (a sibling fine-tune of
+/// the same base reads as derived). The one rule for `mint`, before a model is minted, and
+/// for the indexer, which flags a model whose similarity to an earlier one it does not
+/// explain. `parents` holds every registered model's parents.
+pub fn explained(parents: &HashMap<u64, Vec<u64>>, declared: &[u64], other: u64) -> bool {
+    let mine = lineage_of(parents, declared);
+    mine.contains(&other)
+        || lineage_of(parents, &[other])
+            .iter()
+            .any(|a| mine.contains(a))
 }
 
 /// Every ancestor of the models in `start` (which are included).
@@ -115,10 +133,8 @@ pub async fn scan(
             Err(reason) => skipped.push(Skipped { model: id, reason }),
         }
     }
-    let mine = lineage_of(&parents, declared);
     for r in &mut related {
-        let theirs = lineage_of(&parents, &[r.model]);
-        r.explained = mine.contains(&r.model) || theirs.iter().any(|a| mine.contains(a));
+        r.explained = explained(&parents, declared, r.model);
     }
     related.sort_by(|a, b| b.comparison.similarity.total_cmp(&a.comparison.similarity));
     Ok((related, skipped))

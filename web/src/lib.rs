@@ -2,7 +2,8 @@
 //! actix-web over the indexer's database (SQLite or PostgreSQL).
 //!
 //! - `/graphql`: queries over POST and GET, subscriptions over WebSocket
-//!   (`graphql-transport-ws`) on the same path.
+//!   (`graphql-transport-ws`, or the older `graphql-ws`) on the same path, with limits on
+//!   connections, message size and rate, and subscriptions per connection (see `ws`).
 //! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/`: a small explorer page;
 //!   `/ipfs/<cid>`: the content store, read-only (every block checked).
 //! - `/v1/models/{id}/access` (with a keeper identity): x402 `402 Payment Required` with the
@@ -15,7 +16,9 @@
 //!
 //! Abusive queries are refused before they run, each with a machine code in
 //! `extensions.code`: `DEPTH_LIMIT`, `COMPLEXITY_LIMIT` (list fields count their page size),
-//! `ALIAS_LIMIT`, `PAGE_SIZE_LIMIT`, `BODY_TOO_LARGE`, `TIMEOUT` (per-query time budget).
+//! `ALIAS_LIMIT`, `PAGE_SIZE_LIMIT`, `BODY_TOO_LARGE`, `BODY_TIMEOUT` (a body sent too
+//! slowly), `TIMEOUT` (per-query time budget), and over WebSocket `TOO_MANY_CONNECTIONS` and
+//! `TOO_MANY_SUBSCRIPTIONS`.
 //! Internal errors are logged once and answered as `internal error` (`INTERNAL`).
 //! See [`Limits`] for the figures.
 //!
@@ -26,6 +29,7 @@ mod error;
 mod limits;
 pub mod schema;
 pub mod server;
+mod ws;
 
 pub use limits::Limits;
 pub use schema::{build_schema, RegistrySchema};

@@ -28,6 +28,20 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Longest a query may run.
     pub time_budget: Duration,
+    /// Longest time a client may take to send a request body (a slow client holds a
+    /// connection open otherwise).
+    pub body_timeout: Duration,
+    /// Open WebSocket connections at once, server-wide.
+    pub ws_connections: usize,
+    /// Live subscriptions on one WebSocket connection.
+    pub ws_subscriptions: usize,
+    /// Largest WebSocket message (a frame, or continuation frames together), in bytes.
+    pub ws_message_bytes: usize,
+    /// Most messages a WebSocket client may send in a second.
+    pub ws_messages_per_second: u32,
+    /// A WebSocket that sends nothing for this long (or has not finished its handshake) is
+    /// closed.
+    pub ws_idle: Duration,
 }
 
 impl Default for Limits {
@@ -40,6 +54,12 @@ impl Default for Limits {
             batch: 10,
             body_bytes: 64 * 1024,
             time_budget: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+            ws_connections: 1_000,
+            ws_subscriptions: 20,
+            ws_message_bytes: 64 * 1024,
+            ws_messages_per_second: 50,
+            ws_idle: Duration::from_secs(60),
         }
     }
 }

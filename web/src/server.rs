@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::GraphQLSubscription;
 use futures::StreamExt;
 use registry::content::{cids, Store};
 use registry::db::Db;
@@ -52,6 +51,8 @@ struct State {
     schema: RegistrySchema,
     db: Db,
     limits: Limits,
+    /// Open WebSocket connections.
+    sockets: crate::ws::Connections,
     content: Option<Arc<Store>>,
     ready_lag: u64,
 }
@@ -62,26 +63,48 @@ fn graphql_error(status: actix_web::http::StatusCode, code: &str, message: Strin
     }))
 }
 
-async fn graphql_post(state: web::Data<State>, mut body: web::Payload) -> HttpResponse {
-    // Read the body up to the limit, so an oversized request costs no more than that.
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else {
-            return graphql_error(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                "the request body could not be read".into(),
-            );
-        };
-        if bytes.len() + chunk.len() > state.limits.body_bytes {
-            return graphql_error(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "BODY_TOO_LARGE",
-                format!("the request body exceeds {} bytes", state.limits.body_bytes),
-            );
+/// Reads a request body up to the size limit, within the time limit: an oversized or slow
+/// body costs no more than those.
+async fn read_body(limits: &Limits, mut body: web::Payload) -> Result<web::BytesMut, HttpResponse> {
+    let read = async {
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                return Err(graphql_error(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the request body could not be read".into(),
+                ));
+            };
+            if bytes.len() + chunk.len() > limits.body_bytes {
+                return Err(graphql_error(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "BODY_TOO_LARGE",
+                    format!("the request body exceeds {} bytes", limits.body_bytes),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
+        Ok(bytes)
+    };
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(read) => read,
+        Err(_) => Err(graphql_error(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            "BODY_TIMEOUT",
+            format!(
+                "the request body did not arrive within {} s",
+                limits.body_timeout.as_secs_f64()
+            ),
+        )),
     }
+}
+
+async fn graphql_post(state: web::Data<State>, body: web::Payload) -> HttpResponse {
+    let bytes = match read_body(&state.limits, body).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
+    };
     let request: async_graphql::BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
         Err(e) => {
@@ -125,7 +148,14 @@ async fn graphql_ws(
     req: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    GraphQLSubscription::new(state.schema.clone()).start(&req, payload)
+    crate::ws::upgrade(
+        state.schema.clone(),
+        state.limits,
+        &state.sockets,
+        &req,
+        payload,
+    )
+    .await
 }
 
 async fn graphiql() -> HttpResponse {
@@ -262,6 +292,7 @@ pub async fn serve(
         schema: build_schema(db.conn().clone(), config.limits),
         db,
         limits: config.limits,
+        sockets: crate::ws::Connections::new(config.limits.ws_connections),
         content: config.content.map(Arc::new),
         ready_lag: config.ready_lag,
     });

@@ -207,6 +207,8 @@ versioned_entity!(fingerprints, "fingerprints", {
     tensors: i64,
     parameters: i64,
     encoding: Option<Vec<u8>>,
+    attempts: i64,
+    retry_at: i64,
 });
 
 versioned_entity!(similarities, "similarities", {

@@ -145,17 +145,27 @@ impl Db {
     /// The current rows of every versioned table (without `vid`), sorted: two databases that
     /// went through different histories but hold the same state give equal snapshots.
     pub async fn snapshot(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
-        async fn current<E>(db: &Db) -> Result<Vec<String>>
+        self.rows(true).await
+    }
+
+    /// Every row version of every versioned table (without `vid`), sorted: what a database
+    /// indexed through failures and reorgs must share with a clean replay, the versions the
+    /// reorg window keeps included.
+    pub async fn history(&self) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        self.rows(false).await
+    }
+
+    async fn rows(&self, current_only: bool) -> Result<BTreeMap<&'static str, Vec<String>>> {
+        async fn rows<E>(db: &Db, current_only: bool) -> Result<Vec<String>>
         where
             E: EntityTrait,
             E::Model: serde::Serialize,
         {
-            let column = Expr::col(Alias::new("valid_to"));
-            let rows = E::find()
-                .filter(column.is_null())
-                .all(db.conn())
-                .await
-                .map_err(|e| db.error(e))?;
+            let mut query = E::find();
+            if current_only {
+                query = query.filter(Expr::col(Alias::new("valid_to")).is_null());
+            }
+            let rows = query.all(db.conn()).await.map_err(|e| db.error(e))?;
             let mut out: Vec<String> = rows
                 .iter()
                 .map(|r| serde_json::to_string(r).expect("rows serialize"))
@@ -164,22 +174,23 @@ impl Db {
             Ok(out)
         }
         use entity::*;
+        let c = current_only;
         let mut map = BTreeMap::new();
-        map.insert("models", current::<models::Entity>(self).await?);
-        map.insert("lineage", current::<lineage::Entity>(self).await?);
-        map.insert("offerings", current::<offerings::Entity>(self).await?);
-        map.insert("licenses", current::<licenses::Entity>(self).await?);
-        map.insert("credits", current::<credits::Entity>(self).await?);
-        map.insert("withdrawals", current::<withdrawals::Entity>(self).await?);
-        map.insert("balances", current::<balances::Entity>(self).await?);
-        map.insert("transfers", current::<transfers::Entity>(self).await?);
-        map.insert("fingerprints", current::<fingerprints::Entity>(self).await?);
-        map.insert("similarities", current::<similarities::Entity>(self).await?);
+        map.insert("models", rows::<models::Entity>(self, c).await?);
+        map.insert("lineage", rows::<lineage::Entity>(self, c).await?);
+        map.insert("offerings", rows::<offerings::Entity>(self, c).await?);
+        map.insert("licenses", rows::<licenses::Entity>(self, c).await?);
+        map.insert("credits", rows::<credits::Entity>(self, c).await?);
+        map.insert("withdrawals", rows::<withdrawals::Entity>(self, c).await?);
+        map.insert("balances", rows::<balances::Entity>(self, c).await?);
+        map.insert("transfers", rows::<transfers::Entity>(self, c).await?);
+        map.insert("fingerprints", rows::<fingerprints::Entity>(self, c).await?);
+        map.insert("similarities", rows::<similarities::Entity>(self, c).await?);
         map.insert(
             "output_batches",
-            current::<output_batches::Entity>(self).await?,
+            rows::<output_batches::Entity>(self, c).await?,
         );
-        map.insert("outputs", current::<outputs::Entity>(self).await?);
+        map.insert("outputs", rows::<outputs::Entity>(self, c).await?);
         Ok(map)
     }
 

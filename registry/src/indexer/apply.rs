@@ -2,55 +2,39 @@
 //! transaction. Every write is a row version at the event's block (see the `migrations`
 //! crate), so a reorg can undo it.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-
 use ethers::types::{Address, U256};
-use fingerprint::{Fingerprint, Verdict};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::batch::{Batch, Keyed};
 use super::events::{address, hash, Event, Position};
 use crate::db::entity::{
     balances, credits, fingerprints, licenses, lineage, models, offerings, output_batches,
-    similarities, transfers, withdrawals,
+    transfers, withdrawals,
 };
 use crate::db::Versioned;
 
 /// Pairs less similar than this are not stored (unless the verdict says they are related).
 pub const SIMILARITY_FLOOR: f64 = 0.1;
 
-/// What the indexer learned from the content store about a minted model, before the
-/// transaction that records it.
-#[derive(Debug, Clone)]
-pub enum Provenance {
-    /// The metadata's name and the fingerprint, checked against the on-chain commitment.
-    Found {
-        name: Option<String>,
-        fingerprint: Arc<Fingerprint>,
-        encoding: Arc<Vec<u8>>,
-    },
-    /// Not retrievable from the content store (or no store configured).
-    Unavailable {
-        name: Option<String>,
-        reason: String,
-    },
-    /// Retrieved, but not what the chain committed to, or not decodable.
-    Invalid {
-        name: Option<String>,
-        reason: String,
-    },
-}
-
 /// What a step looked up for one event before its transaction.
 #[derive(Debug, Clone)]
 pub enum Lookup {
     Nothing,
-    /// A minted model's metadata and fingerprint.
-    Provenance(Provenance),
     /// The timestamp of the event's block (a batch of outputs records when it was committed).
     BlockTime(u64),
+}
+
+/// Where fetching a minted model's fingerprint stands (`fingerprints.status`; see
+/// [`super::fingerprints`]).
+pub mod fingerprint_status {
+    /// Not fetched yet, or the content store could not give it and it will be retried
+    /// (`detail` says why).
+    pub const PENDING: &str = "pending";
+    /// Fetched, checked against the on-chain commitment, compared with the others.
+    pub const OK: &str = "ok";
+    /// Not what the chain committed to, or not a fingerprint; never retried.
+    pub const INVALID: &str = "invalid";
 }
 
 /// Where fetching a batch's leaf list stands (`output_batches.leaves_status`).
@@ -65,61 +49,6 @@ pub mod leaves_status {
     pub const INDEXED: &str = "indexed";
     /// Fetched (or named) but not the batch's leaves; never retried.
     pub const INVALID: &str = "invalid";
-}
-
-/// The registered fingerprints and the lineage, in memory, for comparing new models. Rebuilt
-/// from the database after a reorg or a failed transaction.
-#[derive(Debug, Default)]
-pub struct Known {
-    fingerprints: Vec<(i64, Arc<Fingerprint>)>,
-    parents: HashMap<i64, Vec<i64>>,
-}
-
-impl Known {
-    pub async fn load<C: ConnectionTrait>(c: &C) -> Result<Self, DbErr> {
-        let mut known = Known::default();
-        let current = || Expr::col(Alias::new("valid_to")).is_null();
-        for row in lineage::Entity::find().filter(current()).all(c).await? {
-            known
-                .parents
-                .entry(row.child_id)
-                .or_default()
-                .push(row.parent_id);
-        }
-        let rows = fingerprints::Entity::find()
-            .filter(current())
-            .order_by_asc(fingerprints::Column::ModelId)
-            .all(c)
-            .await?;
-        for row in rows {
-            if let Some(encoding) = row.encoding.filter(|_| row.status == "ok") {
-                if let Ok(fp) = Fingerprint::decode(&encoding) {
-                    known.fingerprints.push((row.model_id, Arc::new(fp)));
-                }
-            }
-        }
-        Ok(known)
-    }
-
-    /// Whether `other` is explained by `model`'s declared lineage: an ancestor, or a model
-    /// sharing an ancestor with it (a sibling fine-tune of the same base reads as derived).
-    fn explained(&self, model: i64, other: i64) -> bool {
-        let mine = self.ancestors(model);
-        mine.contains(&other) || self.ancestors(other).iter().any(|a| mine.contains(a))
-    }
-
-    fn ancestors(&self, model: i64) -> HashSet<i64> {
-        let mut seen = HashSet::new();
-        let mut stack = vec![model];
-        while let Some(m) = stack.pop() {
-            for &p in self.parents.get(&m).into_iter().flatten() {
-                if seen.insert(p) {
-                    stack.push(p);
-                }
-            }
-        }
-        seen
-    }
 }
 
 fn id(value: U256) -> i64 {
@@ -149,42 +78,13 @@ pub(crate) async fn apply<C: ConnectionTrait>(
     pos: &Position,
     event: &Event,
     lookup: &Lookup,
-    known: &mut Known,
 ) -> Result<(), DbErr> {
     let block = pos.block as i64;
-    let provenance = match lookup {
-        Lookup::Provenance(p) => Some(p),
-        _ => None,
-    };
     match event {
         Event::ModelMinted(e) => {
             let model_id = id(e.model_id);
-            let parents: Vec<i64> = e.parents.iter().map(|p| id(p.model_id)).collect();
-            known.parents.insert(model_id, parents.clone());
-            let (name, flagged) = match provenance {
-                Some(Provenance::Found {
-                    name,
-                    fingerprint,
-                    encoding,
-                }) => {
-                    let flagged =
-                        record_fingerprint(batch, block, model_id, fingerprint, encoding, known);
-                    known.fingerprints.push((model_id, fingerprint.clone()));
-                    (name.clone(), flagged)
-                }
-                Some(Provenance::Unavailable { name, reason }) => {
-                    record_missing(batch, block, model_id, "unavailable", reason);
-                    (name.clone(), None)
-                }
-                Some(Provenance::Invalid { name, reason }) => {
-                    record_missing(batch, block, model_id, "invalid", reason);
-                    (name.clone(), None)
-                }
-                None => {
-                    record_missing(batch, block, model_id, "unavailable", "no content store");
-                    (None, None)
-                }
-            };
+            // Fetched off the chain path, which fills the name and the flag in.
+            record_pending(batch, block, model_id);
             let m = &e.model;
             let row = models::Model {
                 vid: 0,
@@ -196,7 +96,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 content_root: fingerprint::hex(&m.content_root),
                 fingerprint: fingerprint::hex(&m.fingerprint),
                 metadata_uri: m.metadata_uri.clone(),
-                name,
+                name: None,
                 minted_at: m.minted_at as i64,
                 depth: i32::from(m.depth),
                 sale_royalty_bps: e.sale_royalty_bps as i32,
@@ -204,8 +104,8 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 encrypted: m.encrypted,
                 block_number: block,
                 tx_hash: hash(pos.tx),
-                flagged_model: flagged.map(|(m, _)| m),
-                flagged_similarity: flagged.map(|(_, s)| s),
+                flagged_model: None,
+                flagged_similarity: None,
                 valid_from: block,
                 valid_to: None,
             };
@@ -577,72 +477,19 @@ async fn add_to_balance<C: ConnectionTrait>(
     }
 }
 
-fn record_missing(batch: &mut Batch, block: i64, model_id: i64, status: &str, reason: &str) {
+fn record_pending(batch: &mut Batch, block: i64, model_id: i64) {
     let row = fingerprints::Model {
         vid: 0,
         model_id,
-        status: status.into(),
-        detail: Some(reason.into()),
+        status: fingerprint_status::PENDING.into(),
+        detail: None,
         tensors: 0,
         parameters: 0,
         encoding: None,
+        attempts: 0,
+        retry_at: 0,
         valid_from: block,
         valid_to: None,
     };
     batch.fingerprints.insert(row, block);
-}
-
-/// Stores the fingerprint and its similarities to every registered model; returns the most
-/// similar earlier model it reads as derived from without having it as an ancestor.
-fn record_fingerprint(
-    batch: &mut Batch,
-    block: i64,
-    model_id: i64,
-    fp: &Fingerprint,
-    encoding: &[u8],
-    known: &Known,
-) -> Option<(i64, f64)> {
-    let row = fingerprints::Model {
-        vid: 0,
-        model_id,
-        status: "ok".into(),
-        detail: None,
-        tensors: fp.tensors.len() as i64,
-        parameters: fp.parameters() as i64,
-        encoding: Some(encoding.to_vec()),
-        valid_from: block,
-        valid_to: None,
-    };
-    batch.fingerprints.insert(row, block);
-    let mut flagged: Option<(i64, f64)> = None;
-    for (other, theirs) in &known.fingerprints {
-        if *other == model_id {
-            continue;
-        }
-        let cmp = fingerprint::compare(fp, theirs);
-        let related = cmp.verdict != Verdict::Unrelated;
-        if !related && cmp.similarity < SIMILARITY_FLOOR {
-            continue;
-        }
-        for (a, b) in [(model_id, *other), (*other, model_id)] {
-            let row = similarities::Model {
-                vid: 0,
-                model_id: a,
-                other_id: b,
-                similarity: cmp.similarity,
-                verdict: cmp.verdict.as_str().into(),
-                log10_false_positive: cmp.log10_false_positive_probability,
-                valid_from: block,
-                valid_to: None,
-            };
-            batch.similarities.insert(row, block);
-        }
-        if related
-            && !known.explained(model_id, *other)
-            && flagged.is_none_or(|(_, s)| cmp.similarity > s)
-        {
-            flagged = Some((*other, cmp.similarity));
-        }
-    }
-    flagged
 }

@@ -1,11 +1,18 @@
 //! One indexer per database: a PostgreSQL session advisory lock, or an exclusive lock on a file
 //! next to the SQLite database. Both are released by the operating system or the server when
 //! the process dies, so a killed indexer never leaves a stale lock behind.
+//!
+//! The PostgreSQL lock lives as long as one session: if the server ends that session (a
+//! restart, `pg_terminate_backend`, an idle-session timeout, a network cut) the lock is gone
+//! while the indexer, writing through other pooled sessions, goes on; a second indexer could
+//! then take the lock and both would write. So every write transaction checks, inside itself,
+//! that the lock's session still holds it ([`WriterLock::check`]), and the fenced cursor
+//! catches a loss between that check and the commit.
 
 use std::fs::File;
 use std::path::PathBuf;
 
-use sea_orm::{DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::{Error, Result};
 
@@ -15,7 +22,11 @@ const ADVISORY_KEY: i64 = 0x5245_4749_5354_5259;
 /// Held while the indexer runs.
 #[derive(Debug)]
 pub enum WriterLock {
-    Postgres(sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>),
+    Postgres {
+        session: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
+        /// The server process of that session, as `pg_locks` names it.
+        pid: i32,
+    },
     File(File, PathBuf),
     /// An in-memory SQLite database is private to its process.
     None,
@@ -46,8 +57,15 @@ impl WriterLock {
                         ),
                     });
                 }
+                let (pid,): (i32,) = sea_orm::sqlx::query_as("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *session)
+                    .await
+                    .map_err(|e| Error::Database {
+                        url: crate::db::redact(url),
+                        message: e.to_string(),
+                    })?;
                 // Keep this session out of the pool for as long as the lock must hold.
-                Ok(WriterLock::Postgres(session))
+                Ok(WriterLock::Postgres { session, pid })
             }
             _ => match sqlite_path(url) {
                 None => Ok(WriterLock::None),
@@ -74,6 +92,46 @@ impl WriterLock {
                 }
             },
         }
+    }
+}
+
+impl WriterLock {
+    /// Fails with [`Error::WriterLockLost`] when the lock's session no longer holds it; run
+    /// inside each write transaction (`c`). A file lock lasts as long as the process.
+    pub(crate) async fn check<C: ConnectionTrait>(&self, c: &C, url: &str) -> Result<()> {
+        let WriterLock::Postgres { pid, .. } = self else {
+            return Ok(());
+        };
+        // A bigint advisory key shows in pg_locks as its high half (classid) and low half
+        // (objid), with objsubid 1.
+        let held = c
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = $1 AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1",
+                [
+                    (*pid).into(),
+                    (ADVISORY_KEY >> 32).into(),
+                    (ADVISORY_KEY & 0xffff_ffff).into(),
+                ],
+            ))
+            .await
+            .map_err(|e| Error::Database {
+                url: crate::db::redact(url),
+                message: e.to_string(),
+            })?
+            .map(|row| row.try_get::<i64>("", "n"))
+            .transpose()
+            .map_err(|e| Error::Database {
+                url: crate::db::redact(url),
+                message: e.to_string(),
+            })?;
+        if held != Some(1) {
+            return Err(Error::WriterLockLost {
+                what: format!("advisory lock {ADVISORY_KEY:#x} of session {pid}"),
+            });
+        }
+        Ok(())
     }
 }
 

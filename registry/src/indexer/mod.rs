@@ -2,7 +2,10 @@
 //!
 //! - **Backfill and follow.** From the deployment block it reads the contracts' logs in
 //!   `eth_getLogs` ranges that halve when the node refuses a range and grow again after
-//!   successes, then follows the head.
+//!   successes, then follows the head. Above the finalized block (and inside the reorg
+//!   window) logs are asked block by block by hash instead, where the block's bloom names our
+//!   contracts ([`near`]): a range there is answered from whatever fork or backend the node
+//!   has at each height.
 //! - **Atomic steps.** A range's events, its block hashes and the cursor are written in one
 //!   database transaction: killed at any instant, the database holds either all of a range or
 //!   none of it, and a restart continues from the cursor, so the end state equals a clean
@@ -13,14 +16,17 @@
 //!   matches is the common ancestor; every row version above it is undone (see the
 //!   `migrations` crate) and indexing resumes from there. A range is only applied if the hash of
 //!   its last block did not change while its logs were read, and the logs' block hashes agree.
-//! - **Finality.** `finalized = head − confirmations`; rows know their block, and the GraphQL
-//!   side tells whether it is final. History (closed row versions, block hashes) is kept for
-//!   `reorg_window` blocks below the head and pruned after that.
+//! - **Finality.** The finalized block is the node's `finalized` tag (proof-of-stake finality;
+//!   `head − confirmations` where the node names none, or with [`Finality::Confirmations`]);
+//!   rows know their block, and the GraphQL side tells whether it is final. History (closed row
+//!   versions, block hashes) is kept for `reorg_window` blocks below the head, and never pruned
+//!   above the finalized block.
 //! - **RPC failures** (timeouts, dropped connections, rate limits) are retried with exponential
 //!   backoff and logged; a failed step writes nothing, so no block is skipped or applied twice.
 //! - **One writer** per database ([`lock::WriterLock`]).
 //! - **Provenance.** For each minted model the metadata and fingerprint are fetched from the
-//!   content store (checked against the on-chain commitment) and compared with every indexed
+//!   content store off the chain path ([`fingerprints`]: a missing CID never holds the chain
+//!   up), checked against the on-chain commitment and compared with every indexed
 //!   fingerprint: similarities are stored, and a model that reads as derived from a model its
 //!   declared lineage does not explain is flagged.
 //! - **Output batches.** Each `OutputsCommitted` is recorded with its block's time; the leaf
@@ -29,13 +35,15 @@
 pub mod apply;
 pub(crate) mod batch;
 pub mod events;
+pub mod fingerprints;
 pub mod leaves;
 pub mod lock;
+mod near;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ethers::providers::{Http, Middleware, Provider};
+use ethers::providers::{Http, Middleware, Provider, RpcError as _};
 use ethers::types::{Block, BlockNumber, Filter, Log, H256};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait, TransactionTrait};
@@ -44,16 +52,19 @@ use crate::content::Store;
 use crate::db::entity::{blocks, indexer_state, reorgs};
 use crate::db::{self, Db};
 use crate::deploy::Deployment;
-use crate::provenance;
 use crate::{Error, Result};
-use apply::{Known, Lookup, Provenance};
+use apply::Lookup;
 use events::{decode, Event, Position};
+use fingerprints::Fingerprints;
 use lock::WriterLock;
 
 /// How the indexer behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Blocks below the head before a block counts as final.
+    /// Where the finalized block comes from.
+    pub finality: Finality,
+    /// Blocks below the head before a block counts as final, where the node names no
+    /// finalized block (or with [`Finality::Confirmations`]).
     pub confirmations: u64,
     /// Blocks of history (row versions, block hashes) kept below the head for reorgs.
     pub reorg_window: u64,
@@ -63,21 +74,34 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Give up after this many consecutive failed attempts of one RPC call (`None`: never).
     pub max_retries: Option<u32>,
-    /// Longest time spent fetching one model's fingerprint from the content store.
+    /// Longest time spent fetching one model's metadata and fingerprint from the content
+    /// store (off the chain path; a failed fetch is retried later).
     pub content_timeout: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            finality: Finality::Tag,
             confirmations: 12,
             reorg_window: 256,
             max_range: 2_000,
             poll_interval: Duration::from_secs(1),
             max_retries: None,
-            content_timeout: Duration::from_secs(60),
+            content_timeout: Duration::from_secs(20),
         }
     }
+}
+
+/// Where the finalized block comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Finality {
+    /// The node's `finalized` block tag (what its consensus made final), or `confirmations`
+    /// below the head while the node names none (a chain without finality, an older node).
+    #[default]
+    Tag,
+    /// `confirmations` below the head, whatever the node says.
+    Confirmations,
 }
 
 /// What one step did.
@@ -102,16 +126,16 @@ pub struct Indexer {
     provider: Provider<Http>,
     url: String,
     deployment: Deployment,
-    content: Option<Store>,
+    /// Fetches minted models' fingerprints beside the chain path (none without a store).
+    fingerprints: Option<Arc<Fingerprints>>,
     options: Options,
     range: u64,
     /// `eth_getLogs` failures in a row.
     log_failures: u32,
     /// Ranges retried in a row because the node's answers disagreed.
     retries: u32,
-    known: Option<Known>,
     state: indexer_state::Model,
-    _lock: WriterLock,
+    lock: WriterLock,
 }
 
 pub(crate) fn now_unix() -> i64 {
@@ -130,16 +154,25 @@ impl Indexer {
         let lock = WriterLock::acquire(db.conn(), db.url()).await?;
         let provider = crate::chain::provider(rpc_url)?;
         let mut indexer = Self {
-            db,
+            db: db.clone(),
             provider,
             url: rpc_url.to_string(),
             range: options.max_range.max(1),
             log_failures: 0,
             retries: 0,
             deployment,
-            content,
+            fingerprints: content.map(|store| {
+                Arc::new(Fingerprints::new(
+                    db.clone(),
+                    store,
+                    fingerprints::Options {
+                        timeout: options.content_timeout,
+                        poll_interval: options.poll_interval,
+                        ..fingerprints::Options::default()
+                    },
+                ))
+            }),
             options,
-            known: None,
             state: indexer_state::Model {
                 id: 1,
                 chain_id: 0,
@@ -153,7 +186,7 @@ impl Indexer {
                 updated_at: 0,
                 pruned_to: 0,
             },
-            _lock: lock,
+            lock,
         };
         let chain_id = indexer
             .rpc("eth_chainId", |p| async move { p.get_chainid().await })
@@ -259,6 +292,44 @@ impl Indexer {
         block.ok_or(Error::BlockMissing { number })
     }
 
+    /// The finalized block as of `head`: the node's `finalized` tag (never above `head`: a
+    /// load balancer may ask another backend), or `confirmations` below `head` where the
+    /// node names none; never below the finalized block already recorded.
+    async fn finalized(&self, head: u64) -> Result<u64> {
+        let by_confirmations = head.saturating_sub(self.options.confirmations);
+        let tagged = match self.options.finality {
+            Finality::Confirmations => None,
+            Finality::Tag => {
+                self.rpc("eth_getBlockByNumber(finalized)", |p| async move {
+                    match p.get_block(BlockNumber::Finalized).await {
+                        // The node refused the tag itself (no finality, an older node); a
+                        // rate limit is retried like any failure.
+                        Err(e)
+                            if e.as_error_response().is_some() && !rate_limited(&e.to_string()) =>
+                        {
+                            Ok(None)
+                        }
+                        other => other,
+                    }
+                })
+                .await?
+            }
+        };
+        let finalized = match tagged.and_then(|block| block.number) {
+            Some(number) => number.as_u64().min(head),
+            None => {
+                if self.options.finality == Finality::Tag {
+                    tracing::debug!(
+                        confirmations = self.options.confirmations,
+                        "the node names no finalized block; counting confirmations"
+                    );
+                }
+                by_confirmations
+            }
+        };
+        Ok(finalized.max(self.state.finalized_block.max(0) as u64))
+    }
+
     async fn head(&self) -> Result<u64> {
         Ok(self
             .rpc(
@@ -269,12 +340,19 @@ impl Indexer {
             .as_u64())
     }
 
-    /// Steps until the cursor reaches the node's head (or the node is behind it); returns the
-    /// head.
+    /// Steps until the cursor reaches the node's head (or the node is behind it), then tries
+    /// every fingerprint due once; returns the head.
     pub async fn sync(&mut self) -> Result<u64> {
         loop {
             match self.step().await? {
-                Step::CaughtUp { head } | Step::Behind { head } => return Ok(head),
+                Step::CaughtUp { head } | Step::Behind { head } => {
+                    if let Some(worker) = &self.fingerprints {
+                        for fetched in worker.drain().await? {
+                            fingerprints::log(&fetched);
+                        }
+                    }
+                    return Ok(head);
+                }
                 _ => {}
             }
         }
@@ -299,8 +377,30 @@ impl Indexer {
         Ok(on_chain.hash.map(events::hash).as_deref() == Some(stored.hash.as_str()))
     }
 
-    /// Follows the chain until `shutdown` completes.
+    /// Follows the chain until `shutdown` completes (or an error stops it), fetching
+    /// fingerprints beside it.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        let worker = self.fingerprints.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let beside = async move {
+            if let Some(worker) = worker {
+                let mut stopped = stopped;
+                worker
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }
+        };
+        let follow = async {
+            let followed = self.follow(shutdown).await;
+            let _ = stop.send(true);
+            followed
+        };
+        tokio::join!(follow, beside).0
+    }
+
+    async fn follow(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let mut pause = Duration::from_secs(1);
         loop {
@@ -385,7 +485,8 @@ impl Indexer {
             if events::hash(tip.hash.unwrap_or_default()) != self.state.cursor_hash {
                 return self.reorg(cursor).await;
             }
-            self.record_head(head).await?;
+            let finalized = self.finalized(head).await?;
+            self.record_head(head, finalized).await?;
             return Ok(Step::CaughtUp { head });
         }
         let a = cursor + 1;
@@ -399,37 +500,43 @@ impl Indexer {
         } else {
             self.header(b).await?
         };
-        let logs = match self.logs(a, b).await? {
-            Some(logs) => logs,
-            None => return Ok(Step::Retry),
-        };
-        let logs = match in_range(logs, a, b) {
-            Ok(logs) => logs,
-            Err(reason) => {
-                tracing::warn!(
-                    from = a,
-                    to = b,
-                    "the node's logs contradict each other: {reason}; retrying"
-                );
-                return Ok(self.retry().await);
-            }
-        };
-        // Inside the reorg window every block's header is read and the range checked link by
-        // link (a middle block or its logs from another fork is caught), and every block there
-        // gets a stored hash, so that a later reorg finds its exact common ancestor rather
-        // than an older stored block below the pruned history.
+        let finalized = self.finalized(head).await?;
+        // Above the finalized block, and inside the reorg window, every block's header is read
+        // and the range checked link by link (a middle block or its logs from another fork is
+        // caught), its logs are asked by block hash ([`near`]), and every block gets a stored
+        // hash, so that a later reorg finds its exact common ancestor rather than an older
+        // stored block below the pruned history. Below, one range `eth_getLogs` reads them.
         let from = head
             .saturating_sub(self.options.reorg_window)
+            .min(finalized)
             .saturating_add(1)
             .max(a);
+        let mut logs = Vec::new();
+        if a < from {
+            let end = b.min(from - 1);
+            let Some(answer) = self.logs(a, end).await? else {
+                return Ok(Step::Retry);
+            };
+            logs = match in_range(answer, a, end) {
+                Ok(logs) => logs,
+                Err(reason) => {
+                    tracing::warn!(
+                        from = a,
+                        to = end,
+                        "the node's logs contradict each other: {reason}; retrying"
+                    );
+                    return Ok(self.retry().await);
+                }
+            };
+        }
         let window = match from <= b {
             true => self.headers(from, b).await?,
             false => Vec::new(),
         };
         // The range is consistent only if its first and last blocks did not change meanwhile
         // (a header answered from another fork, by another backend or just before a reorg,
-        // is caught here). The window's headers, read after the logs, are those re-reads
-        // where they cover the ends.
+        // is caught here). The window's headers, read after the range's logs, are those
+        // re-reads where they cover the ends.
         let last_again = match window.last() {
             Some(end) => end.clone(),
             None => self.header(b).await?,
@@ -446,6 +553,17 @@ impl Indexer {
                 "a block changed while its range was read; retrying"
             );
             return Ok(self.retry().await);
+        }
+        match self.logs_by_hash(&window).await? {
+            Ok(near) => logs.extend(near),
+            Err(reason) => {
+                tracing::warn!(
+                    from,
+                    to = b,
+                    "the node's logs contradict the headers: {reason}; retrying"
+                );
+                return Ok(self.retry().await);
+            }
         }
         let mut decoded: Vec<(Position, Event)> = Vec::new();
         let mut log_blocks: Vec<(u64, H256)> = Vec::new();
@@ -490,7 +608,6 @@ impl Indexer {
             .collect();
         for (pos, event) in &decoded {
             lookups.push(match event {
-                Event::ModelMinted(e) => Lookup::Provenance(self.provenance(&e.model).await),
                 Event::OutputsCommitted(_) => {
                     let time = match times.iter().find(|(n, _)| *n == pos.block) {
                         Some((_, time)) => *time,
@@ -509,18 +626,12 @@ impl Indexer {
                 _ => Lookup::Nothing,
             });
         }
-        if self.known.is_none() {
-            self.known = Some(
-                Known::load(self.db.conn())
-                    .await
-                    .map_err(|e| self.db.error(e))?,
-            );
-        }
         let written = self
             .write(
                 a,
                 b,
                 head,
+                finalized,
                 &first,
                 &last,
                 &log_blocks,
@@ -529,11 +640,7 @@ impl Indexer {
                 &lookups,
             )
             .await;
-        if let Err(e) = written {
-            // The in-memory view may hold models of the failed transaction.
-            self.known = None;
-            return Err(e);
-        }
+        written?;
         if decoded.len() < 1_000 {
             self.range = (self.range * 2).min(self.options.max_range.max(1));
         }
@@ -613,6 +720,7 @@ impl Indexer {
         a: u64,
         b: u64,
         head: u64,
+        finalized: u64,
         first: &Block<H256>,
         last: &Block<H256>,
         log_blocks: &[(u64, H256)],
@@ -620,18 +728,21 @@ impl Indexer {
         decoded: &[(Position, Event)],
         lookups: &[Lookup],
     ) -> Result<()> {
-        let known = self.known.as_mut().expect("loaded before writing");
         let err = |e: sea_orm::DbErr| Error::Database {
             url: db::redact(self.db.url()),
             message: e.to_string(),
         };
-        let horizon = head.saturating_sub(self.options.reorg_window);
+        // History above the finalized block may still be reorganised, however old.
+        let horizon = head
+            .saturating_sub(self.options.reorg_window)
+            .min(finalized);
         let prunes = horizon > 0 && horizon < b;
         let tx = self.db.conn().begin().await.map_err(err)?;
         db::claim_writes(&tx).await.map_err(err)?;
+        self.lock.check(&tx, self.db.url()).await?;
         let mut batch = batch::Batch::default();
         for ((pos, event), lookup) in decoded.iter().zip(lookups) {
-            apply::apply(&tx, &mut batch, pos, event, lookup, known)
+            apply::apply(&tx, &mut batch, pos, event, lookup)
                 .await
                 .map_err(err)?;
         }
@@ -657,7 +768,6 @@ impl Indexer {
             .collect();
         upsert_hashes(&tx, &between).await.map_err(err)?;
         upsert_block(&tx, b, &last_hash, last).await.map_err(err)?;
-        let finalized = head.saturating_sub(self.options.confirmations);
         let mut state = self.state.clone();
         state.cursor_block = b as i64;
         state.cursor_hash = last_hash;
@@ -681,8 +791,8 @@ impl Indexer {
     }
 
     /// Records the head and finalized block when caught up.
-    async fn record_head(&mut self, head: u64) -> Result<()> {
-        let finalized = head.saturating_sub(self.options.confirmations) as i64;
+    async fn record_head(&mut self, head: u64, finalized: u64) -> Result<()> {
+        let finalized = finalized as i64;
         if self.state.head_block == head as i64 && self.state.finalized_block == finalized {
             return Ok(());
         }
@@ -690,6 +800,7 @@ impl Indexer {
         state.head_block = head as i64;
         state.finalized_block = finalized;
         state.updated_at = now_unix();
+        self.lock.check(self.db.conn(), self.db.url()).await?;
         if !move_cursor(self.db.conn(), &self.state, &state)
             .await
             .map_err(|e| self.db.error(e))?
@@ -743,6 +854,9 @@ impl Indexer {
             message: e.to_string(),
         };
         let tx = self.db.conn().begin().await.map_err(err)?;
+        // The workers beside the indexer write under mints and batches: they finish first.
+        db::claim_writes(&tx).await.map_err(err)?;
+        self.lock.check(&tx, self.db.url()).await?;
         db::rollback(&tx, to).await.map_err(err)?;
         let mut state = self.state.clone();
         state.cursor_block = to;
@@ -765,65 +879,11 @@ impl Indexer {
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
         self.state = state;
-        self.known = None;
         self.range = self.options.max_range.max(1);
         Ok(Step::Reorg {
             ancestor: to as u64,
             depth,
         })
-    }
-
-    /// The metadata name and fingerprint of a minted model, from the content store.
-    async fn provenance(&self, model: &crate::market::Model) -> Provenance {
-        let Some(store) = &self.content else {
-            return Provenance::Unavailable {
-                name: None,
-                reason: "no content store configured".into(),
-            };
-        };
-        let lookup = async {
-            let metadata = provenance::metadata_of(store, model).await;
-            let name = metadata.as_ref().ok().map(|m| m.name.clone());
-            let found = match metadata {
-                Ok(m) => provenance::fingerprint_bytes(store, &m, model).await,
-                Err(e) => Err(e),
-            };
-            match found {
-                Ok(bytes) => match fingerprint::Fingerprint::decode(&bytes) {
-                    Ok(fp) => Provenance::Found {
-                        name,
-                        fingerprint: Arc::new(fp),
-                        encoding: Arc::new(bytes),
-                    },
-                    Err(e) => Provenance::Invalid {
-                        name,
-                        reason: e.to_string(),
-                    },
-                },
-                Err(
-                    e @ (Error::Metadata { .. }
-                    | Error::InvalidCid { .. }
-                    | Error::MalformedNode { .. }),
-                ) => Provenance::Invalid {
-                    name,
-                    reason: e.to_string(),
-                },
-                Err(e) => Provenance::Unavailable {
-                    name,
-                    reason: e.to_string(),
-                },
-            }
-        };
-        match tokio::time::timeout(self.options.content_timeout, lookup).await {
-            Ok(found) => found,
-            Err(_) => Provenance::Unavailable {
-                name: None,
-                reason: format!(
-                    "the content store did not answer within {} s",
-                    self.options.content_timeout.as_secs()
-                ),
-            },
-        }
     }
 }
 
@@ -906,18 +966,8 @@ fn in_range(logs: Vec<Log>, a: u64, b: u64) -> std::result::Result<Vec<Log>, Str
 /// Whether a node's `eth_getLogs` error says the range (or its result) is too large, as
 /// providers word it; rate limits are not (they are retried as they are).
 fn refused_range(message: &str) -> bool {
-    let message = message.to_lowercase();
-    let rate_limited = [
-        "429",
-        "rate limit",
-        "too many requests",
-        "capacity",
-        "compute units",
-        "quota",
-    ]
-    .iter()
-    .any(|w| message.contains(w));
-    !rate_limited
+    let lower = message.to_lowercase();
+    !rate_limited(message)
         && [
             "range",
             "too many",
@@ -927,7 +977,22 @@ fn refused_range(message: &str) -> bool {
             "too large",
         ]
         .iter()
-        .any(|w| message.contains(w))
+        .any(|w| lower.contains(w))
+}
+
+/// Whether a node's error says it is rate-limiting us, as providers word it.
+fn rate_limited(message: &str) -> bool {
+    let message = message.to_lowercase();
+    [
+        "429",
+        "rate limit",
+        "too many requests",
+        "capacity",
+        "compute units",
+        "quota",
+    ]
+    .iter()
+    .any(|w| message.contains(w))
 }
 
 /// Writes `next` over the cursor row only while it still holds `previous`'s cursor: a second

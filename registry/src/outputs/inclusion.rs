@@ -142,6 +142,32 @@ fn key(index: u64) -> Nibbles {
     Nibbles::unpack(rlp::encode(&index))
 }
 
+/// A trie builder fed with `receipts` (encoded, in block order), retaining the proof of
+/// `proven`'s path when given.
+fn receipts_trie(receipts: &[Vec<u8>], proven: Option<Nibbles>) -> HashBuilder {
+    // The trie's leaves in key order: the RLP of 0 (0x80) sorts after 1..=127.
+    let mut keyed: Vec<(Nibbles, &Vec<u8>)> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key(i as u64), r))
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    let mut builder = HashBuilder::default();
+    if let Some(target) = proven {
+        builder = builder.with_proof_retainer(ProofRetainer::from_iter([target]));
+    }
+    for (k, value) in &keyed {
+        builder.add_leaf(*k, value);
+    }
+    builder
+}
+
+/// The receipts root of a block whose receipts are `receipts` (encoded with
+/// [`encode_receipt`], in block order): what its header names if they are all of them.
+pub fn receipts_root(receipts: &[Vec<u8>]) -> H256 {
+    H256(receipts_trie(receipts, None).root().0)
+}
+
 impl Inclusion {
     /// The inclusion of the receipt at `index` among a block's `receipts` (encoded, in
     /// order), with the block's `header`. Refused when the receipts do not rebuild the
@@ -152,18 +178,7 @@ impl Inclusion {
             .ok_or_else(|| format!("the block has no transaction {index}"))?
             .clone();
         let target = key(index);
-        // The trie's leaves in key order: the RLP of 0 (0x80) sorts after 1..=127.
-        let mut keyed: Vec<(Nibbles, &Vec<u8>)> = receipts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (key(i as u64), r))
-            .collect();
-        keyed.sort_by_key(|(k, _)| *k);
-        let mut builder =
-            HashBuilder::default().with_proof_retainer(ProofRetainer::from_iter([target]));
-        for (k, value) in &keyed {
-            builder.add_leaf(*k, value);
-        }
+        let mut builder = receipts_trie(receipts, Some(target));
         let root = H256(builder.root().0);
         let proof: Vec<Bytes> = builder
             .take_proof_nodes()
@@ -172,7 +187,7 @@ impl Inclusion {
             .filter(|(path, _)| target.starts_with(path))
             .map(|(_, node)| Bytes::from(node.to_vec()))
             .collect();
-        let expected = receipts_root(&header)?;
+        let expected = header_receipts_root(&header)?;
         if root != expected {
             return Err(format!(
                 "the block's receipts build root {root:?}, its header names {expected:?}"
@@ -206,7 +221,7 @@ impl Inclusion {
         }
         let number = header_number(&header, 8, "number")?;
         let timestamp = header_number(&header, 11, "timestamp")?;
-        let root = receipts_root(&self.header)?;
+        let root = header_receipts_root(&self.header)?;
         let nodes: Vec<alloy_primitives::Bytes> = self
             .proof
             .iter()
@@ -231,7 +246,7 @@ impl Inclusion {
     }
 }
 
-fn receipts_root(header: &[u8]) -> Result<H256, String> {
+fn header_receipts_root(header: &[u8]) -> Result<H256, String> {
     let bad = |e: rlp::DecoderError| format!("the header is not RLP: {e}");
     let bytes: Vec<u8> = Rlp::new(header).val_at(5).map_err(bad)?;
     if bytes.len() != 32 {

@@ -4,7 +4,9 @@
 //! do. The indexer must retry and halve its ranges through it and end in exactly the state a
 //! direct replay produces. It can also lie in `eth_getLogs` answers, as nodes have: every log
 //! twice, a log marked `removed`, a log of a block outside the range; the index must not
-//! change.
+//! change. And it can answer like a backend that lags the head (range answers without the
+//! newest blocks' logs, empty answers by block hash) or a node without finality (no
+//! `finalized` block), or pin the `finalized` block where the test wants it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,7 +36,20 @@ struct Counters {
     /// When not 0, the block answered once as not there (`null`), as a lagging backend of a
     /// load balancer answers a block its head is past.
     missing_header: std::sync::atomic::AtomicU64,
+    /// When not 0, range `eth_getLogs` answers leave out the logs of blocks above it, as a
+    /// backend that lags the head answers a range it only partly has.
+    range_ceiling: std::sync::atomic::AtomicU64,
+    /// When set, `eth_getLogs` by block hash answers no logs.
+    empty_by_hash: std::sync::atomic::AtomicBool,
+    /// Log answers the proxy emptied or cut.
+    emptied: AtomicUsize,
+    /// The `finalized` block tag: 0 passes it through, [`NO_FINALITY`] answers it the way a
+    /// node without finality refuses it, any other number is the block answered for it.
+    finalized: std::sync::atomic::AtomicU64,
 }
+
+/// [`Counters::finalized`]: the node refuses the `finalized` tag.
+const NO_FINALITY: u64 = u64::MAX;
 
 /// The widest `eth_getLogs` range the proxy lets through, like providers that cap it.
 const MAX_LOG_RANGE: u64 = 5;
@@ -120,6 +135,14 @@ async fn serve(
                 continue;
             }
         }
+        let body = match finalized_tag(&body, counters.finalized.load(Ordering::SeqCst)) {
+            Tagged::Answer(answer) => {
+                json_ok(reader.get_mut(), answer.as_bytes()).await?;
+                continue;
+            }
+            Tagged::Ask(other) => other,
+            Tagged::Pass => body,
+        };
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
         let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
         if let Some(every) = every.filter(|e| h.is_multiple_of(*e as u64)) {
@@ -164,8 +187,15 @@ async fn serve(
             Some(forked) => forked.into(),
             None => answer,
         };
-        let answer = match (lie, log_range(&body)) {
-            (true, Some(_)) => {
+        let answer = match cut_logs(&body, &answer, &counters) {
+            Some(cut) => {
+                counters.emptied.fetch_add(1, Ordering::SeqCst);
+                cut.into()
+            }
+            None => answer,
+        };
+        let answer = match (lie, is_get_logs(&body)) {
+            (true, true) => {
                 counters.lied.fetch_add(1, Ordering::SeqCst);
                 lie_about(&body, &answer).into()
             }
@@ -258,6 +288,80 @@ fn behind(request: &[u8], ceiling: u64) -> Option<String> {
     Some(serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }).to_string())
 }
 
+fn is_get_logs(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|r| r["method"] == "eth_getLogs")
+}
+
+/// What the proxy does with a request for the `finalized` block.
+enum Tagged {
+    /// Not such a request, or passed through.
+    Pass,
+    /// Answered by the proxy.
+    Answer(String),
+    /// Forwarded as this request instead.
+    Ask(Vec<u8>),
+}
+
+fn finalized_tag(body: &[u8], setting: u64) -> Tagged {
+    let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Tagged::Pass;
+    };
+    if setting == 0
+        || request["method"] != "eth_getBlockByNumber"
+        || request["params"][0] != "finalized"
+    {
+        return Tagged::Pass;
+    }
+    if setting == NO_FINALITY {
+        // As geth answers before the merge.
+        return Tagged::Answer(
+            serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": request["id"],
+                "error": { "code": -39001, "message": "finalized block not found" }
+            })
+            .to_string(),
+        );
+    }
+    request["params"][0] = format!("{setting:#x}").into();
+    Tagged::Ask(serde_json::to_vec(&request).unwrap())
+}
+
+/// The log answer as the proxy's settings cut it: empty by block hash, or without the logs
+/// above the range ceiling; `None` when unchanged.
+fn cut_logs(request: &[u8], answer: &[u8], counters: &Counters) -> Option<Vec<u8>> {
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    if request["method"] != "eth_getLogs" {
+        return None;
+    }
+    let mut answer: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let logs = answer["result"].as_array()?.clone();
+    let by_hash = request["params"][0].get("blockHash").is_some();
+    let ceiling = counters.range_ceiling.load(Ordering::SeqCst);
+    let kept: Vec<serde_json::Value> = if by_hash {
+        if !counters.empty_by_hash.load(Ordering::SeqCst) {
+            return None;
+        }
+        Vec::new()
+    } else {
+        if ceiling == 0 {
+            return None;
+        }
+        logs.iter()
+            .filter(|log| {
+                let number = log["blockNumber"].as_str().unwrap_or("0x0");
+                u64::from_str_radix(number.trim_start_matches("0x"), 16).unwrap() <= ceiling
+            })
+            .cloned()
+            .collect()
+    };
+    if kept.len() == logs.len() {
+        return None;
+    }
+    answer["result"] = kept.into();
+    serde_json::to_vec(&answer).ok()
+}
+
 /// An `eth_getLogs` answer with every log twice, then a copy of the first marked `removed`
 /// and a copy placed in the block after the range (each at a log index of its own, so that
 /// applied, it would be a new event).
@@ -277,7 +381,11 @@ fn lie_about(request: &[u8], answer: &[u8]) -> Vec<u8> {
         removed["removed"] = true.into();
         removed["logIndex"] = "0x3e8".into();
         lies.push(removed);
-        let to = request["params"][0]["toBlock"].as_str().unwrap();
+        // Past the range, or past the block asked by hash.
+        let to = request["params"][0]["toBlock"]
+            .as_str()
+            .or(first["blockNumber"].as_str())
+            .unwrap();
         let after = u64::from_str_radix(to.trim_start_matches("0x"), 16).unwrap() + 1;
         let mut outside = first.clone();
         outside["blockNumber"] = format!("{after:#x}").into();
@@ -302,8 +410,8 @@ async fn logs_repeated_removed_or_out_of_range_change_nothing() {
     assert!(counters.lied.load(Ordering::SeqCst) > 0, "{counters:?}");
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
-        db.open().await.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap()
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
     );
 }
 
@@ -317,6 +425,8 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
     let flaky_options = registry::indexer::Options {
         max_range: 50,
         max_retries: None,
+        // Range reads below the last few blocks, for the proxy to refuse.
+        reorg_window: 4,
         ..options()
     };
     let mut indexer = through(&proxy, &world, &db, Some(world.store()), flaky_options).await;
@@ -330,8 +440,8 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
 
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
-        db.open().await.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap()
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
     );
 }
 
@@ -346,7 +456,7 @@ async fn a_node_behind_the_index_is_waited_for() {
     let db = TestDb::new(Kind::Sqlite).await;
     let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
     let head = indexer.sync().await.unwrap();
-    let before = db.open().await.snapshot().await.unwrap();
+    let before = db.open().await.history().await.unwrap();
     counters.ceiling.store(head - 3, Ordering::SeqCst);
     assert_eq!(
         indexer.step().await.unwrap(),
@@ -357,7 +467,7 @@ async fn a_node_behind_the_index_is_waited_for() {
         indexer.step().await.unwrap(),
         Step::Behind { head: head - 3 }
     );
-    assert_eq!(db.open().await.snapshot().await.unwrap(), before);
+    assert_eq!(db.open().await.history().await.unwrap(), before);
     let reorgs = registry::db::entity::reorgs::Entity::find()
         .all(db.open().await.conn())
         .await
@@ -368,8 +478,8 @@ async fn a_node_behind_the_index_is_waited_for() {
     indexer.sync().await.unwrap();
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
-        db.open().await.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap()
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
     );
 }
 
@@ -409,4 +519,143 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
         .unwrap();
     let real = provider.get_block(head + 1).await.unwrap().unwrap();
     assert_eq!(stored.hash, format!("{:?}", real.hash.unwrap()));
+}
+
+/// The indexer's recorded state.
+async fn state(db: &TestDb) -> registry::db::entity::indexer_state::Model {
+    registry::db::entity::indexer_state::Entity::find_by_id(1)
+        .one(db.open().await.conn())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A backend that lags the head answers a range `eth_getLogs` without the newest blocks'
+/// logs, with no error; above the finalized block logs are asked by block hash, so the index
+/// is whole.
+#[tokio::test]
+async fn range_answers_above_the_finalized_block_are_not_trusted() {
+    let world = World::start().await;
+    world.workload().await;
+    let head = world.chain.head().await.unwrap();
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    // anvil in the tests finalizes two blocks below the head; the workload's last
+    // transactions are in the two blocks above.
+    counters.range_ceiling.store(head - 2, Ordering::SeqCst);
+    let db = TestDb::new(Kind::Sqlite).await;
+    // History of one block: everything up to the finalized block is read in ranges.
+    let narrow = registry::indexer::Options {
+        reorg_window: 1,
+        ..options()
+    };
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), narrow).await;
+    indexer.sync().await.unwrap();
+    assert_eq!(state(&db).await.finalized_block as u64, head - 2);
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
+    );
+    assert!(
+        counters.emptied.load(Ordering::SeqCst) == 0,
+        "no range answer reached above the finalized block: {counters:?}"
+    );
+}
+
+/// A node that answers no logs for a block whose bloom names our contracts (a backend that
+/// does not have the block yet, and says nothing) is caught: the block's receipts, which
+/// rebuild its receipts root, give the logs.
+#[tokio::test]
+async fn an_empty_answer_by_block_hash_is_checked_against_the_receipts() {
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    counters.empty_by_hash.store(true, Ordering::SeqCst);
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
+    indexer.sync().await.unwrap();
+    assert!(counters.emptied.load(Ordering::SeqCst) > 0, "{counters:?}");
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
+    );
+}
+
+/// The finalized block is the node's, not the head minus confirmations; a node without
+/// finality falls back on confirmations; history above the finalized block is never pruned,
+/// however far below the head.
+#[tokio::test]
+async fn the_node_s_finalized_block_decides_finality_and_pruning() {
+    use registry::indexer::{Finality, Options};
+    let world = World::start().await;
+    world.workload().await;
+    let head = world.chain.head().await.unwrap();
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+
+    let db = TestDb::new(Kind::Sqlite).await;
+    let tagged = Options {
+        confirmations: 0,
+        ..options()
+    };
+    through(&proxy, &world, &db, None, tagged.clone())
+        .await
+        .sync()
+        .await
+        .unwrap();
+    assert_eq!(
+        state(&db).await.finalized_block as u64,
+        head - 2,
+        "anvil's tag"
+    );
+
+    let db = TestDb::new(Kind::Sqlite).await;
+    let counted = Options {
+        finality: Finality::Confirmations,
+        confirmations: 5,
+        ..options()
+    };
+    through(&proxy, &world, &db, None, counted)
+        .await
+        .sync()
+        .await
+        .unwrap();
+    assert_eq!(state(&db).await.finalized_block as u64, head - 5);
+
+    counters.finalized.store(NO_FINALITY, Ordering::SeqCst);
+    let db = TestDb::new(Kind::Sqlite).await;
+    let fallback = Options {
+        confirmations: 7,
+        ..options()
+    };
+    through(&proxy, &world, &db, None, fallback)
+        .await
+        .sync()
+        .await
+        .unwrap();
+    assert_eq!(state(&db).await.finalized_block as u64, head - 7);
+
+    // Finality stalled at block 3: a reorg window of 4 blocks prunes nothing above it.
+    counters.finalized.store(3, Ordering::SeqCst);
+    let db = TestDb::new(Kind::Sqlite).await;
+    let stalled = Options {
+        reorg_window: 4,
+        ..tagged
+    };
+    through(&proxy, &world, &db, None, stalled)
+        .await
+        .sync()
+        .await
+        .unwrap();
+    let state = state(&db).await;
+    assert_eq!(state.finalized_block, 3);
+    assert!(state.pruned_to <= 3, "pruned to {}", state.pruned_to);
+    let kept = registry::db::entity::blocks::Entity::find()
+        .all(db.open().await.conn())
+        .await
+        .unwrap();
+    assert!(
+        kept.iter().any(|b| b.number == 4),
+        "the hash of block 4, above the finalized block, is kept"
+    );
 }

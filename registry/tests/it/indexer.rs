@@ -159,9 +159,9 @@ async fn workload_matches_the_chain(kind: Kind) {
     assert!(err.contains("another indexer"), "{err}");
     drop(indexer);
     // Once the first is gone, the lock is free and a restart is a no-op.
-    let before = db.open().await.snapshot().await.unwrap();
+    let before = db.open().await.history().await.unwrap();
     world.indexer(&db, options()).await.sync().await.unwrap();
-    assert_eq!(db.open().await.snapshot().await.unwrap(), before);
+    assert_eq!(db.open().await.history().await.unwrap(), before);
     db.drop_db().await;
 }
 
@@ -214,8 +214,8 @@ async fn reorgs_end_equal_to_a_clean_replay(kind: Kind) {
         indexer.sync().await.unwrap();
         let replay = world.replay(kind).await;
         assert_eq!(
-            db.open().await.snapshot().await.unwrap(),
-            replay.open().await.snapshot().await.unwrap(),
+            db.open().await.history().await.unwrap(),
+            replay.open().await.history().await.unwrap(),
             "after a reorg of depth {depth}"
         );
         replay.drop_db().await;
@@ -248,8 +248,8 @@ async fn reorgs_end_equal_to_a_clean_replay(kind: Kind) {
     indexer.sync().await.unwrap();
     let replay = world.replay(kind).await;
     assert_eq!(
-        db.open().await.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap(),
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap(),
         "after back-to-back reorgs"
     );
     assert_matches_chain(&world, &db).await;
@@ -305,8 +305,8 @@ async fn a_reorg_during_backfill_is_undone() {
     indexer.sync().await.unwrap();
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
-        db.open().await.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap()
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
     );
     assert_matches_chain(&world, &db).await;
 }
@@ -515,4 +515,122 @@ async fn query_connections_cancel_long_statements_on_postgres() {
         .await
         .unwrap();
     db.drop_db().await;
+}
+
+/// On PostgreSQL the writer lock is a session's advisory lock: when the server ends that
+/// session, the next write stops the indexer with `WriterLockLost` (and `run` does not retry
+/// it), instead of writing on while a second indexer may take the lock.
+#[tokio::test]
+async fn a_lost_advisory_lock_stops_the_writer() {
+    let world = World::start().await;
+    let db = TestDb::new(Kind::Postgres).await;
+    let mut indexer = world.indexer(&db, options()).await;
+    indexer.sync().await.unwrap();
+    let admin = db.open().await;
+    let ended = admin
+        .conn()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND objid::bigint = 1398035033 \
+             AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.rows_affected(), 1, "one lock session ended");
+    mine(&world, 2).await;
+    let err = indexer.sync().await.unwrap_err();
+    assert!(
+        matches!(err, registry::Error::WriterLockLost { .. }),
+        "{err}"
+    );
+    let err = indexer.run(std::future::pending()).await.unwrap_err();
+    assert!(
+        matches!(err, registry::Error::WriterLockLost { .. }),
+        "{err}"
+    );
+    drop(indexer);
+    db.drop_db().await;
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Fingerprints are fetched off the chain path, and in any order: the chain is indexed while
+/// the content store has none of them (each `pending`, with why, and retried later); once the
+/// content arrives, the base model's last (after the copy of it that is to be flagged against
+/// it), the index equals a replay with all content reachable, names and flags included.
+#[tokio::test]
+async fn fingerprints_arrive_off_the_chain_path_in_any_order() {
+    use registry::db::entity::fingerprints;
+    let world = World::start().await;
+    world.workload().await;
+    let later = tempfile::tempdir().unwrap();
+    let store = registry::content::Store::embedded(later.path()).unwrap();
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = Indexer::open(
+        db.open().await,
+        world.url(),
+        world.deployment(),
+        Some(store),
+        options(),
+    )
+    .await
+    .unwrap();
+    let head = indexer.sync().await.unwrap();
+    assert_eq!(indexer.cursor(), head);
+    let conn = db.open().await;
+    let rows = fingerprints::Entity::find().all(conn.conn()).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter().all(|r| r.status == "pending"
+            && r.attempts == 1
+            && r.retry_at > 0
+            && r.detail.is_some()),
+        "{rows:?}"
+    );
+    let minted = models::Entity::find().all(conn.conn()).await.unwrap();
+    assert!(minted
+        .iter()
+        .all(|m| m.name.is_none() && m.flagged_model.is_none()));
+
+    copy_tree(
+        &world.store_dir.path().join("blocks"),
+        &later.path().join("blocks"),
+    );
+    // Not due yet: nothing fetched.
+    indexer.sync().await.unwrap();
+    let rows = fingerprints::Entity::find().all(conn.conn()).await.unwrap();
+    assert!(rows.iter().all(|r| r.status == "pending"), "{rows:?}");
+    // Time passes for all but the base model's.
+    conn.conn()
+        .execute_unprepared("UPDATE fingerprints SET retry_at = 0 WHERE model_id <> 1")
+        .await
+        .unwrap();
+    indexer.sync().await.unwrap();
+    let rows = fingerprints::Entity::find().all(conn.conn()).await.unwrap();
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "ok").count(),
+        3,
+        "{rows:?}"
+    );
+    conn.conn()
+        .execute_unprepared("UPDATE fingerprints SET retry_at = 0")
+        .await
+        .unwrap();
+    indexer.sync().await.unwrap();
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        conn.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
+    );
 }

@@ -279,7 +279,7 @@ async fn a_reorg_that_drops_a_batch_drops_its_outputs() {
     assert_eq!(lists.drain().await.unwrap(), vec![]);
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
-        conn.snapshot().await.unwrap(),
-        replay.open().await.snapshot().await.unwrap()
+        conn.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
     );
 }

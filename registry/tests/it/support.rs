@@ -17,7 +17,12 @@ pub(crate) struct Chain {
 
 impl Chain {
     pub(crate) async fn start() -> anyhow::Result<Self> {
-        let devnet = Devnet::start(&DevnetOptions::default()).await?;
+        // Finalized two blocks below the head, as the tests' indexer options count.
+        let devnet = Devnet::start(&DevnetOptions {
+            slots_in_an_epoch: Some(1),
+            ..DevnetOptions::default()
+        })
+        .await?;
         let deployer =
             chain::connect(devnet.endpoint(), devnet.wallet(0), Some(devnet.chain_id())).await?;
         let deployment = deploy(deployer, &[]).await?;
@@ -43,6 +48,12 @@ impl Chain {
         let _: i64 = provider.request("evm_increaseTime", [seconds]).await?;
         let _: String = provider.request("evm_mine", ()).await?;
         self.now().await
+    }
+
+    /// The latest block's number.
+    pub(crate) async fn head(&self) -> anyhow::Result<u64> {
+        let provider = chain::provider(self.devnet.endpoint())?;
+        Ok(provider.get_block_number().await?.as_u64())
     }
 
     /// Timestamp of the latest block.

@@ -10,7 +10,7 @@ use ethers::types::{Address, U256};
 use registry::chain;
 use registry::content::{Store, Version};
 use registry::deploy::Deployment;
-use registry::indexer::{Indexer, Options};
+use registry::indexer::{Finality, Indexer, Options};
 use registry::market::{Market, OfferingTerms};
 use registry::metadata::{ipfs_uri, Encryption, ModelMetadata, AGE_X25519, SCHEMA};
 use registry::mint::{mint, MintRequest};
@@ -56,6 +56,7 @@ pub(crate) fn milli(n: u64) -> U256 {
 /// Indexer options for tests: small history, fast polling, bounded retries.
 pub(crate) fn options() -> Options {
     Options {
+        finality: Finality::Tag,
         confirmations: 2,
         reorg_window: 64,
         max_range: 50,

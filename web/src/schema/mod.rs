@@ -47,6 +47,7 @@ pub fn build_schema(db: DatabaseConnection, limits: Limits) -> RegistrySchema {
         .data(DataLoader::new(loaders::Licenses(loaders.clone()), spawn))
         .data(DataLoader::new(loaders::Batches(loaders.clone()), spawn))
         .data(loaders)
+        .data(std::sync::Arc::new(subscription::Feed::default()))
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .extension(LimitsExtension(limits))

@@ -235,10 +235,13 @@ pub struct FingerprintInfo(pub(crate) FingerprintSummary);
 
 #[Object]
 impl FingerprintInfo {
-    /// `ok`, `unavailable` (not in the content store) or `invalid` (not the committed one).
+    /// `ok` (fetched, checked, compared), `pending` (not fetched yet, or the content store
+    /// could not give it and it is retried; `detail` says why) or `invalid` (not the
+    /// committed fingerprint; never retried).
     async fn status(&self) -> &str {
         &self.0.status
     }
+    /// Why the fingerprint is `invalid`, or why its last fetch failed.
     async fn detail(&self) -> Option<&str> {
         self.0.detail.as_deref()
     }

@@ -36,6 +36,16 @@ impl Api {
         content: registry::content::Store,
         cors_origins: Vec<String>,
     ) -> Api {
+        Self::start_limited(db, content, cors_origins, Limits::default())
+    }
+
+    /// Serves `db` with `limits`.
+    pub(crate) fn start_limited(
+        db: Db,
+        content: registry::content::Store,
+        cors_origins: Vec<String>,
+        limits: Limits,
+    ) -> Api {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -44,7 +54,7 @@ impl Api {
                     db,
                     ServerConfig {
                         listen: "127.0.0.1:0".parse().unwrap(),
-                        limits: Limits::default(),
+                        limits,
                         content: Some(content),
                         workers: 2,
                         keys: None,
@@ -124,11 +134,11 @@ async fn all_pages(api: &Api, field: &str, args: &str, first: usize) -> Vec<u64>
     }
 }
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next protocol message other than a keep-alive.
-async fn next_message(ws: &mut Socket) -> Value {
+pub(crate) async fn next_message(ws: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
             .await

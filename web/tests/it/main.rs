@@ -15,6 +15,7 @@ mod models;
 mod outputs;
 mod ready;
 mod sdl;
+mod sockets;
 #[path = "../../../registry/tests/it/support.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod support;

@@ -8,13 +8,18 @@ use std::time::Duration;
 use anyhow::Result;
 use registry::db::Db;
 use registry::indexer::leaves::{self, Fetched, LeafLists};
-use registry::indexer::{Indexer, Options};
+use registry::indexer::{Finality, Indexer, Options};
 
 use crate::settings::Settings;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Blocks below the head before a block counts as final.
+    /// Where the finalized block comes from: the node's `finalized` tag (counting
+    /// confirmations while the node names none), or confirmations only.
+    #[arg(long, value_enum, default_value_t = FinalityArg::Tag)]
+    finality: FinalityArg,
+    /// Blocks below the head before a block counts as final, where the node names no
+    /// finalized block (or with `--finality confirmations`).
     #[arg(long, default_value_t = 12)]
     confirmations: u64,
     /// Blocks of history kept for reorgs (a deeper reorg is an error).
@@ -38,6 +43,12 @@ pub(crate) struct Args {
     leaf_retry_secs: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FinalityArg {
+    Tag,
+    Confirmations,
+}
+
 impl Args {
     pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
         let deployment = settings.deployment()?;
@@ -49,6 +60,10 @@ impl Args {
             Some(settings.store().await?)
         };
         let options = Options {
+            finality: match self.finality {
+                FinalityArg::Tag => Finality::Tag,
+                FinalityArg::Confirmations => Finality::Confirmations,
+            },
             confirmations: self.confirmations,
             reorg_window: self.reorg_window.max(self.confirmations),
             max_range: self.max_range.max(1),

@@ -48,6 +48,24 @@ pub(crate) struct Args {
     /// Longest a query may run, in milliseconds.
     #[arg(long, default_value_t = Limits::default().time_budget.as_millis() as u64)]
     time_budget_ms: u64,
+    /// Seconds a client may take to send a request body.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
+    /// Open WebSocket connections at once.
+    #[arg(long, default_value_t = Limits::default().ws_connections)]
+    max_ws_connections: usize,
+    /// Live subscriptions on one WebSocket connection.
+    #[arg(long, default_value_t = Limits::default().ws_subscriptions)]
+    max_ws_subscriptions: usize,
+    /// Largest WebSocket message in bytes.
+    #[arg(long, default_value_t = Limits::default().ws_message_bytes)]
+    max_ws_message: usize,
+    /// Most messages a WebSocket client may send in a second.
+    #[arg(long, default_value_t = Limits::default().ws_messages_per_second)]
+    max_ws_rate: u32,
+    /// Seconds after which a silent WebSocket (or one without a handshake) is closed.
+    #[arg(long, default_value_t = Limits::default().ws_idle.as_secs())]
+    ws_idle_secs: u64,
     /// Do not serve the content store at /ipfs/<cid>.
     #[arg(long)]
     no_gateway: bool,
@@ -103,6 +121,12 @@ impl Args {
                 batch: self.max_batch,
                 body_bytes: self.max_body,
                 time_budget: Duration::from_millis(self.time_budget_ms),
+                body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+                ws_connections: self.max_ws_connections,
+                ws_subscriptions: self.max_ws_subscriptions,
+                ws_message_bytes: self.max_ws_message,
+                ws_messages_per_second: self.max_ws_rate,
+                ws_idle: Duration::from_secs(self.ws_idle_secs.max(1)),
             },
             content,
             workers: self.workers,

@@ -180,8 +180,8 @@ fn kill_and_restart(kind: Kind) {
         String::from_utf8_lossy(&out.stderr)
     );
     chain.runtime.block_on(async {
-        let a = db.open().await.snapshot().await.unwrap();
-        let b = replay.open().await.snapshot().await.unwrap();
+        let a = db.open().await.history().await.unwrap();
+        let b = replay.open().await.history().await.unwrap();
         assert_eq!(
             a["licenses"].len() as u64,
             purchases,

@@ -1,0 +1,174 @@
+//! Logs above the finalized block, read block by block (EIP-234: `eth_getLogs` by `blockHash`).
+//!
+//! A range `eth_getLogs` is answered from whatever the node, or the backend a load balancer
+//! picked, holds at each height, and an empty answer cannot be told from a block that backend
+//! does not have yet. Below the finalized block neither matters; above it, each block's logs
+//! are asked by the hash of the header whose links were checked, so the answer is about that
+//! block or an error. The header's `logsBloom` says whether the block can hold our logs at all:
+//! a block whose bloom names neither contract is skipped without a call (a bloom has no false
+//! negatives), and an empty answer for one whose bloom names one is checked against the
+//! block's receipts, which must rebuild the header's `receiptsRoot` (a bloom also matches by
+//! chance; the receipts settle which it is).
+
+use ethers::abi::ethereum_types::BloomInput;
+use ethers::providers::{Middleware, ProviderError, RpcError as _};
+use ethers::types::{Address, Block, Filter, Log, TransactionReceipt, H256};
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::Indexer;
+use crate::outputs::inclusion::{encode_receipt, receipts_root};
+use crate::Result;
+
+/// An answer that contradicts the checked headers: the range is read again.
+pub(super) type Answer<T> = std::result::Result<T, String>;
+
+/// Whether a block with this header may hold logs of one of `addresses`: its bloom names one
+/// (a header without a bloom proves nothing).
+pub(super) fn may_hold(header: &Block<H256>, addresses: &[Address]) -> bool {
+    match &header.logs_bloom {
+        None => true,
+        Some(bloom) => addresses
+            .iter()
+            .any(|a| bloom.contains_input(BloomInput::Raw(a.as_bytes()))),
+    }
+}
+
+/// A node's refusal to answer about a block (an unknown hash: the block left the chain or
+/// the backend lacks it) is an answer to read the range again; a rate limit or a transport
+/// failure is retried where it happened.
+fn refusal<T>(
+    answer: std::result::Result<T, ProviderError>,
+) -> std::result::Result<Answer<T>, ProviderError> {
+    match answer {
+        Ok(value) => Ok(Ok(value)),
+        Err(e) if e.as_error_response().is_some() && !super::rate_limited(&e.to_string()) => {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Indexer {
+    /// Our logs of the blocks of `window` (checked, linked headers), each block's asked by its
+    /// hash where its bloom may hold them.
+    pub(super) async fn logs_by_hash(&self, window: &[Block<H256>]) -> Result<Answer<Vec<Log>>> {
+        let addresses = [self.deployment.registry, self.deployment.market];
+        let answers: Vec<Answer<Vec<Log>>> = futures::stream::iter(window)
+            .filter(|header| std::future::ready(may_hold(header, &addresses)))
+            .map(|header| self.block_logs(header, &addresses))
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut logs = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(some) => logs.extend(some),
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
+        Ok(Ok(logs))
+    }
+
+    /// The logs of `addresses` in `header`'s block, asked by its hash.
+    async fn block_logs(
+        &self,
+        header: &Block<H256>,
+        addresses: &[Address],
+    ) -> Result<Answer<Vec<Log>>> {
+        let (Some(hash), Some(number)) = (header.hash, header.number) else {
+            return Ok(Err("a header without a hash or number".into()));
+        };
+        let number = number.as_u64();
+        let filter = Filter::new()
+            .address(addresses.to_vec())
+            .at_block_hash(hash);
+        let answer = self
+            .rpc("eth_getLogs(blockHash)", |p| {
+                let filter = filter.clone();
+                async move { refusal(p.get_logs(&filter).await) }
+            })
+            .await?;
+        let logs = match answer.and_then(|logs| super::in_range(logs, number, number)) {
+            Ok(logs) => logs,
+            Err(reason) => return Ok(Err(format!("block {number}: {reason}"))),
+        };
+        if let Some(other) = logs.iter().find(|log| log.block_hash != Some(hash)) {
+            return Ok(Err(format!(
+                "block {number}'s logs name block {:?}, not {hash:?}",
+                other.block_hash
+            )));
+        }
+        if logs.is_empty() {
+            // Only blocks whose bloom names a contract were asked.
+            return self
+                .logs_from_receipts(header, hash, number, addresses)
+                .await;
+        }
+        Ok(Ok(logs))
+    }
+
+    /// The logs of `addresses` in a block whose bloom names one but whose logs came back
+    /// empty, read from its transactions' receipts, which must rebuild its receipts root.
+    async fn logs_from_receipts(
+        &self,
+        header: &Block<H256>,
+        hash: H256,
+        number: u64,
+        addresses: &[Address],
+    ) -> Result<Answer<Vec<Log>>> {
+        let answers: Vec<Answer<Option<TransactionReceipt>>> =
+            futures::stream::iter(&header.transactions)
+                .map(|tx| {
+                    self.rpc("eth_getTransactionReceipt", move |p| async move {
+                        refusal(p.get_transaction_receipt(*tx).await)
+                    })
+                })
+                .buffered(8)
+                .try_collect()
+                .await?;
+        let mut receipts = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match answer {
+                Ok(Some(receipt)) => receipts.push(receipt),
+                Ok(None) => return Ok(Err(format!("a receipt of block {number} is missing"))),
+                Err(reason) => return Ok(Err(format!("block {number}'s receipts: {reason}"))),
+            }
+        }
+        let encoded: Vec<Vec<u8>> = receipts.iter().map(encode_receipt).collect();
+        if receipts_root(&encoded) != header.receipts_root {
+            return Ok(Err(format!(
+                "block {number}'s logs came back empty though its bloom names our contracts, \
+                 and its receipts do not rebuild its receipts root"
+            )));
+        }
+        // The receipts are the block's: its logs in order, indexed across the block.
+        let mut logs = Vec::new();
+        let all = receipts
+            .iter()
+            .flat_map(|r| r.logs.iter().map(move |log| (r, log)));
+        for (index, (receipt, log)) in all.enumerate() {
+            if addresses.contains(&log.address) {
+                logs.push(Log {
+                    address: log.address,
+                    topics: log.topics.clone(),
+                    data: log.data.clone(),
+                    block_hash: Some(hash),
+                    block_number: Some(number.into()),
+                    transaction_hash: Some(receipt.transaction_hash),
+                    transaction_index: Some(receipt.transaction_index),
+                    log_index: Some(index.into()),
+                    removed: Some(false),
+                    ..Log::default()
+                });
+            }
+        }
+        if !logs.is_empty() {
+            tracing::warn!(
+                block = number,
+                logs = logs.len(),
+                "the node's logs for the block left out logs its receipts hold; taken from the receipts"
+            );
+        }
+        Ok(Ok(logs))
+    }
+}
