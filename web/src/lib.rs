@@ -4,7 +4,8 @@
 //! - `/graphql`: queries over POST and GET, subscriptions over WebSocket
 //!   (`graphql-transport-ws`, or the older `graphql-ws`) on the same path, with limits on
 //!   connections, message size and rate, and subscriptions per connection (see `ws`).
-//! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/`: a small explorer page;
+//! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/ready`: whether to send
+//!   traffic here; `/metrics`: Prometheus metrics (see `metrics`); `/`: a small explorer page;
 //!   `/ipfs/<cid>`: the content store, read-only (every block checked).
 //! - `/v1/models/{id}/access` (with a keeper identity): x402 `402 Payment Required` with the
 //!   offerings that sell a model's key, and the key wrapped for a license holder's signed
@@ -27,6 +28,7 @@
 mod access;
 mod error;
 mod limits;
+mod metrics;
 pub mod schema;
 pub mod server;
 mod ws;

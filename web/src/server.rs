@@ -11,6 +11,7 @@ use registry::content::{cids, Store};
 use registry::db::Db;
 
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::schema::{build_schema, RegistrySchema};
 
 /// What the server serves.
@@ -53,6 +54,7 @@ struct State {
     limits: Limits,
     /// Open WebSocket connections.
     sockets: crate::ws::Connections,
+    metrics: Arc<Metrics>,
     content: Option<Arc<Store>>,
     ready_lag: u64,
 }
@@ -128,13 +130,32 @@ async fn graphql_post(state: web::Data<State>, body: web::Payload) -> HttpRespon
             );
         }
     }
+    let operation = match &request {
+        async_graphql::BatchRequest::Single(single) => state.metrics.operation(single),
+        async_graphql::BatchRequest::Batch(_) => "batch".into(),
+    };
+    let started = std::time::Instant::now();
     let response = state.schema.execute_batch(request).await;
+    state.metrics.observe_graphql(operation, started.elapsed());
+    match &response {
+        async_graphql::BatchResponse::Single(r) => state.metrics.count_refusals(&r.errors),
+        async_graphql::BatchResponse::Batch(rs) => rs
+            .iter()
+            .for_each(|r| state.metrics.count_refusals(&r.errors)),
+    }
     HttpResponse::Ok().json(response)
 }
 
 async fn graphql_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     match async_graphql::http::parse_query_string(req.query_string()) {
-        Ok(request) => HttpResponse::Ok().json(state.schema.execute(request).await),
+        Ok(request) => {
+            let operation = state.metrics.operation(&request);
+            let started = std::time::Instant::now();
+            let response = state.schema.execute(request).await;
+            state.metrics.observe_graphql(operation, started.elapsed());
+            state.metrics.count_refusals(&response.errors);
+            HttpResponse::Ok().json(response)
+        }
         Err(e) => graphql_error(
             actix_web::http::StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
@@ -156,6 +177,13 @@ async fn graphql_ws(
         payload,
     )
     .await
+}
+
+/// `/metrics`: Prometheus metrics (OpenMetrics text).
+async fn metrics(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render(state.db.conn()).await)
 }
 
 async fn graphiql() -> HttpResponse {
@@ -273,6 +301,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/graphiql", web::get().to(graphiql))
     .route("/health", web::get().to(health))
     .route("/ready", web::get().to(ready))
+    .route("/metrics", web::get().to(metrics))
     .route("/ipfs/{cid}", web::get().to(gateway))
     .route(
         "/v1/models/{id}/access",
@@ -288,8 +317,11 @@ pub async fn serve(
     config: ServerConfig,
     bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    let schema = build_schema(db.conn().clone(), config.limits);
+    let metrics = Arc::new(Metrics::new(&schema.sdl()));
     let state = web::Data::new(State {
-        schema: build_schema(db.conn().clone(), config.limits),
+        metrics: metrics.clone(),
+        schema,
         db,
         limits: config.limits,
         sockets: crate::ws::Connections::new(config.limits.ws_connections),
@@ -299,7 +331,28 @@ pub async fn serve(
     let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
     let origins = config.cors_origins;
     let server = HttpServer::new(move || {
-        let app = App::new().wrap(cors(&origins)).app_data(state.clone());
+        let timed = metrics.clone();
+        let app = App::new()
+            .wrap(cors(&origins))
+            // Every request timed by its route's pattern (a bounded label).
+            .wrap_fn(move |req, srv| {
+                let started = std::time::Instant::now();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let method = req.method().to_string();
+                let timed = timed.clone();
+                let answer = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let response = answer.await?;
+                    timed.observe_http(
+                        &route,
+                        &method,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    Ok(response)
+                }
+            })
+            .app_data(state.clone());
         match &keys {
             Some(keys) => app.app_data(keys.clone()),
             None => app,

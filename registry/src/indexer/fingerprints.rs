@@ -26,8 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fingerprint::{Fingerprint, Verdict};
-use futures::StreamExt as _;
+use fingerprint::{Comparison, Fingerprint, Verdict};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -35,6 +34,7 @@ use sea_orm::{
 };
 
 use super::apply::{fingerprint_status as status, SIMILARITY_FLOOR};
+use super::lock::WriterLock;
 use super::now_unix as now;
 use crate::content::Store;
 use crate::db::entity::{fingerprints, lineage, models, similarities};
@@ -111,8 +111,17 @@ pub struct Fingerprints {
     db: Db,
     store: Store,
     options: Options,
+    /// The indexer's writer lock, checked in each write (a worker writing beside a second
+    /// indexer would race it).
+    lock: Option<Arc<WriterLock>>,
     /// Decoded fingerprints by model and mint block (a row's encoding never changes).
     decoded: Mutex<HashMap<(i64, i64), Arc<Fingerprint>>>,
+}
+
+/// A fetched fingerprint's comparisons with the known ones, made before its transaction.
+struct Compared {
+    /// (other model, its mint block, the comparison of the later model with the earlier).
+    with: Vec<(i64, i64, Comparison)>,
 }
 
 impl Fingerprints {
@@ -121,8 +130,15 @@ impl Fingerprints {
             db,
             store,
             options,
+            lock: None,
             decoded: Mutex::default(),
         }
+    }
+
+    /// Checks `lock` in every write.
+    pub(crate) fn with_lock(mut self, lock: Arc<WriterLock>) -> Self {
+        self.lock = Some(lock);
+        self
     }
 
     /// Pending fingerprints due now, with their model rows, oldest retry first.
@@ -157,21 +173,36 @@ impl Fingerprints {
             .collect())
     }
 
-    /// Tries every fingerprint due now, once each, several fetches at a time.
+    /// Tries every fingerprint due now, once each: a few fetched at once, then recorded one
+    /// at a time in model order (each sees the ones before it). A row whose recording fails
+    /// (the database refused it) is put back with a backoff and the others go on.
     pub async fn drain(&self) -> Result<Vec<Fetched>> {
-        let due = self.due(None).await?;
-        let mut fetches = futures::stream::iter(due)
-            .map(|(row, model)| async move {
-                let outcome = self.fetch(&model).await;
-                (row, model, outcome)
-            })
-            .buffered(self.options.parallel.max(1));
         let mut done = Vec::new();
-        // Recorded one at a time, in model order: each sees the ones before it.
-        while let Some((row, model, outcome)) = fetches.next().await {
-            done.push(self.record(&row, &model, outcome).await?);
+        loop {
+            let due = self.due(Some(self.options.parallel.max(1) as u64)).await?;
+            if due.is_empty() {
+                return Ok(done);
+            }
+            let fetched =
+                futures::future::join_all(due.into_iter().map(|(row, model)| async move {
+                    let outcome = self.fetch(&model).await;
+                    (row, model, outcome)
+                }))
+                .await;
+            for (row, model, outcome) in fetched {
+                match self.record(&row, &model, outcome).await {
+                    Ok(fetched) => done.push(fetched),
+                    Err(e @ Error::Database { .. }) => {
+                        tracing::warn!(
+                            model = row.model_id,
+                            "recording the fingerprint failed: {e}"
+                        );
+                        done.push(self.postpone(&row, e.to_string()).await?);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
-        Ok(done)
     }
 
     /// Fetches due fingerprints until `shutdown` completes. A failure (the database busy or
@@ -190,6 +221,10 @@ impl Fingerprints {
                     done.iter().for_each(log);
                     pause = self.options.poll_interval;
                     done.is_empty()
+                }
+                Err(e @ Error::WriterLockLost { .. }) => {
+                    tracing::error!("fingerprints: {e}");
+                    return;
                 }
                 Err(e) => {
                     tracing::warn!(retry_in = ?pause, "fingerprints: {e}");
@@ -261,6 +296,7 @@ impl Fingerprints {
                 e @ (Error::Metadata { .. }
                 | Error::InvalidCid { .. }
                 | Error::MalformedNode { .. }
+                | Error::UnsupportedHash { .. }
                 | Error::ContentTooLarge { .. }),
             )) => Outcome::Invalid {
                 name,
@@ -282,8 +318,18 @@ impl Fingerprints {
     ) -> Result<Fetched> {
         let err = |e| self.db.error(e);
         let id = row.model_id;
+        // Compared before the transaction, which then only writes.
+        let compared = match &outcome {
+            Outcome::Found { fingerprint, .. } => {
+                Some(self.compare(row, fingerprint.clone()).await?)
+            }
+            _ => None,
+        };
         let tx = self.db.conn().begin().await.map_err(err)?;
         db::claim_writes(&tx).await.map_err(err)?;
+        if let Some(lock) = &self.lock {
+            lock.check(&tx, self.db.url()).await?;
+        }
         let attempts = row.attempts + 1;
         let (name, fetched) = match outcome {
             Outcome::Found {
@@ -304,8 +350,8 @@ impl Fingerprints {
                 if !transition(&tx, row, next).await.map_err(err)? {
                     return Ok(Fetched::Gone { model: id });
                 }
-                let flagged = self
-                    .compare(&tx, row, model, &fingerprint)
+                let compared = compared.expect("compared when found");
+                let flagged = record_comparisons(&tx, row, model, compared)
                     .await
                     .map_err(err)?;
                 self.decoded
@@ -317,7 +363,7 @@ impl Fingerprints {
             Outcome::Invalid { name, reason } => {
                 let next = fingerprints::Model {
                     status: status::INVALID.into(),
-                    detail: Some(reason.clone()),
+                    detail: Some(reason.replace('\0', "")),
                     attempts: 0,
                     retry_at: 0,
                     ..row.clone()
@@ -330,7 +376,7 @@ impl Fingerprints {
             Outcome::Failed { name, reason } => {
                 let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
                 let next = fingerprints::Model {
-                    detail: Some(reason.clone()),
+                    detail: Some(reason.replace('\0', "")),
                     attempts,
                     retry_at,
                     ..row.clone()
@@ -348,6 +394,8 @@ impl Fingerprints {
                 )
             }
         };
+        // PostgreSQL text holds no NUL; a name is a label, not evidence.
+        let name = name.map(|n| n.replace('\0', ""));
         if name.is_some() && name != model.name {
             models::Entity::update_many()
                 .col_expr(models::Column::Name, Expr::value(name))
@@ -360,84 +408,174 @@ impl Fingerprints {
         Ok(fetched)
     }
 
-    /// Stores the similarities of model `row.model_id` (fingerprint `fp`) to every model whose
-    /// fingerprint is known, and recomputes the flags this can change: its own, and those of
-    /// later models related to it. Returns its own flag.
-    async fn compare<C: ConnectionTrait>(
-        &self,
-        c: &C,
-        row: &fingerprints::Model,
-        model: &models::Model,
-        fp: &Fingerprint,
-    ) -> std::result::Result<Option<i64>, sea_orm::DbErr> {
+    /// Puts a row whose recording failed back in the queue, with a backoff.
+    async fn postpone(&self, row: &fingerprints::Model, reason: String) -> Result<Fetched> {
+        let attempts = row.attempts + 1;
+        let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
+        let next = fingerprints::Model {
+            detail: Some(format!("not recorded: {}", reason.replace('\0', ""))),
+            attempts,
+            retry_at,
+            ..row.clone()
+        };
+        let moved = transition(self.db.conn(), row, next)
+            .await
+            .map_err(|e| self.db.error(e))?;
+        Ok(match moved {
+            true => Fetched::Failed {
+                model: row.model_id,
+                reason,
+                retry_at,
+            },
+            false => Fetched::Gone {
+                model: row.model_id,
+            },
+        })
+    }
+
+    /// Compares fingerprint `fp` of `row`'s model with every recorded one, off the async
+    /// threads. A pair is always compared later model first (comparisons are not symmetric),
+    /// so the result does not depend on which of the two arrived first.
+    async fn compare(&self, row: &fingerprints::Model, fp: Arc<Fingerprint>) -> Result<Compared> {
+        let err = |e| self.db.error(e);
         let id = row.model_id;
-        let known = fingerprints::Entity::find()
+        let known: Vec<(i64, i64, i64)> = fingerprints::Entity::find()
+            .select_only()
+            .column(fingerprints::Column::Vid)
+            .column(fingerprints::Column::ModelId)
+            .column(fingerprints::Column::ValidFrom)
             .filter(fingerprints::Column::Status.eq(status::OK))
             .filter(fingerprints::Column::ValidTo.is_null())
             .filter(fingerprints::Column::ModelId.ne(id))
             .order_by_asc(fingerprints::Column::ModelId)
-            .all(c)
-            .await?;
-        let mut rows = Vec::new();
-        let mut later = Vec::new();
-        for other in &known {
-            let Some(theirs) = self.decode(other) else {
+            .into_tuple()
+            .all(self.db.conn())
+            .await
+            .map_err(err)?;
+        let mut others = Vec::with_capacity(known.len());
+        for (vid, model, from) in known {
+            if let Some(fp) = self.cached(model, from) {
+                others.push((model, from, fp));
+                continue;
+            }
+            let encoding: Option<Option<Vec<u8>>> = fingerprints::Entity::find_by_id(vid)
+                .select_only()
+                .column(fingerprints::Column::Encoding)
+                .into_tuple()
+                .one(self.db.conn())
+                .await
+                .map_err(err)?;
+            let Some(encoding) = encoding.flatten() else {
                 continue;
             };
-            let cmp = fingerprint::compare(fp, &theirs);
-            let related = cmp.verdict != Verdict::Unrelated;
-            if !related && cmp.similarity < SIMILARITY_FLOOR {
-                continue;
-            }
-            // The pair appears with the later of the two mints.
-            let block = row.valid_from.max(other.valid_from);
-            for (a, b) in [(id, other.model_id), (other.model_id, id)] {
-                rows.push(similarities::Model {
-                    vid: 0,
-                    model_id: a,
-                    other_id: b,
-                    similarity: cmp.similarity,
-                    verdict: cmp.verdict.as_str().into(),
-                    log10_false_positive: cmp.log10_false_positive_probability,
-                    valid_from: block,
-                    valid_to: None,
-                });
-            }
-            if related && other.model_id > id {
-                later.push(other.model_id);
+            let decoded = tokio::task::spawn_blocking(move || Fingerprint::decode(&encoding))
+                .await
+                .ok()
+                .and_then(|d| d.ok());
+            if let Some(theirs) = decoded {
+                let theirs = Arc::new(theirs);
+                self.decoded
+                    .lock()
+                    .expect("not poisoned")
+                    .insert((model, from), theirs.clone());
+                others.push((model, from, theirs));
             }
         }
-        similarities::Model::insert_all(rows, c).await?;
-        let parents = parents(c).await?;
-        let own = flag(c, &parents, id).await?;
-        write_flag(c, id, own, model).await?;
-        for other in later {
-            let theirs = flag(c, &parents, other).await?;
-            let current = models::Entity::find()
-                .filter(models::Column::Id.eq(other))
-                .filter(models::Column::ValidTo.is_null())
-                .one(c)
-                .await?;
-            if let Some(current) = current {
-                write_flag(c, other, theirs, &current).await?;
-            }
-        }
-        Ok(own.map(|(m, _)| m))
+        let with = tokio::task::spawn_blocking(move || {
+            others
+                .into_iter()
+                .map(|(other, from, theirs)| {
+                    let cmp = if other < id {
+                        fingerprint::compare(&fp, &theirs)
+                    } else {
+                        fingerprint::compare(&theirs, &fp)
+                    };
+                    (other, from, cmp)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Database {
+            url: db::redact(self.db.url()),
+            message: format!("comparing fingerprints stopped: {e}"),
+        })?;
+        Ok(Compared { with })
     }
 
-    /// A known fingerprint, decoded once.
-    fn decode(&self, row: &fingerprints::Model) -> Option<Arc<Fingerprint>> {
-        let key = (row.model_id, row.valid_from);
-        if let Some(fp) = self.decoded.lock().expect("not poisoned").get(&key) {
-            return Some(fp.clone());
-        }
-        let fp = Arc::new(Fingerprint::decode(row.encoding.as_deref()?).ok()?);
+    fn cached(&self, model: i64, from: i64) -> Option<Arc<Fingerprint>> {
         self.decoded
             .lock()
             .expect("not poisoned")
-            .insert(key, fp.clone());
-        Some(fp)
+            .get(&(model, from))
+            .cloned()
     }
+}
+
+/// Stores the similarities of `row`'s model to the models it was compared with (those still
+/// recorded as compared: a reorg may have replaced one meanwhile), and recomputes the flags
+/// this can change: its own, and those of later models related to it. Returns its own flag.
+async fn record_comparisons<C: ConnectionTrait>(
+    c: &C,
+    row: &fingerprints::Model,
+    model: &models::Model,
+    compared: Compared,
+) -> std::result::Result<Option<i64>, sea_orm::DbErr> {
+    let id = row.model_id;
+    let present: std::collections::HashSet<(i64, i64)> = fingerprints::Entity::find()
+        .select_only()
+        .column(fingerprints::Column::ModelId)
+        .column(fingerprints::Column::ValidFrom)
+        .filter(fingerprints::Column::Status.eq(status::OK))
+        .filter(fingerprints::Column::ValidTo.is_null())
+        .into_tuple()
+        .all(c)
+        .await?
+        .into_iter()
+        .collect();
+    let mut rows = Vec::new();
+    let mut later = Vec::new();
+    for (other, from, cmp) in compared.with {
+        if !present.contains(&(other, from)) {
+            continue;
+        }
+        let related = cmp.verdict != Verdict::Unrelated;
+        if !related && cmp.similarity < SIMILARITY_FLOOR {
+            continue;
+        }
+        // The pair appears with the later of the two mints.
+        let block = row.valid_from.max(from);
+        for (a, b) in [(id, other), (other, id)] {
+            rows.push(similarities::Model {
+                vid: 0,
+                model_id: a,
+                other_id: b,
+                similarity: cmp.similarity,
+                verdict: cmp.verdict.as_str().into(),
+                log10_false_positive: cmp.log10_false_positive_probability,
+                valid_from: block,
+                valid_to: None,
+            });
+        }
+        if related && other > id {
+            later.push(other);
+        }
+    }
+    similarities::Model::insert_all(rows, c).await?;
+    let parents = parents(c).await?;
+    let own = flag(c, &parents, id).await?;
+    write_flag(c, id, own, model).await?;
+    for other in later {
+        let theirs = flag(c, &parents, other).await?;
+        let current = models::Entity::find()
+            .filter(models::Column::Id.eq(other))
+            .filter(models::Column::ValidTo.is_null())
+            .one(c)
+            .await?;
+        if let Some(current) = current {
+            write_flag(c, other, theirs, &current).await?;
+        }
+    }
+    Ok(own.map(|(m, _)| m))
 }
 
 /// The 32 bytes of a `0x` hex commitment.

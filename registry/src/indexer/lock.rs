@@ -26,6 +26,8 @@ pub enum WriterLock {
         session: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
         /// The server process of that session, as `pg_locks` names it.
         pid: i32,
+        /// When that process started (a pid may be reused by a later session).
+        started: String,
     },
     File(File, PathBuf),
     /// An in-memory SQLite database is private to its process.
@@ -57,7 +59,9 @@ impl WriterLock {
                         ),
                     });
                 }
-                let (pid,): (i32,) = sea_orm::sqlx::query_as("SELECT pg_backend_pid()")
+                let (pid, started): (i32, String) = sea_orm::sqlx::query_as(
+                    "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                )
                     .fetch_one(&mut *session)
                     .await
                     .map_err(|e| Error::Database {
@@ -65,7 +69,11 @@ impl WriterLock {
                         message: e.to_string(),
                     })?;
                 // Keep this session out of the pool for as long as the lock must hold.
-                Ok(WriterLock::Postgres { session, pid })
+                Ok(WriterLock::Postgres {
+                    session,
+                    pid,
+                    started,
+                })
             }
             _ => match sqlite_path(url) {
                 None => Ok(WriterLock::None),
@@ -99,7 +107,7 @@ impl WriterLock {
     /// Fails with [`Error::WriterLockLost`] when the lock's session no longer holds it; run
     /// inside each write transaction (`c`). A file lock lasts as long as the process.
     pub(crate) async fn check<C: ConnectionTrait>(&self, c: &C, url: &str) -> Result<()> {
-        let WriterLock::Postgres { pid, .. } = self else {
+        let WriterLock::Postgres { pid, started, .. } = self else {
             return Ok(());
         };
         // A bigint advisory key shows in pg_locks as its high half (classid) and low half
@@ -107,12 +115,15 @@ impl WriterLock {
         let held = c
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND pid = $1 AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1",
+                "SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $1 \
+                 AND a.backend_start::text = $4 \
+                 AND l.classid::bigint = $2 AND l.objid::bigint = $3 AND l.objsubid = 1",
                 [
                     (*pid).into(),
                     (ADVISORY_KEY >> 32).into(),
                     (ADVISORY_KEY & 0xffff_ffff).into(),
+                    started.clone().into(),
                 ],
             ))
             .await

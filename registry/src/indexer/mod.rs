@@ -104,6 +104,10 @@ pub enum Finality {
     Confirmations,
 }
 
+/// Retries of one range in a row, its answers disagreeing, before the indexer stops (about
+/// ten minutes with the doubling pauses).
+const MAX_DISAGREEMENTS: u32 = 100;
+
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -135,7 +139,10 @@ pub struct Indexer {
     /// Ranges retried in a row because the node's answers disagreed.
     retries: u32,
     state: indexer_state::Model,
-    lock: WriterLock,
+    lock: Arc<WriterLock>,
+    /// The node has named a finalized block: from then on, its refusing to is a hiccup, not
+    /// a chain without finality.
+    named_finalized: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn now_unix() -> i64 {
@@ -151,7 +158,7 @@ impl Indexer {
         content: Option<Store>,
         options: Options,
     ) -> Result<Self> {
-        let lock = WriterLock::acquire(db.conn(), db.url()).await?;
+        let lock = Arc::new(WriterLock::acquire(db.conn(), db.url()).await?);
         let provider = crate::chain::provider(rpc_url)?;
         let mut indexer = Self {
             db: db.clone(),
@@ -162,15 +169,18 @@ impl Indexer {
             retries: 0,
             deployment,
             fingerprints: content.map(|store| {
-                Arc::new(Fingerprints::new(
-                    db.clone(),
-                    store,
-                    fingerprints::Options {
-                        timeout: options.content_timeout,
-                        poll_interval: options.poll_interval,
-                        ..fingerprints::Options::default()
-                    },
-                ))
+                Arc::new(
+                    Fingerprints::new(
+                        db.clone(),
+                        store,
+                        fingerprints::Options {
+                            timeout: options.content_timeout,
+                            poll_interval: options.poll_interval,
+                            ..fingerprints::Options::default()
+                        },
+                    )
+                    .with_lock(lock.clone()),
+                )
             }),
             options,
             state: indexer_state::Model {
@@ -187,6 +197,7 @@ impl Indexer {
                 pruned_to: 0,
             },
             lock,
+            named_finalized: std::sync::atomic::AtomicBool::new(false),
         };
         let chain_id = indexer
             .rpc("eth_chainId", |p| async move { p.get_chainid().await })
@@ -315,8 +326,17 @@ impl Indexer {
                 .await?
             }
         };
+        let named = &self.named_finalized;
         let finalized = match tagged.and_then(|block| block.number) {
-            Some(number) => number.as_u64().min(head),
+            Some(number) => {
+                named.store(true, std::sync::atomic::Ordering::Relaxed);
+                number.as_u64().min(head)
+            }
+            // A node that named one before is having a hiccup (another backend, an internal
+            // error): the finalized block stays where it was.
+            None if named.load(std::sync::atomic::Ordering::Relaxed) => {
+                self.state.finalized_block.max(0) as u64
+            }
             None => {
                 if self.options.finality == Finality::Tag {
                     tracing::debug!(
@@ -380,8 +400,11 @@ impl Indexer {
     /// Follows the chain until `shutdown` completes (or an error stops it), fetching
     /// fingerprints beside it.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-        let worker = self.fingerprints.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Beside the chain path in this task (the content store's streams are not `Send`);
+        // its decoding and comparing run on blocking threads, so the chain path is not held
+        // up by them.
+        let worker = self.fingerprints.clone();
         let beside = async move {
             if let Some(worker) = worker {
                 let mut stopped = stopped;
@@ -446,6 +469,7 @@ impl Indexer {
 
     /// One step: a range of blocks, a reorg, or nothing.
     pub async fn step(&mut self) -> Result<Step> {
+        self.disagreements()?;
         let step = match self.step_once().await {
             // A load-balanced node may name a head one backend has and another lacks.
             Err(Error::BlockMissing { number }) => {
@@ -487,6 +511,9 @@ impl Indexer {
             }
             let finalized = self.finalized(head).await?;
             self.record_head(head, finalized).await?;
+            // Idle, nothing is written: the lock is checked anyway, so a lost one stops the
+            // indexer (and its workers) now rather than at the next block.
+            self.lock.check(self.db.conn(), self.db.url()).await?;
             return Ok(Step::CaughtUp { head });
         }
         let a = cursor + 1;
@@ -598,7 +625,7 @@ impl Indexer {
             return Ok(self.retry().await);
         }
 
-        // Content and header lookups happen before the transaction, which then only writes.
+        // Block times are looked up before the transaction, which then only writes.
         let mut lookups = Vec::with_capacity(decoded.len());
         // Block times for output batches: from the headers already read.
         let mut times: Vec<(u64, u64)> = [&first, &last]
@@ -668,6 +695,23 @@ impl Indexer {
         self.retries += 1;
         tokio::time::sleep(pause).await;
         Step::Retry
+    }
+
+    /// Stops after [`MAX_DISAGREEMENTS`] retries in a row: a node whose answers never agree
+    /// (or a chain whose blocks this indexer cannot check) is an error to see, not a loop.
+    fn disagreements(&self) -> Result<()> {
+        if self.retries >= MAX_DISAGREEMENTS {
+            return Err(Error::Rpc {
+                url: self.url.clone(),
+                message: format!(
+                    "the node's answers for blocks after {} disagreed {} times in a row (see the warnings before); \
+                     a node that serves logs by block hash (EIP-234) and consistent headers is needed",
+                    self.cursor(),
+                    self.retries
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Logs of the contracts in `a..=b`; `None` when the node refused the range (halved).
@@ -815,9 +859,12 @@ impl Indexer {
 
     /// Finds the common ancestor with the chain and undoes everything above it.
     async fn reorg(&mut self, detected_at: u64) -> Result<Step> {
+        // Every stored hash above the prune horizon (history is kept above the finalized
+        // block, however far that lags).
+        let kept = (self.cursor() as i64 - self.state.pruned_to).max(0) as u64 + 1;
         let stored = self
             .db
-            .recent_blocks(self.options.reorg_window + 1_024)
+            .recent_blocks(kept.max(self.options.reorg_window + 1_024))
             .await?;
         let mut ancestor = None;
         for block in &stored {

@@ -22,14 +22,31 @@ use crate::Result;
 /// An answer that contradicts the checked headers: the range is read again.
 pub(super) type Answer<T> = std::result::Result<T, String>;
 
-/// Whether a block with this header may hold logs of one of `addresses`: its bloom names one
-/// (a header without a bloom proves nothing).
+/// Whether a block with this header may hold logs of one of `addresses`: its bloom names one.
+/// A header without a bloom, or an empty bloom on a block with transactions (chains that do
+/// not fill it in), proves nothing.
 pub(super) fn may_hold(header: &Block<H256>, addresses: &[Address]) -> bool {
     match &header.logs_bloom {
         None => true,
+        Some(bloom) if bloom.is_empty() => !header.transactions.is_empty(),
         Some(bloom) => addresses
             .iter()
             .any(|a| bloom.contains_input(BloomInput::Raw(a.as_bytes()))),
+    }
+}
+
+/// Whether the header's bloom admits `log` (its address and every topic); an empty or missing
+/// bloom admits anything.
+fn admits(header: &Block<H256>, log: &Log) -> bool {
+    match &header.logs_bloom {
+        Some(bloom) if !bloom.is_empty() => {
+            bloom.contains_input(BloomInput::Raw(log.address.as_bytes()))
+                && log
+                    .topics
+                    .iter()
+                    .all(|t| bloom.contains_input(BloomInput::Raw(t.as_bytes())))
+        }
+        _ => true,
     }
 }
 
@@ -98,6 +115,13 @@ impl Indexer {
                 other.block_hash
             )));
         }
+        // A log the block's bloom does not admit is not the block's.
+        if let Some(foreign) = logs.iter().find(|log| !admits(header, log)) {
+            return Ok(Err(format!(
+                "block {number}'s bloom does not admit log {:?} the node gave for it",
+                foreign.log_index
+            )));
+        }
         if logs.is_empty() {
             // Only blocks whose bloom names a contract were asked.
             return self
@@ -116,6 +140,18 @@ impl Indexer {
         number: u64,
         addresses: &[Address],
     ) -> Result<Answer<Vec<Log>>> {
+        // All of them in one call where the node has it; one call per transaction where not.
+        let whole = self
+            .rpc("eth_getBlockReceipts", |p| async move {
+                refusal(
+                    p.request::<_, Option<Vec<TransactionReceipt>>>("eth_getBlockReceipts", [hash])
+                        .await,
+                )
+            })
+            .await?;
+        if let Ok(Some(receipts)) = whole {
+            return Ok(self.receipts_logs(header, hash, number, addresses, receipts));
+        }
         let answers: Vec<Answer<Option<TransactionReceipt>>> =
             futures::stream::iter(&header.transactions)
                 .map(|tx| {
@@ -134,12 +170,30 @@ impl Indexer {
                 Err(reason) => return Ok(Err(format!("block {number}'s receipts: {reason}"))),
             }
         }
+        Ok(self.receipts_logs(header, hash, number, addresses, receipts))
+    }
+
+    /// The logs of `addresses` among a block's receipts, if they are the block's: each names
+    /// the block, and together they rebuild its receipts root.
+    fn receipts_logs(
+        &self,
+        header: &Block<H256>,
+        hash: H256,
+        number: u64,
+        addresses: &[Address],
+        receipts: Vec<TransactionReceipt>,
+    ) -> Answer<Vec<Log>> {
+        if receipts.iter().any(|r| r.block_hash != Some(hash)) {
+            return Err(format!(
+                "a receipt the node gave for block {number} names another block"
+            ));
+        }
         let encoded: Vec<Vec<u8>> = receipts.iter().map(encode_receipt).collect();
         if receipts_root(&encoded) != header.receipts_root {
-            return Ok(Err(format!(
+            return Err(format!(
                 "block {number}'s logs came back empty though its bloom names our contracts, \
                  and its receipts do not rebuild its receipts root"
-            )));
+            ));
         }
         // The receipts are the block's: its logs in order, indexed across the block.
         let mut logs = Vec::new();
@@ -169,6 +223,6 @@ impl Indexer {
                 "the node's logs for the block left out logs its receipts hold; taken from the receipts"
             );
         }
-        Ok(Ok(logs))
+        Ok(logs)
     }
 }

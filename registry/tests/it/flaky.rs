@@ -429,7 +429,14 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
         reorg_window: 4,
         ..options()
     };
-    let mut indexer = through(&proxy, &world, &db, Some(world.store()), flaky_options).await;
+    let mut indexer = through(
+        &proxy,
+        &world,
+        &db,
+        Some(world.store()),
+        flaky_options.clone(),
+    )
+    .await;
     indexer.sync().await.unwrap();
     assert!(counters.dropped.load(Ordering::SeqCst) > 0, "{counters:?}");
     assert!(counters.limited.load(Ordering::SeqCst) > 0, "{counters:?}");
@@ -438,7 +445,7 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
         "ranges were halved: {counters:?}"
     );
 
-    let replay = world.replay(Kind::Sqlite).await;
+    let replay = world.replay_with(Kind::Sqlite, flaky_options).await;
     assert_eq!(
         db.open().await.history().await.unwrap(),
         replay.open().await.history().await.unwrap()
@@ -548,10 +555,10 @@ async fn range_answers_above_the_finalized_block_are_not_trusted() {
         reorg_window: 1,
         ..options()
     };
-    let mut indexer = through(&proxy, &world, &db, Some(world.store()), narrow).await;
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), narrow.clone()).await;
     indexer.sync().await.unwrap();
     assert_eq!(state(&db).await.finalized_block as u64, head - 2);
-    let replay = world.replay(Kind::Sqlite).await;
+    let replay = world.replay_with(Kind::Sqlite, narrow).await;
     assert_eq!(
         db.open().await.history().await.unwrap(),
         replay.open().await.history().await.unwrap()

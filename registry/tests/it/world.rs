@@ -117,8 +117,14 @@ impl World {
 
     /// A fresh database indexed from scratch.
     pub(crate) async fn replay(&self, kind: Kind) -> TestDb {
+        self.replay_with(kind, options()).await
+    }
+
+    /// A fresh database indexed from scratch with `options` (the reorg window decides which
+    /// history is kept).
+    pub(crate) async fn replay_with(&self, kind: Kind, options: Options) -> TestDb {
         let db = TestDb::new(kind).await;
-        self.indexer(&db, options()).await.sync().await.unwrap();
+        self.indexer(&db, options).await.sync().await.unwrap();
         db
     }
 

@@ -9,6 +9,7 @@ mod cors;
 mod dbs;
 mod finality;
 mod keys;
+mod metrics;
 #[path = "../../../registry/tests/it/models.rs"]
 #[allow(dead_code)] // shared with other test binaries
 mod models;
