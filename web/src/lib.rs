@@ -27,6 +27,7 @@
 
 mod access;
 mod error;
+mod gateway;
 mod limits;
 mod metrics;
 pub mod schema;

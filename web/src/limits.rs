@@ -42,6 +42,8 @@ pub struct Limits {
     /// A WebSocket that sends nothing for this long (or has not finished its handshake) is
     /// closed.
     pub ws_idle: Duration,
+    /// Gateway downloads at once.
+    pub gateway_streams: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             ws_message_bytes: 64 * 1024,
             ws_messages_per_second: 50,
             ws_idle: Duration::from_secs(60),
+            gateway_streams: 64,
         }
     }
 }

@@ -3,11 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use async_graphql::http::GraphiQLSource;
 use futures::StreamExt;
-use registry::content::{cids, Store};
+use registry::content::Store;
 use registry::db::Db;
 
 use crate::limits::Limits;
@@ -55,6 +54,8 @@ struct State {
     /// Open WebSocket connections.
     sockets: crate::ws::Connections,
     metrics: Arc<Metrics>,
+    /// Gateway downloads running.
+    downloads: crate::gateway::Downloads,
     content: Option<Arc<Store>>,
     ready_lag: u64,
 }
@@ -253,37 +254,20 @@ async fn ready(state: web::Data<State>) -> HttpResponse {
     }
 }
 
-/// `/ipfs/<cid>`: streams a file of the content store, every block checked.
-async fn gateway(state: web::Data<State>, path: web::Path<String>) -> HttpResponse {
-    let Some(store) = state.content.clone() else {
-        return HttpResponse::NotFound().body("no content store is configured\n");
-    };
-    let cid = match cids::parse(&path) {
-        Ok(cid) => cid,
-        Err(e) => return HttpResponse::BadRequest().body(format!("{e}\n")),
-    };
-    let size = match registry::content::file_size(&store, &cid).await {
-        Ok(size) => size,
-        Err(registry::Error::BlockNotFound { .. }) => {
-            return HttpResponse::NotFound().body(format!("{cid} is not in the content store\n"))
-        }
-        Err(e) => {
-            tracing::error!("gateway {cid}: {e}");
-            return HttpResponse::InternalServerError().body("the content could not be read\n");
-        }
-    };
-    let (writer, reader) = tokio::io::duplex(256 * 1024);
-    actix_web::rt::spawn(async move {
-        if let Err(e) = registry::content::cat(&store, &cid, writer, &|_| {}).await {
-            // The client sees a truncated body; the length header tells it so.
-            tracing::error!("gateway {cid}: {e}");
-        }
-    });
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
-        .no_chunking(size)
-        .streaming(tokio_util::io::ReaderStream::new(reader))
+/// `/ipfs/<cid>`: a file of the content store (see [`crate::gateway`]).
+async fn gateway(
+    state: web::Data<State>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    crate::gateway::serve(
+        state.content.clone(),
+        &state.downloads,
+        &state.limits,
+        &req,
+        &path,
+    )
+    .await
 }
 
 /// Builds the app's routes over `state` (shared by [`serve`] and the tests).
@@ -325,6 +309,7 @@ pub async fn serve(
         db,
         limits: config.limits,
         sockets: crate::ws::Connections::new(config.limits.ws_connections),
+        downloads: crate::gateway::Downloads::new(config.limits.gateway_streams),
         content: config.content.map(Arc::new),
         ready_lag: config.ready_lag,
     });

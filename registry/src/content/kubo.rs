@@ -19,10 +19,15 @@ use crate::{Error, Result};
 /// Time one RPC call may take (a block is at most a few hundred KiB; pins walk the whole DAG).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The largest block read (IPFS blocks are at most 2 MiB; ours 1 MiB).
+const MAX_BLOCK: usize = 4 << 20;
+
 /// A connection to a Kubo RPC endpoint.
 pub struct Kubo {
     url: String,
     client: IpfsClient,
+    /// For calls the client library cannot word (options it does not know).
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Kubo {
@@ -41,6 +46,7 @@ impl Kubo {
         let kubo = Self {
             url: url.into(),
             client,
+            http: reqwest::Client::new(),
         };
         let version = kubo.timed("version", kubo.client.version()).await?;
         tracing::debug!(url, version = %version.version, "connected to the ipfs node");
@@ -120,6 +126,51 @@ impl Kubo {
             .await?;
         cids::verify(cid, &block)?;
         Ok(block)
+    }
+
+    /// Fetches one block only if the node holds it (Kubo's `offline` option: for this call it
+    /// does not ask the network), checked against its CID. What a public gateway reads, so that
+    /// it never fetches content from the network for its clients (an open proxy).
+    pub async fn get_held(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let url = format!("{}/api/v0/block/get?arg={cid}&offline=true", self.url);
+        let call = async {
+            let answer = self.http.post(&url).send().await?;
+            let status = answer.status();
+            let mut body = Vec::new();
+            let mut stream = answer;
+            while let Some(chunk) = stream.chunk().await? {
+                if body.len() + chunk.len() > MAX_BLOCK {
+                    return Ok((status, None));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>((status, Some(body)))
+        };
+        let (status, body) = self
+            .timed(&format!("block/get {cid} (offline)"), call)
+            .await?;
+        let Some(body) = body else {
+            return Err(Error::Ipfs {
+                url: self.url.clone(),
+                message: format!("block/get {cid}: more than {MAX_BLOCK} bytes"),
+            });
+        };
+        if !status.is_success() {
+            let message = String::from_utf8_lossy(&body);
+            // Kubo: "block was not found locally (offline)".
+            if message.contains("not found") {
+                return Err(Error::BlockNotFound {
+                    cid: cid.to_string(),
+                    store: self.url.clone(),
+                });
+            }
+            return Err(Error::Ipfs {
+                url: self.url.clone(),
+                message: format!("block/get {cid}: {status}: {}", message.trim()),
+            });
+        }
+        cids::verify(cid, &body)?;
+        Ok(body)
     }
 
     /// Pins `root` and everything below it.

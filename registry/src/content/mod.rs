@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 pub use blockstore::Blockstore;
 pub use cid::{Cid, Version};
-pub use exporter::{cat, cat_with, check_dag, file_size, Parts, Walk};
+pub use exporter::{cat, cat_range, cat_with, check_dag, file_size, file_size_with, Parts, Walk};
 pub use importer::{add, Added, CHUNK_SIZE};
 pub use kubo::Kubo;
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// Where content is stored, as given on the command line (`--ipfs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +99,27 @@ impl std::fmt::Display for Store {
     }
 }
 
+/// Reads an embedded store's block on a blocking thread: a disk read must not hold up the
+/// async threads (a server's workers among them).
+async fn off_thread(
+    store: &Blockstore,
+    cid: Cid,
+    read: fn(&Blockstore, Cid) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || read(&store, cid))
+        .await
+        .map_err(|e| Error::ContentWrite(format!("reading block {cid} stopped: {e}")))?
+}
+
 /// How blocks are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reading {
     /// Every block is checked against its CID.
     Checked,
+    /// Checked, and from a node only the blocks it holds: it does not fetch from the network
+    /// for this read (a public gateway must not be an open proxy to the IPFS network).
+    Held,
     /// A node's blocks are checked; the embedded store's are read as they lie on disk (they
     /// were checked when they were put; Kubo reads its own datastore the same way unless
     /// `Datastore.HashOnRead` is set). Only for readers that check what they read by other
@@ -148,7 +164,7 @@ impl Store {
     /// Reads one block, checked against its CID.
     pub async fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
         match self {
-            Store::Embedded(store) => store.get(cid),
+            Store::Embedded(store) => off_thread(store, *cid, |s, c| s.get(&c)).await,
             Store::Kubo(node) => node.get(cid).await,
         }
     }
@@ -156,7 +172,10 @@ impl Store {
     /// Reads one block as [`Reading`] says.
     pub async fn read(&self, cid: &Cid, reading: Reading) -> Result<Vec<u8>> {
         match (self, reading) {
-            (Store::Embedded(store), Reading::TrustingLocal) => store.read(cid),
+            (Store::Embedded(store), Reading::TrustingLocal) => {
+                off_thread(store, *cid, |s, c| s.read(&c)).await
+            }
+            (Store::Kubo(node), Reading::Held) => node.get_held(cid).await,
             _ => self.get(cid).await,
         }
     }

@@ -8,6 +8,7 @@ mod cors;
 #[allow(dead_code)] // shared with other test binaries
 mod dbs;
 mod finality;
+mod gateway;
 mod keys;
 mod metrics;
 #[path = "../../../registry/tests/it/models.rs"]

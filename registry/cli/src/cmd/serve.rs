@@ -66,6 +66,9 @@ pub(crate) struct Args {
     /// Seconds after which a silent WebSocket (or one without a handshake) is closed.
     #[arg(long, default_value_t = Limits::default().ws_idle.as_secs())]
     ws_idle_secs: u64,
+    /// Gateway downloads at once (/ipfs/<cid>).
+    #[arg(long, default_value_t = Limits::default().gateway_streams)]
+    max_gateway_streams: usize,
     /// Do not serve the content store at /ipfs/<cid>.
     #[arg(long)]
     no_gateway: bool,
@@ -127,6 +130,7 @@ impl Args {
                 ws_message_bytes: self.max_ws_message,
                 ws_messages_per_second: self.max_ws_rate,
                 ws_idle: Duration::from_secs(self.ws_idle_secs.max(1)),
+                gateway_streams: self.max_gateway_streams.max(1),
             },
             content,
             workers: self.workers,

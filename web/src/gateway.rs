@@ -1,0 +1,181 @@
+//! `/ipfs/<cid>`: files of the content store, read-only.
+//!
+//! - **Never an open proxy.** Only blocks the store already holds are read: from a Kubo node
+//!   with its `offline` option, so a client cannot make the node fetch arbitrary content from
+//!   the IPFS network through this server. Every block read is checked against its CID.
+//! - **Ranges.** A single `Range: bytes=…` is answered `206` with that part (subtrees before
+//!   it are skipped by their declared sizes, not read); one past the end `416`; several ranges
+//!   the whole file (allowed by RFC 9110).
+//! - **Bounded.** At most [`Limits::gateway_streams`] downloads at once (then `503`); a
+//!   download whose client stops reading waits on a small buffer and ends when the client
+//!   goes.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use registry::content::{cids, Reading, Store};
+use tokio::sync::Semaphore;
+
+use crate::limits::Limits;
+
+/// Downloads at once, bounded.
+#[derive(Debug, Clone)]
+pub(crate) struct Downloads(Arc<Semaphore>);
+
+impl Downloads {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self(Arc::new(Semaphore::new(limit)))
+    }
+}
+
+/// What a `Range` header asks of a file of `size` bytes: `Ok(None)` for the whole file (no
+/// header, several ranges or one this server does not read), `Ok(Some((start, end)))` for
+/// bytes `start..end`, `Err(())` when it starts past the end.
+pub(crate) fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    match (first.parse::<u64>(), last.parse::<u64>()) {
+        // bytes=-n: the last n bytes.
+        (Err(_), Ok(n)) if first.is_empty() => match n {
+            0 => Err(()),
+            n => Ok(Some((size.saturating_sub(n), size))),
+        },
+        (Ok(start), _) if start >= size => Err(()),
+        (Ok(start), Err(_)) if last.is_empty() => Ok(Some((start, size))),
+        (Ok(start), Ok(end)) if end >= start => Ok(Some((start, (end + 1).min(size)))),
+        _ => Ok(None),
+    }
+}
+
+fn plain(mut builder: actix_web::HttpResponseBuilder, text: String) -> HttpResponse {
+    builder
+        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .body(text)
+}
+
+/// Serves `/ipfs/<cid>` from `store`.
+pub(crate) async fn serve(
+    store: Option<Arc<Store>>,
+    downloads: &Downloads,
+    limits: &Limits,
+    req: &HttpRequest,
+    cid: &str,
+) -> HttpResponse {
+    let Some(store) = store else {
+        return plain(
+            HttpResponse::NotFound(),
+            "no content store is configured\n".into(),
+        );
+    };
+    let cid = match cids::parse(cid) {
+        Ok(cid) => cid,
+        Err(e) => return plain(HttpResponse::BadRequest(), format!("{e}\n")),
+    };
+    let Ok(permit) = downloads.0.clone().try_acquire_owned() else {
+        return plain(
+            HttpResponse::ServiceUnavailable(),
+            format!(
+                "{} downloads are running, the most at once; try again later\n",
+                limits.gateway_streams
+            ),
+        );
+    };
+    let size = match registry::content::file_size_with(&store, &cid, Reading::Held).await {
+        Ok(size) => size,
+        Err(registry::Error::BlockNotFound { .. }) => {
+            return plain(
+                HttpResponse::NotFound(),
+                format!("{cid} is not in the content store\n"),
+            )
+        }
+        Err(
+            e @ (registry::Error::MalformedNode { .. } | registry::Error::UnsupportedHash { .. }),
+        ) => return plain(HttpResponse::UnprocessableEntity(), format!("{e}\n")),
+        Err(e) => {
+            tracing::error!("gateway {cid}: {e}");
+            return plain(
+                HttpResponse::InternalServerError(),
+                "the content could not be read\n".into(),
+            );
+        }
+    };
+    let asked = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let part = match range(asked, size) {
+        Ok(part) => part,
+        Err(()) => {
+            return HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish()
+        }
+    };
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    actix_web::rt::spawn(async move {
+        // Held until the download ends (or its client goes and the writes fail).
+        let _permit = permit;
+        let written = match part {
+            None => registry::content::cat_with(&store, &cid, writer, &|_| {}, Reading::Held).await,
+            Some((start, end)) => {
+                registry::content::cat_range(&store, &cid, Reading::Held, start, end, writer).await
+            }
+        };
+        if let Err(e) = written {
+            // The client sees a truncated body; the length header tells it so.
+            tracing::warn!("gateway {cid}: {e}");
+        }
+    });
+    let mut response = match part {
+        None => HttpResponse::Ok(),
+        Some(_) => HttpResponse::PartialContent(),
+    };
+    response
+        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::ETAG, format!("\"{cid}\"")))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"));
+    let length = match part {
+        None => size,
+        Some((start, end)) => {
+            response.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", end - 1),
+            ));
+            end - start
+        }
+    };
+    response
+        .no_chunking(length)
+        .streaming(tokio_util::io::ReaderStream::new(reader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range;
+
+    #[test]
+    fn ranges_read_as_rfc_9110_says() {
+        assert_eq!(range(None, 100), Ok(None));
+        assert_eq!(range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
+        assert_eq!(range(Some("bytes=90-200"), 100), Ok(Some((90, 100))));
+        assert_eq!(range(Some("bytes=50-"), 100), Ok(Some((50, 100))));
+        assert_eq!(range(Some("bytes=-30"), 100), Ok(Some((70, 100))));
+        assert_eq!(range(Some("bytes=-300"), 100), Ok(Some((0, 100))));
+        assert_eq!(range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(range(Some("bytes=-0"), 100), Err(()));
+        assert_eq!(range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(range(Some("bytes=9-1"), 100), Ok(None));
+        assert_eq!(range(Some("items=0-1"), 100), Ok(None));
+        assert_eq!(range(Some("bytes=0-0"), 0), Err(()));
+    }
+}

@@ -1,0 +1,162 @@
+//! The gateway against what a client can ask of it: byte ranges (a part in the middle of a
+//! file of many blocks, the last bytes, one past the end), more downloads at once than it
+//! allows, and content the node does not hold, which it must not fetch from the network (an
+//! open proxy).
+
+use std::time::Duration;
+
+use registry::content::{Store, Version};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use web::Limits;
+
+use crate::api::Api;
+use crate::dbs::{Kind, TestDb};
+
+/// Bytes that differ from block to block.
+fn content(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_and_the_bound_on_downloads() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Larger than what the sockets between client and server buffer, so that a download
+    // whose body is not read stays running.
+    let bytes = content(32 << 20);
+    let cid = Store::embedded(dir.path())
+        .unwrap()
+        .store_bytes(&bytes, Version::V1)
+        .await
+        .unwrap();
+    let limits = Limits {
+        gateway_streams: 1,
+        ..Limits::default()
+    };
+    let api = Api::start_limited(
+        db.open().await,
+        Store::embedded(dir.path()).unwrap(),
+        Vec::new(),
+        limits,
+    );
+    let url = format!("{}/ipfs/{cid}", api.url);
+    let size = bytes.len();
+    let get = |range: &str| api.http.get(&url).header("Range", range).send();
+
+    // Across block boundaries, deep in the file.
+    let part = get("bytes=20000000-21300000").await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 20000000-21300000/{size}").as_str()
+    );
+    assert_eq!(part.headers()["accept-ranges"], "bytes");
+    assert_eq!(
+        part.bytes().await.unwrap().as_ref(),
+        &bytes[20_000_000..=21_300_000]
+    );
+    let tail = get("bytes=-100").await.unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &bytes[size - 100..]);
+    let past = get(&format!("bytes={size}-")).await.unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+
+    // One download at once: while one runs (its body unread), the next is refused; once its
+    // client goes, the place is free again.
+    let held = api.http.get(&url).send().await.unwrap();
+    assert_eq!(held.status(), 200);
+    assert_eq!(get("bytes=0-9").await.unwrap().status(), 503);
+    drop(held);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get("bytes=0-9").await.unwrap().status().as_u16();
+        if status == 206 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 206, "the download's place is given back");
+}
+
+/// A Kubo RPC endpoint that answers `block/get` only with `offline=true`, as "not found
+/// locally" (what Kubo answers for a block it does not hold), and otherwise never: as a node
+/// fetching from the network would take. Returns its URL and the paths it was asked.
+async fn node_without_the_block() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 8_192];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..n]).to_string();
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                seen.lock().unwrap().push(path.clone());
+                let (status, body) = if path.starts_with("/api/v0/version") {
+                    (
+                        "200 OK",
+                        r#"{"Version":"0.30.0","Commit":"","Repo":"16"}"#.to_string(),
+                    )
+                } else if path.starts_with("/api/v0/block/get") && path.contains("offline=true") {
+                    (
+                        "500 Internal Server Error",
+                        r#"{"Message":"block was not found locally (offline): ipld: could not find the block","Code":0,"Type":"error"}"#.to_string(),
+                    )
+                } else {
+                    // Fetching from the network: no answer.
+                    tokio::time::sleep(Duration::from_secs(3_600)).await;
+                    return;
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, asked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_the_node_does_not_hold_is_not_fetched_for_a_client() {
+    let (node, asked) = node_without_the_block().await;
+    let store = Store::open(&registry::content::Location::Kubo(node))
+        .await
+        .unwrap();
+    let db = TestDb::new(Kind::Sqlite).await;
+    let api = Api::start(db.open().await, store);
+    let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        api.http.get(format!("{}/ipfs/{cid}", api.url)).send(),
+    )
+    .await
+    .expect("answered without waiting on the network")
+    .unwrap();
+    assert_eq!(answer.status(), 404);
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .filter(|p| p.contains("block/get"))
+            .all(|p| p.contains("offline=true")),
+        "{asked:?}"
+    );
+}
