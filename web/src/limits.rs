@@ -33,6 +33,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Open WebSocket connections at once, server-wide.
     pub ws_connections: usize,
+    /// Open WebSocket connections at once from one client address.
+    pub ws_connections_per_client: usize,
     /// Live subscriptions on one WebSocket connection.
     pub ws_subscriptions: usize,
     /// Largest WebSocket message (a frame, or continuation frames together), in bytes.
@@ -58,6 +60,7 @@ impl Default for Limits {
             time_budget: Duration::from_secs(5),
             body_timeout: Duration::from_secs(10),
             ws_connections: 1_000,
+            ws_connections_per_client: 20,
             ws_subscriptions: 20,
             ws_message_bytes: 64 * 1024,
             ws_messages_per_second: 50,
@@ -181,6 +184,40 @@ fn expanded<'a>(
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for Checker {
+    /// Every operation sent over a WebSocket (subscriptions, and queries too) takes one of its
+    /// connection's places while it lives; refused with `TOO_MANY_SUBSCRIPTIONS` when none is
+    /// free. Claimed here, as the protocol handler starts each operation, so in the order the
+    /// client sent them.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt as _;
+        let Some(slots) = ctx.data_opt::<Arc<crate::schema::subscription::Slots>>() else {
+            return next.run(ctx, stream);
+        };
+        match slots.claim() {
+            Ok(place) => next
+                .run(ctx, stream)
+                .map(move |response| {
+                    let _held = &place;
+                    response
+                })
+                .boxed(),
+            Err(most) => {
+                futures::stream::once(futures::future::ready(Response::from_errors(vec![coded(
+                    format!(
+                        "this connection holds {most} live operations, its most; complete one first"
+                    ),
+                    "TOO_MANY_SUBSCRIPTIONS",
+                )])))
+                .boxed()
+            }
+        }
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,

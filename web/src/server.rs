@@ -323,18 +323,24 @@ pub async fn serve(
             .wrap_fn(move |req, srv| {
                 let started = std::time::Instant::now();
                 let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                let method = req.method().to_string();
+                // The methods this server answers; any other a client makes up is one label.
+                let method: &'static str = match req.method().as_str() {
+                    "GET" => "GET",
+                    "POST" => "POST",
+                    "HEAD" => "HEAD",
+                    "OPTIONS" => "OPTIONS",
+                    _ => "other",
+                };
                 let timed = timed.clone();
                 let answer = actix_web::dev::Service::call(srv, req);
                 async move {
-                    let response = answer.await?;
-                    timed.observe_http(
-                        &route,
-                        &method,
-                        response.status().as_u16(),
-                        started.elapsed(),
-                    );
-                    Ok(response)
+                    let response = answer.await;
+                    let status = match &response {
+                        Ok(r) => r.status().as_u16(),
+                        Err(e) => e.as_response_error().status_code().as_u16(),
+                    };
+                    timed.observe_http(&route, method, status, started.elapsed());
+                    response
                 }
             })
             .app_data(state.clone());

@@ -114,8 +114,9 @@ pub struct Fingerprints {
     /// The indexer's writer lock, checked in each write (a worker writing beside a second
     /// indexer would race it).
     lock: Option<Arc<WriterLock>>,
-    /// Decoded fingerprints by model and mint block (a row's encoding never changes).
-    decoded: Mutex<HashMap<(i64, i64), Arc<Fingerprint>>>,
+    /// Decoded fingerprints by row (a row's encoding never changes; a reorg that mints the
+    /// same id again writes a new row).
+    decoded: Mutex<HashMap<i64, Arc<Fingerprint>>>,
 }
 
 /// A fetched fingerprint's comparisons with the known ones, made before its transaction.
@@ -142,11 +143,15 @@ impl Fingerprints {
     }
 
     /// Pending fingerprints due now, with their model rows, oldest retry first.
-    async fn due(&self, limit: Option<u64>) -> Result<Vec<(fingerprints::Model, models::Model)>> {
+    async fn due(
+        &self,
+        limit: Option<u64>,
+        at: i64,
+    ) -> Result<Vec<(fingerprints::Model, models::Model)>> {
         let err = |e| self.db.error(e);
         let rows = fingerprints::Entity::find()
             .filter(fingerprints::Column::Status.eq(status::PENDING))
-            .filter(fingerprints::Column::RetryAt.lte(now()))
+            .filter(fingerprints::Column::RetryAt.lte(at))
             .filter(fingerprints::Column::ValidTo.is_null())
             .order_by_asc(fingerprints::Column::RetryAt)
             .order_by_asc(fingerprints::Column::ModelId)
@@ -178,8 +183,12 @@ impl Fingerprints {
     /// (the database refused it) is put back with a backoff and the others go on.
     pub async fn drain(&self) -> Result<Vec<Fetched>> {
         let mut done = Vec::new();
+        // Rows put back during this drain are due after its start: each is tried once.
+        let started = now();
         loop {
-            let due = self.due(Some(self.options.parallel.max(1) as u64)).await?;
+            let due = self
+                .due(Some(self.options.parallel.max(1) as u64), started)
+                .await?;
             if due.is_empty() {
                 return Ok(done);
             }
@@ -357,7 +366,7 @@ impl Fingerprints {
                 self.decoded
                     .lock()
                     .expect("not poisoned")
-                    .insert((id, row.valid_from), fingerprint);
+                    .insert(row.vid, fingerprint);
                 (name, Fetched::Recorded { model: id, flagged })
             }
             Outcome::Invalid { name, reason } => {
@@ -374,7 +383,7 @@ impl Fingerprints {
                 (name, Fetched::Invalid { model: id, reason })
             }
             Outcome::Failed { name, reason } => {
-                let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
+                let retry_at = now() + backoff(&self.options, attempts).as_secs().max(1) as i64;
                 let next = fingerprints::Model {
                     detail: Some(reason.replace('\0', "")),
                     attempts,
@@ -408,19 +417,23 @@ impl Fingerprints {
         Ok(fetched)
     }
 
-    /// Puts a row whose recording failed back in the queue, with a backoff.
+    /// Puts a row whose recording failed back in the queue after the first backoff (its
+    /// fetch worked: no attempt is counted).
     async fn postpone(&self, row: &fingerprints::Model, reason: String) -> Result<Fetched> {
-        let attempts = row.attempts + 1;
-        let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
+        let err = |e| self.db.error(e);
+        let retry_at = now() + backoff(&self.options, 1).as_secs().max(1) as i64;
         let next = fingerprints::Model {
             detail: Some(format!("not recorded: {}", reason.replace('\0', ""))),
-            attempts,
             retry_at,
             ..row.clone()
         };
-        let moved = transition(self.db.conn(), row, next)
-            .await
-            .map_err(|e| self.db.error(e))?;
+        let tx = self.db.conn().begin().await.map_err(err)?;
+        db::claim_writes(&tx).await.map_err(err)?;
+        if let Some(lock) = &self.lock {
+            lock.check(&tx, self.db.url()).await?;
+        }
+        let moved = transition(&tx, row, next).await.map_err(err)?;
+        tx.commit().await.map_err(err)?;
         Ok(match moved {
             true => Fetched::Failed {
                 model: row.model_id,
@@ -454,7 +467,7 @@ impl Fingerprints {
             .map_err(err)?;
         let mut others = Vec::with_capacity(known.len());
         for (vid, model, from) in known {
-            if let Some(fp) = self.cached(model, from) {
+            if let Some(fp) = self.cached(vid) {
                 others.push((model, from, fp));
                 continue;
             }
@@ -477,7 +490,7 @@ impl Fingerprints {
                 self.decoded
                     .lock()
                     .expect("not poisoned")
-                    .insert((model, from), theirs.clone());
+                    .insert(vid, theirs.clone());
                 others.push((model, from, theirs));
             }
         }
@@ -502,11 +515,11 @@ impl Fingerprints {
         Ok(Compared { with })
     }
 
-    fn cached(&self, model: i64, from: i64) -> Option<Arc<Fingerprint>> {
+    fn cached(&self, vid: i64) -> Option<Arc<Fingerprint>> {
         self.decoded
             .lock()
             .expect("not poisoned")
-            .get(&(model, from))
+            .get(&vid)
             .cloned()
     }
 }

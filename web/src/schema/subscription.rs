@@ -44,23 +44,44 @@ pub struct Heads {
 }
 
 /// The shared change feed: one poller for every subscription of the server, started by the
-/// first subscriber, reading only while someone listens.
-#[derive(Debug, Default)]
-pub struct Feed(OnceLock<Arc<watch::Sender<Heads>>>);
+/// first subscriber (and again should it have stopped), reading only while someone listens.
+/// Subscriptions read their new rows a few at a time ([`READERS`]), so a change does not send
+/// every subscriber to the database at once.
+#[derive(Debug)]
+pub struct Feed {
+    sender: OnceLock<Arc<watch::Sender<Option<Heads>>>>,
+    poller: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    readers: tokio::sync::Semaphore,
+}
+
+/// Subscriptions reading rows at once.
+const READERS: usize = 4;
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            sender: OnceLock::new(),
+            poller: std::sync::Mutex::new(None),
+            readers: tokio::sync::Semaphore::new(READERS),
+        }
+    }
+}
 
 impl Feed {
-    fn subscribe(&self, db: &DatabaseConnection) -> watch::Receiver<Heads> {
-        let sender = self.0.get_or_init(|| {
-            let sender = Arc::new(watch::Sender::new(Heads::default()));
-            tokio::spawn(poll_heads(db.clone(), Arc::downgrade(&sender)));
-            sender
-        });
+    fn subscribe(&self, db: &DatabaseConnection) -> watch::Receiver<Option<Heads>> {
+        let sender = self
+            .sender
+            .get_or_init(|| Arc::new(watch::Sender::new(None)));
+        let mut poller = self.poller.lock().expect("not poisoned");
+        if poller.as_ref().is_none_or(|p| p.is_finished()) {
+            *poller = Some(tokio::spawn(poll_heads(db.clone(), Arc::downgrade(sender))));
+        }
         sender.subscribe()
     }
 }
 
 /// Reads the heads every [`POLL`] while the feed has listeners; ends with the feed.
-async fn poll_heads(db: DatabaseConnection, feed: std::sync::Weak<watch::Sender<Heads>>) {
+async fn poll_heads(db: DatabaseConnection, feed: std::sync::Weak<watch::Sender<Option<Heads>>>) {
     loop {
         let Some(sender) = feed.upgrade() else {
             return;
@@ -69,8 +90,8 @@ async fn poll_heads(db: DatabaseConnection, feed: std::sync::Weak<watch::Sender<
             match heads(&db).await {
                 Ok(now) => {
                     sender.send_if_modified(|heads| {
-                        let changed = *heads != now;
-                        *heads = now;
+                        let changed = *heads != Some(now);
+                        *heads = Some(now);
                         changed
                     });
                 }
@@ -110,7 +131,9 @@ async fn heads(db: &DatabaseConnection) -> Result<Heads, sea_orm::DbErr> {
     })
 }
 
-/// The live subscriptions of one WebSocket connection, bounded.
+/// The live operations (subscriptions, and queries sent over the socket) of one WebSocket
+/// connection, bounded: claimed as each starts, in the order the client sent them (see
+/// `crate::limits`), given back as it ends.
 #[derive(Debug)]
 pub struct Slots {
     live: AtomicUsize,
@@ -135,26 +158,27 @@ impl Drop for Slot {
     }
 }
 
-/// A place for one more subscription on this connection (none is counted outside one).
-fn claim(ctx: &Context<'_>) -> Result<Option<Slot>> {
-    let Some(slots) = ctx.data_opt::<Arc<Slots>>() else {
-        return Ok(None);
-    };
-    if slots.live.fetch_add(1, Ordering::SeqCst) >= slots.max {
-        slots.live.fetch_sub(1, Ordering::SeqCst);
-        return Err(client(
-            "TOO_MANY_SUBSCRIPTIONS",
-            format!(
-                "this connection holds {} live subscriptions, its most; complete one first",
-                slots.max
-            ),
-        ));
+impl Slots {
+    /// Operations live now.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
-    Ok(Some(Slot(slots.clone())))
+
+    /// A place for one more operation, held until the returned guard drops; `Err` with the
+    /// most allowed when none is free.
+    pub(crate) fn claim(
+        self: &Arc<Self>,
+    ) -> std::result::Result<impl Send + Sync + 'static, usize> {
+        if self.live.fetch_add(1, Ordering::SeqCst) >= self.max {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return Err(self.max);
+        }
+        Ok(Slot(self.clone()))
+    }
 }
 
 /// Yields each row past `start` once, in id order, reading them when the feed shows some
-/// (`head` picks the table's newest id); holds `slot` while it lives.
+/// (`head` picks the table's newest id).
 fn follow<T, F, Fut>(
     ctx: &Context<'_>,
     start: i64,
@@ -167,37 +191,50 @@ where
     F: Fn(DatabaseConnection, i64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Vec<T>, sea_orm::DbErr>> + Send,
 {
-    let slot = claim(ctx)?;
     let db = ctx.data_unchecked::<super::loaders::Db>().0.clone();
-    let feed = ctx.data_unchecked::<Arc<Feed>>().subscribe(&db);
+    let shared = ctx.data_unchecked::<Arc<Feed>>().clone();
+    let feed = shared.subscribe(&db);
     let fetch = Arc::new(fetch);
-    Ok(
-        stream::unfold((start, feed, slot), move |(last, mut feed, slot)| {
-            let db = db.clone();
-            let fetch = fetch.clone();
-            async move {
-                loop {
-                    if head(&feed.borrow_and_update()) <= last {
-                        feed.changed().await.ok()?;
-                        continue;
+    Ok(stream::unfold((start, feed), move |(mut last, mut feed)| {
+        let db = db.clone();
+        let fetch = fetch.clone();
+        let shared = shared.clone();
+        async move {
+            let mut pause = POLL;
+            loop {
+                // Not read yet: wait for the first read.
+                let Some(newest) = feed.borrow_and_update().as_ref().map(head) else {
+                    feed.changed().await.ok()?;
+                    continue;
+                };
+                // Ids are the chain's counters: after a reorg the next rows reuse ids this
+                // subscription has passed (the reorg notice covers the replaced ones).
+                last = last.min(newest);
+                if newest <= last {
+                    feed.changed().await.ok()?;
+                    continue;
+                }
+                let read = {
+                    let _turn = shared.readers.acquire().await.ok()?;
+                    fetch(db.clone(), last).await
+                };
+                match read {
+                    Ok(rows) if !rows.is_empty() => {
+                        let next = rows.last().map(id).unwrap_or(last);
+                        return Some((stream::iter(rows), (next, feed)));
                     }
-                    match fetch(db.clone(), last).await {
-                        Ok(rows) if !rows.is_empty() => {
-                            let next = rows.last().map(id).unwrap_or(last);
-                            return Some((stream::iter(rows), (next, feed, slot)));
-                        }
-                        // The newest rows left (a reorg): wait for the next change.
-                        Ok(_) => feed.changed().await.ok()?,
-                        Err(e) => {
-                            tracing::warn!("subscription read failed: {e}");
-                            tokio::time::sleep(POLL).await;
-                        }
+                    // The newest rows left (a reorg): wait for the next change.
+                    Ok(_) => feed.changed().await.ok()?,
+                    Err(e) => {
+                        tracing::warn!(retry_in = ?pause, "subscription read failed: {e}");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(10));
                     }
                 }
             }
-        })
-        .flatten(),
-    )
+        }
+    })
+    .flatten())
 }
 
 #[derive(Debug)]

@@ -47,17 +47,17 @@ async fn subscribe(ws: &mut Socket, id: u32) {
     .await;
 }
 
-/// The close code the server ends the connection with (text messages before it skipped).
-async fn closed_with(ws: &mut Socket) -> CloseCode {
+/// The close code the server ends the connection with (text messages before it skipped);
+/// `None` when the connection ended without one.
+async fn closed_with(ws: &mut Socket) -> Option<CloseCode> {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
             .await
             .expect("closed within 30 s");
         match message {
-            Some(Ok(Message::Close(Some(frame)))) => return frame.code,
-            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => continue,
-            Some(Err(e)) => panic!("the connection failed instead of closing: {e}"),
         }
     }
 }
@@ -117,6 +117,19 @@ async fn websocket_clients_are_held_to_the_limits() {
         refused["payload"]["errors"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS",
         "{refused}"
     );
+    assert_eq!(next_message(&mut ws).await["type"], "complete");
+    // A query sent over the socket takes a place too.
+    send(
+        &mut ws,
+        json!({ "id": "7", "type": "subscribe", "payload": { "query": "{ models(first: 1) { edges { node { id } } } }" } }),
+    )
+    .await;
+    let refused = next_message(&mut ws).await;
+    assert_eq!(refused["id"], "7", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS",
+        "{refused}"
+    );
 
     // Two connections at once; a third is refused until one closes.
     let second = open(&api).await;
@@ -147,7 +160,10 @@ async fn websocket_clients_are_held_to_the_limits() {
     send(&mut ws, json!({ "type": "connection_init" })).await;
     assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
     ws.send(Message::Text("x".repeat(5_000))).await.unwrap();
-    assert_eq!(closed_with(&mut ws).await, CloseCode::Size);
+    // The server stops reading at the frame's header: the rest of it, unread, may reset the
+    // connection before the close frame arrives. Closed either way.
+    let code = closed_with(&mut ws).await;
+    assert!(matches!(code, None | Some(CloseCode::Size)), "{code:?}");
 
     // So does a flood of messages.
     let mut ws = open(&api).await;
@@ -160,11 +176,11 @@ async fn websocket_clients_are_held_to_the_limits() {
             break;
         }
     }
-    assert_eq!(closed_with(&mut ws).await, CloseCode::from(4429));
+    assert_eq!(closed_with(&mut ws).await, Some(CloseCode::Policy));
 
     // And a connection that never says hello, once the idle time has passed.
     let mut ws = connect(&api).await.unwrap();
-    assert_eq!(closed_with(&mut ws).await, CloseCode::from(4408));
+    assert_eq!(closed_with(&mut ws).await, Some(CloseCode::from(4408)));
 
     // The server still answers.
     let data = api

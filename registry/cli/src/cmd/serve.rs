@@ -54,6 +54,9 @@ pub(crate) struct Args {
     /// Open WebSocket connections at once.
     #[arg(long, default_value_t = Limits::default().ws_connections)]
     max_ws_connections: usize,
+    /// Open WebSocket connections at once from one client address.
+    #[arg(long, default_value_t = Limits::default().ws_connections_per_client)]
+    max_ws_connections_per_client: usize,
     /// Live subscriptions on one WebSocket connection.
     #[arg(long, default_value_t = Limits::default().ws_subscriptions)]
     max_ws_subscriptions: usize,
@@ -126,6 +129,7 @@ impl Args {
                 time_budget: Duration::from_millis(self.time_budget_ms),
                 body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
                 ws_connections: self.max_ws_connections,
+                ws_connections_per_client: self.max_ws_connections_per_client.max(1),
                 ws_subscriptions: self.max_ws_subscriptions,
                 ws_message_bytes: self.max_ws_message,
                 ws_messages_per_second: self.max_ws_rate,

@@ -49,6 +49,9 @@ fn outputs(env: &Env) -> Vec<std::path::PathBuf> {
     for (i, f) in files.iter().enumerate() {
         std::fs::write(f, format!("output {i} of a model").repeat(100 * (i + 1))).unwrap();
     }
+    // The chain's time past the files' (anvil mines only on demand: its latest block may be
+    // older than a file just written, and an output dated after it is refused).
+    env.advance(1);
     files.to_vec()
 }
 
