@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The read side's benchmarks: indexing throughput (events per second into SQLite and into
 # PostgreSQL, from a workload of 50,000 events generated on a managed anvil) and GraphQL latency
-# (p50, p99) and throughput under 16 concurrent clients over 100,000 licenses, on both
+# (service time p50, p99 with one client; open-loop latency at 200, 500 and 1,000 requests/s from a
+# load generator in its own process) over 100,000 licenses, on both
 # databases. Needs the PostgreSQL server at 127.0.0.1:5432 (REGISTRY_TEST_POSTGRES overrides).
 #   bash scripts/bench-read-side.sh
-# BENCH_EVENTS, BENCH_LICENSES, BENCH_SECONDS, BENCH_CLIENTS change the sizes.
+# BENCH_EVENTS, BENCH_LICENSES, BENCH_SAMPLES, BENCH_RATES, BENCH_SECONDS change the sizes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ]] || npm ci --no-audit --no-fund --loglevel=error

@@ -1,14 +1,22 @@
-//! GraphQL latency and throughput under concurrent load, for typical marketplace queries over a
-//! database holding 100,000 licenses (plus 2,000 models with lineage and 6,000 offerings).
+//! GraphQL service time and latency under load, for typical marketplace queries over a
+//! database holding 100,000 licenses (plus 2,000 models with lineage and 6,000 offerings), on
+//! SQLite and on PostgreSQL.
 //!
 //! The rows are written straight into the database (the indexer's throughput is measured by
-//! `registry`'s `indexer` bench; here only the read side is under test). The server runs
-//! in-process with two workers; 16 concurrent clients send a mix of four queries for 10 s and
-//! the p50/p99 latency of each and the total throughput are printed, for SQLite and for
-//! PostgreSQL.
+//! `registry`'s `indexer` bench; here only the read side is under test), then the planner's
+//! statistics are gathered (`ANALYZE`, `PRAGMA optimize`). The server runs in-process with two
+//! workers. Two measurements:
+//!
+//! - **Service time**: one client, one request at a time, `BENCH_SAMPLES` requests of each
+//!   query; p50, p99 and mean per query.
+//! - **Open loop**: requests sent on a fixed schedule at each rate of `BENCH_RATES` (requests
+//!   per second) for `BENCH_SECONDS`, whether or not earlier ones have been answered, by a load
+//!   generator in a separate process (this bench run again with `BENCH_ROLE=load`); latency is
+//!   counted from each request's scheduled time, so a server that falls behind shows it.
 //!
 //! `cargo bench -p web --bench api` (or `bash scripts/bench-read-side.sh`). `BENCH_LICENSES`,
-//! `BENCH_SECONDS` and `BENCH_CLIENTS` change the size, the duration and the load.
+//! `BENCH_SAMPLES`, `BENCH_RATES` (default `200,500,1000`) and `BENCH_SECONDS` (default 10)
+//! change the size and the load.
 
 use std::time::{Duration, Instant};
 
@@ -241,11 +249,34 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1_000.0
 }
 
-async fn load(label: &str, url: &str, licenses_n: i64, seconds: u64, clients: u64) {
+/// Sends one request; whether it was answered without errors.
+async fn send(http: &reqwest::Client, endpoint: &str, body: &Value) -> bool {
+    match http.post(endpoint).json(body).send().await {
+        Ok(response) => match response.json::<Value>().await {
+            Ok(answer) => answer.get("errors").is_none(),
+            Err(_) => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Gathers the planner's statistics, as an operator would after a bulk load.
+async fn optimize(db: &Db) {
+    let statements: &[&str] = match db.backend() {
+        sea_orm::DbBackend::Sqlite => &["ANALYZE", "PRAGMA optimize"],
+        _ => &["ANALYZE"],
+    };
+    for statement in statements {
+        db.conn().execute_unprepared(statement).await.unwrap();
+    }
+}
+
+async fn measure(label: &str, url: &str, licenses_n: i64) {
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
     let started = Instant::now();
     seed(&db, licenses_n).await;
+    optimize(&db).await;
     eprintln!(
         "{label}: seeded {licenses_n} licenses in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -273,72 +304,125 @@ async fn load(label: &str, url: &str, licenses_n: i64, seconds: u64, clients: u6
     });
     let address = rx.recv().unwrap();
     let endpoint = format!("http://{address}/graphql");
+
+    // Service time: one request at a time.
+    let samples = env("BENCH_SAMPLES", 1_000);
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let (http, endpoint) = (http.clone(), endpoint.clone());
-            tokio::spawn(async move {
-                let mut samples: Vec<(usize, Duration)> = Vec::new();
-                let mut n = c * 7_919;
-                while Instant::now() < deadline {
-                    let kind = (n % 4) as usize;
-                    let (_, body) = request(kind, n, licenses_n);
-                    let sent = Instant::now();
-                    let response: Value = http
-                        .post(&endpoint)
-                        .json(&body)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    assert!(response.get("errors").is_none(), "{response}");
-                    samples.push((kind, sent.elapsed()));
-                    n += 1;
-                }
-                samples
-            })
-        })
-        .collect();
-    let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); 4];
-    let mut total = 0usize;
-    for task in tasks {
-        for (kind, d) in task.await.unwrap() {
-            by_kind[kind].push(d);
-            total += 1;
+    println!("GraphQL on {label} ({licenses_n} licenses): service time, one client, {samples} requests each");
+    for kind in 0..4 {
+        for n in 0..50 {
+            let (_, body) = request(kind, n, licenses_n);
+            assert!(send(&http, &endpoint, &body).await, "{body}");
         }
-    }
-    println!(
-        "GraphQL on {label} ({licenses_n} licenses, {clients} concurrent clients, {seconds} s):"
-    );
-    for (kind, samples) in by_kind.iter_mut().enumerate() {
-        samples.sort();
+        let mut times = Vec::with_capacity(samples as usize);
+        for n in 0..samples {
+            let (_, body) = request(kind, n * 7_919, licenses_n);
+            let sent = Instant::now();
+            assert!(send(&http, &endpoint, &body).await, "{body}");
+            times.push(sent.elapsed());
+        }
+        let mean = times.iter().sum::<Duration>().as_secs_f64() * 1_000.0 / times.len() as f64;
+        times.sort();
         println!(
-            "  {:<22} {:>7} requests  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            "  {:<22} p50 {:>6.2} ms  p99 {:>6.2} ms  mean {:>6.2} ms",
             request(kind, 0, licenses_n).0,
-            samples.len(),
-            percentile(samples, 0.50),
-            percentile(samples, 0.99)
+            percentile(&times, 0.50),
+            percentile(&times, 0.99),
+            mean
         );
     }
-    let mut all: Vec<Duration> = by_kind.concat();
-    all.sort();
-    println!(
-        "  {:<22} {:>7} requests  p50 {:>7.2} ms  p99 {:>7.2} ms  throughput {:.0} requests/s",
-        "all",
-        total,
-        percentile(&all, 0.50),
-        percentile(&all, 0.99),
-        total as f64 / seconds as f64
-    );
+
+    // Open loop, from another process.
+    let seconds = env("BENCH_SECONDS", 10);
+    let rates = std::env::var("BENCH_RATES").unwrap_or_else(|_| "200,500,1000".into());
+    for rate in rates.split(',').filter_map(|r| r.trim().parse::<u64>().ok()) {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_ROLE", "load")
+            .env("BENCH_ENDPOINT", &endpoint)
+            .env("BENCH_RATE", rate.to_string())
+            .env("BENCH_SECONDS", seconds.to_string())
+            .env("BENCH_LICENSES", licenses_n.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "the load generator failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!(
+            "GraphQL on {label}: open loop at {rate} requests/s for {seconds} s (load generator in its own process)"
+        );
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+}
+
+/// The load generator (`BENCH_ROLE=load`): sends the query mix to `BENCH_ENDPOINT` at
+/// `BENCH_RATE` requests per second on a fixed schedule and prints the latencies, each counted
+/// from its request's scheduled time.
+fn generate_load() {
+    let endpoint = std::env::var("BENCH_ENDPOINT").unwrap();
+    let rate = env("BENCH_RATE", 500);
+    let seconds = env("BENCH_SECONDS", 10);
+    let licenses_n = env("BENCH_LICENSES", 100_000) as i64;
+    // One thread: the generator takes as little of the machine as it can.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1_024)
+            .build()
+            .unwrap();
+        let total = rate * seconds;
+        let start = tokio::time::Instant::now() + Duration::from_millis(200);
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(at).await;
+            let kind = (i % 4) as usize;
+            let (_, body) = request(kind, i * 7_919, licenses_n);
+            let (http, endpoint) = (http.clone(), endpoint.clone());
+            tasks.push(tokio::spawn(async move {
+                let ok = send(&http, &endpoint, &body).await;
+                (kind, at.elapsed(), ok)
+            }));
+        }
+        let sent_for = start.elapsed();
+        let mut by_kind: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+        let mut failed = 0;
+        for task in tasks {
+            let (kind, took, ok) = task.await.unwrap();
+            by_kind[kind].push(took);
+            failed += usize::from(!ok);
+        }
+        for (kind, samples) in by_kind.iter_mut().enumerate() {
+            samples.sort();
+            println!(
+                "  {:<22} p50 {:>7.2} ms  p99 {:>7.2} ms",
+                request(kind, 0, licenses_n).0,
+                percentile(samples, 0.50),
+                percentile(samples, 0.99)
+            );
+        }
+        let mut all = by_kind.concat();
+        all.sort();
+        println!(
+            "  {:<22} p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests over {:.1} s, {failed} failed)",
+            "all",
+            percentile(&all, 0.50),
+            percentile(&all, 0.99),
+            all.len(),
+            sent_for.as_secs_f64()
+        );
+    });
 }
 
 fn main() {
+    if std::env::var("BENCH_ROLE").as_deref() == Ok("load") {
+        return generate_load();
+    }
     let licenses_n = env("BENCH_LICENSES", 100_000) as i64;
-    let seconds = env("BENCH_SECONDS", 10);
-    let clients = env("BENCH_CLIENTS", 16);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -346,7 +430,7 @@ fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.db").display()
         );
-        load("SQLite", &sqlite, licenses_n, seconds, clients).await;
+        measure("SQLite", &sqlite, licenses_n).await;
 
         let server = std::env::var("REGISTRY_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
@@ -358,14 +442,7 @@ fn main() {
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        load(
-            "PostgreSQL",
-            &format!("{server}/{name}"),
-            licenses_n,
-            seconds,
-            clients,
-        )
-        .await;
+        measure("PostgreSQL", &format!("{server}/{name}"), licenses_n).await;
         admin
             .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await
