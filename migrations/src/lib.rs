@@ -25,6 +25,7 @@ mod m0004_outputs;
 mod m0005_unique_current;
 mod m0006_pruned_to;
 mod m0007_fingerprint_queue;
+mod m0008_current_row_indexes;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_unique_current::Migration),
             Box::new(m0006_pruned_to::Migration),
             Box::new(m0007_fingerprint_queue::Migration),
+            Box::new(m0008_current_row_indexes::Migration),
         ]
     }
 }

@@ -335,7 +335,10 @@ async fn measure(label: &str, url: &str, licenses_n: i64) {
     // Open loop, from another process.
     let seconds = env("BENCH_SECONDS", 10);
     let rates = std::env::var("BENCH_RATES").unwrap_or_else(|_| "200,500,1000".into());
-    for rate in rates.split(',').filter_map(|r| r.trim().parse::<u64>().ok()) {
+    for rate in rates
+        .split(',')
+        .filter_map(|r| r.trim().parse::<u64>().ok())
+    {
         let output = std::process::Command::new(std::env::current_exe().unwrap())
             .env("BENCH_ROLE", "load")
             .env("BENCH_ENDPOINT", &endpoint)
@@ -426,10 +429,11 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        );
+        // BENCH_SQLITE_FILE keeps the SQLite database there (to look at its query plans).
+        let file = std::env::var("BENCH_SQLITE_FILE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| dir.path().join("bench.db"));
+        let sqlite = format!("sqlite://{}?mode=rwc", file.display());
         measure("SQLite", &sqlite, licenses_n).await;
 
         let server = std::env::var("REGISTRY_TEST_POSTGRES")

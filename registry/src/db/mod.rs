@@ -79,8 +79,16 @@ impl Db {
             .connect_timeout(std::time::Duration::from_secs(10))
             // On every pooled connection (a PRAGMA would set only the one it ran on): a
             // writer waits this long for another (the indexer and the leaf-list worker)
-            // instead of failing.
-            .map_sqlx_sqlite_opts(|o| o.busy_timeout(SQLITE_BUSY_TIMEOUT));
+            // instead of failing; in WAL mode a commit need not reach the disk before the
+            // next (a crash may lose the last ranges, which the indexer reads again from its
+            // cursor, never a consistent state); reads go through a memory map and a larger
+            // page cache.
+            .map_sqlx_sqlite_opts(|o| {
+                o.busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .pragma("mmap_size", "268435456")
+                    .pragma("cache_size", "-32768")
+            });
         let conn = Database::connect(options).await.map_err(db_error(url))?;
         if conn.get_database_backend() == DbBackend::Sqlite {
             // WAL lets readers (the GraphQL server) run while the indexer writes.

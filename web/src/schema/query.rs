@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, InputObject, Object, Result, ID};
 use ethers::types::U256;
 use registry::db::entity::{balances, blocks, indexer_state, licenses, lineage, models, offerings};
 use registry::indexer::apply::amount_key;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -156,26 +156,34 @@ pub enum Direction {
 }
 
 /// The ids of models with an open offering matching kind and price range.
-fn offering_subquery(
+/// Whether the model of the outer query has an open offering of `kind` priced within
+/// `min..=max`: a correlated `EXISTS`, so a page of models stops at its last row instead of
+/// first listing every model with such an offering.
+fn has_offering(
     kind: Option<LicenseKind>,
     min: Option<String>,
     max: Option<String>,
-) -> sea_orm::sea_query::SelectStatement {
+) -> sea_orm::sea_query::SimpleExpr {
+    let o = Alias::new("o");
     let mut q = Query::select();
-    q.column(offerings::Column::ModelId)
-        .from(offerings::Entity)
-        .and_where(current())
-        .and_where(Expr::col(offerings::Column::Closed).eq(false));
+    q.expr(Expr::val(1))
+        .from_as(offerings::Entity, o.clone())
+        .and_where(
+            Expr::col((o.clone(), offerings::Column::ModelId))
+                .equals((models::Entity, models::Column::Id)),
+        )
+        .and_where(Expr::col((o.clone(), offerings::Column::ValidTo)).is_null())
+        .and_where(Expr::col((o.clone(), offerings::Column::Closed)).eq(false));
     if let Some(kind) = kind {
-        q.and_where(Expr::col(offerings::Column::Kind).eq(kind.code()));
+        q.and_where(Expr::col((o.clone(), offerings::Column::Kind)).eq(kind.code()));
     }
     if let Some(min) = min {
-        q.and_where(Expr::col(offerings::Column::PriceKey).gte(min));
+        q.and_where(Expr::col((o.clone(), offerings::Column::PriceKey)).gte(min));
     }
     if let Some(max) = max {
-        q.and_where(Expr::col(offerings::Column::PriceKey).lte(max));
+        q.and_where(Expr::col((o, offerings::Column::PriceKey)).lte(max));
     }
-    q.to_owned()
+    Expr::exists(q.to_owned())
 }
 
 #[derive(Debug)]
@@ -225,11 +233,7 @@ impl QueryRoot {
         if f.has_offering_kind.is_some() || f.price_min.is_some() || f.price_max.is_some() {
             let min = f.price_min.as_deref().map(amount).transpose()?;
             let max = f.price_max.as_deref().map(amount).transpose()?;
-            q = q.filter(models::Column::Id.in_subquery(offering_subquery(
-                f.has_offering_kind,
-                min,
-                max,
-            )));
+            q = q.filter(has_offering(f.has_offering_kind, min, max));
         }
         if let Some(min) = f.minted_block_min {
             q = q.filter(models::Column::BlockNumber.gte(min));

@@ -667,7 +667,9 @@ async fn api_over_a_real_chain_on_postgres() {
     api_over_a_real_chain(Kind::Postgres).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+/// Run as the server runs a request: on one thread (each actix worker is a current-thread
+/// runtime, which the loaders' batching counts on).
+#[tokio::test(flavor = "current_thread")]
 async fn nested_lists_cost_one_query_per_level() {
     let world = World::start().await;
     world.workload().await;
