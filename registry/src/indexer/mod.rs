@@ -77,6 +77,9 @@ pub struct Options {
     /// Longest time spent fetching one model's metadata and fingerprint from the content
     /// store (off the chain path; a failed fetch is retried later).
     pub content_timeout: Duration,
+    /// Calls to the node at once when a range needs one per block (headers, logs by block
+    /// hash): a node across a network answers each tens of milliseconds late.
+    pub parallel_calls: usize,
 }
 
 impl Default for Options {
@@ -89,6 +92,7 @@ impl Default for Options {
             poll_interval: Duration::from_secs(1),
             max_retries: None,
             content_timeout: Duration::from_secs(20),
+            parallel_calls: 32,
         }
     }
 }
@@ -517,17 +521,22 @@ impl Indexer {
             return Ok(Step::CaughtUp { head });
         }
         let a = cursor + 1;
-        let first = self.header(a).await?;
+        let b = head.min(a + self.range - 1);
+        // Asked together: a node across a network answers each call late.
+        let (first, last, finalized) = tokio::try_join!(
+            self.header(a),
+            async {
+                match b == a {
+                    true => Ok(None),
+                    false => self.header(b).await.map(Some),
+                }
+            },
+            self.finalized(head),
+        )?;
         if events::hash(first.parent_hash) != self.state.cursor_hash {
             return self.reorg(cursor).await;
         }
-        let b = head.min(a + self.range - 1);
-        let last = if b == a {
-            first.clone()
-        } else {
-            self.header(b).await?
-        };
-        let finalized = self.finalized(head).await?;
+        let last = last.unwrap_or_else(|| first.clone());
         // Above the finalized block, and inside the reorg window, every block's header is read
         // and the range checked link by link (a middle block or its logs from another fork is
         // caught), its logs are asked by block hash ([`near`]), and every block gets a stored
@@ -678,12 +687,12 @@ impl Indexer {
         })
     }
 
-    /// The headers of blocks `from..=to`, fetched a few at a time.
+    /// The headers of blocks `from..=to`, [`Options::parallel_calls`] at a time.
     async fn headers(&self, from: u64, to: u64) -> Result<Vec<Block<H256>>> {
         use futures::{StreamExt, TryStreamExt};
         futures::stream::iter(from..=to)
             .map(|n| self.header(n))
-            .buffered(8)
+            .buffered(self.options.parallel_calls.max(1))
             .try_collect()
             .await
     }

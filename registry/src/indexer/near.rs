@@ -73,7 +73,7 @@ impl Indexer {
         let answers: Vec<Answer<Vec<Log>>> = futures::stream::iter(window)
             .filter(|header| std::future::ready(may_hold(header, &addresses)))
             .map(|header| self.block_logs(header, &addresses))
-            .buffered(8)
+            .buffered(self.options.parallel_calls.max(1))
             .try_collect()
             .await?;
         let mut logs = Vec::new();
@@ -159,7 +159,7 @@ impl Indexer {
                         refusal(p.get_transaction_receipt(*tx).await)
                     })
                 })
-                .buffered(8)
+                .buffered(self.options.parallel_calls.max(1))
                 .try_collect()
                 .await?;
         let mut receipts = Vec::with_capacity(answers.len());

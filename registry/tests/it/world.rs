@@ -63,6 +63,7 @@ pub(crate) fn options() -> Options {
         poll_interval: Duration::from_millis(50),
         max_retries: Some(20),
         content_timeout: Duration::from_secs(20),
+        parallel_calls: 8,
     }
 }
 
