@@ -383,7 +383,7 @@ impl Fingerprints {
                 (name, Fetched::Invalid { model: id, reason })
             }
             Outcome::Failed { name, reason } => {
-                let retry_at = now() + backoff(&self.options, attempts).as_secs().max(1) as i64;
+                let retry_at = self.retry_at(attempts);
                 let next = fingerprints::Model {
                     detail: Some(reason.replace('\0', "")),
                     attempts,
@@ -421,7 +421,7 @@ impl Fingerprints {
     /// fetch worked: no attempt is counted).
     async fn postpone(&self, row: &fingerprints::Model, reason: String) -> Result<Fetched> {
         let err = |e| self.db.error(e);
-        let retry_at = now() + backoff(&self.options, 1).as_secs().max(1) as i64;
+        let retry_at = self.retry_at(1);
         let next = fingerprints::Model {
             detail: Some(format!("not recorded: {}", reason.replace('\0', ""))),
             retry_at,
@@ -513,6 +513,10 @@ impl Fingerprints {
             message: format!("comparing fingerprints stopped: {e}"),
         })?;
         Ok(Compared { with })
+    }
+
+    fn retry_at(&self, attempts: i64) -> i64 {
+        super::retry_at(self.options.retry_base, self.options.retry_max, attempts)
     }
 
     fn cached(&self, vid: i64) -> Option<Arc<Fingerprint>> {
@@ -705,13 +709,4 @@ pub(crate) fn log(fetched: &Fetched) {
             )
         }
     }
-}
-
-/// The wait before attempt `attempts + 1`.
-fn backoff(options: &Options, attempts: i64) -> Duration {
-    let doublings = attempts.clamp(1, 32) as u32 - 1;
-    options
-        .retry_base
-        .saturating_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
-        .min(options.retry_max)
 }

@@ -257,7 +257,9 @@ impl LeafLists {
             Outcome::Leaves(rows) => return self.write_outputs(batch, rows).await,
             Outcome::Invalid(reason) => (leaves_status::INVALID, reason, 0),
             Outcome::Failed(reason) => {
-                let retry_at = now() + backoff(&self.options, attempts).as_secs() as i64;
+                let retry_at = now()
+                    + super::backoff(self.options.retry_base, self.options.retry_max, attempts)
+                        .as_secs() as i64;
                 (leaves_status::PENDING, reason, retry_at)
             }
         };
@@ -413,15 +415,6 @@ fn log(fetched: &Fetched) {
             )
         }
     }
-}
-
-/// The wait before attempt `attempts + 1`.
-fn backoff(options: &Options, attempts: i64) -> Duration {
-    let doublings = attempts.clamp(1, 32) as u32 - 1;
-    options
-        .retry_base
-        .saturating_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
-        .min(options.retry_max)
 }
 
 /// An output's id: its batch's block and log index and its place in the list, zero-padded, so
@@ -605,9 +598,10 @@ mod tests {
             retry_max: Duration::from_secs(100),
             ..Options::default()
         };
-        let waits: Vec<u64> = (1..=6).map(|n| backoff(&options, n).as_secs()).collect();
+        let backoff = |n| crate::indexer::backoff(options.retry_base, options.retry_max, n);
+        let waits: Vec<u64> = (1..=6).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(waits, vec![10, 20, 40, 80, 100, 100]);
-        assert_eq!(backoff(&options, 1_000).as_secs(), 100);
+        assert_eq!(backoff(1_000).as_secs(), 100);
     }
 
     fn pending_batch(root: &str, block: i64) -> output_batches::Model {

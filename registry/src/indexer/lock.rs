@@ -38,19 +38,14 @@ impl WriterLock {
     pub async fn acquire(conn: &DatabaseConnection, url: &str) -> Result<Self> {
         match conn.get_database_backend() {
             DbBackend::Postgres => {
+                let failed = |e: sea_orm::sqlx::Error| database(url, e);
                 let pool = conn.get_postgres_connection_pool();
-                let mut session = pool.acquire().await.map_err(|e| Error::Database {
-                    url: crate::db::redact(url),
-                    message: e.to_string(),
-                })?;
+                let mut session = pool.acquire().await.map_err(failed)?;
                 let (locked,): (bool,) = sea_orm::sqlx::query_as("SELECT pg_try_advisory_lock($1)")
                     .bind(ADVISORY_KEY)
                     .fetch_one(&mut *session)
                     .await
-                    .map_err(|e| Error::Database {
-                        url: crate::db::redact(url),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(failed)?;
                 if !locked {
                     return Err(Error::IndexerRunning {
                         what: format!(
@@ -64,10 +59,7 @@ impl WriterLock {
                 )
                     .fetch_one(&mut *session)
                     .await
-                    .map_err(|e| Error::Database {
-                        url: crate::db::redact(url),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(failed)?;
                 // Keep this session out of the pool for as long as the lock must hold.
                 Ok(WriterLock::Postgres {
                     session,
@@ -127,22 +119,23 @@ impl WriterLock {
                 ],
             ))
             .await
-            .map_err(|e| Error::Database {
-                url: crate::db::redact(url),
-                message: e.to_string(),
-            })?
+            .map_err(|e| database(url, e))?
             .map(|row| row.try_get::<i64>("", "n"))
             .transpose()
-            .map_err(|e| Error::Database {
-                url: crate::db::redact(url),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| database(url, e))?;
         if held != Some(1) {
             return Err(Error::WriterLockLost {
                 what: format!("advisory lock {ADVISORY_KEY:#x} of session {pid}"),
             });
         }
         Ok(())
+    }
+}
+
+fn database(url: &str, e: impl std::fmt::Display) -> Error {
+    Error::Database {
+        url: crate::db::redact(url),
+        message: e.to_string(),
     }
 }
 

@@ -91,7 +91,8 @@ impl Default for Options {
             max_range: 2_000,
             poll_interval: Duration::from_secs(1),
             max_retries: None,
-            content_timeout: Duration::from_secs(20),
+            // A large fingerprint behind a slow gateway needs time; a failure is retried.
+            content_timeout: Duration::from_secs(60),
             parallel_calls: 32,
         }
     }
@@ -151,6 +152,19 @@ pub struct Indexer {
 
 pub(crate) fn now_unix() -> i64 {
     crate::amount::unix_now() as i64
+}
+
+/// How long a worker waits before trying again what failed `attempts` times: `base` doubled
+/// per attempt, at most `max`.
+pub(crate) fn backoff(base: Duration, max: Duration, attempts: i64) -> Duration {
+    let doublings = attempts.clamp(1, 32) as u32 - 1;
+    base.saturating_mul(1u32.checked_shl(doublings).unwrap_or(u32::MAX))
+        .min(max)
+}
+
+/// When that is (unix seconds), at least a second from now.
+pub(crate) fn retry_at(base: Duration, max: Duration, attempts: i64) -> i64 {
+    now_unix() + backoff(base, max, attempts).as_secs().max(1) as i64
 }
 
 impl Indexer {

@@ -28,6 +28,10 @@ pub(crate) struct Args {
     /// Largest eth_getLogs range (halved while the node refuses it).
     #[arg(long, default_value_t = 2_000)]
     max_range: u64,
+    /// Calls to the node at once where a range needs one per block (headers and logs near
+    /// the head); raise it for a distant node, lower it for a rate-limited one.
+    #[arg(long, default_value_t = 32)]
+    parallel_calls: usize,
     /// Milliseconds between polls of the head when caught up.
     #[arg(long, default_value_t = 1_000)]
     poll_ms: u64,
@@ -67,6 +71,7 @@ impl Args {
             confirmations: self.confirmations,
             reorg_window: self.reorg_window.max(self.confirmations),
             max_range: self.max_range.max(1),
+            parallel_calls: self.parallel_calls.max(1),
             poll_interval: Duration::from_millis(self.poll_ms),
             ..Options::default()
         };
