@@ -43,7 +43,7 @@ mod near;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ethers::providers::{Http, Middleware, Provider, RpcError as _};
+use ethers::providers::{Http, Middleware, Provider};
 use ethers::types::{Block, BlockNumber, Filter, Log, H256};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait, TransactionTrait};
@@ -329,19 +329,13 @@ impl Indexer {
         let tagged = match self.options.finality {
             Finality::Confirmations => None,
             Finality::Tag => {
+                // A refusal of the tag itself: no finality, an older node.
                 self.rpc("eth_getBlockByNumber(finalized)", |p| async move {
-                    match p.get_block(BlockNumber::Finalized).await {
-                        // The node refused the tag itself (no finality, an older node); a
-                        // rate limit is retried like any failure.
-                        Err(e)
-                            if e.as_error_response().is_some() && !rate_limited(&e.to_string()) =>
-                        {
-                            Ok(None)
-                        }
-                        other => other,
-                    }
+                    near::refusal(p.get_block(BlockNumber::Finalized).await)
                 })
                 .await?
+                .ok()
+                .flatten()
             }
         };
         let named = &self.named_finalized;

@@ -53,7 +53,7 @@ fn admits(header: &Block<H256>, log: &Log) -> bool {
 /// A node's refusal to answer about a block (an unknown hash: the block left the chain or
 /// the backend lacks it) is an answer to read the range again; a rate limit or a transport
 /// failure is retried where it happened.
-fn refusal<T>(
+pub(super) fn refusal<T>(
     answer: std::result::Result<T, ProviderError>,
 ) -> std::result::Result<Answer<T>, ProviderError> {
     match answer {

@@ -104,31 +104,25 @@ async fn poll_heads(db: DatabaseConnection, feed: std::sync::Weak<watch::Sender<
 }
 
 async fn heads(db: &DatabaseConnection) -> Result<Heads, sea_orm::DbErr> {
-    let models: Option<Option<i64>> = models::Entity::find()
-        .select_only()
-        .column_as(models::Column::Id.max(), "m")
-        .filter(current())
-        .into_tuple()
-        .one(db)
-        .await?;
-    let licenses: Option<Option<i64>> = licenses::Entity::find()
-        .select_only()
-        .column_as(licenses::Column::Id.max(), "m")
-        .filter(current())
-        .into_tuple()
-        .one(db)
-        .await?;
-    let reorgs: Option<Option<i64>> = reorgs::Entity::find()
-        .select_only()
-        .column_as(reorgs::Column::Id.max(), "m")
-        .into_tuple()
-        .one(db)
-        .await?;
     Ok(Heads {
-        models: models.flatten().unwrap_or(0),
-        licenses: licenses.flatten().unwrap_or(0),
-        reorgs: reorgs.flatten().unwrap_or(0),
+        models: newest::<models::Entity>(db, models::Column::Id, true).await?,
+        licenses: newest::<licenses::Entity>(db, licenses::Column::Id, true).await?,
+        reorgs: newest::<reorgs::Entity>(db, reorgs::Column::Id, false).await?,
     })
+}
+
+/// The largest `id` of a table (of its current rows when `versioned`), 0 when empty.
+async fn newest<E: EntityTrait>(
+    db: &DatabaseConnection,
+    id: E::Column,
+    versioned: bool,
+) -> Result<i64, sea_orm::DbErr> {
+    let mut query = E::find().select_only().column_as(id.max(), "m");
+    if versioned {
+        query = query.filter(current());
+    }
+    let newest: Option<Option<i64>> = query.into_tuple().one(db).await?;
+    Ok(newest.flatten().unwrap_or(0))
 }
 
 /// The live operations (subscriptions, and queries sent over the socket) of one WebSocket

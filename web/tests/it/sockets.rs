@@ -15,6 +15,20 @@ use web::Limits;
 use crate::api::{next_message, Api, Socket};
 use crate::dbs::{Kind, TestDb};
 
+/// The API over an empty database and store, with `limits` (the database and the store's
+/// folder live as long as the returned handles).
+async fn serve(limits: Limits) -> (Api, TestDb, tempfile::TempDir) {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let store = tempfile::tempdir().unwrap();
+    let api = Api::start_limited(
+        db.open().await,
+        registry::content::Store::embedded(store.path()).unwrap(),
+        Vec::new(),
+        limits,
+    );
+    (api, db, store)
+}
+
 async fn connect(api: &Api) -> Result<Socket, tungstenite::Error> {
     let url = format!("{}/graphql", api.url.replace("http://", "ws://"));
     let mut request = tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
@@ -64,22 +78,15 @@ async fn closed_with(ws: &mut Socket) -> Option<CloseCode> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_clients_are_held_to_the_limits() {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let store_dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
+    let (api, _db, _store) = serve(Limits {
         ws_connections: 2,
         ws_subscriptions: 3,
         ws_message_bytes: 4_096,
         ws_messages_per_second: 20,
         ws_idle: Duration::from_secs(2),
         ..Limits::default()
-    };
-    let api = Api::start_limited(
-        db.open().await,
-        registry::content::Store::embedded(store_dir.path()).unwrap(),
-        Vec::new(),
-        limits,
-    );
+    })
+    .await;
 
     // Three live subscriptions on one connection; of four asked at once, one is refused with
     // a code, and once one completes, its place is free again (the next is taken, the one
@@ -196,18 +203,11 @@ async fn websocket_clients_are_held_to_the_limits() {
 /// is up, instead of holding the connection as long as the client likes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_sent_too_slowly_is_refused() {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let store_dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
+    let (api, _db, _store) = serve(Limits {
         body_timeout: Duration::from_secs(1),
         ..Limits::default()
-    };
-    let api = Api::start_limited(
-        db.open().await,
-        registry::content::Store::embedded(store_dir.path()).unwrap(),
-        Vec::new(),
-        limits,
-    );
+    })
+    .await;
     let host = api.url.trim_start_matches("http://").to_string();
     let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
     let head = format!(
