@@ -26,6 +26,7 @@ mod m0005_unique_current;
 mod m0006_pruned_to;
 mod m0007_fingerprint_queue;
 mod m0008_current_row_indexes;
+mod m0009_change_counter;
 
 /// Applies the schema's migrations in order.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_pruned_to::Migration),
             Box::new(m0007_fingerprint_queue::Migration),
             Box::new(m0008_current_row_indexes::Migration),
+            Box::new(m0009_change_counter::Migration),
         ]
     }
 }

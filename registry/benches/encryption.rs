@@ -15,11 +15,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use age::x25519::Identity;
+use content::{Store, Version};
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
 use registry::access::{download, DownloadRequest};
 use registry::chain;
-use registry::content::{Store, Version};
 use registry::deploy::deploy;
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::keeper::Keeper;
@@ -252,7 +252,7 @@ async fn main() {
     let wrapped = c
         .store
         .read_bytes(
-            &registry::content::cids::parse(&delivered.wrapped_key_cid).unwrap(),
+            &content::cids::parse(&delivered.wrapped_key_cid).unwrap(),
             1 << 16,
         )
         .await

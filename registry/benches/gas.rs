@@ -6,20 +6,17 @@
 //!
 //! `cargo bench -p registry --bench gas`
 
-#[path = "../tests/it/models.rs"]
-#[allow(dead_code)]
-mod models;
-
+use content::{Store, Version};
 use contracts::LicenseKind;
 use ethers::providers::Middleware;
 use ethers::types::{Address, H256, U256};
 use registry::chain;
-use registry::content::{Store, Version};
 use registry::deploy::deploy;
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::market::{Market, OfferingTerms};
 use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
+use test_support::models;
 
 fn terms(
     model: U256,

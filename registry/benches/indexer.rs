@@ -9,18 +9,14 @@
 //! `cargo bench -p registry --bench indexer` (or `bash scripts/bench-read-side.sh`). Set
 //! `BENCH_EVENTS` to change the size, `REGISTRY_TEST_POSTGRES` to change the server.
 
-#[path = "../tests/it/models.rs"]
-#[allow(dead_code)]
-mod models;
-
 use std::time::{Duration, Instant};
+use test_support::models;
 
+use content::{Store, Version};
 use contracts::LicenseKind;
 use ethers::providers::Middleware;
 use ethers::types::{Address, U256};
 use registry::chain;
-use registry::content::{Store, Version};
-use registry::db::Db;
 use registry::deploy::deploy;
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::indexer::{Indexer, Options};
@@ -28,6 +24,7 @@ use registry::market::{Market, OfferingTerms};
 use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
 use sea_orm::ConnectionTrait;
+use store::Db;
 
 /// Derivative generations above the base model whose licenses are sold: each purchase credits
 /// the model's owner and every ancestor (each generation owes its parent 20%).

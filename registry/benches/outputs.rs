@@ -13,7 +13,6 @@ use contracts::LicenseKind;
 use ethers::providers::Middleware;
 use ethers::types::{Address, H256, U256};
 use registry::chain;
-use registry::db::Db;
 use registry::deploy::deploy;
 use registry::devnet::{Devnet, DevnetOptions};
 use registry::indexer::leaves::{self, Fetched, LeafLists};
@@ -22,6 +21,7 @@ use registry::market::{Market, OfferingTerms};
 use registry::metadata::ipfs_uri;
 use registry::outputs::commit::{LeafList, LIST_FORMAT};
 use registry::outputs::{tree, Batch, Scope};
+use store::Db;
 
 #[tokio::main]
 async fn main() {
@@ -40,9 +40,9 @@ async fn main() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = registry::content::Store::embedded(dir.path()).unwrap();
+    let store = content::Store::embedded(dir.path()).unwrap();
     let weights = store
-        .store_bytes(b"weights", registry::content::Version::V1)
+        .store_bytes(b"weights", content::Version::V1)
         .await
         .unwrap();
     let (model, _) = author
@@ -158,7 +158,7 @@ async fn main() {
     let start = Instant::now();
     let uri = ipfs_uri(
         &store
-            .store_bytes(&list, registry::content::Version::V1)
+            .store_bytes(&list, content::Version::V1)
             .await
             .unwrap(),
     );

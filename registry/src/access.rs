@@ -14,7 +14,6 @@ use ethers::types::U256;
 use fingerprint::{BackendKind, Fingerprint};
 
 use crate::arriving::{Arrival, ArrivingFile};
-use crate::content::{cat_with, check_dag, cids, file_size, Cid, Parts, Reading, Store};
 use crate::market::{Market, ModelView};
 use crate::metadata::{ModelMetadata, AGE_X25519};
 use crate::progress::Progress;
@@ -22,6 +21,7 @@ use crate::provenance::{metadata_of, registered_fingerprint};
 use crate::sealed::{self, ModelKey};
 use crate::verify::{against_chain, fingerprint_arriving, Verification};
 use crate::{Error, Result};
+use content::{cat_with, check_dag, cids, file_size, Cid, Parts, Reading, Store};
 
 const TRUSTING_LOCAL: Reading = Reading::TrustingLocal;
 
@@ -130,7 +130,7 @@ pub async fn download(
     let tmp = tempfile::Builder::new()
         .prefix(".download-")
         .tempfile_in(&dir)
-        .map_err(|source| Error::ContentIo {
+        .map_err(|source| Error::Io {
             path: dir.clone(),
             source,
         })?;
@@ -179,9 +179,10 @@ pub async fn download(
         // failed, a block that is corrupt on disk is named, as the reason.
         Err(e) if store.trusts_local() => {
             return Err(match check_dag(store, &weights).await {
-                Err(corrupt @ (Error::CorruptStoredBlock { .. } | Error::BlockNotFound { .. })) => {
-                    corrupt
-                }
+                Err(
+                    corrupt @ (content::Error::CorruptStoredBlock { .. }
+                    | content::Error::BlockNotFound { .. }),
+                ) => corrupt.into(),
                 _ => e,
             })
         }
@@ -198,7 +199,7 @@ pub async fn download(
 }
 
 fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
-    tmp.persist(out).map_err(|e| Error::ContentIo {
+    tmp.persist(out).map_err(|e| Error::Io {
         path: out.into(),
         source: e.error,
     })?;
@@ -318,7 +319,7 @@ async fn fetch_fingerprinted(
             // The content root covers the tensors, not the header's metadata: the blocks
             // that hold the header are checked.
             let reading = Reading::TrustingLocalAfter(header_end(store, cid).await?);
-            cat_with(store, cid, sink, &|done| progress.set(done), reading).await
+            Ok(cat_with(store, cid, sink, &|done| progress.set(done), reading).await?)
         }
     };
     let written = match written {
@@ -339,8 +340,8 @@ async fn fetch_fingerprinted(
     };
     progress.done();
     let fp = joined
-        .map_err(|e| Error::ContentWrite(format!("the fingerprint thread failed: {e}")))??
-        .ok_or_else(|| Error::ContentWrite("the fingerprint stopped short of the file".into()))?;
+        .map_err(|e| Error::Write(format!("the fingerprint thread failed: {e}")))??
+        .ok_or_else(|| Error::Write("the fingerprint stopped short of the file".into()))?;
     Ok((written, fp))
 }
 
@@ -366,13 +367,16 @@ async fn model_key(
     let cid = cids::parse(&delivery.wrapped_key_cid)?;
     let delivered = match store.read_bytes(&cid, MAX_WRAPPED_KEY).await {
         Ok(wrapped) => ModelKey::unwrap(&wrapped, identity, &what),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match (delivered, key_endpoint) {
         // Wrapped to another recipient: the license changed hands since (or the buyer named
         // another recipient); or the wrapped key is not in this store. A keeper wraps a fresh
         // copy for the current holder.
-        (Err(Error::NotARecipient { .. } | Error::BlockNotFound { .. }), Some(endpoint)) => {
+        (
+            Err(Error::NotARecipient { .. } | Error::Content(content::Error::BlockNotFound { .. })),
+            Some(endpoint),
+        ) => {
             let fresh = request_key(market, endpoint, view.id, license, identity).await?;
             ModelKey::unwrap(
                 &fresh,

@@ -83,7 +83,7 @@ pub struct ArrivingFile {
 impl ArrivingFile {
     /// Opens `path` for writing `len` bytes.
     pub fn create(path: &Path, len: u64, arrival: Arc<Arrival>) -> Result<Self> {
-        let io = |source| Error::ContentIo {
+        let io = |source| Error::Io {
             path: path.into(),
             source,
         };
@@ -129,7 +129,7 @@ impl Write for ArrivingFile {
     }
 }
 
-/// For [`crate::content::cat`]: each write goes straight to the file, blocking, as the
+/// For [`content::cat`]: each write goes straight to the file, blocking, as the
 /// embedded store's reads of the blocks themselves do (page-cache writes of one block).
 impl tokio::io::AsyncWrite for ArrivingFile {
     fn poll_write(

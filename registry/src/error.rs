@@ -53,46 +53,16 @@ pub enum Error {
     },
     #[error("{context}: {message}")]
     Contract { context: String, message: String },
-    // ---- content store
-    #[error("invalid cid {cid:?}: {reason}")]
-    InvalidCid { cid: String, reason: String },
-    #[error("block {cid} uses hash function {code:#x}; only sha2-256 is supported")]
-    UnsupportedHash { cid: String, code: u64 },
-    #[error("block {cid} is corrupt: its bytes hash to sha2-256 {actual}")]
-    CorruptBlock { cid: String, actual: String },
-    #[error("block {cid} in {path} is corrupt: its bytes hash to sha2-256 {actual}")]
-    CorruptStoredBlock {
-        cid: String,
-        actual: String,
-        path: PathBuf,
-    },
-    #[error("block {cid} is not in the content store at {store}")]
-    BlockNotFound { cid: String, store: String },
-    #[error("block {cid} is not a valid unixfs file node: {reason}")]
-    MalformedNode { cid: String, reason: String },
-    #[error("{cid} holds {size} bytes, more than the {max} expected here")]
-    ContentTooLarge { cid: String, size: u64, max: u64 },
+    /// The content store's errors (a missing or corrupt block, an unreachable node).
+    #[error(transparent)]
+    Content(#[from] content::Error),
     #[error("{path}: {source}")]
-    ContentIo {
+    Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("reading the content to add failed: {0}")]
-    ContentRead(String),
     #[error("writing the content out failed: {0}")]
-    ContentWrite(String),
-    #[error("ipfs node {url}: {message}")]
-    Ipfs { url: String, message: String },
-    #[error("ipfs node {url} stored a block as {answered}, expected {expected}")]
-    IpfsCidMismatch {
-        url: String,
-        expected: String,
-        answered: String,
-    },
-    #[error("{cid} read back from the {store} differs from what was added")]
-    ReadbackMismatch { cid: String, store: String },
-    #[error("car file {path}: {reason}")]
-    Car { path: PathBuf, reason: String },
+    Write(String),
     // ---- flows
     #[error(transparent)]
     Fingerprint(#[from] fingerprint::Error),
@@ -202,10 +172,9 @@ pub enum Error {
     #[error("model {model} is encrypted: `registry download {model}` decrypts and verifies it, or pass --weights FILE")]
     VerifyEncrypted { model: ethers::types::U256 },
     // ---- database and indexer
-    #[error("database {url}: {message}")]
-    Database { url: String, message: String },
-    #[error("the schema of {url} is behind: {pending} migration(s) pending")]
-    SchemaBehind { url: String, pending: usize },
+    /// The database's errors (unreachable, a failed statement, a schema that is behind).
+    #[error(transparent)]
+    Store(#[from] store::Error),
     #[error("another indexer is writing to this database (it holds the {what})")]
     IndexerRunning { what: String },
     #[error("the indexer lost its writer lock ({what}): the database ended the session that held it; stopping, so that two writers never race (start the indexer again)")]
@@ -234,6 +203,16 @@ pub enum Error {
         path: PathBuf,
         source: serde_json::Error,
     },
+}
+
+impl Error {
+    /// A database error on `url` (its password redacted in the message).
+    pub(crate) fn database(url: &str, message: impl std::fmt::Display) -> Error {
+        Error::Store(store::Error::Database {
+            url: store::redact(url),
+            message: message.to_string(),
+        })
+    }
 }
 
 /// Result with this crate's [`Error`].

@@ -14,12 +14,12 @@ use age::x25519::Identity;
 use ethers::types::U256;
 
 use crate::access::envelope_key;
-use crate::content::{Store, Version};
 use crate::keys;
 use crate::market::{KeyRequest, Market};
 use crate::provenance::metadata_of;
 use crate::sealed::ModelKey;
 use crate::{Error, Result};
+use content::{Store, Version};
 
 /// How many blocks before its last scanned block a pass scans again: a reorg shallower than
 /// this that adds or moves a purchase is seen.

@@ -23,11 +23,11 @@ use ethers::abi::Token;
 use ethers::types::{Address, H256, U256};
 
 use crate::access::envelope_key;
-use crate::content::Store;
 use crate::key_request::{KeyRequest, SignedKeyRequest};
 use crate::market::Market;
 use crate::provenance::metadata_of;
 use crate::{keys, Error};
+use content::Store;
 
 /// Farthest a request's deadline may lie ahead, in seconds.
 pub const MAX_HORIZON: u64 = 600;

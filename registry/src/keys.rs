@@ -38,7 +38,7 @@ pub fn load(path: &Path) -> Result<Identity> {
             return Err(Error::IdentityMissing { path: path.into() })
         }
         Err(source) => {
-            return Err(Error::ContentIo {
+            return Err(Error::Io {
                 path: path.into(),
                 source,
             })
@@ -59,7 +59,7 @@ pub fn load(path: &Path) -> Result<Identity> {
 }
 
 fn create(path: &Path) -> Result<Identity> {
-    let io = |source| Error::ContentIo {
+    let io = |source| Error::Io {
         path: path.into(),
         source,
     };

@@ -1,17 +1,16 @@
-//! The model registry's domain: the content store (embedded blockstore or a Kubo node, with
-//! Kubo-identical CIDs), a managed anvil devnet, the chain client that signs and sends
-//! transactions through the contract bindings and decodes their reverts, deployments, and the
-//! author and licensee flows (mint, offer, buy, renew, rights, verify, withdraw).
+//! The model registry's domain: a managed anvil devnet, the chain client that signs and sends
+//! transactions through the contract bindings and decodes their reverts, deployments, the
+//! author and licensee flows (mint, offer, buy, renew, rights, verify, withdraw), and the
+//! indexer.
 //!
-//! The indexer and the store join here later; the command-line program is the `registry-cli`
-//! crate.
+//! The content store is the `content` crate, the indexer's database the `store` crate; the
+//! command-line program is the `registry-cli` crate. The fingerprint's GPU backends are built
+//! only where the program enables them (`fingerprint/gpu`).
 
 pub mod access;
 pub mod amount;
 pub mod arriving;
 pub mod chain;
-pub mod content;
-pub mod db;
 pub mod deploy;
 pub mod devnet;
 pub mod erc20;

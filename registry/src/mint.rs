@@ -9,13 +9,13 @@ use contracts::model_registry::MintParams;
 use ethers::types::{Address, H256, U256};
 use fingerprint::{BackendKind, Model};
 
-use crate::content::{Cid, Store, Version};
 use crate::market::Market;
 use crate::metadata::{ipfs_uri, Encryption, ModelMetadata, AGE_X25519, SCHEMA};
 use crate::progress::Progress;
 use crate::provenance::{self, Related, Skipped};
 use crate::sealed::{self, ModelKey};
 use crate::{Error, Result};
+use content::{Cid, Store, Version};
 
 /// What the author asks for.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use fingerprint::{Comparison, Fingerprint, Verdict};
 
-use crate::content::{cids, Store};
 use crate::market::{Market, Model};
 use crate::metadata::{self, ModelMetadata};
 use crate::{Error, Result};
+use content::{cids, Store};
 
 /// Fingerprint encodings are a few bytes per neuron; this bounds what a hostile metadata
 /// document can make us load.

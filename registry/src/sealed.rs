@@ -15,8 +15,8 @@ use age::secrecy::ExposeSecret;
 use age::x25519::{Identity, Recipient};
 use tokio_util::io::SyncIoBridge;
 
-use crate::content::{add, Added, Cid, Parts, Reading, Store, Version};
 use crate::{Error, Result};
+use content::{add, Added, Cid, Parts, Reading, Store, Version};
 
 /// Pipe capacity between the cipher thread and the store.
 const PIPE: usize = 1 << 20;
@@ -105,7 +105,7 @@ pub async fn add_encrypted(
     version: Version,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Added> {
-    let file = std::fs::File::open(path).map_err(|source| Error::ContentIo {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.into(),
         source,
     })?;
@@ -127,13 +127,13 @@ pub async fn add_encrypted(
             .map_err(|e| Error::Encrypt(e.to_string()))?;
         std::io::copy(&mut input, &mut stream).map_err(|source| {
             if input.failed {
-                Error::ContentIo {
+                Error::Io {
                     path: path_owned.clone(),
                     source,
                 }
             } else {
                 // The pipe closed: the store's error (returned by the importer) says why.
-                Error::ContentWrite(source.to_string())
+                Error::Write(source.to_string())
             }
         })?;
         let mut sink = stream.finish().map_err(|e| Error::Encrypt(e.to_string()))?;
@@ -150,13 +150,14 @@ pub async fn add_encrypted(
     let added = add(store, reader, version, &|_| {
         progress(read.load(std::sync::atomic::Ordering::Relaxed))
     })
-    .await;
+    .await
+    .map_err(Error::from);
     let ciphered = cipher
         .await
         .map_err(|e| Error::Encrypt(format!("the cipher thread failed: {e}")))?;
     let added = match (added, ciphered) {
         // Failing to read the file explains an importer that saw its input end early ...
-        (_, Err(e @ Error::ContentIo { .. })) => return Err(e),
+        (_, Err(e @ Error::Io { .. })) => return Err(e),
         // ... while a store that failed explains a cipher whose pipe closed.
         (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
         (Ok(added), Ok(())) => added,
@@ -177,7 +178,7 @@ pub async fn fetch_decrypted(
     out: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    let file = std::fs::File::create(out).map_err(|source| Error::ContentIo {
+    let file = std::fs::File::create(out).map_err(|source| Error::Io {
         path: out.into(),
         source,
     })?;
@@ -224,13 +225,13 @@ pub async fn decrypt_into<W: Write + Send + 'static>(
                     reason: e.to_string(),
                 }
             } else {
-                Error::ContentIo {
+                Error::Io {
                     path: out_path.clone(),
                     source: e,
                 }
             }
         })?;
-        sink.flush().map_err(|source| Error::ContentIo {
+        sink.flush().map_err(|source| Error::Io {
             path: out_path,
             source,
         })?;
@@ -242,7 +243,7 @@ pub async fn decrypt_into<W: Write + Send + 'static>(
             parts_tx
                 .send(part)
                 .await
-                .map_err(|_| Error::ContentWrite("the decryptor stopped reading".into()))?;
+                .map_err(|_| Error::Write("the decryptor stopped reading".into()))?;
             progress(parts.read());
         }
         // Dropping the sender ends the decryptor's input.
@@ -254,7 +255,7 @@ pub async fn decrypt_into<W: Write + Send + 'static>(
         .map_err(|e| Error::Encrypt(format!("the cipher thread failed: {e}")))?;
     match (fetched, plain) {
         // The decryptor stopped reading (a wrong key, a failed chunk): its error says why.
-        (Err(Error::ContentWrite(_)), Err(e)) => Err(e),
+        (Err(Error::Write(_)), Err(e)) => Err(e),
         // A store error (a corrupt block) explains a decryptor that saw its input end early.
         (Err(e), _) => Err(e),
         (Ok(_), plain) => plain,

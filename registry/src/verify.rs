@@ -11,11 +11,11 @@ use fingerprint::{hex, BackendKind, Fingerprint, Model};
 use serde::Serialize;
 
 use crate::arriving::Arrival;
-use crate::content::{cat, cids, file_size, Store};
 use crate::market::{Market, Model as OnChain};
 use crate::progress::Progress;
 use crate::provenance;
 use crate::{Error, Result};
+use content::{cat, cids, file_size, Store};
 
 /// One compared value.
 #[derive(Debug, Clone, Serialize)]
@@ -69,15 +69,14 @@ pub async fn verify(
         None => {
             let cid = cids::parse(&onchain.weights_cid)?;
             let size = file_size(store, &cid).await?;
-            let tmp = tempfile::NamedTempFile::new().map_err(|source| Error::ContentIo {
+            let tmp = tempfile::NamedTempFile::new().map_err(|source| Error::Io {
                 path: std::env::temp_dir(),
                 source,
             })?;
-            let file =
-                tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::ContentIo {
-                    path: tmp.path().into(),
-                    source,
-                })?);
+            let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::Io {
+                path: tmp.path().into(),
+                source,
+            })?);
             progress.stage("fetching weights", Some(size));
             cat(store, &cid, tokio::io::BufWriter::new(file), &|done| {
                 progress.set(done)
@@ -160,7 +159,7 @@ pub fn fingerprint_arriving(
     if !arrival.wait_for(8) {
         return Ok(None);
     }
-    let io = |source| Error::ContentIo {
+    let io = |source| Error::Io {
         path: path.into(),
         source,
     };

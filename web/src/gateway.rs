@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use registry::content::{cids, Reading, Store};
+use content::{cids, Reading, Store};
 use tokio::sync::Semaphore;
 
 use crate::limits::Limits;
@@ -89,16 +89,16 @@ pub(crate) async fn serve(
             ),
         );
     };
-    let size = match registry::content::file_size_with(&store, &cid, Reading::Held).await {
+    let size = match content::file_size_with(&store, &cid, Reading::Held).await {
         Ok(size) => size,
-        Err(registry::Error::BlockNotFound { .. }) => {
+        Err(content::Error::BlockNotFound { .. }) => {
             return plain(
                 HttpResponse::NotFound(),
                 format!("{cid} is not in the content store\n"),
             )
         }
         Err(
-            e @ (registry::Error::MalformedNode { .. } | registry::Error::UnsupportedHash { .. }),
+            e @ (content::Error::MalformedNode { .. } | content::Error::UnsupportedHash { .. }),
         ) => return plain(HttpResponse::UnprocessableEntity(), format!("{e}\n")),
         Err(e) => {
             tracing::error!("gateway {cid}: {e}");
@@ -125,9 +125,9 @@ pub(crate) async fn serve(
         // Held until the download ends (or its client goes and the writes fail).
         let _permit = permit;
         let written = match part {
-            None => registry::content::cat_with(&store, &cid, writer, &|_| {}, Reading::Held).await,
+            None => content::cat_with(&store, &cid, writer, &|_| {}, Reading::Held).await,
             Some((start, end)) => {
-                registry::content::cat_range(&store, &cid, Reading::Held, start, end, writer).await
+                content::cat_range(&store, &cid, Reading::Held, start, end, writer).await
             }
         };
         if let Err(e) = written {

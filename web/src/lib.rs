@@ -4,7 +4,7 @@
 //! - `/graphql`: queries over POST and GET, subscriptions over WebSocket
 //!   (`graphql-transport-ws`, or the older `graphql-ws`) on the same path, with limits on
 //!   connections, message size and rate, and subscriptions per connection (see `ws`).
-//! - `/graphiql`: GraphiQL; `/health`: database and indexer status; `/ready`: whether to send
+//! - `/graphiql`: GraphiQL, its assets served by this server (no CDN; see `graphiql`); `/health`: database and indexer status; `/ready`: whether to send
 //!   traffic here; `/metrics`: Prometheus metrics (see `metrics`); `/`: a small explorer page;
 //!   `/ipfs/<cid>`: the content store, read-only (every block checked).
 //! - `/v1/models/{id}/access` (with a keeper identity): x402 `402 Payment Required` with the
@@ -26,8 +26,10 @@
 //! The SDL is committed as `web/schema.graphql`; a test fails when it drifts.
 
 mod access;
+mod cache;
 mod error;
 mod gateway;
+mod graphiql;
 mod limits;
 mod metrics;
 pub mod schema;

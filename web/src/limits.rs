@@ -46,6 +46,8 @@ pub struct Limits {
     pub ws_idle: Duration,
     /// Gateway downloads at once.
     pub gateway_streams: usize,
+    /// Bytes of answers the response cache keeps (see `cache`); 0 turns it off.
+    pub response_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             ws_messages_per_second: 50,
             ws_idle: Duration::from_secs(60),
             gateway_streams: 64,
+            response_cache_bytes: 64 << 20,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): request latency by route and by
 //! GraphQL operation, refusals by code, and the indexer's progress as the database shows it
 //! (the indexer may run in another process): head, cursor, finalized block, lag, reorgs, and
-//! the fingerprints and leaf lists waiting to be fetched.
+//! the fingerprints and leaf lists waiting to be fetched; and the response cache's hits and
+//! misses (a hit is not in the operation latencies: it runs no operation).
 //!
 //! Labels are bounded whatever clients send: routes are the server's patterns, and an
 //! operation is named by its root fields only where they are fields of the schema (at most two,
@@ -18,8 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use registry::db::entity::{fingerprints, indexer_state, output_batches, reorgs};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use store::entity::{fingerprints, indexer_state, output_batches, reorgs};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -44,6 +45,8 @@ pub(crate) struct Metrics {
     http: Family<RouteLabels, Histogram>,
     graphql: Family<OperationLabels, Histogram>,
     refused: Family<CodeLabels, Counter>,
+    cache_hits: Counter,
+    cache_misses: Counter,
     head: Gauge<i64, AtomicI64>,
     cursor: Gauge<i64, AtomicI64>,
     finalized: Gauge<i64, AtomicI64>,
@@ -88,6 +91,18 @@ impl Metrics {
             "graphql_refused",
             "GraphQL errors by extensions.code (limits, bad input, timeouts)",
             refused.clone(),
+        );
+        let cache_hits = Counter::default();
+        let cache_misses = Counter::default();
+        registry.register(
+            "graphql_cache_hits",
+            "GraphQL requests over HTTP answered from the response cache",
+            cache_hits.clone(),
+        );
+        registry.register(
+            "graphql_cache_misses",
+            "GraphQL requests over HTTP the response cache did not hold",
+            cache_misses.clone(),
         );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::<i64, AtomicI64>::default();
@@ -134,6 +149,8 @@ impl Metrics {
             http,
             graphql,
             refused,
+            cache_hits,
+            cache_misses,
             head,
             cursor,
             finalized,
@@ -159,6 +176,15 @@ impl Metrics {
         self.graphql
             .get_or_create(&OperationLabels { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a response cache lookup.
+    pub(crate) fn count_cache(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
     }
 
     /// Counts the codes of a response's errors.

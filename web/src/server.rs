@@ -4,10 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use async_graphql::http::GraphiQLSource;
+use content::Store;
 use futures::StreamExt;
-use registry::content::Store;
-use registry::db::Db;
+use store::Db;
 
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -58,6 +57,7 @@ struct State {
     downloads: crate::gateway::Downloads,
     content: Option<Arc<Store>>,
     ready_lag: u64,
+    cache: crate::cache::ResponseCache,
 }
 
 fn graphql_error(status: actix_web::http::StatusCode, code: &str, message: String) -> HttpResponse {
@@ -103,10 +103,54 @@ async fn read_body(limits: &Limits, mut body: web::Payload) -> Result<web::Bytes
     }
 }
 
+/// An answer as the client gets it.
+fn json(bytes: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(bytes)
+}
+
+/// The cached answer to `key`, or `None` and the version to store a fresh one under.
+async fn cached(
+    state: &State,
+    key: &crate::cache::Key,
+) -> Result<HttpResponse, Option<store::DataVersion>> {
+    match state.cache.lookup(state.db.conn(), key).await {
+        crate::cache::Lookup::Hit(answer) => {
+            state.metrics.count_cache(true);
+            Ok(json(answer))
+        }
+        crate::cache::Lookup::Miss(version) => {
+            state.metrics.count_cache(false);
+            Err(version)
+        }
+    }
+}
+
+/// Answers with `response`, keeping it in the cache when it holds no errors.
+fn answer(
+    state: &State,
+    version: Option<store::DataVersion>,
+    key: crate::cache::Key,
+    response: &impl serde::Serialize,
+    ok: bool,
+) -> HttpResponse {
+    let bytes = web::Bytes::from(serde_json::to_vec(response).expect("responses serialize"));
+    if let (Some(version), true) = (version, ok) {
+        state.cache.store(version, key, bytes.clone());
+    }
+    json(bytes)
+}
+
 async fn graphql_post(state: web::Data<State>, body: web::Payload) -> HttpResponse {
     let bytes = match read_body(&state.limits, body).await {
-        Ok(bytes) => bytes,
+        Ok(bytes) => bytes.freeze(),
         Err(refused) => return refused,
+    };
+    let key = crate::cache::Key::Post(bytes.clone());
+    let version = match cached(&state, &key).await {
+        Ok(hit) => return hit,
+        Err(version) => version,
     };
     let request: async_graphql::BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(request) => request,
@@ -138,24 +182,35 @@ async fn graphql_post(state: web::Data<State>, body: web::Payload) -> HttpRespon
     let started = std::time::Instant::now();
     let response = state.schema.execute_batch(request).await;
     state.metrics.observe_graphql(operation, started.elapsed());
-    match &response {
-        async_graphql::BatchResponse::Single(r) => state.metrics.count_refusals(&r.errors),
-        async_graphql::BatchResponse::Batch(rs) => rs
-            .iter()
-            .for_each(|r| state.metrics.count_refusals(&r.errors)),
-    }
-    HttpResponse::Ok().json(response)
+    let ok = match &response {
+        async_graphql::BatchResponse::Single(r) => {
+            state.metrics.count_refusals(&r.errors);
+            r.errors.is_empty()
+        }
+        async_graphql::BatchResponse::Batch(rs) => {
+            rs.iter()
+                .for_each(|r| state.metrics.count_refusals(&r.errors));
+            rs.iter().all(|r| r.errors.is_empty())
+        }
+    };
+    answer(&state, version, key, &response, ok)
 }
 
 async fn graphql_get(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     match async_graphql::http::parse_query_string(req.query_string()) {
         Ok(request) => {
+            let key = crate::cache::Key::Get(req.query_string().to_string());
+            let version = match cached(&state, &key).await {
+                Ok(hit) => return hit,
+                Err(version) => version,
+            };
             let operation = state.metrics.operation(&request);
             let started = std::time::Instant::now();
             let response = state.schema.execute(request).await;
             state.metrics.observe_graphql(operation, started.elapsed());
             state.metrics.count_refusals(&response.errors);
-            HttpResponse::Ok().json(response)
+            let ok = response.errors.is_empty();
+            answer(&state, version, key, &response, ok)
         }
         Err(e) => graphql_error(
             actix_web::http::StatusCode::BAD_REQUEST,
@@ -185,17 +240,6 @@ async fn metrics(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render(state.db.conn()).await)
-}
-
-async fn graphiql() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .finish(),
-        )
 }
 
 async fn explorer() -> HttpResponse {
@@ -282,7 +326,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(graphql_get))
             .route(web::post().to(graphql_post)),
     )
-    .route("/graphiql", web::get().to(graphiql))
+    .route("/graphiql", web::get().to(crate::graphiql::page))
+    .route(
+        "/graphiql/assets/{name}",
+        web::get().to(crate::graphiql::asset),
+    )
     .route("/health", web::get().to(health))
     .route("/ready", web::get().to(ready))
     .route("/metrics", web::get().to(metrics))
@@ -312,6 +360,7 @@ pub async fn serve(
         downloads: crate::gateway::Downloads::new(config.limits.gateway_streams),
         content: config.content.map(Arc::new),
         ready_lag: config.ready_lag,
+        cache: crate::cache::ResponseCache::new(config.limits.response_cache_bytes),
     });
     let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
     let origins = config.cors_origins;

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use content::{Location, Store};
 use ethers::signers::LocalWallet;
 use ethers::types::Address;
 use fingerprint::BackendKind;
 use registry::chain::{self, Client};
-use registry::content::{Location, Store};
 use registry::deploy::Deployment;
 use registry::market::Market;
 use serde::Deserialize;
@@ -197,7 +197,7 @@ impl Settings {
             database_url: args
                 .database_url
                 .or(file.database_url)
-                .unwrap_or_else(|| registry::db::DEFAULT_URL.into()),
+                .unwrap_or_else(|| store::DEFAULT_URL.into()),
             identity: args.identity.or(file.identity),
             backend,
         })

@@ -8,11 +8,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::batch::{Batch, Keyed};
 use super::events::{address, hash, Event, Position};
-use crate::db::entity::{
+use store::entity::{
     balances, credits, fingerprints, licenses, lineage, models, offerings, output_batches,
     transfers, withdrawals,
 };
-use crate::db::Versioned;
+use store::status::{fingerprint as fingerprint_status, leaves as leaves_status};
+use store::{amount_key, Versioned};
 
 /// Pairs less similar than this are not stored (unless the verdict says they are related).
 pub const SIMILARITY_FLOOR: f64 = 0.1;
@@ -25,39 +26,8 @@ pub enum Lookup {
     BlockTime(u64),
 }
 
-/// Where fetching a minted model's fingerprint stands (`fingerprints.status`; see
-/// [`super::fingerprints`]).
-pub mod fingerprint_status {
-    /// Not fetched yet, or the content store could not give it and it will be retried
-    /// (`detail` says why).
-    pub const PENDING: &str = "pending";
-    /// Fetched, checked against the on-chain commitment, compared with the others.
-    pub const OK: &str = "ok";
-    /// Not what the chain committed to, or not a fingerprint; never retried.
-    pub const INVALID: &str = "invalid";
-}
-
-/// Where fetching a batch's leaf list stands (`output_batches.leaves_status`).
-pub mod leaves_status {
-    /// The batch names no leaf list.
-    pub const UNPUBLISHED: &str = "unpublished";
-    /// Not fetched yet, or fetching failed and will be retried.
-    pub const PENDING: &str = "pending";
-    /// Checked; its outputs are being written (in chunks, so the indexer is not held up).
-    pub const INDEXING: &str = "indexing";
-    /// Fetched, checked against the root, and its outputs indexed.
-    pub const INDEXED: &str = "indexed";
-    /// Fetched (or named) but not the batch's leaves; never retried.
-    pub const INVALID: &str = "invalid";
-}
-
 fn id(value: U256) -> i64 {
     i64::try_from(value.as_u64()).unwrap_or(i64::MAX)
-}
-
-/// A 256-bit amount as zero-padded decimal, so text order is numeric order.
-pub fn amount_key(value: U256) -> String {
-    format!("{:0>78}", value.to_string())
 }
 
 fn current() -> sea_orm::sea_query::SimpleExpr {

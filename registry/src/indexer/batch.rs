@@ -13,11 +13,11 @@ use std::hash::Hash;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::db::entity::{
+use store::entity::{
     balances, credits, fingerprints, licenses, lineage, models, offerings, output_batches,
     similarities, transfers, withdrawals,
 };
-use crate::db::Versioned;
+use store::Versioned;
 
 /// Row ids per `UPDATE … WHERE vid IN (…)`.
 const CLOSE_CHUNK: usize = 1_000;
@@ -217,7 +217,7 @@ mod tests {
     use sea_orm::{EntityTrait, QueryOrder};
 
     use super::*;
-    use crate::db::Db;
+    use store::Db;
 
     fn balance(account: &str, credited: u32, from: i64) -> balances::Model {
         balances::Model {

@@ -33,14 +33,15 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::apply::{fingerprint_status as status, SIMILARITY_FLOOR};
+use super::apply::SIMILARITY_FLOOR;
 use super::lock::WriterLock;
 use super::now_unix as now;
-use crate::content::Store;
-use crate::db::entity::{fingerprints, lineage, models, similarities};
-use crate::db::{self, Db, Versioned};
 use crate::provenance::{self, explained};
 use crate::{Error, Result};
+use content::Store;
+use store::entity::{fingerprints, lineage, models, similarities};
+use store::status::fingerprint as status;
+use store::{Db, Versioned};
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -201,7 +202,7 @@ impl Fingerprints {
             for (row, model, outcome) in fetched {
                 match self.record(&row, &model, outcome).await {
                     Ok(fetched) => done.push(fetched),
-                    Err(e @ Error::Database { .. }) => {
+                    Err(e @ Error::Store(store::Error::Database { .. })) => {
                         tracing::warn!(
                             model = row.model_id,
                             "recording the fingerprint failed: {e}"
@@ -303,10 +304,12 @@ impl Fingerprints {
             // it stays.
             Ok(Err(
                 e @ (Error::Metadata { .. }
-                | Error::InvalidCid { .. }
-                | Error::MalformedNode { .. }
-                | Error::UnsupportedHash { .. }
-                | Error::ContentTooLarge { .. }),
+                | Error::Content(
+                    content::Error::InvalidCid { .. }
+                    | content::Error::MalformedNode { .. }
+                    | content::Error::UnsupportedHash { .. }
+                    | content::Error::ContentTooLarge { .. },
+                )),
             )) => Outcome::Invalid {
                 name,
                 reason: e.to_string(),
@@ -335,7 +338,7 @@ impl Fingerprints {
             _ => None,
         };
         let tx = self.db.conn().begin().await.map_err(err)?;
-        db::claim_writes(&tx).await.map_err(err)?;
+        store::claim_writes(&tx).await.map_err(err)?;
         if let Some(lock) = &self.lock {
             lock.check(&tx, self.db.url()).await?;
         }
@@ -428,7 +431,7 @@ impl Fingerprints {
             ..row.clone()
         };
         let tx = self.db.conn().begin().await.map_err(err)?;
-        db::claim_writes(&tx).await.map_err(err)?;
+        store::claim_writes(&tx).await.map_err(err)?;
         if let Some(lock) = &self.lock {
             lock.check(&tx, self.db.url()).await?;
         }
@@ -508,9 +511,11 @@ impl Fingerprints {
                 .collect()
         })
         .await
-        .map_err(|e| Error::Database {
-            url: db::redact(self.db.url()),
-            message: format!("comparing fingerprints stopped: {e}"),
+        .map_err(|e| {
+            Error::database(
+                self.db.url(),
+                format!("comparing fingerprints stopped: {e}"),
+            )
         })?;
         Ok(Compared { with })
     }

@@ -29,16 +29,16 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::apply::leaves_status;
 use super::events::{address, hash};
 use super::now_unix as now;
-use crate::content::{cids, Store};
-use crate::db::entity::{output_batches, outputs};
-use crate::db::{Db, Versioned};
 use crate::deploy::Deployment;
 use crate::outputs::commit::{LeafList, LIST_FORMAT};
 use crate::outputs::{OutputLeaf, Tree};
-use crate::{Error, Result};
+use crate::Result;
+use content::{cids, Store};
+use store::entity::{output_batches, outputs};
+use store::status::leaves as leaves_status;
+use store::{Db, Versioned};
 
 /// Batches with more outputs than this are marked invalid instead of read (a list of a
 /// million leaves is about 350 MB of JSON).
@@ -133,7 +133,7 @@ impl LeafLists {
             .limit(limit)
             .all(self.db.conn())
             .await
-            .map_err(|e| self.db.error(e))
+            .map_err(|e| self.db.error(e).into())
     }
 
     /// Tries every batch due now, once each (after [`LeafLists::recover`]).
@@ -219,9 +219,9 @@ impl LeafLists {
             Ok(Ok(bytes)) => bytes,
             // What the CID names is too large or not a file: so it stays.
             Ok(Err(
-                e @ (Error::ContentTooLarge { .. }
-                | Error::MalformedNode { .. }
-                | Error::InvalidCid { .. }),
+                e @ (content::Error::ContentTooLarge { .. }
+                | content::Error::MalformedNode { .. }
+                | content::Error::InvalidCid { .. }),
             )) => return Outcome::Invalid(e.to_string()),
             Ok(Err(e)) => return Outcome::Failed(e.to_string()),
             Err(_) => {
@@ -366,6 +366,7 @@ impl LeafLists {
                     .exec(&tx)
                     .await
                     .map_err(err)?;
+                store::touch(&tx).await.map_err(err)?;
             }
             tx.commit().await.map_err(err)?;
         }
@@ -373,8 +374,9 @@ impl LeafLists {
     }
 }
 
-/// Moves batch `vid` from status `from` to `to`, recording the attempt; false when the batch
-/// is not there in status `from` (a reorg removed it, or another fetch recorded it).
+/// Moves batch `vid` from status `from` to `to`, recording the attempt, and marks the change
+/// ([`store::touch`], after the move when `c` is no transaction); false when the batch is not
+/// there in status `from` (a reorg removed it, or another fetch recorded it).
 async fn transition<C: ConnectionTrait>(
     c: &C,
     vid: i64,
@@ -396,6 +398,9 @@ async fn transition<C: ConnectionTrait>(
         .filter(output_batches::Column::LeavesStatus.eq(from))
         .exec(c)
         .await?;
+    if moved.rows_affected == 1 {
+        store::touch(c).await?;
+    }
     Ok(moved.rows_affected == 1)
 }
 
@@ -697,7 +702,7 @@ mod tests {
 
         let dropped = stored("0xbb").await;
         let tx = db.conn().begin().await.unwrap();
-        crate::db::rollback(&tx, 4).await.unwrap();
+        store::rollback(&tx, 4).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count().await, 0, "the reorg took the first batch's outputs");
         let late = Outcome::Leaves(vec![output_row("0xbb", 5, 2)]);

@@ -38,7 +38,7 @@ impl WriterLock {
     pub async fn acquire(conn: &DatabaseConnection, url: &str) -> Result<Self> {
         match conn.get_database_backend() {
             DbBackend::Postgres => {
-                let failed = |e: sea_orm::sqlx::Error| database(url, e);
+                let failed = |e: sea_orm::sqlx::Error| Error::database(url, e);
                 let pool = conn.get_postgres_connection_pool();
                 let mut session = pool.acquire().await.map_err(failed)?;
                 let (locked,): (bool,) = sea_orm::sqlx::query_as("SELECT pg_try_advisory_lock($1)")
@@ -48,10 +48,7 @@ impl WriterLock {
                     .map_err(failed)?;
                 if !locked {
                     return Err(Error::IndexerRunning {
-                        what: format!(
-                            "advisory lock {ADVISORY_KEY:#x} on {}",
-                            crate::db::redact(url)
-                        ),
+                        what: format!("advisory lock {ADVISORY_KEY:#x} on {}", store::redact(url)),
                     });
                 }
                 let (pid, started): (i32, String) = sea_orm::sqlx::query_as(
@@ -76,7 +73,7 @@ impl WriterLock {
                         .truncate(false)
                         .write(true)
                         .open(&path)
-                        .map_err(|source| Error::ContentIo {
+                        .map_err(|source| Error::Io {
                             path: path.clone(),
                             source,
                         })?;
@@ -86,7 +83,7 @@ impl WriterLock {
                             what: format!("lock file {}", path.display()),
                         }),
                         Err(std::fs::TryLockError::Error(source)) => {
-                            Err(Error::ContentIo { path, source })
+                            Err(Error::Io { path, source })
                         }
                     }
                 }
@@ -119,23 +116,16 @@ impl WriterLock {
                 ],
             ))
             .await
-            .map_err(|e| database(url, e))?
+            .map_err(|e| Error::database(url, e))?
             .map(|row| row.try_get::<i64>("", "n"))
             .transpose()
-            .map_err(|e| database(url, e))?;
+            .map_err(|e| Error::database(url, e))?;
         if held != Some(1) {
             return Err(Error::WriterLockLost {
                 what: format!("advisory lock {ADVISORY_KEY:#x} of session {pid}"),
             });
         }
         Ok(())
-    }
-}
-
-fn database(url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Database {
-        url: crate::db::redact(url),
-        message: e.to_string(),
     }
 }
 

@@ -48,15 +48,15 @@ use ethers::types::{Block, BlockNumber, Filter, Log, H256};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait, TransactionTrait};
 
-use crate::content::Store;
-use crate::db::entity::{blocks, indexer_state, reorgs};
-use crate::db::{self, Db};
 use crate::deploy::Deployment;
 use crate::{Error, Result};
 use apply::Lookup;
+use content::Store;
 use events::{decode, Event, Position};
 use fingerprints::Fingerprints;
 use lock::WriterLock;
+use store::entity::{blocks, indexer_state, reorgs};
+use store::Db;
 
 /// How the indexer behaves.
 #[derive(Debug, Clone)]
@@ -237,7 +237,7 @@ impl Indexer {
                     || state.market != market
                 {
                     return Err(Error::WrongDeployment {
-                        url: db::redact(indexer.db.url()),
+                        url: store::redact(indexer.db.url()),
                         indexed: format!("registry {} on chain {}", state.registry, state.chain_id),
                     });
                 }
@@ -450,7 +450,7 @@ impl Indexer {
                 }
                 // A failed step wrote nothing; the database may be busy (the leaf-list worker
                 // writes too) or restarting. Other errors stop the indexer.
-                Err(e @ Error::Database { .. }) => {
+                Err(e @ Error::Store(store::Error::Database { .. })) => {
                     tracing::warn!(retry_in = ?pause, "{e}");
                     tokio::select! {
                         _ = &mut shutdown => return Ok(()),
@@ -789,17 +789,14 @@ impl Indexer {
         decoded: &[(Position, Event)],
         lookups: &[Lookup],
     ) -> Result<()> {
-        let err = |e: sea_orm::DbErr| Error::Database {
-            url: db::redact(self.db.url()),
-            message: e.to_string(),
-        };
+        let err = |e: sea_orm::DbErr| self.db.error(e);
         // History above the finalized block may still be reorganised, however old.
         let horizon = head
             .saturating_sub(self.options.reorg_window)
             .min(finalized);
         let prunes = horizon > 0 && horizon < b;
         let tx = self.db.conn().begin().await.map_err(err)?;
-        db::claim_writes(&tx).await.map_err(err)?;
+        store::claim_writes(&tx).await.map_err(err)?;
         self.lock.check(&tx, self.db.url()).await?;
         let mut batch = batch::Batch::default();
         for ((pos, event), lookup) in decoded.iter().zip(lookups) {
@@ -844,7 +841,7 @@ impl Indexer {
             });
         }
         if prunes {
-            db::prune(&tx, horizon as i64).await.map_err(err)?;
+            store::prune(&tx, horizon as i64).await.map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         self.state = state;
@@ -913,15 +910,12 @@ impl Indexer {
             });
         }
         let depth = detected_at.saturating_sub(to as u64);
-        let err = |e: sea_orm::DbErr| Error::Database {
-            url: db::redact(self.db.url()),
-            message: e.to_string(),
-        };
+        let err = |e: sea_orm::DbErr| self.db.error(e);
         let tx = self.db.conn().begin().await.map_err(err)?;
         // The workers beside the indexer write under mints and batches: they finish first.
-        db::claim_writes(&tx).await.map_err(err)?;
+        store::claim_writes(&tx).await.map_err(err)?;
         self.lock.check(&tx, self.db.url()).await?;
-        db::rollback(&tx, to).await.map_err(err)?;
+        store::rollback(&tx, to).await.map_err(err)?;
         let mut state = self.state.clone();
         state.cursor_block = to;
         state.cursor_hash = ancestor.hash.clone();

@@ -13,7 +13,7 @@ use crate::{Error, Result};
 
 /// The SHA-256 of the file at `path`, read in pieces; `progress` gets the bytes read.
 pub fn sha256_file(path: &Path, progress: &dyn Fn(u64)) -> Result<H256> {
-    let io = |source| Error::ContentIo {
+    let io = |source| Error::Io {
         path: path.into(),
         source,
     };

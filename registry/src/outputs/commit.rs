@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::batch::{receipt_path, sha256_file, Batch, Scope};
 use super::receipt::{Contracts, Receipt, Slot, FORMAT};
 use super::OutputLeaf;
-use crate::content::{Store, Version};
 use crate::market::Market;
 use crate::metadata::ipfs_uri;
 use crate::progress::Progress;
 use crate::{Error, Result};
+use content::{Store, Version};
 
 /// The value of `format` in a published leaf list.
 pub const LIST_FORMAT: &str = "model-registry/output-batch/v1";
@@ -267,7 +267,7 @@ pub async fn commit(
 
 /// A file's modification time in unix seconds.
 fn modified(path: &std::path::Path) -> Result<u64> {
-    let io = |source| Error::ContentIo {
+    let io = |source| Error::Io {
         path: path.into(),
         source,
     };

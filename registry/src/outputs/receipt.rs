@@ -71,7 +71,7 @@ impl Slot {
         let tmp = tempfile::Builder::new()
             .prefix(".receipt-")
             .tempfile_in(dir)
-            .map_err(|source| Error::ContentIo {
+            .map_err(|source| Error::Io {
                 path: path.into(),
                 source,
             })?;
@@ -93,7 +93,7 @@ impl Receipt {
     /// not at all, never over an existing file.
     pub fn write_into(&self, slot: Slot) -> Result<()> {
         let Slot { path, mut tmp } = slot;
-        let io = |source| Error::ContentIo {
+        let io = |source| Error::Io {
             path: path.clone(),
             source,
         };
@@ -109,7 +109,7 @@ impl Receipt {
 
     /// Reads the receipt at `path`; a file that is not one is an error naming it and why.
     pub fn read(path: &Path) -> Result<Self> {
-        let io = |source| Error::ContentIo {
+        let io = |source| Error::Io {
             path: path.into(),
             source,
         };

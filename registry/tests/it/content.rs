@@ -3,7 +3,7 @@
 //! files move DAGs between them, and corruption is detected and named.
 
 use cid::Cid;
-use registry::content::{self, car, Kubo, Store, Version, CHUNK_SIZE};
+use content::{self, car, Kubo, Store, Version, CHUNK_SIZE};
 
 use crate::jsipfs::JsIpfs;
 

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
 use age::x25519::Identity;
+use content::Blockstore;
 use ethers::types::U256;
 use registry::access::{download, DownloadRequest};
 use registry::arriving::{Arrival, ArrivingFile};
-use registry::content::Blockstore;
 use registry::progress::Silent;
 use registry::verify::fingerprint_arriving;
 use registry::Error;
@@ -198,8 +198,8 @@ async fn an_author_lying_about_the_weights_is_caught_by_the_download() {
         write_large_model(&d, seed);
         let plain = world.mint_crafted(0, &d, "plain", &d, None).await;
         let view = world.markets[0].model(plain).await.unwrap();
-        let root = registry::content::cids::parse(&view.model.weights_cid).unwrap();
-        let mut walk = registry::content::Walk::new(root);
+        let root = content::cids::parse(&view.model.weights_cid).unwrap();
+        let mut walk = content::Walk::new(root);
         let mut leaves = Vec::new();
         while let Some((cid, _)) = walk.next(&world.store()).await.unwrap() {
             leaves.push(cid);
@@ -216,7 +216,7 @@ async fn an_author_lying_about_the_weights_is_caught_by_the_download() {
         std::fs::write(blocks.path_of(&leaf), block).unwrap();
         let err = refused(&world, &author, plain, out.path()).await;
         assert!(
-            matches!(&err, Error::CorruptStoredBlock { cid, .. } if *cid == leaf.to_string()),
+            matches!(&err, Error::Content(content::Error::CorruptStoredBlock { cid, .. }) if *cid == leaf.to_string()),
             "{err}"
         );
     }

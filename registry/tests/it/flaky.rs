@@ -220,7 +220,7 @@ async fn through(
     proxy: &str,
     world: &World,
     db: &TestDb,
-    content: Option<registry::content::Store>,
+    content: Option<content::Store>,
     options: registry::indexer::Options,
 ) -> registry::indexer::Indexer {
     registry::indexer::Indexer::open(db.open().await, proxy, world.deployment(), content, options)
@@ -475,7 +475,7 @@ async fn a_node_behind_the_index_is_waited_for() {
         Step::Behind { head: head - 3 }
     );
     assert_eq!(db.open().await.history().await.unwrap(), before);
-    let reorgs = registry::db::entity::reorgs::Entity::find()
+    let reorgs = store::entity::reorgs::Entity::find()
         .all(db.open().await.conn())
         .await
         .unwrap();
@@ -519,7 +519,7 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
         0,
         "the proxy answered a block as missing"
     );
-    let stored = registry::db::entity::blocks::Entity::find_by_id((head + 1) as i64)
+    let stored = store::entity::blocks::Entity::find_by_id((head + 1) as i64)
         .one(db.open().await.conn())
         .await
         .unwrap()
@@ -529,8 +529,8 @@ async fn a_first_block_read_from_another_fork_is_read_again() {
 }
 
 /// The indexer's recorded state.
-async fn state(db: &TestDb) -> registry::db::entity::indexer_state::Model {
-    registry::db::entity::indexer_state::Entity::find_by_id(1)
+async fn state(db: &TestDb) -> store::entity::indexer_state::Model {
+    store::entity::indexer_state::Entity::find_by_id(1)
         .one(db.open().await.conn())
         .await
         .unwrap()
@@ -657,7 +657,7 @@ async fn the_node_s_finalized_block_decides_finality_and_pruning() {
     let state = state(&db).await;
     assert_eq!(state.finalized_block, 3);
     assert!(state.pruned_to <= 3, "pruned to {}", state.pruned_to);
-    let kept = registry::db::entity::blocks::Entity::find()
+    let kept = store::entity::blocks::Entity::find()
         .all(db.open().await.conn())
         .await
         .unwrap();

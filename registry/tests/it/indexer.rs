@@ -8,10 +8,10 @@ use std::sync::Arc;
 use ethers::providers::Middleware;
 use ethers::types::{Address, U256};
 use registry::chain::{self, Client};
-use registry::db::entity::{balances, licenses, lineage, models, offerings, similarities};
 use registry::indexer::{Indexer, Options, Step};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use store::entity::{balances, licenses, lineage, models, offerings, similarities};
 
 use crate::dbs::{Kind, TestDb};
 use crate::world::{options, World};
@@ -315,19 +315,16 @@ async fn a_reorg_during_backfill_is_undone() {
 async fn a_schema_that_is_behind_is_refused() {
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let db = TestDb::empty(kind).await;
-        let err = registry::db::Db::open(&db.url)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = store::Db::open(&db.url).await.unwrap_err().to_string();
         assert!(err.contains("behind") && err.contains("pending"), "{err}");
-        let connected = registry::db::Db::connect(&db.url).await.unwrap();
+        let connected = store::Db::connect(&db.url).await.unwrap();
         assert!(connected.migrate().await.unwrap() > 0);
         assert_eq!(
             connected.migrate().await.unwrap(),
             0,
             "migrations are idempotent"
         );
-        registry::db::Db::open(&db.url).await.unwrap();
+        store::Db::open(&db.url).await.unwrap();
         db.drop_db().await;
     }
 }
@@ -408,7 +405,7 @@ async fn every_block_in_the_reorg_window_has_a_stored_hash() {
     let provider = chain::provider(world.url()).unwrap();
     let conn = db.open().await;
     for number in head - 7..=head {
-        let stored = registry::db::entity::blocks::Entity::find_by_id(number as i64)
+        let stored = store::entity::blocks::Entity::find_by_id(number as i64)
             .one(conn.conn())
             .await
             .unwrap()
@@ -461,7 +458,7 @@ async fn duplicates_left_by_an_earlier_version_are_named_by_the_migration() {
     use sea_orm::{ActiveModelTrait, ActiveValue::NotSet};
     for kind in [Kind::Sqlite, Kind::Postgres] {
         let db = TestDb::empty(kind).await;
-        let conn = registry::db::Db::connect(&db.url).await.unwrap();
+        let conn = store::Db::connect(&db.url).await.unwrap();
         // The schema as the version before the unique indexes left it.
         migrations::Migrator::up(conn.conn(), Some(4))
             .await
@@ -498,7 +495,7 @@ async fn duplicates_left_by_an_earlier_version_are_named_by_the_migration() {
 #[tokio::test]
 async fn query_connections_cancel_long_statements_on_postgres() {
     let db = TestDb::new(Kind::Postgres).await;
-    let api = registry::db::Db::open_for_queries(&db.url, std::time::Duration::from_millis(300))
+    let api = store::Db::open_for_queries(&db.url, std::time::Duration::from_millis(300))
         .await
         .unwrap();
     let err = api
@@ -571,11 +568,11 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 /// it), the index equals a replay with all content reachable, names and flags included.
 #[tokio::test]
 async fn fingerprints_arrive_off_the_chain_path_in_any_order() {
-    use registry::db::entity::fingerprints;
+    use store::entity::fingerprints;
     let world = World::start().await;
     world.workload().await;
     let later = tempfile::tempdir().unwrap();
-    let store = registry::content::Store::embedded(later.path()).unwrap();
+    let store = content::Store::embedded(later.path()).unwrap();
     let db = TestDb::new(Kind::Sqlite).await;
     let mut indexer = Indexer::open(
         db.open().await,

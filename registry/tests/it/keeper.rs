@@ -2,10 +2,10 @@
 //! again, even when the purchase lies far below the blocks a pass rescans.
 
 use age::x25519::Identity;
+use content::Version;
 use contracts::LicenseKind;
 use ethers::types::U256;
 use registry::chain;
-use registry::content::Version;
 use registry::keeper::{Keeper, Outcome, DEADLINE_MARGIN, REORG_MARGIN};
 use registry::keys::recipient_bytes;
 use registry::mint::{mint, MintRequest};
@@ -151,8 +151,8 @@ async fn a_keeper_waits_for_confirmations_the_deadline_margin_and_approval() {
     let store = world.store();
     let keeper_identity = Identity::generate();
     let provider = chain::provider(world.url()).unwrap();
-    let blocks = |store: &registry::content::Store| match store {
-        registry::content::Store::Embedded(b) => walk(&b.root().join("blocks")),
+    let blocks = |store: &content::Store| match store {
+        content::Store::Embedded(b) => walk(&b.root().join("blocks")),
         _ => unreachable!(),
     };
 

@@ -4,15 +4,12 @@
 
 mod content;
 mod contracts_flow;
-mod dbs;
 mod devnet;
 mod download;
 mod flaky;
 mod indexer;
-mod jsipfs;
 mod keeper;
-mod models;
 mod output_index;
 mod outputs;
-mod support;
-mod world;
+
+use test_support::{dbs, jsipfs, models, support, world};

@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
+use content::{Store, Version};
 use ethers::providers::Middleware;
 use ethers::types::{H256, U256};
 use registry::chain;
-use registry::content::{Store, Version};
-use registry::db::entity::{output_batches, outputs};
 use registry::indexer::leaves::{self, Fetched, LeafLists};
 use registry::metadata::ipfs_uri;
 use registry::outputs::commit::{LeafList, LIST_FORMAT};
 use registry::outputs::{Batch, Scope};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use sha2::{Digest, Sha256};
+use store::entity::{output_batches, outputs};
 
 use crate::dbs::{Kind, TestDb};
 use crate::world::{options, World};

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use registry::db::entity::{
-    fingerprints, indexer_state, licenses, lineage, models, offerings, output_batches, similarities,
-};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect,
+};
+use store::entity::{
+    fingerprints, indexer_state, licenses, lineage, models, offerings, output_batches, similarities,
 };
 
 /// Loader errors are shared between the fields that waited on one batch.

@@ -4,9 +4,9 @@
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
-use registry::db::entity::{output_batches, outputs};
-use registry::indexer::apply::leaves_status;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use store::entity::{output_batches, outputs};
+use store::status::leaves as leaves_status;
 
 use super::loaders::{current, Batches, Licenses};
 use super::page::{page, Cursor, Order, Part};

@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Object, Result, ID};
 use ethers::types::U256;
-use registry::db::entity::{balances, blocks, indexer_state, licenses, lineage, models, offerings};
-use registry::indexer::apply::amount_key;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use store::amount_key;
+use store::entity::{balances, blocks, indexer_state, licenses, lineage, models, offerings};
 
 use super::loaders::current;
 use super::outputs::{Output, OutputBatch, OutputBatchFilter, OutputBatchOrder, OutputFilter};
@@ -570,7 +570,7 @@ impl QueryRoot {
         #[graphql(default = 0.5)] min_similarity: f64,
         first: Option<i32>,
     ) -> Result<Vec<SimilarModel>> {
-        use registry::db::entity::similarities;
+        use store::entity::similarities;
         let size = super::page::page_size(first)?;
         let rows = similarities::Entity::find()
             .filter(current())

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_graphql::{Context, Result, Subscription, ID};
 use futures::stream::{self, Stream, StreamExt};
-use registry::db::entity::{licenses, models, reorgs};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use store::entity::{licenses, models, reorgs};
 use tokio::sync::watch;
 
 use super::loaders::current;

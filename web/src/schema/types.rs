@@ -2,7 +2,7 @@
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject, ID};
-use registry::db::entity::{indexer_state, licenses, lineage, models, offerings, similarities};
+use store::entity::{indexer_state, licenses, lineage, models, offerings, similarities};
 
 use super::loaders::{
     Children, EdgeOfLicense, FingerprintSummary, Fingerprints, Models, Offerings, OfferingsOfModel,
@@ -550,7 +550,7 @@ pub struct Royalty {
 }
 
 impl Royalty {
-    pub(crate) fn from_row(row: registry::db::entity::balances::Model) -> Result<Self> {
+    pub(crate) fn from_row(row: store::entity::balances::Model) -> Result<Self> {
         let parse = |s: &str| ethers::types::U256::from_dec_str(s).or_internal();
         let balance = parse(&row.credited)?.saturating_sub(parse(&row.withdrawn)?);
         Ok(Royalty {

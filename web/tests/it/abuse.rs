@@ -28,7 +28,7 @@ async fn abusive_documents_are_refused_with_codes() {
     let store_dir = tempfile::tempdir().unwrap();
     let api = Api::start(
         db.open().await,
-        registry::content::Store::embedded(store_dir.path()).unwrap(),
+        content::Store::embedded(store_dir.path()).unwrap(),
     );
     let code = |response: &Value| response["errors"][0]["extensions"]["code"].clone();
     // Measured by its text, not expanded: refused well inside the client's patience.

@@ -42,7 +42,7 @@ async fn allowed(api: &Api, origin: &str) -> (Option<String>, Option<String>) {
 async fn any_origin_by_default_and_only_the_configured_ones_otherwise() {
     let db = TestDb::new(Kind::Sqlite).await;
     let store = tempfile::tempdir().unwrap();
-    let content = || registry::content::Store::embedded(store.path()).unwrap();
+    let content = || content::Store::embedded(store.path()).unwrap();
 
     let open = Api::start(db.open().await, content());
     let (preflight, post) = allowed(&open, "https://dapp.example").await;

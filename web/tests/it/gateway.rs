@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use registry::content::{Store, Version};
+use content::{Store, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use web::Limits;
 
@@ -137,9 +137,7 @@ async fn node_without_the_block() -> (String, std::sync::Arc<std::sync::Mutex<Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_the_node_does_not_hold_is_not_fetched_for_a_client() {
     let (node, asked) = node_without_the_block().await;
-    let store = Store::open(&registry::content::Location::Kubo(node))
-        .await
-        .unwrap();
+    let store = Store::open(&content::Location::Kubo(node)).await.unwrap();
     let db = TestDb::new(Kind::Sqlite).await;
     let api = Api::start(db.open().await, store);
     let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";

@@ -6,10 +6,10 @@
 
 use age::x25519::Identity;
 use base64::Engine;
+use content::Version;
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
 use registry::access::request_key;
-use registry::content::Version;
 use registry::keeper::{Keeper, Outcome};
 use registry::key_request::KeyRequest;
 use registry::key_service::KeyService;
@@ -37,7 +37,7 @@ fn now() -> u64 {
 }
 
 /// Serves `db` with a key service on a free port; returns the base URL.
-fn serve(db: registry::db::Db, keys: KeyService, store: registry::content::Store) -> String {
+fn serve(db: store::Db, keys: KeyService, store: content::Store) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().unwrap();

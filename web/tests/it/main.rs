@@ -3,24 +3,16 @@
 
 mod abuse;
 mod api;
+mod cache;
 mod cors;
-#[path = "../../../registry/tests/it/dbs.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod dbs;
 mod finality;
 mod gateway;
+mod graphiql;
 mod keys;
 mod metrics;
-#[path = "../../../registry/tests/it/models.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod models;
 mod outputs;
 mod ready;
 mod sdl;
 mod sockets;
-#[path = "../../../registry/tests/it/support.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod support;
-#[path = "../../../registry/tests/it/world.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod world;
+
+use test_support::{dbs, models, world};

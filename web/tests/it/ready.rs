@@ -1,9 +1,9 @@
 //! `/ready` tells a load balancer when to send traffic: not before the indexer has run, not
 //! while it is far behind the head, and yes once it is close; `/health` answers throughout.
 
-use registry::db::entity::indexer_state;
 use sea_orm::{ActiveModelTrait, EntityTrait};
 use serde_json::Value;
+use store::entity::indexer_state;
 
 use crate::api::Api;
 use crate::dbs::{Kind, TestDb};
@@ -25,7 +25,7 @@ async fn ready_only_once_the_indexer_is_close_to_the_head() {
     let store = tempfile::tempdir().unwrap();
     let api = Api::start(
         db.open().await,
-        registry::content::Store::embedded(store.path()).unwrap(),
+        content::Store::embedded(store.path()).unwrap(),
     );
     let (status, body) = get(&api, "/ready").await;
     assert_eq!(status, 503, "{body}");

@@ -22,7 +22,7 @@ async fn serve(limits: Limits) -> (Api, TestDb, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
     let api = Api::start_limited(
         db.open().await,
-        registry::content::Store::embedded(store.path()).unwrap(),
+        content::Store::embedded(store.path()).unwrap(),
         Vec::new(),
         limits,
     );

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use registry::content::{self, car, cids, Version};
+use content::{self, car, cids, Version};
 use registry::progress::Progress as _;
 
 use crate::progress::Bars;

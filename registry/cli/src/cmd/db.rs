@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use registry::db::{redact, Db};
+use store::{redact, Db};
 
 use crate::settings::Settings;
 
@@ -29,7 +29,7 @@ impl Command {
                     println!("{} is up to date", redact(db.url()));
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e @ registry::Error::SchemaBehind { .. }) => {
+                Err(e @ store::Error::SchemaBehind { .. }) => {
                     println!("{e}");
                     Ok(ExitCode::from(1))
                 }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use registry::db::Db;
 use registry::indexer::leaves::{self, Fetched, LeafLists};
 use registry::indexer::{Finality, Indexer, Options};
+use store::Db;
 
 use crate::settings::Settings;
 

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
+use content::Version;
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
 use fingerprint::hex;
-use registry::content::Version;
 use registry::mint::{mint, MintRequest};
 
 use super::values::{parse_address, parse_id, parse_recipient};

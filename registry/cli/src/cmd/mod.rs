@@ -180,9 +180,8 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::NotDeployed { .. } => Some(
                 "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),
             ),
-            registry::Error::SchemaBehind { .. } => {
-                Some("run `registry db migrate` (with the same --database-url)".into())
-            }
+            registry::Error::Store(e) => store_hint(e),
+            registry::Error::Content(e) => content_hint(e),
             registry::Error::IndexerRunning { .. } => {
                 Some("stop the other `registry index`, or index into another --database-url".into())
             }
@@ -191,16 +190,6 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             }
             registry::Error::ChainIdMismatch { .. } => {
                 Some("check --rpc-url, --chain-id and the deployment file".into())
-            }
-            registry::Error::BlockNotFound { .. } => Some(
-                "the content is not in this store: pass --ipfs (the folder or node that holds it), or import a CAR".into(),
-            ),
-            registry::Error::CorruptStoredBlock { path, .. } => Some(format!(
-                "delete {} and add or import the content again",
-                path.display()
-            )),
-            registry::Error::Ipfs { .. } => {
-                Some("is the IPFS node running? check --ipfs http://HOST:PORT".into())
             }
             registry::Error::Fingerprint(e) => fingerprint_hint(e),
             registry::Error::Contract { message, .. }
@@ -217,7 +206,38 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             _ => None,
         };
     }
+    if let Some(e) = err.downcast_ref::<::store::Error>() {
+        return store_hint(e);
+    }
+    if let Some(e) = err.downcast_ref::<::content::Error>() {
+        return content_hint(e);
+    }
     fingerprint_hint(err.downcast_ref::<::fingerprint::Error>()?)
+}
+
+fn store_hint(err: &::store::Error) -> Option<String> {
+    match err {
+        ::store::Error::SchemaBehind { .. } => {
+            Some("run `registry db migrate` (with the same --database-url)".into())
+        }
+        _ => None,
+    }
+}
+
+fn content_hint(err: &::content::Error) -> Option<String> {
+    match err {
+        ::content::Error::BlockNotFound { .. } => Some(
+            "the content is not in this store: pass --ipfs (the folder or node that holds it), or import a CAR".into(),
+        ),
+        ::content::Error::CorruptStoredBlock { path, .. } => Some(format!(
+            "delete {} and add or import the content again",
+            path.display()
+        )),
+        ::content::Error::Ipfs { .. } => {
+            Some("is the IPFS node running? check --ipfs http://HOST:PORT".into())
+        }
+        _ => None,
+    }
 }
 
 fn fingerprint_hint(err: &::fingerprint::Error) -> Option<String> {

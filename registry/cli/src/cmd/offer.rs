@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use content::Version;
 use contracts::license_market::Terms;
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
 use registry::amount::parse_duration;
-use registry::content::Version;
 use registry::metadata::ipfs_uri;
 
 use super::values::{parse_currency, parse_id, parse_kind, Currency};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use content::Version;
 use ethers::types::{H256, U256};
-use registry::content::Version;
 use registry::outputs::batch::receipt_path;
 use registry::outputs::{self, CommitRequest, Receipt, Verdict};
 

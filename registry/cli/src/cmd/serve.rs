@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use registry::db::Db;
 use registry::key_service::KeyService;
+use store::Db;
 use web::{Limits, ServerConfig};
 
 use crate::settings::Settings;
@@ -72,6 +72,10 @@ pub(crate) struct Args {
     /// Gateway downloads at once (/ipfs/<cid>).
     #[arg(long, default_value_t = Limits::default().gateway_streams)]
     max_gateway_streams: usize,
+    /// MiB of GraphQL answers kept for repeated queries until the indexed data changes (0:
+    /// no cache).
+    #[arg(long, default_value_t = Limits::default().response_cache_bytes >> 20)]
+    response_cache_mib: usize,
     /// Do not serve the content store at /ipfs/<cid>.
     #[arg(long)]
     no_gateway: bool,
@@ -135,6 +139,7 @@ impl Args {
                 ws_messages_per_second: self.max_ws_rate,
                 ws_idle: Duration::from_secs(self.ws_idle_secs.max(1)),
                 gateway_streams: self.max_gateway_streams.max(1),
+                response_cache_bytes: self.response_cache_mib << 20,
             },
             content,
             workers: self.workers,

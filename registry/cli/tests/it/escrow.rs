@@ -5,7 +5,7 @@
 
 use std::process::Stdio;
 
-use registry::content::{Blockstore, Cid};
+use content::{Blockstore, Cid};
 
 use crate::market::{id, path_str, Env, ACCOUNT, DAY};
 use crate::models::write_model;

@@ -1,21 +1,14 @@
 //! The `registry` program as a user runs it.
 
-#[path = "../../../tests/it/dbs.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod dbs;
 mod escrow;
 mod fingerprint;
 mod index;
-#[path = "../../../tests/it/jsipfs.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod jsipfs;
 mod loopholes;
 mod market;
-#[path = "../../../tests/it/models.rs"]
-#[allow(dead_code)] // shared with other test binaries
-mod models;
 mod outputs;
 mod token;
+
+use test_support::{dbs, jsipfs, models};
 
 use std::process::Command;
 

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use content::{Store, Version};
 use contracts::model_registry::MintParams;
 use contracts::LicenseKind;
 use ethers::types::{Address, U256};
 use registry::chain;
-use registry::content::{Store, Version};
 use registry::deploy::Deployment;
 use registry::indexer::{Finality, Indexer, Options};
 use registry::market::{Market, OfferingTerms};
@@ -21,10 +21,10 @@ use crate::dbs::{Kind, TestDb};
 use crate::models::write_model;
 use crate::support::Chain;
 
-pub(crate) const DAY: u64 = 86_400;
+pub const DAY: u64 = 86_400;
 
 /// Terms of a native-currency offering; `transferable` licenses may change hands.
-pub(crate) fn terms(
+pub fn terms(
     model: U256,
     kind: LicenseKind,
     price: U256,
@@ -49,12 +49,12 @@ pub(crate) fn terms(
     }
 }
 
-pub(crate) fn milli(n: u64) -> U256 {
+pub fn milli(n: u64) -> U256 {
     U256::exp10(15) * n
 }
 
 /// Indexer options for tests: small history, fast polling, bounded retries.
-pub(crate) fn options() -> Options {
+pub fn options() -> Options {
     Options {
         finality: Finality::Tag,
         confirmations: 2,
@@ -67,14 +67,15 @@ pub(crate) fn options() -> Options {
     }
 }
 
-pub(crate) struct World {
-    pub(crate) chain: Chain,
-    pub(crate) store_dir: tempfile::TempDir,
-    pub(crate) markets: Vec<Market>,
+#[derive(Debug)]
+pub struct World {
+    pub chain: Chain,
+    pub store_dir: tempfile::TempDir,
+    pub markets: Vec<Market>,
 }
 
 impl World {
-    pub(crate) async fn start() -> World {
+    pub async fn start() -> World {
         let chain = Chain::start().await.unwrap();
         let mut markets = Vec::new();
         for i in 0..5 {
@@ -88,23 +89,23 @@ impl World {
         }
     }
 
-    pub(crate) fn store(&self) -> Store {
+    pub fn store(&self) -> Store {
         Store::embedded(self.store_dir.path()).unwrap()
     }
 
-    pub(crate) fn url(&self) -> &str {
+    pub fn url(&self) -> &str {
         self.chain.devnet.endpoint()
     }
 
-    pub(crate) fn deployment(&self) -> Deployment {
+    pub fn deployment(&self) -> Deployment {
         self.chain.deployment.clone()
     }
 
-    pub(crate) fn address(&self, i: usize) -> Address {
+    pub fn address(&self, i: usize) -> Address {
         self.markets[i].address()
     }
 
-    pub(crate) async fn indexer(&self, db: &TestDb, options: Options) -> Indexer {
+    pub async fn indexer(&self, db: &TestDb, options: Options) -> Indexer {
         Indexer::open(
             db.open().await,
             self.url(),
@@ -117,19 +118,19 @@ impl World {
     }
 
     /// A fresh database indexed from scratch.
-    pub(crate) async fn replay(&self, kind: Kind) -> TestDb {
+    pub async fn replay(&self, kind: Kind) -> TestDb {
         self.replay_with(kind, options()).await
     }
 
     /// A fresh database indexed from scratch with `options` (the reorg window decides which
     /// history is kept).
-    pub(crate) async fn replay_with(&self, kind: Kind, options: Options) -> TestDb {
+    pub async fn replay_with(&self, kind: Kind, options: Options) -> TestDb {
         let db = TestDb::new(kind).await;
         self.indexer(&db, options).await.sync().await.unwrap();
         db
     }
 
-    pub(crate) async fn mint_file(
+    pub async fn mint_file(
         &self,
         account: usize,
         path: &Path,
@@ -156,14 +157,14 @@ impl World {
     }
 
     /// Mints without the provenance check, as a contract caller could (to exercise flagging).
-    pub(crate) async fn mint_unchecked(&self, account: usize, path: &Path, name: &str) -> U256 {
+    pub async fn mint_unchecked(&self, account: usize, path: &Path, name: &str) -> U256 {
         self.mint_crafted(account, path, name, path, None).await
     }
 
     /// Mints as a contract caller could, lying if asked: commits the content root and
     /// fingerprint of `path` but stores the weights `stored`, encrypted when `sealed` names the
     /// envelope's recipient and the plaintext size to declare.
-    pub(crate) async fn mint_crafted(
+    pub async fn mint_crafted(
         &self,
         account: usize,
         path: &Path,
@@ -240,11 +241,11 @@ impl World {
             .0
     }
 
-    pub(crate) async fn offer(&self, account: usize, terms: OfferingTerms) -> U256 {
+    pub async fn offer(&self, account: usize, terms: OfferingTerms) -> U256 {
         self.markets[account].publish(terms).await.unwrap().0
     }
 
-    pub(crate) async fn buy(&self, account: usize, offering: U256, price: U256) -> U256 {
+    pub async fn buy(&self, account: usize, offering: U256, price: U256) -> U256 {
         let holder = self.address(account);
         self.markets[account]
             .buy(offering, holder, price, None)
@@ -255,7 +256,7 @@ impl World {
 
     /// A fresh model minted by account 0 (weights of `seed`) and a free, perpetual output
     /// offering of it: (model, offering).
-    pub(crate) async fn output_offering(&self, seed: u32) -> (U256, U256) {
+    pub async fn output_offering(&self, seed: u32) -> (U256, U256) {
         let weights = self
             .store_dir
             .path()
@@ -269,7 +270,7 @@ impl World {
     /// Writes one file per content into `dir` and commits them under `license` as `account`
     /// (produced at a fixed past time), publishing the leaf list to the world's store if
     /// `publish`.
-    pub(crate) async fn commit_outputs(
+    pub async fn commit_outputs(
         &self,
         account: usize,
         license: U256,
@@ -300,7 +301,7 @@ impl World {
 
     /// A small burst of activity: `n` offerings on model 1 (owned by account 3 after the
     /// workload), each bought once; 2n blocks.
-    pub(crate) async fn activity(&self, n: usize, seed: u64) {
+    pub async fn activity(&self, n: usize, seed: u64) {
         for i in 0..n {
             let price = milli(1 + seed * 10 + i as u64);
             let offering = self
@@ -315,7 +316,7 @@ impl World {
 
     /// Every kind of event: mints (base, declared derivative, undeclared copy), offerings,
     /// purchases, a transfer of a license and of a model, a renewal, a closing, withdrawals.
-    pub(crate) async fn workload(&self) {
+    pub async fn workload(&self) {
         let dir = self.store_dir.path();
         let (base, tuned, sneaky, other) = (
             dir.join("base.safetensors"),

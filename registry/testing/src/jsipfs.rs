@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub(crate) struct JsIpfs {
+pub struct JsIpfs {
     child: Child,
     api: String,
     _repo: tempfile::TempDir,
@@ -30,7 +30,7 @@ fn package_dir() -> PathBuf {
 }
 
 impl JsIpfs {
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         let bin = package_dir().join("node_modules/.bin/jsipfs");
         assert!(
             bin.is_file(),
@@ -100,7 +100,7 @@ impl JsIpfs {
     }
 
     /// The Kubo RPC endpoint, `http://127.0.0.1:PORT`.
-    pub(crate) fn api(&self) -> &str {
+    pub fn api(&self) -> &str {
         &self.api
     }
 }

@@ -1,17 +1,18 @@
 //! Throwaway databases for tests: a SQLite file in a temporary folder, or a fresh database on
 //! the PostgreSQL server at 127.0.0.1:5432 (`REGISTRY_TEST_POSTGRES` overrides the server URL).
 
-use registry::db::Db;
 use sea_orm::{ConnectionTrait, Database};
+use store::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Sqlite,
     Postgres,
 }
 
-pub(crate) struct TestDb {
-    pub(crate) url: String,
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
     kind: Kind,
     name: String,
     _dir: Option<tempfile::TempDir>,
@@ -24,14 +25,14 @@ fn server() -> String {
 
 impl TestDb {
     /// A new, empty database, migrated.
-    pub(crate) async fn new(kind: Kind) -> TestDb {
+    pub async fn new(kind: Kind) -> TestDb {
         let db = Self::empty(kind).await;
         Db::connect(&db.url).await.unwrap().migrate().await.unwrap();
         db
     }
 
     /// A new database without the schema.
-    pub(crate) async fn empty(kind: Kind) -> TestDb {
+    pub async fn empty(kind: Kind) -> TestDb {
         match kind {
             Kind::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -72,12 +73,12 @@ impl TestDb {
         }
     }
 
-    pub(crate) async fn open(&self) -> Db {
+    pub async fn open(&self) -> Db {
         Db::open(&self.url).await.unwrap()
     }
 
     /// Drops a PostgreSQL database (SQLite files go with their folder).
-    pub(crate) async fn drop_db(self) {
+    pub async fn drop_db(self) {
         if self.kind == Kind::Postgres {
             let admin = Database::connect(format!("{}/postgres", server()))
                 .await

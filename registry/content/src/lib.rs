@@ -16,6 +16,7 @@ mod blockstore;
 pub mod car;
 pub mod cids;
 mod dagpb;
+mod error;
 mod exporter;
 pub mod importer;
 mod kubo;
@@ -28,7 +29,7 @@ pub use exporter::{cat, cat_range, cat_with, check_dag, file_size, file_size_wit
 pub use importer::{add, Added, CHUNK_SIZE};
 pub use kubo::Kubo;
 
-use crate::{Error, Result};
+pub use error::{Error, Result};
 
 /// Where content is stored, as given on the command line (`--ipfs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +204,7 @@ impl Store {
     ) -> Result<Added> {
         let file = tokio::fs::File::open(path)
             .await
-            .map_err(|source| crate::Error::ContentIo {
+            .map_err(|source| Error::ContentIo {
                 path: path.into(),
                 source,
             })?;
@@ -222,12 +223,12 @@ impl Store {
     }
 
     /// Reads `added` back through the store and checks it is exactly what was imported.
-    pub(crate) async fn check_readback(&self, added: &Added) -> Result<()> {
+    pub async fn check_readback(&self, added: &Added) -> Result<()> {
         let mut sink = HashingSink::default();
         let read = cat(self, &added.cid, &mut sink, &|_| {}).await?;
         let digest = *sink.hasher.finalize().as_bytes();
         if read != added.size || digest != added.digest {
-            return Err(crate::Error::ReadbackMismatch {
+            return Err(Error::ReadbackMismatch {
                 cid: added.cid.to_string(),
                 store: self.to_string(),
             });
@@ -240,7 +241,7 @@ impl Store {
     pub async fn read_bytes(&self, cid: &Cid, max: u64) -> Result<Vec<u8>> {
         let size = file_size(self, cid).await?;
         if size > max {
-            return Err(crate::Error::ContentTooLarge {
+            return Err(Error::ContentTooLarge {
                 cid: cid.to_string(),
                 size,
                 max,

@@ -5,7 +5,9 @@
 use sea_orm::ConnectionTrait;
 
 /// A row version of a versioned table.
-pub(crate) trait Versioned: Clone + Send + Sync + 'static {
+// Only the indexer implements and calls it, on concrete types whose futures are Send.
+#[allow(async_fn_in_trait)]
+pub trait Versioned: Clone + Send + Sync + 'static {
     /// The table's name.
     const TABLE: &'static str;
     fn vid(&self) -> i64;

@@ -10,13 +10,14 @@ use registry::chain::{self, Client};
 use registry::deploy::{deploy, Deployment};
 use registry::devnet::{Devnet, DevnetOptions};
 
-pub(crate) struct Chain {
-    pub(crate) devnet: Devnet,
-    pub(crate) deployment: Deployment,
+#[derive(Debug)]
+pub struct Chain {
+    pub devnet: Devnet,
+    pub deployment: Deployment,
 }
 
 impl Chain {
-    pub(crate) async fn start() -> anyhow::Result<Self> {
+    pub async fn start() -> anyhow::Result<Self> {
         // Finalized two blocks below the head, as the tests' indexer options count.
         let devnet = Devnet::start(&DevnetOptions {
             slots_in_an_epoch: Some(1),
@@ -30,12 +31,12 @@ impl Chain {
     }
 
     /// A signing client of dev account `index`.
-    pub(crate) async fn client(&self, index: usize) -> anyhow::Result<Arc<Client>> {
+    pub async fn client(&self, index: usize) -> anyhow::Result<Arc<Client>> {
         Ok(chain::connect(self.devnet.endpoint(), self.devnet.wallet(index), None).await?)
     }
 
     /// The registry and market bound to dev account `index`.
-    pub(crate) async fn contracts(
+    pub async fn contracts(
         &self,
         index: usize,
     ) -> anyhow::Result<(ModelRegistry<Client>, LicenseMarket<Client>)> {
@@ -43,7 +44,7 @@ impl Chain {
     }
 
     /// Moves the chain's clock forward by `seconds` and mines a block.
-    pub(crate) async fn advance(&self, seconds: u64) -> anyhow::Result<u64> {
+    pub async fn advance(&self, seconds: u64) -> anyhow::Result<u64> {
         let provider = chain::provider(self.devnet.endpoint())?;
         let _: i64 = provider.request("evm_increaseTime", [seconds]).await?;
         let _: String = provider.request("evm_mine", ()).await?;
@@ -51,13 +52,13 @@ impl Chain {
     }
 
     /// The latest block's number.
-    pub(crate) async fn head(&self) -> anyhow::Result<u64> {
+    pub async fn head(&self) -> anyhow::Result<u64> {
         let provider = chain::provider(self.devnet.endpoint())?;
         Ok(provider.get_block_number().await?.as_u64())
     }
 
     /// Timestamp of the latest block.
-    pub(crate) async fn now(&self) -> anyhow::Result<u64> {
+    pub async fn now(&self) -> anyhow::Result<u64> {
         let provider = chain::provider(self.devnet.endpoint())?;
         let block = provider
             .get_block(ethers::types::BlockNumber::Latest)
@@ -68,14 +69,14 @@ impl Chain {
 }
 
 /// The one event of type `E` in a receipt.
-pub(crate) fn event<E: EthEvent>(receipt: &TransactionReceipt) -> E {
+pub fn event<E: EthEvent>(receipt: &TransactionReceipt) -> E {
     let mut found = events::<E>(receipt);
     assert_eq!(found.len(), 1, "expected exactly one {} event", E::name());
     found.remove(0)
 }
 
 /// All events of type `E` in a receipt, in log order.
-pub(crate) fn events<E: EthEvent>(receipt: &TransactionReceipt) -> Vec<E> {
+pub fn events<E: EthEvent>(receipt: &TransactionReceipt) -> Vec<E> {
     receipt
         .logs
         .iter()
@@ -84,11 +85,11 @@ pub(crate) fn events<E: EthEvent>(receipt: &TransactionReceipt) -> Vec<E> {
         .collect()
 }
 
-pub(crate) fn ether(n: u64) -> U256 {
+pub fn ether(n: u64) -> U256 {
     U256::exp10(18) * n
 }
 
 /// Ether in thousandths, for exact royalty figures.
-pub(crate) fn milli_ether(n: u64) -> U256 {
+pub fn milli_ether(n: u64) -> U256 {
     U256::exp10(15) * n
 }

@@ -7,7 +7,7 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
 /// Writes a two-layer model with weights from `seed`, plus `noise` times a second stream.
-pub(crate) fn write_model(path: &Path, seed: u32, noise: f32) {
+pub fn write_model(path: &Path, seed: u32, noise: f32) {
     // A 32-bit integer hash (lowbias32) of (k, s), mapped to [-1, 1).
     let value = |k: u32, s: u32| {
         let mut x = k ^ s.wrapping_mul(0x9e37_79b9);

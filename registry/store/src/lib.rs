@@ -1,8 +1,12 @@
 //! The read side's database (sea-orm on SQLite or PostgreSQL): connecting, migrating, the
-//! versioned-row operations the indexer writes with (new version, update, rollback, prune), and
-//! snapshots of the current state for comparisons.
+//! versioned-row operations the indexer writes with (new version, update, rollback, prune),
+//! snapshots of the current state for comparisons, and the encodings of what the indexer writes
+//! and the API reads ([`status`], [`amount_key`]). The indexer (in `registry`) writes through it;
+//! the web server reads through it alone.
 
 pub mod entity;
+mod error;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +19,8 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::{Error, Result};
-pub(crate) use entity::Versioned;
+pub use entity::Versioned;
+pub use error::{Error, Result};
 
 /// Where the database lives unless told otherwise: a SQLite file in the working folder.
 pub const DEFAULT_URL: &str = "sqlite://registry.db?mode=rwc";
@@ -36,6 +40,12 @@ fn db_error(url: &str) -> impl Fn(sea_orm::DbErr) -> Error + '_ {
         url: redact(url),
         message: e.to_string(),
     }
+}
+
+/// A 256-bit amount (or any decimal integer) as zero-padded decimal, so that text order is
+/// numeric order: how balances and prices are stored and compared.
+pub fn amount_key(value: impl std::fmt::Display) -> String {
+    format!("{:0>78}", value.to_string())
 }
 
 /// The URL without its password, for messages.
@@ -146,7 +156,8 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    pub(crate) fn error(&self, e: sea_orm::DbErr) -> Error {
+    /// A database error from this connection, naming the database (password redacted).
+    pub fn error(&self, e: sea_orm::DbErr) -> Error {
         db_error(&self.url)(e)
     }
 
@@ -223,20 +234,59 @@ impl Db {
 }
 
 /// Takes the database's write lock at the start of a transaction that reads before it
-/// writes. The leaf-list worker writes beside the indexer, and SQLite (WAL) fails such a
-/// transaction at its first write, without waiting, when another connection committed after
-/// its first read (SQLITE_BUSY_SNAPSHOT); writing first makes it wait its turn instead.
-pub(crate) async fn claim_writes<C: ConnectionTrait>(
-    c: &C,
-) -> std::result::Result<(), sea_orm::DbErr> {
-    c.execute_unprepared("UPDATE indexer_state SET updated_at = updated_at WHERE id = 1")
+/// writes, and marks the change (see [`touch`]). The leaf-list worker writes beside the
+/// indexer, and SQLite (WAL) fails such a transaction at its first write, without waiting, when
+/// another connection committed after its first read (SQLITE_BUSY_SNAPSHOT); writing first
+/// makes it wait its turn instead.
+pub async fn claim_writes<C: ConnectionTrait>(c: &C) -> std::result::Result<(), sea_orm::DbErr> {
+    touch(c).await
+}
+
+/// Raises the change counter (`indexer_state.changes`): every write of indexed data does,
+/// in its transaction or, outside one, after it. The API's response cache keys its answers
+/// on [`DataVersion`], so an answer computed before a write is never served after it.
+pub async fn touch<C: ConnectionTrait>(c: &C) -> std::result::Result<(), sea_orm::DbErr> {
+    c.execute_unprepared("UPDATE indexer_state SET changes = changes + 1 WHERE id = 1")
         .await?;
     Ok(())
 }
 
+/// The version of the indexed data: the indexer's state row (cursor, head, finalized block,
+/// prune horizon, last write) and its change counter. Equal versions hold equal data; the
+/// counter never goes back, so a version once left never returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DataVersion(Option<[i64; 6]>);
+
+impl DataVersion {
+    /// The version of these state values (cursor, head, finalized, pruned to, updated at,
+    /// changes), for tests of what keys on versions.
+    pub fn from_values(values: [i64; 6]) -> Self {
+        DataVersion(Some(values))
+    }
+
+    /// Reads the current version (one primary-key read).
+    pub async fn read<C: ConnectionTrait>(c: &C) -> std::result::Result<Self, sea_orm::DbErr> {
+        let row = c
+            .query_one_raw(sea_orm::Statement::from_string(
+                c.get_database_backend(),
+                "SELECT cursor_block, head_block, finalized_block, pruned_to, updated_at, changes \
+                 FROM indexer_state WHERE id = 1",
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(DataVersion(None));
+        };
+        let mut values = [0i64; 6];
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = row.try_get_by_index::<i64>(i)?;
+        }
+        Ok(DataVersion(Some(values)))
+    }
+}
+
 /// Undoes every change above block `to`: versions written after it disappear, versions it
 /// closed become current again, and its block hashes are forgotten.
-pub(crate) async fn rollback<C: ConnectionTrait>(
+pub async fn rollback<C: ConnectionTrait>(
     c: &C,
     to: i64,
 ) -> std::result::Result<(), sea_orm::DbErr> {
@@ -263,7 +313,7 @@ pub(crate) async fn rollback<C: ConnectionTrait>(
 
 /// Forgets history at or below `finalized`: closed versions no reorg can reopen, and block
 /// hashes below it (the newest one at or below it is kept as the anchor of later checks).
-pub(crate) async fn prune<C: ConnectionTrait>(
+pub async fn prune<C: ConnectionTrait>(
     c: &C,
     finalized: i64,
 ) -> std::result::Result<(), sea_orm::DbErr> {
