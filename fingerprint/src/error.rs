@@ -1,12 +1,14 @@
 use std::path::PathBuf;
 
-/// Errors of the fingerprint crate. Each names the file (and tensor) that was wrong.
+/// Errors of the fingerprint crate. Each names the file (and tensor) that was wrong; a wrapped
+/// I/O error is a `cause` printed in the message (not also a `source`, which a printer of the
+/// chain would print again).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: no *.safetensors files in the directory")]
     EmptyDirectory { path: PathBuf },

@@ -117,7 +117,7 @@ impl Model {
     fn open_weights(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
         let files = if meta.is_dir() {
@@ -184,7 +184,7 @@ impl Model {
         };
         let text = std::fs::read_to_string(index).map_err(|source| Error::Io {
             path: index.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| problem(format!("malformed JSON: {e}")))?;
@@ -307,14 +307,14 @@ impl Model {
 fn map(path: &Path) -> Result<Mmap> {
     let file = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     // SAFETY: the map is read-only. Another process truncating the file while it is mapped
     // would fault (SIGBUS); safetensors files are written once and not modified in place.
     #[allow(unsafe_code)]
     let mmap = unsafe { Mmap::map(&file) }.map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     Ok(mmap)
 }

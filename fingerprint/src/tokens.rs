@@ -38,7 +38,7 @@ impl Tokens {
     pub fn open(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         if path.extension().is_some_and(|e| e == "json") {
             Self::from_tokenizer_json(path, &text)

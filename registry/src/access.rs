@@ -132,7 +132,7 @@ pub async fn download(
         .tempfile_in(&dir)
         .map_err(|source| Error::Io {
             path: dir.clone(),
-            source,
+            cause: source,
         })?;
     let encrypted = view.header.encrypted;
     let key = match encrypted {
@@ -201,7 +201,7 @@ pub async fn download(
 fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
     tmp.persist(out).map_err(|e| Error::Io {
         path: out.into(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(())
 }

@@ -85,7 +85,7 @@ impl ArrivingFile {
     pub fn create(path: &Path, len: u64, arrival: Arc<Arrival>) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         };
         let file = std::fs::OpenOptions::new()
             .write(true)

@@ -93,16 +93,52 @@ impl Target {
     }
 }
 
+/// A contract's custom error, decoded from a revert into the bindings' typed enums.
+#[derive(Debug, Clone)]
+pub enum Revert {
+    Registry(ModelRegistryErrors),
+    Market(LicenseMarketErrors),
+}
+
+impl Revert {
+    /// The contract that reverted.
+    pub fn contract(&self) -> &'static str {
+        match self {
+            Revert::Registry(_) => Target::Registry.name(),
+            Revert::Market(_) => Target::Market.name(),
+        }
+    }
+
+    /// The error as `Name { field: value, .. }`.
+    pub fn describe(&self) -> String {
+        match self {
+            Revert::Registry(e) => describe(e),
+            Revert::Market(e) => describe(e),
+        }
+    }
+
+    /// Whether the revert says a model or license id is unknown (either contract).
+    pub fn is_unknown_id(&self) -> bool {
+        matches!(
+            self,
+            Revert::Registry(ModelRegistryErrors::UnknownModel(_))
+                | Revert::Market(
+                    LicenseMarketErrors::UnknownModel(_) | LicenseMarketErrors::UnknownLicense(_)
+                )
+        )
+    }
+}
+
 /// Turns a contract error into [`Error::Reverted`] when its revert data is one of `target`'s
 /// custom errors, else into a generic error with `context`.
 pub fn decode_error<M: Middleware>(target: Target, context: &str, err: ContractError<M>) -> Error {
     let registry = || {
         err.decode_contract_revert::<ModelRegistryErrors>()
-            .map(|e| (Target::Registry, describe(&e)))
+            .map(Revert::Registry)
     };
     let market = || {
         err.decode_contract_revert::<LicenseMarketErrors>()
-            .map(|e| (Target::Market, describe(&e)))
+            .map(Revert::Market)
     };
     // A mint's license checks run in the market (`consume`), whose errors bubble up through
     // the registry: try the other contract's errors second.
@@ -111,10 +147,7 @@ pub fn decode_error<M: Middleware>(target: Target, context: &str, err: ContractE
         Target::Market => market().or_else(registry),
     };
     match reason {
-        Some((contract, reason)) => Error::Reverted {
-            contract: contract.name(),
-            reason,
-        },
+        Some(revert) => Error::Reverted(Box::new(revert)),
         None => Error::Contract {
             context: context.into(),
             message: err.to_string(),

@@ -31,11 +31,11 @@ impl Deployment {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::DeploymentIo {
             path: path.into(),
-            source,
+            cause: source,
         })?;
         serde_json::from_slice(&bytes).map_err(|source| Error::DeploymentFormat {
             path: path.into(),
-            source,
+            cause: source,
         })
     }
 
@@ -44,12 +44,12 @@ impl Deployment {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| Error::DeploymentIo {
                 path: dir.into(),
-                source,
+                cause: source,
             })?;
         }
         std::fs::write(path, json).map_err(|source| Error::DeploymentIo {
             path: path.into(),
-            source,
+            cause: source,
         })
     }
 

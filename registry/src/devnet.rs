@@ -82,7 +82,7 @@ impl Devnet {
         }
         let mut child = command.spawn().map_err(|source| Error::AnvilSpawn {
             path: anvil.clone(),
-            source,
+            cause: source,
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

@@ -1,14 +1,19 @@
 use std::path::PathBuf;
 
 /// Errors of the registry crate. Messages are lowercase and name the value that was wrong.
+///
+/// A wrapped I/O or parse error is a `cause` printed in the message, not a `source`: the
+/// program prints an error with its chain of sources (`{:#}`), and a cause that was both would
+/// be printed twice. The errors of the `content`, `store` and `fingerprint` crates are wrapped
+/// whole (transparent), so their variants can be matched.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("anvil binary not found (looked at {looked}); run `npm ci` at the repository root or set REGISTRY_ANVIL")]
     AnvilNotFound { looked: String },
-    #[error("could not start anvil at {path}: {source}")]
+    #[error("could not start anvil at {path}: {cause}")]
     AnvilSpawn {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("anvil exited before it was ready: {output}")]
     AnvilExited { output: String },
@@ -31,12 +36,10 @@ pub enum Error {
     },
     #[error("invalid private key: {0}")]
     PrivateKey(String),
-    /// A transaction or call reverted with one of the contracts' custom errors.
-    #[error("{contract} reverted: {reason}")]
-    Reverted {
-        contract: &'static str,
-        reason: String,
-    },
+    /// A transaction or call reverted with one of the contracts' custom errors (typed: match
+    /// on the bindings' variants, not on the message).
+    #[error("{} reverted: {}", .0.contract(), .0.describe())]
+    Reverted(Box<crate::chain::Revert>),
     #[error("transaction {tx} was mined but failed (status 0)")]
     TxFailed { tx: String },
     #[error("transaction was dropped from the mempool before it was mined")]
@@ -56,10 +59,10 @@ pub enum Error {
     /// The content store's errors (a missing or corrupt block, an unreachable node).
     #[error(transparent)]
     Content(#[from] content::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("writing the content out failed: {0}")]
     Write(String),
@@ -193,15 +196,15 @@ pub enum Error {
         log_index: u64,
         message: String,
     },
-    #[error("deployment file {path}: {source}")]
+    #[error("deployment file {path}: {cause}")]
     DeploymentIo {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("deployment file {path} is malformed: {source}")]
+    #[error("deployment file {path} is malformed: {cause}")]
     DeploymentFormat {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
@@ -217,3 +220,50 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The program prints an error with its chain of sources (`error: {:#}`): every cause
+    /// appears once.
+    #[test]
+    fn no_cause_is_printed_twice() {
+        let io = || std::io::Error::other("disk on fire");
+        let json = || serde_json::from_str::<u8>("{").unwrap_err();
+        let errors = [
+            Error::Io {
+                path: "weights".into(),
+                cause: io(),
+            },
+            Error::AnvilSpawn {
+                path: "anvil".into(),
+                cause: io(),
+            },
+            Error::DeploymentIo {
+                path: "deployment.json".into(),
+                cause: io(),
+            },
+            Error::DeploymentFormat {
+                path: "deployment.json".into(),
+                cause: json(),
+            },
+            Error::Content(content::Error::ContentIo {
+                path: "blocks".into(),
+                cause: io(),
+            }),
+            Error::Fingerprint(fingerprint::Error::Io {
+                path: "model".into(),
+                cause: io(),
+            }),
+        ];
+        for error in errors {
+            let cause = match &error {
+                Error::DeploymentFormat { cause, .. } => cause.to_string(),
+                _ => io().to_string(),
+            };
+            let line = format!("{:#}", anyhow::Error::new(error));
+            assert_eq!(line.matches(&cause).count(), 1, "{line}");
+        }
+    }
+}

@@ -326,11 +326,7 @@ impl KeyService {
 /// A revert naming an unknown id is a 404; anything else (a node that failed) a 503.
 fn not_found_or_unavailable(e: Error, missing: String) -> Refusal {
     match &e {
-        Error::Reverted { reason, .. }
-            if reason.starts_with("UnknownModel") || reason.starts_with("UnknownLicense") =>
-        {
-            Refusal::NotFound(missing)
-        }
+        Error::Reverted(revert) if revert.is_unknown_id() => Refusal::NotFound(missing),
         _ => unavailable(e),
     }
 }

@@ -40,7 +40,7 @@ pub fn load(path: &Path) -> Result<Identity> {
         Err(source) => {
             return Err(Error::Io {
                 path: path.into(),
-                source,
+                cause: source,
             })
         }
     };
@@ -61,7 +61,7 @@ pub fn load(path: &Path) -> Result<Identity> {
 fn create(path: &Path) -> Result<Identity> {
     let io = |source| Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

@@ -107,7 +107,7 @@ pub async fn add_encrypted(
 ) -> Result<Added> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     })?;
     let encryptor = age::Encryptor::with_recipients(std::iter::once(recipient as _))
         .map_err(|e| Error::Encrypt(e.to_string()))?;
@@ -129,7 +129,7 @@ pub async fn add_encrypted(
             if input.failed {
                 Error::Io {
                     path: path_owned.clone(),
-                    source,
+                    cause: source,
                 }
             } else {
                 // The pipe closed: the store's error (returned by the importer) says why.
@@ -180,7 +180,7 @@ pub async fn fetch_decrypted(
 ) -> Result<u64> {
     let file = std::fs::File::create(out).map_err(|source| Error::Io {
         path: out.into(),
-        source,
+        cause: source,
     })?;
     decrypt_into(store, cid, key, file, out, progress, Reading::Checked).await
 }
@@ -227,13 +227,13 @@ pub async fn decrypt_into<W: Write + Send + 'static>(
             } else {
                 Error::Io {
                     path: out_path.clone(),
-                    source: e,
+                    cause: e,
                 }
             }
         })?;
         sink.flush().map_err(|source| Error::Io {
             path: out_path,
-            source,
+            cause: source,
         })?;
         Ok(n)
     });

@@ -71,11 +71,11 @@ pub async fn verify(
             let size = file_size(store, &cid).await?;
             let tmp = tempfile::NamedTempFile::new().map_err(|source| Error::Io {
                 path: std::env::temp_dir(),
-                source,
+                cause: source,
             })?;
             let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::Io {
                 path: tmp.path().into(),
-                source,
+                cause: source,
             })?);
             progress.stage("fetching weights", Some(size));
             cat(store, &cid, tokio::io::BufWriter::new(file), &|done| {
@@ -161,7 +161,7 @@ pub fn fingerprint_arriving(
     }
     let io = |source| Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     };
     let mut prefix = [0u8; 8];
     std::fs::File::open(path)

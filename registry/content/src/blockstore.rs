@@ -24,7 +24,7 @@ impl Blockstore {
         let blocks = root.join("blocks");
         std::fs::create_dir_all(&blocks).map_err(|source| Error::ContentIo {
             path: blocks.clone(),
-            source,
+            cause: source,
         })?;
         Ok(Self { root })
     }
@@ -56,7 +56,7 @@ impl Blockstore {
         let dir = path.parent().expect("block paths have a shard folder");
         let io = |source| Error::ContentIo {
             path: path.clone(),
-            source,
+            cause: source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
@@ -83,7 +83,10 @@ impl Blockstore {
                 cid: cid.to_string(),
                 store: self.root.display().to_string(),
             }),
-            Err(source) => Err(Error::ContentIo { path, source }),
+            Err(source) => Err(Error::ContentIo {
+                path,
+                cause: source,
+            }),
         }
     }
 

@@ -29,11 +29,11 @@ pub async fn export(store: &Store, root: &Cid, path: &Path) -> Result<u64> {
     };
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|source| Error::ContentIo {
         path: dir.clone(),
-        source,
+        cause: source,
     })?;
     let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::ContentIo {
         path: tmp.path().into(),
-        source,
+        cause: source,
     })?);
     let mut writer = CarWriter::new(CarHeader::new_v1(vec![*root]), BufWriter::new(file));
     let mut walk = exporter::Walk::new(*root);
@@ -54,7 +54,7 @@ pub async fn export(store: &Store, root: &Cid, path: &Path) -> Result<u64> {
         .map_err(|e| car_error(path, e))?;
     tmp.persist(path).map_err(|e| Error::ContentIo {
         path: path.into(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(blocks)
 }
@@ -65,7 +65,7 @@ pub async fn import(store: &Store, path: &Path) -> Result<Vec<Cid>> {
         .await
         .map_err(|source| Error::ContentIo {
             path: path.into(),
-            source,
+            cause: source,
         })?;
     let mut reader = CarReader::new(BufReader::new(file))
         .await

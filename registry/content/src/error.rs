@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
-/// Errors of the content store. Messages are lowercase and name the block, file or node.
+/// Errors of the content store. Messages are lowercase and name the block, file or node; a
+/// wrapped I/O error is a `cause` printed in the message (not also a `source`, which a
+/// printer of the chain would print again).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid cid {cid:?}: {reason}")]
@@ -21,10 +23,10 @@ pub enum Error {
     MalformedNode { cid: String, reason: String },
     #[error("{cid} holds {size} bytes, more than the {max} expected here")]
     ContentTooLarge { cid: String, size: u64, max: u64 },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     ContentIo {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("reading the content to add failed: {0}")]
     ContentRead(String),

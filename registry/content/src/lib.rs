@@ -206,7 +206,7 @@ impl Store {
             .await
             .map_err(|source| Error::ContentIo {
                 path: path.into(),
-                source,
+                cause: source,
             })?;
         let added = add(self, tokio::io::BufReader::new(file), version, progress).await?;
         self.pin(&added.cid).await?;

@@ -75,16 +75,17 @@ impl WriterLock {
                         .open(&path)
                         .map_err(|source| Error::Io {
                             path: path.clone(),
-                            source,
+                            cause: source,
                         })?;
                     match file.try_lock() {
                         Ok(()) => Ok(WriterLock::File(file, path)),
                         Err(std::fs::TryLockError::WouldBlock) => Err(Error::IndexerRunning {
                             what: format!("lock file {}", path.display()),
                         }),
-                        Err(std::fs::TryLockError::Error(source)) => {
-                            Err(Error::Io { path, source })
-                        }
+                        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+                            path,
+                            cause: source,
+                        }),
                     }
                 }
             },

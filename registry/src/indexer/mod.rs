@@ -38,6 +38,7 @@ pub mod events;
 pub mod fingerprints;
 pub mod leaves;
 pub mod lock;
+pub mod metrics;
 mod near;
 
 use std::sync::Arc;
@@ -148,6 +149,7 @@ pub struct Indexer {
     /// The node has named a finalized block: from then on, its refusing to is a hiccup, not
     /// a chain without finality.
     named_finalized: std::sync::atomic::AtomicBool,
+    metrics: Arc<metrics::Metrics>,
 }
 
 pub(crate) fn now_unix() -> i64 {
@@ -216,6 +218,7 @@ impl Indexer {
             },
             lock,
             named_finalized: std::sync::atomic::AtomicBool::new(false),
+            metrics: Arc::default(),
         };
         let chain_id = indexer
             .rpc("eth_chainId", |p| async move { p.get_chainid().await })
@@ -286,7 +289,7 @@ impl Indexer {
     }
 
     /// Calls the node, retrying failures with exponential backoff.
-    async fn rpc<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    async fn rpc<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T>
     where
         F: Fn(Provider<Http>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, ethers::providers::ProviderError>>,
@@ -297,6 +300,8 @@ impl Indexer {
             match call(self.provider.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(e) => {
+                    self.metrics
+                        .rpc_error(what, metrics::Failure::of(&e.to_string()));
                     attempt += 1;
                     if self.options.max_retries.is_some_and(|max| attempt > max) {
                         return Err(Error::Rpc {
@@ -330,8 +335,8 @@ impl Indexer {
             Finality::Confirmations => None,
             Finality::Tag => {
                 // A refusal of the tag itself: no finality, an older node.
-                self.rpc("eth_getBlockByNumber(finalized)", |p| async move {
-                    near::refusal(p.get_block(BlockNumber::Finalized).await)
+                self.ask("eth_getBlockByNumber(finalized)", |p| async move {
+                    p.get_block(BlockNumber::Finalized).await
                 })
                 .await?
                 .ok()
@@ -481,6 +486,23 @@ impl Indexer {
 
     /// One step: a range of blocks, a reorg, or nothing.
     pub async fn step(&mut self) -> Result<Step> {
+        let started = std::time::Instant::now();
+        let step = self.take_step().await?;
+        self.metrics.step(&step, started.elapsed());
+        self.metrics.progress(
+            self.state.head_block,
+            self.state.cursor_block,
+            self.state.finalized_block,
+        );
+        Ok(step)
+    }
+
+    /// The indexer's metrics (see [`metrics`]).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    async fn take_step(&mut self) -> Result<Step> {
         self.disagreements()?;
         let step = match self.step_once().await {
             // A load-balanced node may name a head one backend has and another lacks.
@@ -708,6 +730,7 @@ impl Indexer {
     /// A range whose answers disagreed is retried after a pause that doubles while they keep
     /// disagreeing (a node that keeps answering from two forks is not hammered).
     async fn retry(&mut self) -> Step {
+        self.metrics.disagreed();
         let pause = Duration::from_millis(50 << self.retries.min(7));
         self.retries += 1;
         tokio::time::sleep(pause).await;
@@ -743,6 +766,8 @@ impl Indexer {
                 Ok(Some(logs))
             }
             Err(e) if refused_range(&e.to_string()) && self.range > 1 => {
+                self.metrics
+                    .rpc_error("eth_getLogs", metrics::Failure::Refused);
                 self.range = (self.range / 2).max(1);
                 tracing::info!(
                     range = self.range,
@@ -753,6 +778,8 @@ impl Indexer {
             Err(e) => {
                 // Retried by the next step, which re-checks the head and the parent hash (the
                 // chain may have moved meanwhile); only the failures in a row are bounded.
+                self.metrics
+                    .rpc_error("eth_getLogs", metrics::Failure::of(&e.to_string()));
                 self.log_failures += 1;
                 if self
                     .options

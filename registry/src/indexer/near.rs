@@ -11,10 +11,11 @@
 //! chance; the receipts settle which it is).
 
 use ethers::abi::ethereum_types::BloomInput;
-use ethers::providers::{Middleware, ProviderError, RpcError as _};
+use ethers::providers::{Http, Middleware, Provider, ProviderError, RpcError as _};
 use ethers::types::{Address, Block, Filter, Log, TransactionReceipt, H256};
 use futures::{StreamExt as _, TryStreamExt as _};
 
+use super::metrics::Failure;
 use super::Indexer;
 use crate::outputs::inclusion::{encode_receipt, receipts_root};
 use crate::Result;
@@ -66,6 +67,25 @@ pub(super) fn refusal<T>(
 }
 
 impl Indexer {
+    /// [`Indexer::rpc`] for a call whose error answer is the node's word ([`refusal`]),
+    /// counted as refused in the metrics.
+    pub(super) async fn ask<T, F, Fut>(&self, what: &'static str, call: F) -> Result<Answer<T>>
+    where
+        F: Fn(Provider<Http>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ProviderError>>,
+    {
+        let answer = self
+            .rpc(what, |p| {
+                let asked = call(p);
+                async move { refusal(asked.await) }
+            })
+            .await?;
+        if answer.is_err() {
+            self.metrics.rpc_error(what, Failure::Refused);
+        }
+        Ok(answer)
+    }
+
     /// Our logs of the blocks of `window` (checked, linked headers), each block's asked by its
     /// hash where its bloom may hold them.
     pub(super) async fn logs_by_hash(&self, window: &[Block<H256>]) -> Result<Answer<Vec<Log>>> {
@@ -100,9 +120,9 @@ impl Indexer {
             .address(addresses.to_vec())
             .at_block_hash(hash);
         let answer = self
-            .rpc("eth_getLogs(blockHash)", |p| {
+            .ask("eth_getLogs(blockHash)", |p| {
                 let filter = filter.clone();
-                async move { refusal(p.get_logs(&filter).await) }
+                async move { p.get_logs(&filter).await }
             })
             .await?;
         let logs = match answer.and_then(|logs| super::in_range(logs, number, number)) {
@@ -142,11 +162,9 @@ impl Indexer {
     ) -> Result<Answer<Vec<Log>>> {
         // All of them in one call where the node has it; one call per transaction where not.
         let whole = self
-            .rpc("eth_getBlockReceipts", |p| async move {
-                refusal(
-                    p.request::<_, Option<Vec<TransactionReceipt>>>("eth_getBlockReceipts", [hash])
-                        .await,
-                )
+            .ask("eth_getBlockReceipts", |p| async move {
+                p.request::<_, Option<Vec<TransactionReceipt>>>("eth_getBlockReceipts", [hash])
+                    .await
             })
             .await?;
         if let Ok(Some(receipts)) = whole {
@@ -155,8 +173,8 @@ impl Indexer {
         let answers: Vec<Answer<Option<TransactionReceipt>>> =
             futures::stream::iter(&header.transactions)
                 .map(|tx| {
-                    self.rpc("eth_getTransactionReceipt", move |p| async move {
-                        refusal(p.get_transaction_receipt(*tx).await)
+                    self.ask("eth_getTransactionReceipt", move |p| async move {
+                        p.get_transaction_receipt(*tx).await
                     })
                 })
                 .buffered(self.options.parallel_calls.max(1))

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 pub fn sha256_file(path: &Path, progress: &dyn Fn(u64)) -> Result<H256> {
     let io = |source| Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();

@@ -269,7 +269,7 @@ pub async fn commit(
 fn modified(path: &std::path::Path) -> Result<u64> {
     let io = |source| Error::Io {
         path: path.into(),
-        source,
+        cause: source,
     };
     let modified = std::fs::metadata(path)
         .and_then(|m| m.modified())

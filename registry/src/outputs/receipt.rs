@@ -73,7 +73,7 @@ impl Slot {
             .tempfile_in(dir)
             .map_err(|source| Error::Io {
                 path: path.into(),
-                source,
+                cause: source,
             })?;
         Ok(Self {
             path: path.into(),
@@ -95,7 +95,7 @@ impl Receipt {
         let Slot { path, mut tmp } = slot;
         let io = |source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let json = serde_json::to_vec_pretty(self).expect("a receipt serialises");
         std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
@@ -111,7 +111,7 @@ impl Receipt {
     pub fn read(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         };
         let bad = |reason: String| Error::Receipt {
             path: path.into(),

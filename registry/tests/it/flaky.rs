@@ -444,6 +444,38 @@ async fn rpc_failures_are_retried_without_skipping_or_repeating_a_block() {
         counters.refused.load(Ordering::SeqCst) > 0,
         "ranges were halved: {counters:?}"
     );
+    // The indexer's metrics count every failure the proxy caused, by kind (the connection
+    // the indexer opened with included).
+    let text = indexer.metrics().render();
+    let failures = |kind: &str| -> usize {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("registry_indexer_rpc_errors_total{")
+                    && l.contains(&format!("kind=\"{kind}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        failures("failed"),
+        counters.dropped.load(Ordering::SeqCst),
+        "{text}"
+    );
+    assert_eq!(
+        failures("rate_limited"),
+        counters.limited.load(Ordering::SeqCst),
+        "{text}"
+    );
+    assert_eq!(
+        indexer
+            .metrics()
+            .rpc_errors("eth_getLogs", registry::indexer::metrics::Failure::Refused),
+        counters.refused.load(Ordering::SeqCst) as u64,
+        "{text}"
+    );
+    let (blocks, events) = indexer.metrics().applied();
+    assert_eq!(blocks, indexer.cursor(), "{text}");
+    assert!(events > 0, "{text}");
 
     let replay = world.replay_with(Kind::Sqlite, flaky_options).await;
     assert_eq!(

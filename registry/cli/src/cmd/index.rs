@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use registry::indexer::leaves::{self, Fetched, LeafLists};
+use registry::indexer::metrics::Metrics;
 use registry::indexer::{Finality, Indexer, Options};
+use std::sync::Arc;
 use store::Db;
 
 use crate::settings::Settings;
@@ -45,6 +47,11 @@ pub(crate) struct Args {
     /// attempt, up to an hour; at least 1).
     #[arg(long, default_value_t = 10)]
     leaf_retry_secs: u64,
+    /// Serve the indexer's metrics at http://ADDR/metrics (Prometheus, OpenMetrics text):
+    /// failed calls to the node by method and kind, disagreements, steps, blocks, events,
+    /// reorgs, head, cursor and finalized block.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +97,10 @@ impl Args {
             )),
         };
         let mut indexer = Indexer::open(db, &url, deployment, content, options).await?;
+        if let Some(listen) = self.metrics_listen {
+            let bound = serve_metrics(listen, indexer.metrics())?;
+            eprintln!("metrics at http://{bound}/metrics");
+        }
         if self.once {
             indexer.sync().await?;
             println!("indexed to block {}", indexer.cursor());
@@ -127,6 +138,58 @@ impl Args {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Serves `metrics` at `/metrics` from a thread of its own (a small server beside the
+/// indexer: one worker, no signal handling of its own); returns the bound address.
+fn serve_metrics(
+    listen: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<std::net::SocketAddr> {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the metrics server");
+        runtime.block_on(async move {
+            let server = HttpServer::new(move || {
+                let metrics = metrics.clone();
+                App::new().route(
+                    "/metrics",
+                    web::get().to(move || {
+                        let text = metrics.render();
+                        async move {
+                            HttpResponse::Ok()
+                                .content_type(
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )
+                                .body(text)
+                        }
+                    }),
+                )
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(listen);
+            match server {
+                Ok(server) => {
+                    let _ = bound_tx.send(Ok(server.addrs()[0]));
+                    if let Err(e) = server.run().await {
+                        tracing::error!("the metrics server stopped: {e}");
+                    }
+                }
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                }
+            }
+        })
+    });
+    bound_rx
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the metrics server did not start"))?
+        .map_err(|e| anyhow::anyhow!("metrics address {listen}: {e}"))
 }
 
 /// One line on a leaf list.

@@ -141,24 +141,6 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::DuplicateContent { model, .. } => Some(format!(
                 "these exact weights are model {model} (`registry show {model}`); a derivative must change them"
             )),
-            registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseAlreadyUsed") => {
-                Some("a fine-tune license admits one derivative: buy another".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("CurrencyNotAccepted") => {
-                Some("price in the native currency or in an ERC-20 the market was deployed with (`registry deploy --currency`)".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("RoyaltyBelowFloor") => {
-                Some("the model's derivative royalty floor is the least a fine-tune offering may ask: raise --royalty-bps".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("PublisherNotOwner") => {
-                Some("the model changed hands since this offering was published: `registry show MODEL` lists the new owner's offerings".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("OwnerChangedThisBlock") => {
-                Some("a model that changed hands in this block cannot act or be paid until the next block: try again".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("LicenseLapsed") => {
-                Some("a lapsed license cannot be renewed: buy a new one".into())
-            }
             registry::Error::NoLicense { model, .. } => Some(format!(
                 "buy an access license: `registry show {model}` lists the offerings, `registry buy OFFERING` buys one"
             )),
@@ -171,15 +153,10 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::IdentityMissing { .. } => Some(
                 "pass an existing age identity file, or leave --identity out to use the account's own".into(),
             ),
-            registry::Error::Reverted { reason, .. } if reason.starts_with("DeliveryNotOverdue") => {
-                Some("a refund opens at the delivery deadline: wait for a keeper, or try again after it".into())
-            }
-            registry::Error::Reverted { reason, .. } if reason.starts_with("NotKeeper") => {
-                Some("the model's owner approves keepers with `registry keeper approve ADDRESS`".into())
-            }
             registry::Error::NotDeployed { .. } => Some(
                 "redeploy with `registry deploy`, or point --deployment at this chain's file".into(),
             ),
+            registry::Error::Reverted(revert) => revert_hint(revert),
             registry::Error::Store(e) => store_hint(e),
             registry::Error::Content(e) => content_hint(e),
             registry::Error::IndexerRunning { .. } => {
@@ -200,9 +177,6 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
             registry::Error::InsufficientTokens { token, .. } => Some(format!(
                 "the offering is priced in the ERC-20 token {token:?}: get enough of it, or sign with another account"
             )),
-            registry::Error::Reverted { reason, .. } if reason.starts_with("PriceAboveMax") => {
-                Some("raise --max-price to at least the price".into())
-            }
             _ => None,
         };
     }
@@ -213,6 +187,42 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
         return content_hint(e);
     }
     fingerprint_hint(err.downcast_ref::<::fingerprint::Error>()?)
+}
+
+/// A hint for a contract's revert a user can act on.
+fn revert_hint(revert: &registry::chain::Revert) -> Option<String> {
+    use contracts::{LicenseMarketErrors as M, ModelRegistryErrors as R};
+    use registry::chain::Revert;
+    match revert {
+        Revert::Market(M::LicenseAlreadyUsed(_)) => {
+            Some("a fine-tune license admits one derivative: buy another".into())
+        }
+        Revert::Market(M::CurrencyNotAccepted(_)) => {
+            Some("price in the native currency or in an ERC-20 the market was deployed with (`registry deploy --currency`)".into())
+        }
+        Revert::Market(M::RoyaltyBelowFloor(_)) => {
+            Some("the model's derivative royalty floor is the least a fine-tune offering may ask: raise --royalty-bps".into())
+        }
+        Revert::Market(M::PublisherNotOwner(_)) => {
+            Some("the model changed hands since this offering was published: `registry show MODEL` lists the new owner's offerings".into())
+        }
+        Revert::Market(M::OwnerChangedThisBlock(_)) | Revert::Registry(R::OwnerChangedThisBlock(_)) => {
+            Some("a model that changed hands in this block cannot act or be paid until the next block: try again".into())
+        }
+        Revert::Market(M::LicenseLapsed(_)) => {
+            Some("a lapsed license cannot be renewed: buy a new one".into())
+        }
+        Revert::Market(M::DeliveryNotOverdue(_)) => {
+            Some("a refund opens at the delivery deadline: wait for a keeper, or try again after it".into())
+        }
+        Revert::Market(M::NotKeeper(_)) => {
+            Some("the model's owner approves keepers with `registry keeper approve ADDRESS`".into())
+        }
+        Revert::Market(M::PriceAboveMax(_)) => {
+            Some("raise --max-price to at least the price".into())
+        }
+        _ => None,
+    }
 }
 
 fn store_hint(err: &::store::Error) -> Option<String> {

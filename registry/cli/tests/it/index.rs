@@ -142,6 +142,44 @@ impl Chain {
     }
 }
 
+/// The address in the `metrics at http://ADDR/metrics` line an indexer prints (the rest of its
+/// stderr is drained on a thread).
+fn metrics_address(stderr: std::process::ChildStderr) -> String {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("metrics at http://") {
+            let address = rest.trim_end_matches("/metrics").to_string();
+            std::thread::spawn(move || lines.for_each(drop));
+            return address;
+        }
+    }
+    panic!("the indexer printed no metrics address");
+}
+
+/// A plain HTTP/1.1 GET: the whole answer, status line and headers included.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The value of the sample line `name value` (0 when absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn kill_and_restart(kind: Kind) {
     let chain = Chain::with_workload();
     let db = chain.runtime.block_on(TestDb::new(kind));
@@ -225,13 +263,43 @@ fn migrate_then_one_indexer_per_database() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // A following indexer holds the lock; a second one is refused.
+    // A following indexer holds the lock (and serves its metrics); a second one is refused.
     let mut follower = chain
-        .registry(&["--database-url", &db.url, "index", "--poll-ms", "100"])
+        .registry(&[
+            "--database-url",
+            &db.url,
+            "index",
+            "--poll-ms",
+            "100",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
+    let metrics = metrics_address(follower.stderr.take().unwrap());
+    // Followed to the head: its blocks and events are counted.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = http_get(&metrics, "/metrics");
+        if sample(&text, "registry_indexer_events_total") > 0.0
+            && sample(&text, "registry_indexer_cursor_block")
+                == sample(&text, "registry_indexer_head_block")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/openmetrics-text"), "{text}");
+    assert!(
+        sample(&text, "registry_indexer_events_total") >= 2.0 * WORKLOAD as f64,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "registry_indexer_cursor_block") > 0.0,
+        "{text}"
+    );
     let out = chain.index(&db).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
