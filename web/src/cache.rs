@@ -8,8 +8,9 @@
 //! - All entries belong to one version: a request that reads another version empties the
 //!   cache first, and an answer is stored only under the version read before it was
 //!   computed (its data is that version's or newer, never older).
-//! - Bounded in bytes (keys and answers, least recently used out first); an answer larger
-//!   than an eighth of the bound is not kept.
+//! - Bounded in bytes (keys, answers and a fixed cost per entry, least recently used out
+//!   first; both are copied into buffers of their exact size); an answer larger than an
+//!   eighth of the bound is not kept.
 
 use std::sync::Mutex;
 
@@ -25,6 +26,9 @@ pub(crate) enum Key {
     Get(String),
 }
 
+/// What an entry costs beside its key and answer: the map's and the list's bookkeeping.
+const ENTRY_OVERHEAD: usize = 128;
+
 impl Key {
     fn len(&self) -> usize {
         match self {
@@ -32,6 +36,19 @@ impl Key {
             Key::Get(s) => s.len(),
         }
     }
+
+    /// The same key in a buffer of its exact size (a request body's buffer may be larger).
+    fn compact(&self) -> Key {
+        match self {
+            Key::Post(b) => Key::Post(Bytes::copy_from_slice(b)),
+            Key::Get(s) => Key::Get(s.as_str().into()),
+        }
+    }
+}
+
+/// Bytes an entry is counted for.
+fn cost(key: &Key, answer: &Bytes) -> usize {
+    key.len() + answer.len() + ENTRY_OVERHEAD
 }
 
 /// A lookup's outcome: the cached answer, or the version to store a fresh answer under.
@@ -97,21 +114,22 @@ impl ResponseCache {
     /// Keeps `answer` to `key`, computed after `version` was read, unless the data moved on
     /// since (the cache then holds a later version's answers).
     pub(crate) fn store(&self, version: DataVersion, key: Key, answer: Bytes) {
-        let size = key.len() + answer.len();
+        let size = cost(&key, &answer);
         if size > self.capacity / 8 {
             return;
         }
+        let (key, answer) = (key.compact(), Bytes::copy_from_slice(&answer));
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.version != Some(version) {
             return;
         }
         if let Some(old) = entries.answers.put(key.clone(), answer) {
-            entries.bytes -= key.len() + old.len();
+            entries.bytes -= cost(&key, &old);
         }
         entries.bytes += size;
         while entries.bytes > self.capacity {
             match entries.answers.pop_lru() {
-                Some((k, v)) => entries.bytes -= k.len() + v.len(),
+                Some((k, v)) => entries.bytes -= cost(&k, &v),
                 None => break,
             }
         }
@@ -137,17 +155,19 @@ mod tests {
 
     #[test]
     fn bounded_in_bytes_least_recently_used_out_first() {
-        let cache = ResponseCache::new(800);
+        let cache = ResponseCache::new(1_600);
         cache.entries.lock().unwrap().version = Some(version(1));
+        // Entries of 200 bytes each: a one-byte key, the answer and the overhead.
+        let answer = 200 - 1 - ENTRY_OVERHEAD;
         for (i, name) in ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
             .iter()
             .enumerate()
         {
-            cache.store(version(1), key(name), Bytes::from(vec![i as u8; 99]));
+            cache.store(version(1), key(name), Bytes::from(vec![i as u8; answer]));
         }
-        // 9 × 100 bytes over an 800-byte bound: the first one stored is gone.
+        // 9 × 200 bytes over a 1,600-byte bound: the first one stored is gone.
         let (count, bytes) = entries(&cache);
-        assert_eq!((count, bytes), (8, 800));
+        assert_eq!((count, bytes), (8, 1_600));
         let e = cache.entries.lock().unwrap();
         assert!(!e.answers.contains(&key("a")));
         assert!(e.answers.contains(&key("i")));
@@ -161,12 +181,12 @@ mod tests {
         cache.store(version(1), key("q"), Bytes::from_static(b"old"));
         assert_eq!(entries(&cache).0, 0);
         cache.store(version(2), key("q"), Bytes::from_static(b"new"));
-        assert_eq!(entries(&cache), (1, 4));
+        assert_eq!(entries(&cache), (1, 4 + ENTRY_OVERHEAD));
         // Replacing an answer counts its bytes once.
         cache.store(version(2), key("q"), Bytes::from_static(b"newer"));
-        assert_eq!(entries(&cache), (1, 6));
+        assert_eq!(entries(&cache), (1, 6 + ENTRY_OVERHEAD));
         // Larger than an eighth of the bound: not kept.
-        let small = ResponseCache::new(64);
+        let small = ResponseCache::new(8 * (ENTRY_OVERHEAD + 9));
         small.entries.lock().unwrap().version = Some(version(2));
         small.store(version(2), key("q"), Bytes::from(vec![0; 9]));
         assert_eq!(entries(&small).0, 0);

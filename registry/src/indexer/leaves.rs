@@ -264,7 +264,7 @@ impl LeafLists {
             }
         };
         let detail = Some(reason.clone());
-        let moved = transition(
+        let moved = transition_alone(
             self.db.conn(),
             batch.vid,
             leaves_status::PENDING,
@@ -303,7 +303,7 @@ impl LeafLists {
         let (vid, count) = (batch.vid, rows.len());
         let conn = self.db.conn();
         use leaves_status::{INDEXED, INDEXING, PENDING};
-        if !transition(conn, vid, PENDING, INDEXING, None, attempts, 0)
+        if !transition_alone(conn, vid, PENDING, INDEXING, None, attempts, 0)
             .await
             .map_err(err)?
         {
@@ -311,7 +311,7 @@ impl LeafLists {
         }
         for chunk in rows.chunks(OUTPUT_CHUNK) {
             let tx = conn.begin().await.map_err(err)?;
-            // First, as a write: it takes the lock, and finds the batch or not.
+            // First: it takes the write lock, and finds the batch or not.
             if !transition(&tx, vid, INDEXING, INDEXING, None, attempts, 0)
                 .await
                 .map_err(err)?
@@ -324,7 +324,7 @@ impl LeafLists {
                 .map_err(err)?;
             tx.commit().await.map_err(err)?;
         }
-        if !transition(conn, vid, INDEXING, INDEXED, None, attempts, 0)
+        if !transition_alone(conn, vid, INDEXING, INDEXED, None, attempts, 0)
             .await
             .map_err(err)?
         {
@@ -349,6 +349,7 @@ impl LeafLists {
             .map_err(err)?;
         for batch in &stuck {
             let tx = conn.begin().await.map_err(err)?;
+            store::claim_writes(&tx).await.map_err(err)?;
             let reopened = output_batches::Entity::update_many()
                 .col_expr(
                     output_batches::Column::LeavesStatus,
@@ -366,7 +367,6 @@ impl LeafLists {
                     .exec(&tx)
                     .await
                     .map_err(err)?;
-                store::touch(&tx).await.map_err(err)?;
             }
             tx.commit().await.map_err(err)?;
         }
@@ -374,8 +374,10 @@ impl LeafLists {
     }
 }
 
-/// Moves batch `vid` from status `from` to `to`, recording the attempt, and marks the change
-/// ([`store::touch`], after the move when `c` is no transaction); false when the batch is not
+/// Moves batch `vid` from status `from` to `to`, recording the attempt, in `c`'s transaction,
+/// which it claims first ([`store::claim_writes`]: the change counter moves with the change,
+/// and the lock order is every writer's, `indexer_state` before the rows, so that a reorg
+/// deleting the batch and this worker never wait for each other); false when the batch is not
 /// there in status `from` (a reorg removed it, or another fetch recorded it).
 async fn transition<C: ConnectionTrait>(
     c: &C,
@@ -386,6 +388,7 @@ async fn transition<C: ConnectionTrait>(
     attempts: i64,
     retry_at: i64,
 ) -> std::result::Result<bool, sea_orm::DbErr> {
+    store::claim_writes(c).await?;
     let moved = output_batches::Entity::update_many()
         .col_expr(output_batches::Column::LeavesStatus, Expr::value(to))
         .col_expr(output_batches::Column::LeavesDetail, Expr::value(detail))
@@ -398,10 +401,23 @@ async fn transition<C: ConnectionTrait>(
         .filter(output_batches::Column::LeavesStatus.eq(from))
         .exec(c)
         .await?;
-    if moved.rows_affected == 1 {
-        store::touch(c).await?;
-    }
     Ok(moved.rows_affected == 1)
+}
+
+/// [`transition`] in a transaction of its own.
+async fn transition_alone(
+    conn: &sea_orm::DatabaseConnection,
+    vid: i64,
+    from: &str,
+    to: &str,
+    detail: Option<String>,
+    attempts: i64,
+    retry_at: i64,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    let tx = conn.begin().await?;
+    let moved = transition(&tx, vid, from, to, detail, attempts, retry_at).await?;
+    tx.commit().await?;
+    Ok(moved)
 }
 
 fn log(fetched: &Fetched) {

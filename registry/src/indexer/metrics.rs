@@ -4,7 +4,9 @@
 //! the node's word, such as a log range too wide), ranges re-read because the node's answers
 //! disagreed, and the steps, blocks, events and reorgs applied with the head, cursor and
 //! finalized block. `registry index --metrics-listen ADDR` serves them at `/metrics`; the web
-//! server's `/metrics` shows the indexer's progress as the database has it.
+//! server's `/metrics` shows the indexer's progress as the database has it. A node without
+//! `eth_getBlockReceipts` or without a `finalized` block counts a refusal each time the indexer
+//! asks before it falls back: a steady rate of those is the node's kind, not a fault.
 
 use std::sync::atomic::AtomicI64;
 

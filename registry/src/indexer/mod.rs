@@ -488,12 +488,14 @@ impl Indexer {
     pub async fn step(&mut self) -> Result<Step> {
         let started = std::time::Instant::now();
         let step = self.take_step().await?;
-        self.metrics.step(&step, started.elapsed());
+        // The recorded state first, then what the step saw (a node behind the index shows
+        // its own head).
         self.metrics.progress(
             self.state.head_block,
             self.state.cursor_block,
             self.state.finalized_block,
         );
+        self.metrics.step(&step, started.elapsed());
         Ok(step)
     }
 

@@ -242,9 +242,10 @@ pub async fn claim_writes<C: ConnectionTrait>(c: &C) -> std::result::Result<(), 
     touch(c).await
 }
 
-/// Raises the change counter (`indexer_state.changes`): every write of indexed data does,
-/// in its transaction or, outside one, after it. The API's response cache keys its answers
-/// on [`DataVersion`], so an answer computed before a write is never served after it.
+/// Raises the change counter (`indexer_state.changes`): every write of indexed data does, in
+/// its transaction (through [`claim_writes`], first, so that every writer locks the state row
+/// before any other). The API's response cache keys its answers on [`DataVersion`], so an
+/// answer computed before a write is never served after it commits.
 pub async fn touch<C: ConnectionTrait>(c: &C) -> std::result::Result<(), sea_orm::DbErr> {
     c.execute_unprepared("UPDATE indexer_state SET changes = changes + 1 WHERE id = 1")
         .await?;
