@@ -145,6 +145,19 @@ impl Market {
         self.block_time(BlockNumber::Latest).await
     }
 
+    /// The earliest time the next block can carry, as far as the node tells: its pending
+    /// block's (a node building one names the time it will have: anvil, mining on demand,
+    /// names the present), else the latest block's.
+    pub async fn next_block_time(&self) -> Result<u64> {
+        let latest = self.now().await?;
+        let pending = match self.client.get_block(BlockNumber::Pending).await {
+            Ok(block) => block.map(|b| b.timestamp.as_u64()),
+            // A node without a pending block: the latest one's time is the bound.
+            Err(_) => None,
+        };
+        Ok(pending.map_or(latest, |p| p.max(latest)))
+    }
+
     /// Number of the latest block.
     pub async fn latest_block(&self) -> Result<u64> {
         Ok(self

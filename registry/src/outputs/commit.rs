@@ -139,9 +139,11 @@ pub async fn commit(
         outputs.push((sha, produced_at));
     }
     progress.done();
-    // A block's time never runs behind the latest one: an output dated after it (a clock
-    // ahead, milliseconds for seconds) would make a receipt that never verifies.
-    let now = market.now().await?;
+    // The commit's block is the node's next (pending) block or a later one, whose time never
+    // runs behind it: an output dated after that (a clock ahead, milliseconds for seconds)
+    // would make a receipt that never verifies. An output of a moment ago, after the latest
+    // block, is fine: the commit's block comes after it.
+    let now = market.next_block_time().await?;
     if let Some((file, &(_, at))) = request
         .files
         .iter()
