@@ -34,61 +34,11 @@ pub const MAX_HORIZON: u64 = 600;
 /// The x402 scheme name of a purchase through the license market.
 pub const SCHEME: &str = "license-market-buy";
 
-/// Why a request is refused, with the HTTP status it maps to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// 400: malformed, or about another model.
-    BadRequest(String),
-    /// 401: expired (sign a new one).
-    Expired(String),
-    /// 403: not the holder, or the license grants nothing now.
-    Forbidden(String),
-    /// 404: no such model, or not encrypted.
-    NotFound(String),
-    /// 409: seen before.
-    Replayed(String),
-    /// 503: the chain or the store failed.
-    Unavailable(String),
-}
-
-impl Refusal {
-    pub fn status(&self) -> u16 {
-        match self {
-            Refusal::BadRequest(_) => 400,
-            Refusal::Expired(_) => 401,
-            Refusal::Forbidden(_) => 403,
-            Refusal::NotFound(_) => 404,
-            Refusal::Replayed(_) => 409,
-            Refusal::Unavailable(_) => 503,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            Refusal::BadRequest(m)
-            | Refusal::Expired(m)
-            | Refusal::Forbidden(m)
-            | Refusal::NotFound(m)
-            | Refusal::Replayed(m)
-            | Refusal::Unavailable(m) => m,
-        }
-    }
-}
+pub use keeper_api::{Refusal, WrappedKey};
 
 fn unavailable(e: Error) -> Refusal {
     tracing::warn!("key service: {e}");
     Refusal::Unavailable(format!("the keeper could not answer: {e}"))
-}
-
-/// The model key wrapped for a holder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedKey {
-    pub model: U256,
-    pub license: U256,
-    pub recipient: String,
-    /// An age file only the recipient opens.
-    pub wrapped: Vec<u8>,
-    pub weights_cid: String,
 }
 
 /// A keeper's key service.
@@ -342,4 +292,42 @@ fn buy_calldata(offering: U256, holder: Address, price: U256, recipient: [u8; 32
         Token::FixedBytes(recipient.to_vec()),
     ]));
     data
+}
+
+/// The key endpoint's keeper (see `keeper_api`): the recipient and the payload as the client
+/// sent them, checked here.
+impl keeper_api::Keeper for KeyService {
+    fn payment_required<'a>(
+        &'a self,
+        model: U256,
+        resource: &'a str,
+        holder: Option<Address>,
+        recipient: Option<&'a str>,
+    ) -> futures::future::LocalBoxFuture<'a, Result<serde_json::Value, Refusal>> {
+        Box::pin(async move {
+            let recipient = match recipient.map(keys::parse_recipient) {
+                None => None,
+                Some(Ok(r)) => Some(keys::recipient_bytes(&r)),
+                Some(Err(e)) => return Err(Refusal::BadRequest(e.to_string())),
+            };
+            KeyService::payment_required(self, model, resource, holder, recipient).await
+        })
+    }
+
+    fn key<'a>(
+        &'a self,
+        model: U256,
+        payload: &'a serde_json::Value,
+        now: u64,
+    ) -> futures::future::LocalBoxFuture<'a, Result<WrappedKey, Refusal>> {
+        Box::pin(async move {
+            let signed: SignedKeyRequest =
+                serde_json::from_value(payload.clone()).map_err(|e| {
+                    Refusal::BadRequest(format!(
+                        "the payload is not a signed key request {{license, recipient, deadline, signature}}: {e}"
+                    ))
+                })?;
+            KeyService::key(self, model, &signed, now).await
+        })
+    }
 }

@@ -1,5 +1,5 @@
-//! `GET /v1/models/{id}/access`: a keeper's key endpoint for agents (see
-//! `registry::key_service`). Without a `PAYMENT-SIGNATURE` header: `402 Payment Required` with
+//! `GET /v1/models/{id}/access`: a keeper's key endpoint for agents, over a [`Keeper`] (the
+//! program passes `registry::key_service::KeyService`). Without a `PAYMENT-SIGNATURE` header: `402 Payment Required` with
 //! the x402 v2 `PaymentRequired` object in the `PAYMENT-REQUIRED` header (base64) and the body
 //! (JSON). With one: the model key wrapped to the request's recipient, or an error that says
 //! why not (`{"error": …}` with 400, 401, 403, 404, 409 or 503).
@@ -9,8 +9,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use ethers::types::{Address, U256};
-use registry::key_request::SignedKeyRequest;
-use registry::key_service::{KeyService, Refusal};
+use keeper_api::{Keeper, Refusal};
 use serde::Deserialize;
 
 /// The header an x402 client sends its payment payload in.
@@ -23,7 +22,8 @@ const MAX_HEADER: usize = 4096;
 struct Payment {
     #[serde(rename = "x402Version")]
     version: u32,
-    payload: SignedKeyRequest,
+    /// The signed key request, checked by the keeper.
+    payload: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,7 +40,7 @@ fn refusal(r: &Refusal) -> HttpResponse {
 }
 
 pub(crate) async fn access(
-    keys: Option<web::Data<Arc<KeyService>>>,
+    keys: Option<web::Data<Arc<dyn Keeper>>>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<AccessQuery>,
@@ -56,17 +56,8 @@ pub(crate) async fn access(
         )));
     };
     let Some(header) = req.headers().get(PAYMENT_SIGNATURE) else {
-        let recipient = match query
-            .recipient
-            .as_deref()
-            .map(registry::keys::parse_recipient)
-        {
-            None => None,
-            Some(Ok(r)) => Some(registry::keys::recipient_bytes(&r)),
-            Some(Err(e)) => return refusal(&Refusal::BadRequest(e.to_string())),
-        };
         return match keys
-            .payment_required(model, req.path(), query.holder, recipient)
+            .payment_required(model, req.path(), query.holder, query.recipient.as_deref())
             .await
         {
             Ok(required) => {
@@ -102,7 +93,9 @@ pub(crate) async fn access(
             payment.version
         )));
     }
-    let now = registry::amount::unix_now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     match keys.key(model, &payment.payload, now).await {
         Ok(key) => HttpResponse::Ok().json(serde_json::json!({
             "model": key.model.to_string(),

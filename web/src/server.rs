@@ -22,7 +22,7 @@ pub struct ServerConfig {
     /// HTTP worker threads.
     pub workers: usize,
     /// Serves `/v1/models/{id}/access` (x402 and signed key requests) when given.
-    pub keys: Option<registry::key_service::KeyService>,
+    pub keys: Option<Arc<dyn keeper_api::Keeper>>,
     /// Origins whose browser pages may call the API; empty: any origin (the API is read-only
     /// and needs no cookies, so a dapp on any site may query it).
     pub cors_origins: Vec<String>,
@@ -362,7 +362,7 @@ pub async fn serve(
         ready_lag: config.ready_lag,
         cache: crate::cache::ResponseCache::new(config.limits.response_cache_bytes),
     });
-    let keys = config.keys.map(|k| web::Data::new(Arc::new(k)));
+    let keys = config.keys.map(web::Data::new);
     let origins = config.cors_origins;
     let server = HttpServer::new(move || {
         let timed = metrics.clone();

@@ -49,7 +49,7 @@ fn serve(db: store::Db, keys: KeyService, store: content::Store) -> String {
                     limits: Limits::default(),
                     content: Some(store),
                     workers: 1,
-                    keys: Some(keys),
+                    keys: Some(std::sync::Arc::new(keys)),
                     cors_origins: Vec::new(),
                     ready_lag: 64,
                 },

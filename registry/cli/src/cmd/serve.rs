@@ -112,12 +112,10 @@ impl Args {
                     .unwrap_or(crate::settings::default_confirmations(
                         market.deployment().chain_id,
                     ));
-            Some(KeyService::new(
-                market,
-                settings.store().await?,
-                identity,
-                confirmations,
-            ))
+            let keeper: std::sync::Arc<dyn keeper_api::Keeper> = std::sync::Arc::new(
+                KeyService::new(market, settings.store().await?, identity, confirmations),
+            );
+            Some(keeper)
         } else {
             None
         };
