@@ -43,6 +43,12 @@ struct Counters {
     empty_by_hash: std::sync::atomic::AtomicBool,
     /// Log answers the proxy emptied or cut.
     emptied: AtomicUsize,
+    /// When set, `eth_getBlockReceipts` is answered as a method the node does not have.
+    no_block_receipts: std::sync::atomic::AtomicBool,
+    /// `eth_getBlockReceipts` calls so answered.
+    block_receipts_refused: AtomicUsize,
+    /// `eth_getTransactionReceipt` calls forwarded.
+    tx_receipts: AtomicUsize,
     /// The `finalized` block tag: 0 passes it through, [`NO_FINALITY`] answers it the way a
     /// node without finality refuses it, any other number is the block answered for it.
     finalized: std::sync::atomic::AtomicU64,
@@ -125,6 +131,10 @@ async fn serve(
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
         if let Some(answer) = missing(&body, &counters.missing_header) {
+            json_ok(reader.get_mut(), answer.as_bytes()).await?;
+            continue;
+        }
+        if let Some(answer) = receipts(&body, &counters) {
             json_ok(reader.get_mut(), answer.as_bytes()).await?;
             continue;
         }
@@ -243,6 +253,32 @@ fn missing(request: &[u8], missing: &std::sync::atomic::AtomicU64) -> Option<Str
         .compare_exchange(block, 0, Ordering::SeqCst, Ordering::SeqCst)
         .ok()?;
     Some(serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "result": null }).to_string())
+}
+
+/// Refuses `eth_getBlockReceipts` the way a node without it does (when told to), and counts
+/// the per-transaction receipts asked instead.
+fn receipts(request: &[u8], counters: &Counters) -> Option<String> {
+    let request: serde_json::Value = serde_json::from_slice(request).ok()?;
+    match request["method"].as_str()? {
+        "eth_getTransactionReceipt" => {
+            counters.tx_receipts.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+        "eth_getBlockReceipts" if counters.no_block_receipts.load(Ordering::SeqCst) => {
+            counters
+                .block_receipts_refused
+                .fetch_add(1, Ordering::SeqCst);
+            Some(
+                serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": request["id"],
+                    "error": { "code": -32601, "message": "the method eth_getBlockReceipts does not exist/is not available" }
+                })
+                .to_string(),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// The header of block `forked` (once) with another fork's hash, as a backend on another
@@ -614,6 +650,38 @@ async fn an_empty_answer_by_block_hash_is_checked_against_the_receipts() {
     let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
     indexer.sync().await.unwrap();
     assert!(counters.emptied.load(Ordering::SeqCst) > 0, "{counters:?}");
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
+    );
+}
+
+/// The same on a node without `eth_getBlockReceipts`: one receipt per transaction, which
+/// must rebuild the receipts root just the same; the refusals are counted as the node's word.
+#[tokio::test]
+async fn without_block_receipts_an_empty_answer_is_checked_one_receipt_at_a_time() {
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    counters.empty_by_hash.store(true, Ordering::SeqCst);
+    counters.no_block_receipts.store(true, Ordering::SeqCst);
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = through(&proxy, &world, &db, Some(world.store()), options()).await;
+    indexer.sync().await.unwrap();
+    let refused = counters.block_receipts_refused.load(Ordering::SeqCst);
+    assert!(refused > 0, "{counters:?}");
+    assert!(
+        counters.tx_receipts.load(Ordering::SeqCst) >= refused,
+        "every refused block's receipts were asked one by one: {counters:?}"
+    );
+    assert_eq!(
+        indexer.metrics().rpc_errors(
+            "eth_getBlockReceipts",
+            registry::indexer::metrics::Failure::Refused
+        ),
+        refused as u64
+    );
     let replay = world.replay(Kind::Sqlite).await;
     assert_eq!(
         db.open().await.history().await.unwrap(),
