@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use async_graphql::{Context, Result, Subscription, ID};
 use futures::stream::{self, Stream, StreamExt};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use store::entity::{licenses, models, reorgs};
 use tokio::sync::watch;
 
@@ -171,12 +174,34 @@ impl Slots {
     }
 }
 
+/// The largest id of `table` that existed at the oldest ancestor of the reorgs after notice
+/// `seen`: rows above it were undone, and the chain's counters give their ids again to the new
+/// fork's rows.
+async fn rewound(db: &DatabaseConnection, table: &str, seen: i64) -> Result<i64, sea_orm::DbErr> {
+    let sql = format!(
+        "SELECT MAX(id) FROM {table} WHERE valid_from <= \
+         (SELECT MIN(ancestor) FROM reorgs WHERE id > {seen})"
+    );
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten())
+        .unwrap_or(0))
+}
+
 /// Yields each row past `start` once, in id order, reading them when the feed shows some
-/// (`head` picks the table's newest id).
+/// (`head` picks the table's newest id). After a reorg, the rows of the versioned `table`
+/// from the reorg's ancestor on are yielded again: the new fork's rows reuse the ids of those
+/// undone, so the newest id alone may not move (without `table`, rows are never undone).
 fn follow<T, F, Fut>(
     ctx: &Context<'_>,
     start: i64,
     head: fn(&Heads) -> i64,
+    table: Option<&'static str>,
     fetch: F,
     id: fn(&T) -> i64,
 ) -> Result<impl Stream<Item = T>>
@@ -189,7 +214,8 @@ where
     let shared = ctx.data_unchecked::<Arc<Feed>>().clone();
     let feed = shared.subscribe(&db);
     let fetch = Arc::new(fetch);
-    Ok(stream::unfold((start, feed), move |(mut last, mut feed)| {
+    let state = (start, None::<i64>, feed);
+    Ok(stream::unfold(state, move |(mut last, mut seen, mut feed)| {
         let db = db.clone();
         let fetch = fetch.clone();
         let shared = shared.clone();
@@ -197,12 +223,30 @@ where
             let mut pause = POLL;
             loop {
                 // Not read yet: wait for the first read.
-                let Some(newest) = feed.borrow_and_update().as_ref().map(head) else {
+                let Some(heads) = *feed.borrow_and_update() else {
                     feed.changed().await.ok()?;
                     continue;
                 };
-                // Ids are the chain's counters: after a reorg the next rows reuse ids this
-                // subscription has passed (the reorg notice covers the replaced ones).
+                let newest = head(&heads);
+                // Ids are the chain's counters: after a reorg the new fork's rows reuse ids
+                // this subscription has passed. Go back to what existed at the ancestor,
+                // whether or not the newest id moved (a reorg and the new fork's rows can
+                // land between two reads of the feed).
+                match (seen, table) {
+                    (Some(before), Some(table)) if heads.reorgs > before => {
+                        match rewound(&db, table, before).await {
+                            Ok(boundary) => last = last.min(boundary),
+                            Err(e) => {
+                                tracing::warn!(retry_in = ?pause, "subscription read failed: {e}");
+                                tokio::time::sleep(pause).await;
+                                pause = (pause * 2).min(Duration::from_secs(10));
+                                continue;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                seen = Some(heads.reorgs);
                 last = last.min(newest);
                 if newest <= last {
                     feed.changed().await.ok()?;
@@ -215,7 +259,7 @@ where
                 match read {
                     Ok(rows) if !rows.is_empty() => {
                         let next = rows.last().map(id).unwrap_or(last);
-                        return Some((stream::iter(rows), (next, feed)));
+                        return Some((stream::iter(rows), (next, seen, feed)));
                     }
                     // The newest rows left (a reorg): wait for the next change.
                     Ok(_) => feed.changed().await.ok()?,
@@ -247,6 +291,7 @@ impl SubscriptionRoot {
             ctx,
             start,
             |h| h.models,
+            Some("models"),
             |db, last| async move {
                 models::Entity::find()
                     .filter(current())
@@ -272,6 +317,7 @@ impl SubscriptionRoot {
             ctx,
             start,
             |h| h.licenses,
+            Some("licenses"),
             |db, last| async move {
                 licenses::Entity::find()
                     .filter(current())
@@ -288,6 +334,8 @@ impl SubscriptionRoot {
 
     /// Reorgs handled after notice `after` (default: from the first): rows above the ancestor
     /// were undone and re-applied, so clients should refetch what they hold from above it.
+    /// `newModels` and `newLicenses` send the new fork's rows from the ancestor on again
+    /// (their ids are the chain's counters, given again on the new fork).
     async fn reorgs(
         &self,
         ctx: &Context<'_>,
@@ -298,6 +346,7 @@ impl SubscriptionRoot {
             ctx,
             start,
             |h| h.reorgs,
+            None,
             |db, last| async move {
                 reorgs::Entity::find()
                     .filter(reorgs::Column::Id.gt(last))

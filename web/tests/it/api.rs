@@ -87,6 +87,31 @@ impl Api {
         response["data"].clone()
     }
 
+    /// A WebSocket (graphql-transport-ws) with one subscription, `query`, started (id "1").
+    pub(crate) async fn subscribe(&self, query: &str) -> Socket {
+        let ws_url = format!("{}/graphql", self.url.replace("http://", "ws://"));
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
+                .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        ws.send(Message::Text(
+            json!({ "type": "connection_init" }).to_string(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
+        ws.send(Message::Text(
+            json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string(),
+        ))
+        .await
+        .unwrap();
+        ws
+    }
+
     /// The code of the first error of a query that must fail.
     pub(crate) async fn code(&self, query: &str) -> String {
         let response = self.post(query, Value::Null).await;
@@ -133,10 +158,12 @@ async fn all_pages(api: &Api, field: &str, args: &str, first: usize) -> Vec<u64>
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The next protocol message other than a keep-alive.
+/// The next protocol message other than a keep-alive, within 30 s (keep-alives do not
+/// extend the wait).
 pub(crate) async fn next_message(ws: &mut Socket) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+        let message = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a message within 30 s")
             .unwrap()
@@ -595,26 +622,9 @@ async fn api_over_a_real_chain(kind: Kind) {
     assert_eq!(fetched.as_ref(), original.as_slice());
 
     // Subscriptions over WebSocket (graphql-transport-ws), resumed after model 3.
-    let ws_url = format!("{}/graphql", api.url.replace("http://", "ws://"));
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
-            .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::Text(
-        json!({ "type": "connection_init" }).to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_message(&mut ws).await["type"], "connection_ack");
-    ws.send(Message::Text(
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { newModels(after: \"3\") { id name } }" } }).to_string(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = api
+        .subscribe(r#"subscription { newModels(after: "3") { id name } }"#)
+        .await;
     let first = next_message(&mut ws).await;
     assert_eq!(first["payload"]["data"]["newModels"]["id"], "4", "{first}");
     // A model minted now arrives once the indexer has seen it.

@@ -14,5 +14,6 @@ mod outputs;
 mod ready;
 mod sdl;
 mod sockets;
+mod subscriptions;
 
 use test_support::{dbs, models, world};
