@@ -87,6 +87,18 @@ impl Api {
         response["data"].clone()
     }
 
+    /// The body of `GET path` as text.
+    pub(crate) async fn text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A WebSocket (graphql-transport-ws) with one subscription, `query`, started (id "1").
     pub(crate) async fn subscribe(&self, query: &str) -> Socket {
         let ws_url = format!("{}/graphql", self.url.replace("http://", "ws://"));
@@ -175,6 +187,14 @@ pub(crate) async fn next_message(ws: &mut Socket) -> Value {
             }
         }
     }
+}
+
+/// The value of the first sample line of a metrics text that starts with `prefix`.
+pub(crate) fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 pub(crate) fn addr(a: Address) -> String {
@@ -585,15 +605,7 @@ async fn api_over_a_real_chain(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let graphiql = api
-        .http
-        .get(format!("{}/graphiql", api.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let graphiql = api.text("/graphiql").await;
     assert!(graphiql.contains("graphiql"));
     let explorer = api
         .http

@@ -8,25 +8,14 @@ use registry::indexer::leaves::{self, LeafLists};
 use registry::indexer::Step;
 use serde_json::{json, Value};
 
-use crate::api::Api;
+use crate::api::{sample, Api};
 use crate::dbs::{Kind, TestDb};
 use crate::world::{options, World};
 
 /// The response cache's hits so far, from `/metrics`.
 async fn hits(api: &Api) -> f64 {
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("registry_graphql_cache_hits_total "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    let text = api.text("/metrics").await;
+    sample(&text, "registry_graphql_cache_hits_total ")
         .unwrap_or_else(|| panic!("no cache hits in {text}"))
 }
 

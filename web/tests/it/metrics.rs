@@ -4,17 +4,9 @@
 
 use serde_json::Value;
 
-use crate::api::Api;
+use crate::api::{sample, Api};
 use crate::dbs::{Kind, TestDb};
 use crate::world::{options, World};
-
-/// The value of the sample line that starts with `prefix`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_refusals_and_the_indexer() {
