@@ -10,12 +10,17 @@ root="$PWD"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "system packages: lavapipe (Vulkan on the CPU, for the wgpu kernels' tests)"
-if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
+step "system packages: lavapipe (Vulkan on the CPU, for the wgpu kernels' tests), Chromium (a real browser for the web pages' tests)"
+packages=(mesa-vulkan-drivers chromium)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "mesa-vulkan-drivers is missing: sudo apt-get install -y mesa-vulkan-drivers" >&2
+    echo "missing system packages: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi

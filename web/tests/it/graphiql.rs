@@ -124,3 +124,81 @@ async fn graphiql_loads_nothing_from_another_origin() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+/// Headless Chromium (`REGISTRY_CHROMIUM`, else `chromium` on the PATH; the test script
+/// installs it with apt-get).
+fn chromium() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("REGISTRY_CHROMIUM") {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|n| dir.join(n)))
+        .find(|p| p.is_file())
+        .expect("chromium is missing: apt-get install chromium (or set REGISTRY_CHROMIUM)")
+}
+
+/// In a real browser the page renders GraphiQL under its policy: no refused script, style or
+/// connection, and the schema is fetched from this server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_renders_in_a_browser_under_its_policy() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let store = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        db.open().await,
+        content::Store::embedded(store.path()).unwrap(),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{}/graphiql", api.url);
+    let browser = chromium();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(browser)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--virtual-time-budget=10000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--dump-dom", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for rendered in [
+        "graphiql-container",
+        "graphiql-execute-button",
+        "graphiql-editor",
+    ] {
+        assert!(
+            dom.contains(rendered),
+            "{rendered} not rendered: {dom}\n{log}"
+        );
+    }
+    for refusal in ["Content Security Policy", "Refused to"] {
+        assert!(!log.contains(refusal), "{refusal}: {log}");
+    }
+    // The page asked the API for its schema (introspection, a POST to /graphql).
+    let metrics = api.text("/metrics").await;
+    let posts: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("registry_http_request_duration_seconds_count{")
+                && l.contains("route=\"/graphql\"")
+                && l.contains("method=\"POST\"")
+                && l.contains("status=\"200\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        posts >= 1.0,
+        "no introspection request reached the API: {metrics}"
+    );
+}
