@@ -57,6 +57,13 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Fetches at once.
     pub parallel: usize,
+    /// Bytes of decoded fingerprints kept for later comparisons (counted by the size of their
+    /// encodings; least recently used out first). Others are read and decoded again when
+    /// needed, so the worker's memory does not grow with the number of models minted.
+    pub cache_bytes: usize,
+    /// Known fingerprints decoded and compared with a new one at a time (its comparisons are
+    /// made in such chunks, so at most this many are held beside the cache).
+    pub compare_chunk: usize,
 }
 
 impl Default for Options {
@@ -67,6 +74,8 @@ impl Default for Options {
             retry_max: Duration::from_secs(3_600),
             poll_interval: Duration::from_secs(1),
             parallel: 8,
+            cache_bytes: 256 << 20,
+            compare_chunk: 32,
         }
     }
 }
@@ -116,8 +125,48 @@ pub struct Fingerprints {
     /// indexer would race it).
     lock: Option<Arc<WriterLock>>,
     /// Decoded fingerprints by row (a row's encoding never changes; a reorg that mints the
-    /// same id again writes a new row).
-    decoded: Mutex<HashMap<i64, Arc<Fingerprint>>>,
+    /// same id again writes a new row), bounded by [`Options::cache_bytes`].
+    decoded: Mutex<Decoded>,
+}
+
+/// The decoded fingerprints kept, with the bytes of their encodings.
+#[derive(Debug)]
+struct Decoded {
+    entries: lru::LruCache<i64, (Arc<Fingerprint>, usize)>,
+    bytes: usize,
+    capacity: usize,
+}
+
+impl Decoded {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: lru::LruCache::unbounded(),
+            bytes: 0,
+            capacity,
+        }
+    }
+
+    fn get(&mut self, vid: i64) -> Option<Arc<Fingerprint>> {
+        self.entries.get(&vid).map(|(fp, _)| fp.clone())
+    }
+
+    /// Keeps `fp` (its encoding `size` bytes long), dropping the least recently used beyond
+    /// the capacity; one larger than the capacity is not kept.
+    fn put(&mut self, vid: i64, fp: Arc<Fingerprint>, size: usize) {
+        if size > self.capacity {
+            return;
+        }
+        if let Some((_, old)) = self.entries.put(vid, (fp, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        while self.bytes > self.capacity {
+            match self.entries.pop_lru() {
+                Some((_, (_, size))) => self.bytes -= size,
+                None => break,
+            }
+        }
+    }
 }
 
 /// A fetched fingerprint's comparisons with the known ones, made before its transaction.
@@ -129,11 +178,11 @@ struct Compared {
 impl Fingerprints {
     pub fn new(db: Db, store: Store, options: Options) -> Self {
         Self {
+            decoded: Mutex::new(Decoded::new(options.cache_bytes)),
             db,
             store,
             options,
             lock: None,
-            decoded: Mutex::default(),
         }
     }
 
@@ -349,6 +398,7 @@ impl Fingerprints {
                 fingerprint,
                 encoding,
             } => {
+                let encoded = encoding.len();
                 let next = fingerprints::Model {
                     status: status::OK.into(),
                     detail: None,
@@ -369,7 +419,7 @@ impl Fingerprints {
                 self.decoded
                     .lock()
                     .expect("not poisoned")
-                    .insert(row.vid, fingerprint);
+                    .put(row.vid, fingerprint, encoded);
                 (name, Fetched::Recorded { model: id, flagged })
             }
             Outcome::Invalid { name, reason } => {
@@ -468,55 +518,38 @@ impl Fingerprints {
             .all(self.db.conn())
             .await
             .map_err(err)?;
-        let mut others = Vec::with_capacity(known.len());
-        for (vid, model, from) in known {
-            if let Some(fp) = self.cached(vid) {
-                others.push((model, from, fp));
-                continue;
+        // In chunks: at most a chunk of decoded fingerprints is held beside the cache.
+        let mut with = Vec::with_capacity(known.len());
+        for chunk in known.chunks(self.options.compare_chunk.max(1)) {
+            let mut others = Vec::with_capacity(chunk.len());
+            for &(vid, model, from) in chunk {
+                if let Some(theirs) = self.decoded(vid).await? {
+                    others.push((model, from, theirs));
+                }
             }
-            let encoding: Option<Option<Vec<u8>>> = fingerprints::Entity::find_by_id(vid)
-                .select_only()
-                .column(fingerprints::Column::Encoding)
-                .into_tuple()
-                .one(self.db.conn())
-                .await
-                .map_err(err)?;
-            let Some(encoding) = encoding.flatten() else {
-                continue;
-            };
-            let decoded = tokio::task::spawn_blocking(move || Fingerprint::decode(&encoding))
-                .await
-                .ok()
-                .and_then(|d| d.ok());
-            if let Some(theirs) = decoded {
-                let theirs = Arc::new(theirs);
-                self.decoded
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(vid, theirs.clone());
-                others.push((model, from, theirs));
-            }
+            let fp = fp.clone();
+            let compared = tokio::task::spawn_blocking(move || {
+                others
+                    .into_iter()
+                    .map(|(other, from, theirs)| {
+                        let cmp = if other < id {
+                            fingerprint::compare(&fp, &theirs)
+                        } else {
+                            fingerprint::compare(&theirs, &fp)
+                        };
+                        (other, from, cmp)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| {
+                Error::database(
+                    self.db.url(),
+                    format!("comparing fingerprints stopped: {e}"),
+                )
+            })?;
+            with.extend(compared);
         }
-        let with = tokio::task::spawn_blocking(move || {
-            others
-                .into_iter()
-                .map(|(other, from, theirs)| {
-                    let cmp = if other < id {
-                        fingerprint::compare(&fp, &theirs)
-                    } else {
-                        fingerprint::compare(&theirs, &fp)
-                    };
-                    (other, from, cmp)
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| {
-            Error::database(
-                self.db.url(),
-                format!("comparing fingerprints stopped: {e}"),
-            )
-        })?;
         Ok(Compared { with })
     }
 
@@ -524,12 +557,35 @@ impl Fingerprints {
         super::retry_at(self.options.retry_base, self.options.retry_max, attempts)
     }
 
-    fn cached(&self, vid: i64) -> Option<Arc<Fingerprint>> {
-        self.decoded
-            .lock()
-            .expect("not poisoned")
-            .get(&vid)
-            .cloned()
+    /// The decoded fingerprint of row `vid`: kept, or read and decoded (and kept); `None`
+    /// when the row holds no decodable encoding.
+    async fn decoded(&self, vid: i64) -> Result<Option<Arc<Fingerprint>>> {
+        if let Some(fp) = self.decoded.lock().expect("not poisoned").get(vid) {
+            return Ok(Some(fp));
+        }
+        let encoding: Option<Option<Vec<u8>>> = fingerprints::Entity::find_by_id(vid)
+            .select_only()
+            .column(fingerprints::Column::Encoding)
+            .into_tuple()
+            .one(self.db.conn())
+            .await
+            .map_err(|e| self.db.error(e))?;
+        let Some(encoding) = encoding.flatten() else {
+            return Ok(None);
+        };
+        let size = encoding.len();
+        let decoded = tokio::task::spawn_blocking(move || Fingerprint::decode(&encoding))
+            .await
+            .ok()
+            .and_then(|d| d.ok());
+        Ok(decoded.map(|theirs| {
+            let theirs = Arc::new(theirs);
+            self.decoded
+                .lock()
+                .expect("not poisoned")
+                .put(vid, theirs.clone(), size);
+            theirs
+        }))
     }
 }
 
@@ -713,5 +769,42 @@ pub(crate) fn log(fetched: &Fetched) {
                 "the mint left the index (a reorg) while it was fetched"
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp() -> Arc<Fingerprint> {
+        Arc::new(Fingerprint {
+            version: 2,
+            content_root: [0; 32],
+            anchors: None,
+            tensors: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_decoded_cache_is_bounded_by_the_encodings_bytes() {
+        let mut cache = Decoded::new(1_000);
+        for vid in 0..5 {
+            cache.put(vid, fp(), 300);
+        }
+        // 5 × 300 bytes over 1,000: the three most recent stay.
+        assert_eq!((cache.entries.len(), cache.bytes), (3, 900));
+        assert!(cache.get(0).is_none() && cache.get(1).is_none());
+        assert!(cache.get(4).is_some());
+        // Kept again under the same row: counted once.
+        cache.put(4, fp(), 100);
+        assert_eq!(cache.bytes, 700);
+        // Larger than the whole cache: not kept, nothing dropped for it.
+        cache.put(9, fp(), 1_001);
+        assert!(cache.get(9).is_none());
+        assert_eq!(cache.entries.len(), 3);
+        // No room at all: nothing kept.
+        let mut none = Decoded::new(0);
+        none.put(1, fp(), 1);
+        assert!(none.get(1).is_none());
     }
 }

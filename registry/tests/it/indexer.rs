@@ -631,3 +631,47 @@ async fn fingerprints_arrive_off_the_chain_path_in_any_order() {
         replay.open().await.history().await.unwrap()
     );
 }
+
+/// The fingerprint worker's memory does not grow with the models minted: with no room for
+/// decoded fingerprints and one compared at a time, each comparison reads and decodes the
+/// others again, and the index ends the same as a replay's.
+#[tokio::test]
+async fn fingerprints_compared_without_a_cache_index_the_same() {
+    use registry::indexer::fingerprints::{Fetched, Fingerprints, Options};
+    let world = World::start().await;
+    world.workload().await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    // The chain only: the fingerprints wait.
+    let mut indexer = Indexer::open(
+        db.open().await,
+        world.url(),
+        world.deployment(),
+        None,
+        options(),
+    )
+    .await
+    .unwrap();
+    indexer.sync().await.unwrap();
+    let worker = Fingerprints::new(
+        db.open().await,
+        world.store(),
+        Options {
+            cache_bytes: 0,
+            compare_chunk: 1,
+            ..Options::default()
+        },
+    );
+    let fetched = worker.drain().await.unwrap();
+    assert_eq!(fetched.len(), 4, "{fetched:?}");
+    assert!(
+        fetched
+            .iter()
+            .all(|f| matches!(f, Fetched::Recorded { .. })),
+        "{fetched:?}"
+    );
+    let replay = world.replay(Kind::Sqlite).await;
+    assert_eq!(
+        db.open().await.history().await.unwrap(),
+        replay.open().await.history().await.unwrap()
+    );
+}
