@@ -8,6 +8,8 @@
 # BENCH_EVENTS, BENCH_LICENSES, BENCH_SAMPLES, BENCH_RATES, BENCH_SECONDS change the sizes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil ]] || npm ci --no-audit --no-fund --loglevel=error
+# anvil, and the GraphiQL assets the web crate compiles in.
+[[ -x node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil && -f node_modules/graphiql/graphiql.min.js ]] ||
+  npm ci --no-audit --no-fund --loglevel=error
 cargo bench --locked -p registry --bench indexer
 cargo bench --locked -p web --bench api
