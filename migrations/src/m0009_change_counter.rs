@@ -1,5 +1,5 @@
 //! A change counter on the indexer's state row, raised by every write transaction of the
-//! indexer and its workers (`store::claim_writes`, `store::touch`). With the state row it names
+//! indexer and its workers (`store::claim_writes`). With the state row it names
 //! the version of the indexed data: the API's response cache keys its answers on it, so no
 //! answer outlives the data it was computed from (a worker's write moves neither the cursor
 //! nor the head). It is not versioned: a reorg never takes it back.

@@ -233,20 +233,16 @@ impl Db {
     }
 }
 
-/// Takes the database's write lock at the start of a transaction that reads before it
-/// writes, and marks the change (see [`touch`]). The leaf-list worker writes beside the
-/// indexer, and SQLite (WAL) fails such a transaction at its first write, without waiting, when
-/// another connection committed after its first read (SQLITE_BUSY_SNAPSHOT); writing first
-/// makes it wait its turn instead.
+/// Opens every write transaction of indexed data (the indexer's steps and reorgs, the
+/// fingerprint and leaf-list workers), first thing:
+/// - it raises the change counter (`indexer_state.changes`), with the change: the API's
+///   response cache keys its answers on [`DataVersion`], so an answer computed before a write
+///   is never served after it commits;
+/// - it takes the write lock, on the state row before any other, so every writer locks in
+///   one order (a reorg deleting a batch and the leaf-list worker never wait for each other),
+///   and SQLite (WAL) makes a transaction that reads before it writes wait its turn instead of
+///   failing at its first write (SQLITE_BUSY_SNAPSHOT).
 pub async fn claim_writes<C: ConnectionTrait>(c: &C) -> std::result::Result<(), sea_orm::DbErr> {
-    touch(c).await
-}
-
-/// Raises the change counter (`indexer_state.changes`): every write of indexed data does, in
-/// its transaction (through [`claim_writes`], first, so that every writer locks the state row
-/// before any other). The API's response cache keys its answers on [`DataVersion`], so an
-/// answer computed before a write is never served after it commits.
-pub async fn touch<C: ConnectionTrait>(c: &C) -> std::result::Result<(), sea_orm::DbErr> {
     c.execute_unprepared("UPDATE indexer_state SET changes = changes + 1 WHERE id = 1")
         .await?;
     Ok(())

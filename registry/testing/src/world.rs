@@ -117,6 +117,20 @@ impl World {
         .unwrap()
     }
 
+    /// The leaf-list worker over `db` and this world's store and deployment.
+    pub async fn leaf_lists(
+        &self,
+        db: &TestDb,
+        options: registry::indexer::leaves::Options,
+    ) -> registry::indexer::leaves::LeafLists {
+        registry::indexer::leaves::LeafLists::new(
+            db.open().await,
+            self.store(),
+            &self.deployment(),
+            options,
+        )
+    }
+
     /// A fresh database indexed from scratch.
     pub async fn replay(&self, kind: Kind) -> TestDb {
         self.replay_with(kind, options()).await

@@ -9,7 +9,7 @@ use content::{Store, Version};
 use ethers::providers::Middleware;
 use ethers::types::{H256, U256};
 use registry::chain;
-use registry::indexer::leaves::{self, Fetched, LeafLists};
+use registry::indexer::leaves::{self, Fetched};
 use registry::metadata::ipfs_uri;
 use registry::outputs::commit::{LeafList, LIST_FORMAT};
 use registry::outputs::{Batch, Scope};
@@ -110,7 +110,7 @@ async fn published_lists_are_checked_retried_and_indexed() {
 
     let db = TestDb::new(Kind::Sqlite).await;
     world.indexer(&db, options()).await.sync().await.unwrap();
-    let lists = LeafLists::new(db.open().await, world.store(), &world.deployment(), eager());
+    let lists = world.leaf_lists(&db, eager()).await;
     let fetched = lists.drain().await.unwrap();
     let of = |root: H256| {
         fetched
@@ -239,7 +239,7 @@ async fn a_reorg_that_drops_a_batch_drops_its_outputs() {
         .commit_outputs(1, license, dir.path(), &[b"one", b"two"], true)
         .await;
     indexer.sync().await.unwrap();
-    let lists = LeafLists::new(db.open().await, world.store(), &world.deployment(), eager());
+    let lists = world.leaf_lists(&db, eager()).await;
     assert_eq!(
         lists.drain().await.unwrap(),
         vec![Fetched::Indexed {

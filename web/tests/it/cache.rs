@@ -4,7 +4,7 @@
 //! it was).
 
 use ethers::types::U256;
-use registry::indexer::leaves::{self, LeafLists};
+use registry::indexer::leaves;
 use registry::indexer::Step;
 use serde_json::{json, Value};
 
@@ -90,12 +90,7 @@ async fn outputs_indexed_by_the_leaf_list_worker_are_not_hidden_by_the_cache() {
         let pending = api.data(query, variables.clone()).await;
         assert_eq!(pending["output"], Value::Null, "{pending}");
     }
-    let lists = LeafLists::new(
-        db.open().await,
-        world.store(),
-        &world.deployment(),
-        leaves::Options::default(),
-    );
+    let lists = world.leaf_lists(&db, leaves::Options::default()).await;
     assert_eq!(lists.drain().await.unwrap().len(), 1);
     let found = api.data(query, variables).await;
     assert_eq!(found["output"]["position"], 1, "{found}");

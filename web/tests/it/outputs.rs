@@ -3,7 +3,7 @@
 //! `outputBatches` but its content is not found; filters, pages and bad input.
 
 use ethers::types::U256;
-use registry::indexer::leaves::{self, LeafLists};
+use registry::indexer::leaves;
 use serde_json::{json, Value};
 
 use crate::api::{addr, Api};
@@ -27,12 +27,7 @@ async fn outputs_answer_by_content_hash(kind: Kind) {
     };
     let db = TestDb::new(kind).await;
     world.indexer(&db, options()).await.sync().await.unwrap();
-    let lists = LeafLists::new(
-        db.open().await,
-        world.store(),
-        &world.deployment(),
-        leaves::Options::default(),
-    );
+    let lists = world.leaf_lists(&db, leaves::Options::default()).await;
     assert_eq!(lists.drain().await.unwrap().len(), 1);
     let api = Api::start(db.open().await, world.store());
 
