@@ -25,6 +25,33 @@ if ((${#missing[@]})); then
   fi
 fi
 
+step "PostgreSQL at 127.0.0.1:5432 (the read side's tests run on SQLite and on PostgreSQL)"
+if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  echo "a PostgreSQL server answers at 127.0.0.1:5432" >&2
+elif [[ -n ${REGISTRY_TEST_POSTGRES:-} ]]; then
+  echo "using REGISTRY_TEST_POSTGRES" >&2
+elif [[ $(id -u) -eq 0 ]]; then
+  echo "no PostgreSQL server answers at 127.0.0.1:5432: installing and starting Debian's" >&2
+  dpkg -s postgresql >/dev/null 2>&1 ||
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
+  # The package creates a cluster (and may not start it where there is no init system).
+  read -r version cluster _ < <(pg_lsclusters --no-header | head -n 1) || true
+  if [[ -z ${version:-} ]]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    cluster=main
+    pg_createcluster "$version" "$cluster" >/dev/null
+  fi
+  pg_ctlcluster "$version" "$cluster" start || true
+  for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && break; sleep 1; done
+  # Local TCP logins need a password on Debian's default pg_hba.conf: give the tests one.
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  export REGISTRY_TEST_POSTGRES="postgres://postgres:postgres@127.0.0.1:5432"
+  echo "started PostgreSQL $version/$cluster; the tests log in as postgres" >&2
+else
+  echo "no PostgreSQL server answers at 127.0.0.1:5432: sudo apt-get install -y postgresql && sudo pg_ctlcluster 15 main start (or set REGISTRY_TEST_POSTGRES=postgres://USER:PASSWORD@HOST:PORT)" >&2
+  exit 1
+fi
+
 step "toolchain: npm ci (forge, anvil, cast, solc-js, OpenZeppelin; js-ipfs for the content-store tests)"
 npm ci --no-audit --no-fund --loglevel=error
 (cd registry/tests/js-ipfs && npm ci --no-audit --no-fund --loglevel=error)

@@ -1,5 +1,5 @@
-//! Typed bindings of the model registry's contracts (`ModelRegistry`, `LicenseMarket`) for
-//! ethers, with their deploy bytecode.
+//! Typed bindings of the model registry's contracts (`ModelRegistry`, `LicenseMarket`, and the
+//! demo market's `DemoToken`) for ethers, with their deploy bytecode.
 //!
 //! The Solidity sources live beside this crate in `src/` (a Foundry project). `forge build`
 //! output is reduced to `artifacts/<Contract>.json` (ABI and bytecode) and the bindings in
@@ -11,11 +11,14 @@ mod bindings;
 
 pub use bindings::license_market::{self, LicenseMarket, LicenseMarketErrors, LicenseMarketEvents};
 pub use bindings::model_registry::{self, ModelRegistry, ModelRegistryErrors, ModelRegistryEvents};
+pub use bindings::demo_token::{self, DemoToken};
 
 /// The contracts whose artifacts and bindings this crate carries, as (contract name, module).
-pub const CONTRACTS: [(&str, &str); 2] = [
+pub const CONTRACTS: [(&str, &str); 3] = [
     ("ModelRegistry", "model_registry"),
     ("LicenseMarket", "license_market"),
+    // The demo market's ERC-20 (`registry up --demo`).
+    ("DemoToken", "demo_token"),
 ];
 
 /// The kinds of license, with the numbering of the Solidity `LicenseKind` enum.

@@ -31,7 +31,16 @@ pub struct DevnetOptions {
     /// Slots per epoch (`anvil --slots-in-an-epoch`): anvil names the block two epochs below
     /// the head `finalized`; `None` keeps anvil's 32 (finalized 64 blocks below the head).
     pub slots_in_an_epoch: Option<u64>,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Keep the chain in this file (`anvil --state`): loaded at start when it exists, written
+    /// every [`STATE_INTERVAL`] and when stopped with [`Devnet::stop`], so a restarted devnet
+    /// resumes with the same blocks, hashes and logs.
+    pub state: Option<PathBuf>,
 }
+
+/// Seconds between writes of a kept chain's state (what a killed devnet can lose).
+pub const STATE_INTERVAL: u64 = 2;
 
 impl Default for DevnetOptions {
     fn default() -> Self {
@@ -42,6 +51,8 @@ impl Default for DevnetOptions {
             accounts: 10,
             prune_history: false,
             slots_in_an_epoch: None,
+            port: 0,
+            state: None,
         }
     }
 }
@@ -64,7 +75,7 @@ impl Devnet {
         };
         let mut command = Command::new(&anvil);
         command
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--host", "127.0.0.1", "--port", &options.port.to_string()])
             .args(["--chain-id", &options.chain_id.to_string()])
             .args(["--accounts", &options.accounts.to_string()])
             .stdin(Stdio::null())
@@ -76,6 +87,10 @@ impl Devnet {
         }
         if let Some(slots) = options.slots_in_an_epoch {
             command.args(["--slots-in-an-epoch", &slots.to_string()]);
+        }
+        if let Some(state) = &options.state {
+            command.arg("--state").arg(state);
+            command.args(["--state-interval", &STATE_INTERVAL.to_string()]);
         }
         if let Some(seconds) = options.block_time {
             command.args(["--block-time", &seconds.to_string()]);
@@ -150,8 +165,20 @@ impl Devnet {
             .with_chain_id(self.chain_id)
     }
 
-    /// Stops anvil and waits for it to exit.
+    /// Stops anvil and waits for it to exit: asked with SIGINT first, so a kept chain's
+    /// state is written, then killed if it has not exited within ten seconds.
     pub async fn stop(mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if let Some(pid) = self.child.id() {
+            if kill(Pid::from_raw(pid as i32), Signal::SIGINT).is_ok()
+                && tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }
@@ -184,35 +211,63 @@ impl Banner {
     }
 }
 
-/// Finds the anvil binary: `$REGISTRY_ANVIL`, then the npm package in a `node_modules` of the
-/// current folder or one of its parents, then the one of this source tree, then `anvil` on PATH.
+/// Where anvil's npm package puts the binary, below a folder holding `node_modules`.
+const PACKAGED_ANVIL: &str = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
+
+/// Finds the anvil binary: `$REGISTRY_ANVIL`, then `anvil` on `PATH`, then the npm package
+/// (`npm ci` at the repository root installs it) in a `node_modules` of the current folder or
+/// one of its parents, or of the folder of this program or one of its parents (a
+/// `target/release/registry` run from anywhere finds its checkout's). Nothing is baked in at
+/// compile time, so a binary moved to another machine looks there.
 pub fn locate_anvil() -> Result<PathBuf> {
-    const PACKAGED: &str = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil";
-    let mut looked = Vec::new();
-    if let Some(path) = std::env::var_os("REGISTRY_ANVIL") {
-        return Ok(PathBuf::from(path));
-    }
     let mut roots: Vec<PathBuf> = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         roots.extend(cwd.ancestors().map(Path::to_path_buf));
     }
-    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    for root in roots {
-        let candidate = root.join(PACKAGED);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-        looked.push(candidate.display().to_string());
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
-    if let Some(paths) = std::env::var_os("PATH") {
+    find_anvil(
+        std::env::var_os("REGISTRY_ANVIL"),
+        std::env::var_os("PATH"),
+        &roots,
+    )
+}
+
+/// [`locate_anvil`] over the given variables and folders.
+fn find_anvil(
+    configured: Option<std::ffi::OsString>,
+    path: Option<std::ffi::OsString>,
+    roots: &[PathBuf],
+) -> Result<PathBuf> {
+    if let Some(anvil) = configured {
+        let anvil = PathBuf::from(anvil);
+        return match anvil.is_file() {
+            true => Ok(anvil),
+            false => Err(Error::AnvilNotFound {
+                looked: format!("REGISTRY_ANVIL={} (no such file)", anvil.display()),
+            }),
+        };
+    }
+    let mut looked = Vec::new();
+    if let Some(paths) = path {
         for dir in std::env::split_paths(&paths) {
             let candidate = dir.join("anvil");
             if candidate.is_file() {
                 return Ok(candidate);
             }
         }
-        looked.push("anvil on PATH".into());
+        looked.push("anvil on PATH".to_string());
     }
+    for root in roots {
+        let candidate = root.join(PACKAGED_ANVIL);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    looked.push(format!(
+        "{PACKAGED_ANVIL} in the current folder, the program's folder and their parents"
+    ));
     Err(Error::AnvilNotFound {
         looked: looked.join(", "),
     })
@@ -221,6 +276,42 @@ pub fn locate_anvil() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anvil_is_found_by_variable_path_or_node_modules_and_never_by_build_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("anvil"), b"").unwrap();
+        let project = dir.path().join("project");
+        let packaged = project.join(PACKAGED_ANVIL);
+        std::fs::create_dir_all(packaged.parent().unwrap()).unwrap();
+        std::fs::write(&packaged, b"").unwrap();
+        let nested = project.join("models/llama");
+        let path = std::env::join_paths([dir.path().join("empty"), bin.clone()]).unwrap();
+
+        // The variable wins, and must name a file.
+        let configured = Some(packaged.clone().into_os_string());
+        assert_eq!(
+            find_anvil(configured, Some(path.clone()), &[]).unwrap(),
+            packaged
+        );
+        let missing = Some(dir.path().join("nope").into_os_string());
+        let err = find_anvil(missing, Some(path.clone()), &[]).unwrap_err();
+        assert!(err.to_string().contains("REGISTRY_ANVIL="), "{err}");
+        // Then PATH, then a node_modules above a folder.
+        assert_eq!(
+            find_anvil(None, Some(path), &[nested.clone()]).unwrap(),
+            bin.join("anvil")
+        );
+        let roots: Vec<PathBuf> = nested.ancestors().map(Path::to_path_buf).collect();
+        assert_eq!(find_anvil(None, None, &roots).unwrap(), packaged);
+        // Nowhere: the error says where it looked.
+        let err = find_anvil(None, Some(dir.path().join("empty").into_os_string()), &roots[..2])
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("anvil on PATH") && message.contains(PACKAGED_ANVIL), "{message}");
+    }
 
     #[test]
     fn banner_yields_keys_and_address() {

@@ -11,6 +11,7 @@ pub mod access;
 pub mod amount;
 pub mod arriving;
 pub mod chain;
+pub mod demo;
 pub mod deploy;
 pub mod devnet;
 pub mod erc20;

@@ -303,6 +303,7 @@ async fn measure(label: &str, url: &str, licenses_n: i64) {
                     keys: None,
                     cors_origins: Vec::new(),
                     ready_lag: 64,
+                    chain: None,
                 },
                 move |address| tx.send(address).unwrap(),
             ))

@@ -5,7 +5,8 @@
 //!   (`graphql-transport-ws`, or the older `graphql-ws`) on the same path, with limits on
 //!   connections, message size and rate, and subscriptions per connection (see `ws`).
 //! - `/graphiql`: GraphiQL, its assets served by this server (no CDN; see `graphiql`); `/health`: database and indexer status; `/ready`: whether to send
-//!   traffic here; `/metrics`: Prometheus metrics (see `metrics`); `/`: a small explorer page;
+//!   traffic here; `/metrics`: Prometheus metrics (see `metrics`); `/`, `/models/{id}`, `/accounts/{address}`,
+//!   `/rights`: the web app (see [`app`]);
 //!   `/ipfs/<cid>`: the content store, read-only (every block checked).
 //! - `/v1/models/{id}/access` (with a keeper identity): x402 `402 Payment Required` with the
 //!   offerings that sell a model's key, and the key wrapped for a license holder's signed
@@ -26,6 +27,7 @@
 //! The SDL is committed as `web/schema.graphql`; a test fails when it drifts.
 
 mod access;
+pub mod app;
 mod cache;
 mod error;
 mod gateway;

@@ -1,4 +1,4 @@
-//! The HTTP server: routes, body-size limit, health, explorer page and IPFS gateway.
+//! The HTTP server: routes, body-size limit, health, the web app and the IPFS gateway.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// `/ready` answers 200 once the indexer is within this many blocks of the head.
     pub ready_lag: u64,
+    /// The market's chain, for the web app's prices and purchases (see [`crate::app`]).
+    pub chain: Option<crate::app::Chain>,
 }
 
 /// The CORS policy: GET and POST from the given origins (any when none are given), any
@@ -242,12 +244,6 @@ async fn metrics(state: web::Data<State>) -> HttpResponse {
         .body(state.metrics.render(state.db.conn()).await)
 }
 
-async fn explorer() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(include_str!("explorer.html"))
-}
-
 async fn health(state: web::Data<State>) -> HttpResponse {
     match state.db.state().await {
         Ok(indexer) => HttpResponse::Ok().json(serde_json::json!({
@@ -339,7 +335,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/models/{id}/access",
         web::get().to(crate::access::access),
     )
-    .route("/", web::get().to(explorer));
+    .configure(crate::app::routes);
 }
 
 /// Serves until the process is stopped (Ctrl-C stops it gracefully). Returns the bound
@@ -363,6 +359,10 @@ pub async fn serve(
         cache: crate::cache::ResponseCache::new(config.limits.response_cache_bytes),
     });
     let keys = config.keys.map(web::Data::new);
+    let app = web::Data::new(crate::app::App {
+        schema: state.schema.clone(),
+        chain: config.chain,
+    });
     let origins = config.cors_origins;
     let server = HttpServer::new(move || {
         let timed = metrics.clone();
@@ -392,7 +392,8 @@ pub async fn serve(
                     response
                 }
             })
-            .app_data(state.clone());
+            .app_data(state.clone())
+            .app_data(app.clone());
         match &keys {
             Some(keys) => app.app_data(keys.clone()),
             None => app,
@@ -400,6 +401,8 @@ pub async fn serve(
         .configure(routes)
     })
     .workers(config.workers.max(1))
+    // Browsers keep connections open: Ctrl-C waits for answers in flight, not for them.
+    .shutdown_timeout(5)
     .bind(config.listen)?;
     if let Some(address) = server.addrs().first() {
         bound(*address);

@@ -8,6 +8,8 @@
 )]
 
 #[rustfmt::skip]
+pub mod demo_token;
+#[rustfmt::skip]
 pub mod license_market;
 #[rustfmt::skip]
 pub mod model_registry;

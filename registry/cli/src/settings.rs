@@ -20,6 +20,8 @@ const ANVIL_CHAIN_ID: u64 = 31337;
 /// Where the embedded content store lives unless told otherwise.
 pub(crate) const DEFAULT_IPFS: &str = ".registry/ipfs";
 pub(crate) const DEFAULT_DEPLOYMENT: &str = "deployment.json";
+/// The deployment `registry up` keeps in its default state folder.
+const UP_DEPLOYMENT: &str = ".registry/deployment.json";
 pub(crate) const DEFAULT_CONFIG: &str = "registry.toml";
 /// Blocks below the head at which a keeper acts unless told: none on anvil's instant,
 /// unforked chain; 12 elsewhere (as the indexer's finality).
@@ -148,6 +150,16 @@ pub(crate) struct Settings {
     pub(crate) database_url: String,
     identity: Option<PathBuf>,
     pub(crate) backend: BackendKind,
+    /// What was given explicitly (flag, variable or config file), so `registry up` keeps its
+    /// own state folder for the rest.
+    given: Given,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Given {
+    deployment: Option<PathBuf>,
+    database_url: Option<String>,
+    ipfs: bool,
 }
 
 impl Settings {
@@ -178,29 +190,42 @@ impl Settings {
         if let Some(seconds) = args.tx_timeout.or(file.tx_timeout) {
             chain::set_tx_timeout(std::time::Duration::from_secs(seconds));
         }
+        let deployment = args.deployment.or(file.deployment);
+        let database_url = args.database_url.or(file.database_url);
+        let ipfs = args.ipfs.or(file.ipfs);
+        let given = Given {
+            deployment: deployment.clone(),
+            database_url: database_url.clone(),
+            ipfs: ipfs.is_some(),
+        };
         Ok(Self {
+            given,
             rpc_url: args.rpc_url.or(file.rpc_url),
             chain_id: args.chain_id.or(file.chain_id),
             signer,
-            ipfs: Location::parse(
-                &args
-                    .ipfs
-                    .or(file.ipfs)
-                    .unwrap_or_else(|| DEFAULT_IPFS.into()),
-            ),
-            deployment_path: args
-                .deployment
-                .or(file.deployment)
-                .unwrap_or_else(|| DEFAULT_DEPLOYMENT.into()),
+            ipfs: Location::parse(&ipfs.unwrap_or_else(|| DEFAULT_IPFS.into())),
+            deployment_path: deployment.unwrap_or_else(default_deployment),
             registry_address: args.registry_address.or(file.registry_address),
             market_address: args.market_address.or(file.market_address),
-            database_url: args
-                .database_url
-                .or(file.database_url)
-                .unwrap_or_else(|| store::DEFAULT_URL.into()),
+            database_url: database_url.unwrap_or_else(|| store::DEFAULT_URL.into()),
             identity: args.identity.or(file.identity),
             backend,
         })
+    }
+
+    /// The deployment file, when one was given explicitly.
+    pub(crate) fn deployment_given(&self) -> Option<PathBuf> {
+        self.given.deployment.clone()
+    }
+
+    /// The database URL, when one was given explicitly.
+    pub(crate) fn database_given(&self) -> Option<String> {
+        self.given.database_url.clone()
+    }
+
+    /// Whether a content store was given explicitly.
+    pub(crate) fn ipfs_given(&self) -> bool {
+        self.given.ipfs
     }
 
     /// Whether a signer was given explicitly.
@@ -298,6 +323,16 @@ impl Settings {
             deployment.chain_id = ethers::signers::Signer::chain_id(client.signer());
         }
         Ok(Market::new(client, deployment).await?)
+    }
+}
+
+/// `deployment.json` (`registry deploy`'s), else the one `registry up` keeps in `.registry/`
+/// when only that exists, so commands run beside `registry up` find its market.
+fn default_deployment() -> PathBuf {
+    let up = Path::new(UP_DEPLOYMENT);
+    match Path::new(DEFAULT_DEPLOYMENT).exists() || !up.exists() {
+        true => DEFAULT_DEPLOYMENT.into(),
+        false => up.into(),
     }
 }
 

@@ -303,6 +303,29 @@ impl Market {
             .map_err(|e| self.rpc_error(e))
     }
 
+    /// The ERC-20 tokens the market accepts (fixed at its deployment, each announced by a
+    /// `CurrencyAccepted` event), with their symbols and decimals; a token that does not
+    /// answer those calls is left out with a warning.
+    pub async fn accepted_currencies(&self) -> Result<Vec<(Address, String, u8)>> {
+        let filter = Filter::new()
+            .address(self.deployment.market)
+            .event(&contracts::license_market::CurrencyAcceptedFilter::abi_signature())
+            .from_block(self.deployment.block);
+        let accepted: Vec<contracts::license_market::CurrencyAcceptedFilter> =
+            self.events(&filter, "CurrencyAccepted").await?;
+        let mut currencies = Vec::new();
+        for event in accepted {
+            let token = Erc20::new(event.currency, self.client.clone());
+            match (token.symbol().await, token.decimals().await) {
+                (Ok(symbol), Ok(decimals)) => currencies.push((event.currency, symbol, decimals)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!("accepted currency {:?}: {e}", event.currency)
+                }
+            }
+        }
+        Ok(currencies)
+    }
+
     // --------------------------------------------------------------- offerings
 
     /// Publishes an offering and returns its id.

@@ -79,6 +79,11 @@ pub struct ModelFilter {
     price_min: Option<String>,
     /// Models with an open offering priced at most this (base units).
     price_max: Option<String>,
+    /// Models with an open offering in this currency (`0x0000…0000` for the native one;
+    /// with `priceMin`/`priceMax`, the same offering must be in the range).
+    currency: Option<String>,
+    /// Only derivatives (declaring at least one parent), or only base models.
+    derivative: Option<bool>,
     minted_block_min: Option<i64>,
     minted_block_max: Option<i64>,
     /// Case-insensitive substring of the name.
@@ -161,6 +166,7 @@ pub enum Direction {
 /// first listing every model with such an offering.
 fn has_offering(
     kind: Option<LicenseKind>,
+    currency: Option<String>,
     min: Option<String>,
     max: Option<String>,
 ) -> sea_orm::sea_query::SimpleExpr {
@@ -176,6 +182,9 @@ fn has_offering(
         .and_where(Expr::col((o.clone(), offerings::Column::Closed)).eq(false));
     if let Some(kind) = kind {
         q.and_where(Expr::col((o.clone(), offerings::Column::Kind)).eq(kind.code()));
+    }
+    if let Some(currency) = currency {
+        q.and_where(Expr::col((o.clone(), offerings::Column::Currency)).eq(currency));
     }
     if let Some(min) = min {
         q.and_where(Expr::col((o.clone(), offerings::Column::PriceKey)).gte(min));
@@ -201,6 +210,30 @@ impl QueryRoot {
             .await
             .or_internal()?
             .map(Model))
+    }
+
+    /// One offering by id.
+    async fn offering(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Offering>> {
+        let id = id_of(&id)?;
+        Ok(offerings::Entity::find()
+            .filter(offerings::Column::Id.eq(id))
+            .filter(current())
+            .one(conn(ctx))
+            .await
+            .or_internal()?
+            .map(Offering))
+    }
+
+    /// One license by id.
+    async fn license(&self, ctx: &Context<'_>, id: ID) -> Result<Option<License>> {
+        let id = id_of(&id)?;
+        Ok(licenses::Entity::find()
+            .filter(licenses::Column::Id.eq(id))
+            .filter(current())
+            .one(conn(ctx))
+            .await
+            .or_internal()?
+            .map(License))
     }
 
     /// Models, filtered and ordered, a page at a time.
@@ -230,10 +263,22 @@ impl QueryRoot {
                 .to_owned();
             q = q.filter(models::Column::Id.in_subquery(children));
         }
-        if f.has_offering_kind.is_some() || f.price_min.is_some() || f.price_max.is_some() {
+        if f.has_offering_kind.is_some()
+            || f.currency.is_some()
+            || f.price_min.is_some()
+            || f.price_max.is_some()
+        {
+            let currency = f.currency.as_deref().map(address).transpose()?;
             let min = f.price_min.as_deref().map(amount).transpose()?;
             let max = f.price_max.as_deref().map(amount).transpose()?;
-            q = q.filter(has_offering(f.has_offering_kind, min, max));
+            q = q.filter(has_offering(f.has_offering_kind, currency, min, max));
+        }
+        if let Some(derivative) = f.derivative {
+            q = q.filter(if derivative {
+                models::Column::Depth.gt(0)
+            } else {
+                models::Column::Depth.eq(0)
+            });
         }
         if let Some(min) = f.minted_block_min {
             q = q.filter(models::Column::BlockNumber.gte(min));

@@ -56,6 +56,7 @@ impl Api {
                         keys: None,
                         cors_origins,
                         ready_lag: 64,
+                        chain: None,
                     },
                     move |address| tx.send(address).unwrap(),
                 ))
@@ -581,7 +582,7 @@ async fn api_over_a_real_chain(kind: Kind) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "BODY_TOO_LARGE");
 
-    // GET, health, GraphiQL, the explorer page and the gateway.
+    // GET, health, GraphiQL, the catalogue page and the gateway.
     let get: Value = api
         .http
         .get(format!(

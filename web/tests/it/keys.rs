@@ -52,6 +52,7 @@ fn serve(db: store::Db, keys: KeyService, store: content::Store) -> String {
                     keys: Some(std::sync::Arc::new(keys)),
                     cors_origins: Vec::new(),
                     ready_lag: 64,
+                    chain: None,
                 },
                 move |address| tx.send(address).unwrap(),
             ))

@@ -15,6 +15,7 @@ mod outputs;
 mod rights;
 mod serve;
 mod show;
+mod up;
 mod values;
 mod verify;
 mod withdraw;
@@ -27,6 +28,9 @@ use crate::settings::{NoDeployment, NoRpcUrl, NoSigner, Settings};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the whole market in one process: anvil, deployment, content store, database,
+    /// indexer, keeper, web app and API (state in .registry/; --demo seeds a small market).
+    Up(up::Args),
     /// Deploy the registry and license market contracts and print their addresses.
     Deploy(deploy::Args),
     /// Files in the content store (embedded or a Kubo node) and CAR files.
@@ -80,6 +84,7 @@ pub(crate) enum Command {
 impl Command {
     pub(crate) async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
         match self {
+            Command::Up(args) => args.run(settings).await,
             Command::Deploy(args) => args.run(settings).await,
             Command::Content(command) => command.run(settings).await,
             Command::Mint(args) => args.run(settings).await,

@@ -119,6 +119,24 @@ impl Args {
         } else {
             None
         };
+        // The market's chain, for the web app's prices and purchases: read from the node
+        // when there is a deployment, else the pages show base units and sell nothing.
+        let chain = match settings.market().await {
+            Ok(market) => Some(web::app::Chain {
+                chain_id: market.deployment().chain_id,
+                rpc_url: settings
+                    .rpc_url
+                    .clone()
+                    .or_else(|| market.deployment().rpc_url.clone()),
+                registry: format!("{:?}", market.deployment().registry),
+                market: format!("{:?}", market.deployment().market),
+                currencies: super::up::currencies(&market).await,
+            }),
+            Err(e) => {
+                eprintln!("the web app sells nothing: no market ({e:#})");
+                None
+            }
+        };
         let config = ServerConfig {
             listen: self.listen,
             limits: Limits {
@@ -144,6 +162,7 @@ impl Args {
             keys,
             cors_origins: self.cors_origin,
             ready_lag: self.ready_lag,
+            chain,
         };
         web::serve(db, config, |address| {
             // The only line on stdout: where to connect (useful with port 0).

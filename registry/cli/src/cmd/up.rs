@@ -1,0 +1,384 @@
+//! `registry up`: the whole market in one process. Starts (or reuses) the managed anvil, its
+//! chain kept in the state folder; deploys when there is no deployment there; opens the
+//! embedded content store and the SQLite database (migrating it); runs the indexer, the
+//! leaf-list worker and the keeper; serves the web app, the API and the gateway. Ctrl-C stops
+//! everything, and a second start resumes where the first stopped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ethers::providers::Middleware;
+use ethers::types::Address;
+use registry::chain;
+use registry::demo::{self, Seeded};
+use registry::deploy::{deploy, Deployment};
+use registry::devnet::{Devnet, DevnetOptions};
+use registry::indexer::leaves::{self, LeafLists};
+use registry::indexer::{Indexer, Options};
+use registry::keeper::Keeper;
+use registry::market::Market;
+use store::Db;
+use web::{Limits, ServerConfig};
+
+use crate::settings::Settings;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Seed a small market on first start: generated models (bases, a declared fine-tune, an
+    /// undeclared copy), offerings of every kind in ether and in a demo dollar token, licenses
+    /// held by several dev accounts and an output batch.
+    #[arg(long)]
+    demo: bool,
+    /// Address the web app, the API and the gateway listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "REGISTRY_LISTEN")]
+    listen: SocketAddr,
+    /// Where the chain, deployment, database, content store and keys are kept.
+    #[arg(long, default_value = ".registry", env = "REGISTRY_STATE")]
+    state: PathBuf,
+    /// Port of the managed anvil on 127.0.0.1 (a wallet adds the chain at this URL); when
+    /// taken, a free one is used. 0: any free port.
+    #[arg(long, default_value_t = 8545)]
+    anvil_port: u16,
+    /// Do not run the keeper (it delivers the keys of encrypted models its identity opens).
+    #[arg(long)]
+    no_keeper: bool,
+}
+
+impl Args {
+    pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
+        std::fs::create_dir_all(&self.state)
+            .with_context(|| format!("creating the state folder {}", self.state.display()))?;
+        let state = &self.state;
+
+        // The chain: the given node, or the managed anvil with its state kept here.
+        let (devnet, url) = match &settings.rpc_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let devnet = self.start_anvil(settings).await?;
+                let url = devnet.endpoint().to_string();
+                (Some(devnet), url)
+            }
+        };
+        let probe = chain::provider(&url)?;
+        let chain_id = probe
+            .get_chainid()
+            .await
+            .map_err(|e| registry::Error::Rpc {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .as_u64();
+        let wallet = settings.wallet(chain_id)?;
+        let client = chain::connect(&url, wallet, settings.chain_id).await?;
+
+        // The deployment: reused while its contracts are on this chain, else made anew (and
+        // the index of the old one, which no longer exists, is set aside).
+        let deployment_path = settings
+            .deployment_given()
+            .unwrap_or_else(|| state.join("deployment.json"));
+        let database_url = settings.database_given().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", state.join("registry.db").display())
+        });
+        let seeded_path = state.join("demo.json");
+        let reused = match Deployment::load(&deployment_path) {
+            Ok(d) if d.chain_id == chain_id && has_code(&probe, d.registry).await? => Some(d),
+            _ => None,
+        };
+        let mut deployment = match reused {
+            Some(deployment) => {
+                eprintln!("resuming the deployment in {}", deployment_path.display());
+                deployment
+            }
+            None => {
+                if settings.database_given().is_none() {
+                    set_aside(&state.join("registry.db"))?;
+                }
+                let currencies = if self.demo {
+                    let holders: Vec<Address> = (0..10)
+                        .map(|i| chain::dev_wallet(i).map(|w| ethers::signers::Signer::address(&w)))
+                        .collect::<Result<_, _>>()?;
+                    vec![demo::deploy_token(client.clone(), &holders).await?]
+                } else {
+                    Vec::new()
+                };
+                let deployment = deploy(client.clone(), &currencies).await?;
+                eprintln!(
+                    "deployed the registry at {:?} and the market at {:?}",
+                    deployment.registry, deployment.market
+                );
+                deployment
+            }
+        };
+        // Later commands (`registry buy …` in another terminal) find the node here.
+        deployment.rpc_url = Some(url.clone());
+        deployment.save(&deployment_path)?;
+
+        // The content store: handles are not shared, each worker opens its own.
+        let store_dir = state.join("ipfs");
+        let open_store = || async {
+            anyhow::Ok(match settings.ipfs_given() {
+                true => settings.store().await?,
+                false => content::Store::embedded(&store_dir)?,
+            })
+        };
+        let store = open_store().await?;
+        let db = Db::connect(&database_url).await?;
+        let applied = db.migrate().await?;
+        if applied > 0 {
+            eprintln!("applied {applied} migrations to {}", redact(&database_url));
+        }
+
+        let market = Market::new(client.clone(), deployment.clone()).await?;
+        if self.demo {
+            match Seeded::load(&seeded_path) {
+                Some(seeded) if seeded.registry == deployment.registry => {
+                    eprintln!("the demo market is already seeded ({} models)", seeded.models.len());
+                }
+                _ => {
+                    let token = market
+                        .accepted_currencies()
+                        .await?
+                        .first()
+                        .map(|c| c.0)
+                        .context("this deployment accepts no ERC-20 for the demo: start with a fresh --state folder")?;
+                    eprintln!("seeding the demo market…");
+                    let seeded = demo::seed(
+                        &url,
+                        &deployment,
+                        token,
+                        &store,
+                        &state.join("demo"),
+                        &|line: &str| eprintln!("  {line}"),
+                    )
+                    .await?;
+                    seeded.save(&seeded_path)?;
+                }
+            }
+        }
+
+        let chain_info = web::app::Chain {
+            chain_id,
+            rpc_url: Some(url.clone()),
+            registry: format!("{:?}", deployment.registry),
+            market: format!("{:?}", deployment.market),
+            currencies: currencies(&market).await,
+        };
+        let options = Options {
+            poll_interval: Duration::from_millis(500),
+            // The managed anvil mines only what this process and its users send, and never
+            // reorganizes on its own: its blocks are final once mined (anvil's own
+            // `finalized` tag lags 64 blocks, which would mark a whole demo as pending).
+            // Any other node keeps the indexer's finality from the node.
+            ..match devnet {
+                Some(_) => Options {
+                    finality: registry::indexer::Finality::Confirmations,
+                    confirmations: 0,
+                    ..Options::default()
+                },
+                None => Options::default(),
+            }
+        };
+        let mut indexer =
+            Indexer::open(db.clone(), &url, deployment.clone(), Some(open_store().await?), options)
+                .await?;
+        let lists = LeafLists::new(
+            db.clone(),
+            open_store().await?,
+            &deployment,
+            leaves::Options {
+                poll_interval: Duration::from_millis(500),
+                ..leaves::Options::default()
+            },
+        );
+        let queries = Db::open_for_queries(
+            &database_url,
+            Limits::default().time_budget + Duration::from_secs(1),
+        )
+        .await?;
+        let config = ServerConfig {
+            listen: self.listen,
+            limits: Limits::default(),
+            content: Some(open_store().await?),
+            workers: 2,
+            keys: None,
+            cors_origins: Vec::new(),
+            ready_lag: 64,
+            chain: Some(chain_info),
+        };
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let stop = Arc::new(stop);
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = on_signal.send(true);
+        });
+
+        let listen = self.listen;
+        let server = async {
+            let served = web::serve(queries, config, |address| {
+                println!("market    http://{address}/");
+                println!("graphql   http://{address}/graphql");
+                println!("graphiql  http://{address}/graphiql");
+                println!("chain     {url} (chain id {chain_id})");
+                println!("state     {}", std::path::absolute(state).unwrap_or(state.clone()).display());
+                eprintln!("Ctrl-C stops everything; `registry up` again resumes");
+            })
+            .await
+            .with_context(|| format!("serving on {listen}"));
+            // The server stops on Ctrl-C by itself, or fails to bind: stop the rest too.
+            let _ = stop.send(true);
+            served
+        };
+        let follow = async {
+            let followed = indexer.run(until_stopped()).await;
+            let _ = stop.send(true);
+            followed
+        };
+        let keeper = async {
+            if self.no_keeper {
+                return;
+            }
+            self.keep(&market, &store, settings, until_stopped()).await
+        };
+        let (served, followed, _, _) = tokio::join!(server, follow, lists.run(until_stopped()), keeper);
+        eprintln!("stopped: indexed to block {}", indexer.cursor());
+        if let Some(devnet) = devnet {
+            devnet.stop().await;
+        }
+        served?;
+        followed?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The managed anvil on `--anvil-port` (a free port when that one is taken), its chain
+    /// kept in the state folder.
+    async fn start_anvil(&self, settings: &Settings) -> Result<Devnet> {
+        let options = DevnetOptions {
+            chain_id: settings.chain_id.unwrap_or(31337),
+            port: self.anvil_port,
+            state: Some(self.state.join("anvil.json")),
+            ..DevnetOptions::default()
+        };
+        match Devnet::start(&options).await {
+            Err(registry::Error::AnvilExited { output })
+                if self.anvil_port != 0 && output.contains("in use") =>
+            {
+                eprintln!(
+                    "port {} is taken: anvil listens on a free port instead",
+                    self.anvil_port
+                );
+                Ok(Devnet::start(&DevnetOptions { port: 0, ..options }).await?)
+            }
+            started => Ok(started?),
+        }
+    }
+
+    /// The keeper: delivers the keys of encrypted models whose envelope the signer's identity
+    /// opens, every two seconds, until stopped; a failed pass is logged and retried.
+    async fn keep(
+        &self,
+        market: &Market,
+        store: &content::Store,
+        settings: &Settings,
+        stopped: impl std::future::Future<Output = ()>,
+    ) {
+        let identity = match settings.identity(market.address()) {
+            Ok((identity, _)) => identity,
+            Err(e) => {
+                tracing::warn!("the keeper does not run: {e:#}");
+                return;
+            }
+        };
+        let mut keeper = Keeper::new(market, store, identity, 0);
+        tokio::pin!(stopped);
+        loop {
+            match keeper.pass().await {
+                Ok(outcomes) => {
+                    for outcome in outcomes {
+                        tracing::info!("keeper: {outcome:?}");
+                    }
+                }
+                Err(e) => tracing::warn!("keeper: pass failed, retrying: {e}"),
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+}
+
+/// The currencies the market accepts, as the web app shows prices in them (none, with a
+/// warning, when the node cannot say: prices then show in base units).
+pub(crate) async fn currencies(market: &Market) -> Vec<web::app::Currency> {
+    match market.accepted_currencies().await {
+        Ok(currencies) => currencies
+            .into_iter()
+            .map(|(address, symbol, decimals)| web::app::Currency {
+                address: format!("{address:?}"),
+                symbol,
+                decimals,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("reading the market's currencies: {e}");
+            Vec::new()
+        }
+    }
+}
+
+async fn has_code(provider: &ethers::providers::Provider<ethers::providers::Http>, address: Address) -> Result<bool> {
+    let code = provider
+        .get_code(address, None)
+        .await
+        .with_context(|| format!("reading the code at {address:?}"))?;
+    Ok(!code.is_empty())
+}
+
+/// Moves an index whose deployment is gone out of the way (kept, renamed, not deleted).
+fn set_aside(database: &Path) -> Result<()> {
+    if !database.exists() {
+        return Ok(());
+    }
+    let aside = database.with_extension(format!(
+        "db.{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    ));
+    std::fs::rename(database, &aside)
+        .with_context(|| format!("setting aside {}", database.display()))?;
+    // SQLite's write-ahead log holds the latest writes: it goes with the file.
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", database.display()));
+        if side.exists() {
+            let moved = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&side, &moved)
+                .with_context(|| format!("setting aside {}", side.display()))?;
+        }
+    }
+    eprintln!(
+        "the chain has no deployment of this folder any more: its index was set aside as {}",
+        aside.display()
+    );
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) if url.starts_with("postgres") => format!("postgres://…@{host}"),
+        _ => url.to_string(),
+    }
+}
