@@ -9,9 +9,9 @@
 
 mod bindings;
 
+pub use bindings::demo_token::{self, DemoToken};
 pub use bindings::license_market::{self, LicenseMarket, LicenseMarketErrors, LicenseMarketEvents};
 pub use bindings::model_registry::{self, ModelRegistry, ModelRegistryErrors, ModelRegistryEvents};
-pub use bindings::demo_token::{self, DemoToken};
 
 /// The contracts whose artifacts and bindings this crate carries, as (contract name, module).
 pub const CONTRACTS: [(&str, &str); 3] = [

@@ -53,27 +53,25 @@ impl Seeded {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("a seed record serializes");
-        std::fs::write(path, json).map_err(io(&path))
+        std::fs::write(path, json).map_err(io(path))
     }
 }
 
 /// Deploys the demo's dollar token, granting every `holder` [`TOKEN_GRANT`] tokens.
 pub async fn deploy_token(client: Arc<Client>, holders: &[Address]) -> Result<Address> {
     let amount = U256::from(TOKEN_GRANT) * U256::exp10(6);
-    let token = contracts::DemoToken::deploy(
-        client,
-        (holders.to_vec(), vec![amount; holders.len()]),
-    )
-    .map_err(|e| Error::Contract {
-        context: "encoding the DemoToken deployment".into(),
-        message: e.to_string(),
-    })?
-    .send()
-    .await
-    .map_err(|e| Error::Contract {
-        context: "deploying the DemoToken".into(),
-        message: e.to_string(),
-    })?;
+    let token =
+        contracts::DemoToken::deploy(client, (holders.to_vec(), vec![amount; holders.len()]))
+            .map_err(|e| Error::Contract {
+                context: "encoding the DemoToken deployment".into(),
+                message: e.to_string(),
+            })?
+            .send()
+            .await
+            .map_err(|e| Error::Contract {
+                context: "deploying the DemoToken".into(),
+                message: e.to_string(),
+            })?;
     Ok(token.address())
 }
 
@@ -98,7 +96,7 @@ pub async fn seed(
     work: &Path,
     report: &dyn Report,
 ) -> Result<Seeded> {
-    std::fs::create_dir_all(work).map_err(io(&work))?;
+    std::fs::create_dir_all(work).map_err(io(work))?;
     let mut markets = Vec::new();
     for i in 0..6 {
         let client = chain::connect(url, chain::dev_wallet(i)?, Some(deployment.chain_id)).await?;
@@ -117,7 +115,9 @@ pub async fn seed(
     let weights = |name: &str, seed: u32, noise: f32| -> Result<std::path::PathBuf> {
         let path = work.join(format!("{name}.safetensors"));
         // Each model drifts from its seed in a direction of its own (seeded by its name).
-        let drift = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let drift = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         write_weights(&path, seed, noise, drift)?;
         Ok(path)
     };
@@ -167,8 +167,8 @@ pub async fn seed(
     seeded.models.push(("basil-encoder".into(), basil));
 
     // Offerings of every kind, in ether and in the token.
-    let terms = |model: U256, kind: LicenseKind, currency: Address, price: U256, days: u64| {
-        OfferingTerms {
+    let terms =
+        |model: U256, kind: LicenseKind, currency: Address, price: U256, days: u64| OfferingTerms {
             model_id: model,
             kind: kind.into(),
             currency,
@@ -177,24 +177,45 @@ pub async fn seed(
             supply_cap: 0,
             transferable: kind != LicenseKind::FineTune,
             commercial_use: kind != LicenseKind::Access,
-            royalty_bps: if kind == LicenseKind::FineTune { 1_000 } else { 0 },
+            royalty_bps: if kind == LicenseKind::FineTune {
+                1_000
+            } else {
+                0
+            },
             renewal_period: 7 * DAY,
             delivery_period: 0,
             terms_uri: String::new(),
             terms_hash: [0; 32],
-        }
-    };
+        };
     let native = Address::zero();
     let aurora_access = alice
-        .publish(terms(aurora, LicenseKind::Access, native, milli_ether(10), 30))
+        .publish(terms(
+            aurora,
+            LicenseKind::Access,
+            native,
+            milli_ether(10),
+            30,
+        ))
         .await?
         .0;
     let aurora_tune = alice
-        .publish(terms(aurora, LicenseKind::FineTune, native, milli_ether(50), 0))
+        .publish(terms(
+            aurora,
+            LicenseKind::FineTune,
+            native,
+            milli_ether(50),
+            0,
+        ))
         .await?
         .0;
     let aurora_output = alice
-        .publish(terms(aurora, LicenseKind::Output, native, milli_ether(2), 7))
+        .publish(terms(
+            aurora,
+            LicenseKind::Output,
+            native,
+            milli_ether(2),
+            7,
+        ))
         .await?
         .0;
     let basil_access = bob
@@ -222,7 +243,13 @@ pub async fn seed(
     ));
     seeded.models.push(("aurora-chat".into(), chat));
     let chat_access = carol
-        .publish(terms(chat, LicenseKind::Access, native, milli_ether(20), 30))
+        .publish(terms(
+            chat,
+            LicenseKind::Access,
+            native,
+            milli_ether(20),
+            30,
+        ))
         .await?
         .0;
 
@@ -252,15 +279,21 @@ pub async fn seed(
             .license;
         seeded.licenses.push((market.address(), license));
     }
-    report.step("sold licenses to accounts 3 and 4 (one paid in DUSD, one paying royalties up the lineage)");
+    report.step(
+        "sold licenses to accounts 3 and 4 (one paid in DUSD, one paying royalties up the lineage)",
+    );
 
     // An output batch under dave's output license, its leaf list published.
     let outputs = work.join("outputs");
     std::fs::create_dir_all(&outputs).map_err(io(&outputs))?;
     let mut files = Vec::new();
-    for (i, text) in ["a haiku about gradients", "a summary of a contract", "a poem"]
-        .iter()
-        .enumerate()
+    for (i, text) in [
+        "a haiku about gradients",
+        "a summary of a contract",
+        "a poem",
+    ]
+    .iter()
+    .enumerate()
     {
         let path = outputs.join(format!("output-{i}.txt"));
         std::fs::write(&path, text).map_err(io(&path))?;
@@ -317,7 +350,9 @@ pub fn write_weights(path: &Path, seed: u32, noise: f32, drift: u32) -> Result<(
             let n: usize = shape.iter().product();
             let base = 1_000_000 * t as u32;
             let bytes = (0..n as u32)
-                .flat_map(|k| (value(base + k, seed) + noise * value(base + k, drift)).to_le_bytes())
+                .flat_map(|k| {
+                    (value(base + k, seed) + noise * value(base + k, drift)).to_le_bytes()
+                })
                 .collect();
             (name.to_string(), shape, bytes)
         })
@@ -331,7 +366,7 @@ pub fn write_weights(path: &Path, seed: u32, noise: f32, drift: u32) -> Result<(
         .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| io(path)(std::io::Error::other(e.to_string())))?;
-    std::fs::write(path, bytes).map_err(io(&path))
+    std::fs::write(path, bytes).map_err(io(path))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {

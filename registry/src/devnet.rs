@@ -142,6 +142,11 @@ impl Devnet {
         })
     }
 
+    /// The anvil process's id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The HTTP JSON-RPC endpoint.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -301,16 +306,23 @@ mod tests {
         assert!(err.to_string().contains("REGISTRY_ANVIL="), "{err}");
         // Then PATH, then a node_modules above a folder.
         assert_eq!(
-            find_anvil(None, Some(path), &[nested.clone()]).unwrap(),
+            find_anvil(None, Some(path), std::slice::from_ref(&nested)).unwrap(),
             bin.join("anvil")
         );
         let roots: Vec<PathBuf> = nested.ancestors().map(Path::to_path_buf).collect();
         assert_eq!(find_anvil(None, None, &roots).unwrap(), packaged);
         // Nowhere: the error says where it looked.
-        let err = find_anvil(None, Some(dir.path().join("empty").into_os_string()), &roots[..2])
-            .unwrap_err();
+        let err = find_anvil(
+            None,
+            Some(dir.path().join("empty").into_os_string()),
+            &roots[..2],
+        )
+        .unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("anvil on PATH") && message.contains(PACKAGED_ANVIL), "{message}");
+        assert!(
+            message.contains("anvil on PATH") && message.contains(PACKAGED_ANVIL),
+            "{message}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::catalogue::html_page;
-use super::layout::{hash, pending};
+use super::layout::pending;
 use super::model::{licenses, License};
 
 use super::query;
@@ -82,7 +82,8 @@ pub(crate) async fn page(app: web::Data<App>, address: web::Path<String>) -> Htt
     let chain = app.chain.as_ref();
     let body = html! {
         article #account data-account=(address) {
-            h1 { "Account " code { (format::short(&address)) } " " (hash(&address)) }
+            h1 { "Account " code.full { (address) } }
+            p { button.copy type="button" data-copy=(address) aria-label={ "copy " (address) } { "copy address" } }
             section #owned {
                 h2 { "Models owned" }
                 @if answer.models.nodes.is_empty() {

@@ -122,9 +122,10 @@ pub(crate) async fn page(app: web::Data<App>, params: web::Query<Params>) -> Htt
 }
 
 pub(crate) fn html_page(app: &App, title: &str, body: Markup) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(layout::page(app, title, body).into_string())
+    layout::respond(
+        actix_web::http::StatusCode::OK,
+        layout::page(app, title, body),
+    )
 }
 
 async fn render(app: &App, p: &Params) -> Result<Markup, Refused> {
@@ -133,7 +134,11 @@ async fn render(app: &App, p: &Params) -> Result<Markup, Refused> {
         "" | "newest" => "MINTED_DESC",
         "oldest" => "MINTED_ASC",
         "id" => "ID_ASC",
-        other => return Err(Refused::BadRequest(format!("unknown sort {other:?}: newest, oldest or id"))),
+        other => {
+            return Err(Refused::BadRequest(format!(
+                "unknown sort {other:?}: newest, oldest or id"
+            )))
+        }
     };
     let answer: Answer = query::run(
         app,
@@ -219,7 +224,11 @@ fn filter(app: &App, p: &Params) -> Result<serde_json::Value, Refused> {
         "access" => Some("ACCESS"),
         "fine-tune" => Some("FINE_TUNE"),
         "output" => Some("OUTPUT"),
-        other => return Err(Refused::BadRequest(format!("unknown right {other:?}: access, fine-tune or output"))),
+        other => {
+            return Err(Refused::BadRequest(format!(
+                "unknown right {other:?}: access, fine-tune or output"
+            )))
+        }
     };
     if let Some(kind) = kind {
         f.insert("hasOfferingKind".into(), kind.into());
@@ -233,7 +242,9 @@ fn filter(app: &App, p: &Params) -> Result<serde_json::Value, Refused> {
                 .as_ref()
                 .and_then(|c| c.currency(&token))
                 .map(|c| c.decimals)
-                .ok_or_else(|| Refused::BadRequest(format!("{token} is not a currency this market accepts")))?;
+                .ok_or_else(|| {
+                    Refused::BadRequest(format!("{token} is not a currency this market accepts"))
+                })?;
             (token, decimals)
         }
     };
@@ -266,7 +277,11 @@ fn filter(app: &App, p: &Params) -> Result<serde_json::Value, Refused> {
         "derivative" => {
             f.insert("derivative".into(), true.into());
         }
-        other => return Err(Refused::BadRequest(format!("unknown lineage {other:?}: base or derivative"))),
+        other => {
+            return Err(Refused::BadRequest(format!(
+                "unknown lineage {other:?}: base or derivative"
+            )))
+        }
     }
     match p.flagged.as_str() {
         "" => {}
@@ -276,7 +291,11 @@ fn filter(app: &App, p: &Params) -> Result<serde_json::Value, Refused> {
         "no" => {
             f.insert("flagged".into(), false.into());
         }
-        other => return Err(Refused::BadRequest(format!("unknown flagged {other:?}: yes or no"))),
+        other => {
+            return Err(Refused::BadRequest(format!(
+                "unknown flagged {other:?}: yes or no"
+            )))
+        }
     }
     Ok(serde_json::Value::Object(f))
 }

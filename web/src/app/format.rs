@@ -58,7 +58,7 @@ pub(crate) fn duration(seconds: i64) -> String {
     // The largest unit that divides it, else the largest that fits, rounded.
     let (size, name) = units
         .iter()
-        .find(|(size, _)| seconds % size == 0 && seconds / size < 1_000)
+        .find(|(size, _)| seconds.is_multiple_of(*size) && seconds / size < 1_000)
         .or_else(|| units.iter().find(|(size, _)| seconds >= *size))
         .copied()
         .unwrap_or((1, "second"));
@@ -183,6 +183,9 @@ mod tests {
         assert_eq!(absolute(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(bps(1_000), "10%");
         assert_eq!(bps(250), "2.5%");
-        assert_eq!(short("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"), "0xf39f…2266");
+        assert_eq!(
+            short("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
+            "0xf39f…2266"
+        );
     }
 }

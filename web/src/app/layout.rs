@@ -25,6 +25,20 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// What a page may load and where it may connect: this server only (its own CSS, script and
+/// API; the wallet is the browser's, not the page's), never framed by another site.
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// A page answer with `status`, under the app's content security policy.
+pub(crate) fn respond(status: actix_web::http::StatusCode, page: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", POLICY))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "same-origin"))
+        .body(page.into_string())
+}
+
 /// A whole page: `title` and `body` in the shell.
 pub(crate) fn page(app: &App, title: &str, body: Markup) -> Markup {
     let chain = app.chain.as_ref();

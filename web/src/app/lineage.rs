@@ -61,10 +61,17 @@ pub(crate) fn svg(model: &str, edges: &[Edge], names: &BTreeMap<String, String>)
     for (row, ids) in &rows {
         let offset = (width - (ids.len() as i64 * (BOX_W + GAP_X) - GAP_X)) / 2;
         for (i, id) in ids.iter().enumerate() {
-            at.insert(id, (offset + i as i64 * (BOX_W + GAP_X), 20 + row * (BOX_H + GAP_Y)));
+            at.insert(
+                id,
+                (
+                    offset + i as i64 * (BOX_W + GAP_X),
+                    20 + row * (BOX_H + GAP_Y),
+                ),
+            );
         }
     }
-    let unique: BTreeSet<(&String, &String)> = edges.iter().map(|e| (&e.parent, &e.child)).collect();
+    let unique: BTreeSet<(&String, &String)> =
+        edges.iter().map(|e| (&e.parent, &e.child)).collect();
     html! {
         svg #lineage-graph xmlns="http://www.w3.org/2000/svg" role="img"
             viewBox={ "0 0 " (width) " " (height) } width=(width) height=(height)
@@ -105,7 +112,12 @@ fn is_ancestor_edge(model: &str, e: &Edge, edges: &[Edge]) -> bool {
             return true;
         }
         if seen.insert(m.clone()) {
-            frontier.extend(edges.iter().filter(|x| x.child == m).map(|x| x.parent.clone()));
+            frontier.extend(
+                edges
+                    .iter()
+                    .filter(|x| x.child == m)
+                    .map(|x| x.parent.clone()),
+            );
         }
     }
     false
@@ -133,12 +145,24 @@ mod tests {
     #[test]
     fn ancestors_sit_above_descendants_below_and_every_edge_is_labelled() {
         // 1 → 3 ← 2, 3 → 4, 3 → 5; drawn for model 3.
-        let edges = [edge("1", "3", 1000), edge("2", "3", 500), edge("3", "4", 250), edge("3", "5", 0)];
+        let edges = [
+            edge("1", "3", 1000),
+            edge("2", "3", 500),
+            edge("3", "4", 250),
+            edge("3", "5", 0),
+        ];
         let names = BTreeMap::from([("3".to_string(), "<b>chat</b>".to_string())]);
         let svg = svg("3", &edges, &names).into_string();
-        for (parent, child, bps, share) in [("1", "3", 1000, "10%"), ("2", "3", 500, "5%"), ("3", "4", 250, "2.5%")] {
-            let mark = format!(r#"data-parent="{parent}" data-child="{child}" data-royalty-bps="{bps}""#);
-            let at = svg.find(&mark).unwrap_or_else(|| panic!("no edge {parent}→{child}: {svg}"));
+        for (parent, child, bps, share) in [
+            ("1", "3", 1000, "10%"),
+            ("2", "3", 500, "5%"),
+            ("3", "4", 250, "2.5%"),
+        ] {
+            let mark =
+                format!(r#"data-parent="{parent}" data-child="{child}" data-royalty-bps="{bps}""#);
+            let at = svg
+                .find(&mark)
+                .unwrap_or_else(|| panic!("no edge {parent}→{child}: {svg}"));
             assert!(svg[at..].contains(share));
         }
         assert_eq!(svg.matches("<g class=\"edge\"").count(), 4);

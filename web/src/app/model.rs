@@ -193,9 +193,11 @@ pub(crate) async fn page(app: web::Data<App>, id: web::Path<String>) -> HttpResp
 async fn render(app: &App, id: &str) -> Result<(String, Markup), Refused> {
     let id = query::id(id, "model")?;
     let answer: Answer = query::run(app, QUERY, json!({ "id": id })).await?;
-    let model = answer
-        .model
-        .ok_or_else(|| Refused::NotFound(format!("there is no model {id} (or the indexer has not reached it yet)")))?;
+    let model = answer.model.ok_or_else(|| {
+        Refused::NotFound(format!(
+            "there is no model {id} (or the indexer has not reached it yet)"
+        ))
+    })?;
     let now = format::now();
     let chain = app.chain.as_ref();
     let name = model.name.clone().unwrap_or_else(|| "(unnamed)".into());
@@ -375,7 +377,12 @@ fn offerings(offerings: &[Offering], encrypted: bool, chain: Option<&super::Chai
 }
 
 /// A table of licenses; `renew` adds renew buttons to time-bound ones still renewable.
-pub(crate) fn licenses(licenses: &[License], now: i64, chain: Option<&super::Chain>, renew: bool) -> Markup {
+pub(crate) fn licenses(
+    licenses: &[License],
+    now: i64,
+    chain: Option<&super::Chain>,
+    renew: bool,
+) -> Markup {
     html! {
         @if licenses.is_empty() {
             p.muted { "None." }

@@ -41,9 +41,7 @@ impl Refused {
                 p { a href="/" { "Back to the catalogue" } }
             }
         };
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(layout::page(app, title, body).into_string())
+        layout::respond(status, layout::page(app, title, body))
     }
 }
 

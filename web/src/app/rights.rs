@@ -84,9 +84,18 @@ pub(crate) async fn page(app: web::Data<App>, params: web::Query<Params>) -> Htt
             "" | "access" => "ACCESS",
             "fine-tune" => "FINE_TUNE",
             "output" => "OUTPUT",
-            other => return Err(Refused::BadRequest(format!("unknown right {other:?}: access, fine-tune or output"))),
+            other => {
+                return Err(Refused::BadRequest(format!(
+                    "unknown right {other:?}: access, fine-tune or output"
+                )))
+            }
         };
-        let answer: Answer = query::run(&app, QUERY, json!({ "address": account, "model": model, "kind": kind })).await?;
+        let answer: Answer = query::run(
+            &app,
+            QUERY,
+            json!({ "address": account, "model": model, "kind": kind }),
+        )
+        .await?;
         let named = answer
             .model
             .ok_or_else(|| Refused::NotFound(format!("there is no model {model}")))?;

@@ -70,18 +70,26 @@ struct ModelRef {
 fn reply(result: Result<serde_json::Value, Refused>) -> HttpResponse {
     match result {
         Ok(value) => HttpResponse::Ok().json(value),
-        Err(Refused::BadRequest(message)) => HttpResponse::BadRequest().json(json!({ "error": message })),
-        Err(Refused::NotFound(message)) => HttpResponse::NotFound().json(json!({ "error": message })),
+        Err(Refused::BadRequest(message)) => {
+            HttpResponse::BadRequest().json(json!({ "error": message }))
+        }
+        Err(Refused::NotFound(message)) => {
+            HttpResponse::NotFound().json(json!({ "error": message }))
+        }
         Err(Refused::Internal(message)) => {
             tracing::error!("web app: {message}");
-            HttpResponse::InternalServerError().json(json!({ "error": "the server could not answer; try again" }))
+            HttpResponse::InternalServerError()
+                .json(json!({ "error": "the server could not answer; try again" }))
         }
     }
 }
 
 fn chain(app: &App) -> Result<&super::Chain, Refused> {
     app.chain.as_ref().ok_or_else(|| {
-        Refused::NotFound("this server does not know the market's chain: purchases are made with `registry buy`".into())
+        Refused::NotFound(
+            "this server does not know the market's chain: purchases are made with `registry buy`"
+                .into(),
+        )
     })
 }
 
@@ -231,7 +239,9 @@ async fn build_renew(app: &App, p: &RenewParams) -> Result<serde_json::Value, Re
     let license: Option<LicenseRow> = license_by_id(app, &id).await?;
     let license = license.ok_or_else(|| Refused::NotFound(format!("there is no license {id}")))?;
     if license.duration == 0 || license.expiry == 0 {
-        return Err(Refused::BadRequest(format!("license {id} is perpetual: nothing to renew")));
+        return Err(Refused::BadRequest(format!(
+            "license {id} is perpetual: nothing to renew"
+        )));
     }
     let price = u256(&license.price)?;
     let call = RenewCall {
@@ -242,7 +252,11 @@ async fn build_renew(app: &App, p: &RenewParams) -> Result<serde_json::Value, Re
     let label = format!(
         "renew license #{} of {} for {} more, for {}",
         license.id,
-        license.model.as_ref().and_then(|m| m.name.as_deref()).unwrap_or("the model"),
+        license
+            .model
+            .as_ref()
+            .and_then(|m| m.name.as_deref())
+            .unwrap_or("the model"),
         format::duration(license.duration),
         format::price(&license.price, &license.currency, Some(chain)),
     );
@@ -272,7 +286,9 @@ fn age_recipient(text: &str) -> Result<[u8; 32], Refused> {
         return Err(bad("it must start with age1"));
     }
     let bytes = Vec::<u8>::from_base32(&data).map_err(|e| bad(&e.to_string()))?;
-    bytes.try_into().map_err(|_| bad("an X25519 key is 32 bytes"))
+    bytes
+        .try_into()
+        .map_err(|_| bad("an X25519 key is 32 bytes"))
 }
 
 /// `GET /app/revert?data=0x…`: the contracts' error that revert data encodes.
@@ -294,7 +310,11 @@ fn decode_revert(data: &str) -> Result<serde_json::Value, Refused> {
             "revert data {data:?} is no error of the market, the registry or an ERC-20"
         )));
     };
-    let name = error.split([' ', '(']).next().unwrap_or_default().to_string();
+    let name = error
+        .split([' ', '('])
+        .next()
+        .unwrap_or_default()
+        .to_string();
     Ok(json!({ "error": name, "message": error }))
 }
 
@@ -319,7 +339,13 @@ fn token_error(bytes: &[u8]) -> Option<String> {
         (error.signature().as_bytes()[..4] == *selector).then(|| {
             let values = error
                 .decode(&bytes[4..])
-                .map(|tokens| tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+                .map(|tokens| {
+                    tokens
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default();
             format!("{} {{ {values} }}", error.name)
         })
@@ -342,9 +368,18 @@ mod tests {
         .encode();
         let answer = decode_revert(&hex_data(&data)).unwrap();
         assert_eq!(answer["error"], "PriceAboveMax");
-        assert!(answer["message"].as_str().unwrap().contains("max_price: 5"), "{answer}");
-        assert!(matches!(decode_revert("0x12345678"), Err(Refused::NotFound(_))));
-        assert!(matches!(decode_revert("nothex"), Err(Refused::BadRequest(_))));
+        assert!(
+            answer["message"].as_str().unwrap().contains("max_price: 5"),
+            "{answer}"
+        );
+        assert!(matches!(
+            decode_revert("0x12345678"),
+            Err(Refused::NotFound(_))
+        ));
+        assert!(matches!(
+            decode_revert("nothex"),
+            Err(Refused::BadRequest(_))
+        ));
     }
 
     #[test]

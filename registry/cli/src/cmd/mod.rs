@@ -133,9 +133,9 @@ pub(crate) fn hint(err: &anyhow::Error) -> Option<String> {
     }
     if let Some(err) = err.downcast_ref::<registry::Error>() {
         return match err {
-            registry::Error::AnvilNotFound { .. } => {
-                Some("`npm ci` at the repository root installs anvil".into())
-            }
+            registry::Error::AnvilNotFound { .. } => Some(
+                "`npm ci` at the repository root installs anvil; or put anvil on PATH, or set REGISTRY_ANVIL=/path/to/anvil; or pass --rpc-url of a running node".into(),
+            ),
             registry::Error::Rpc { .. } => Some("is the node running? check --rpc-url".into()),
             registry::Error::PrivateKey(_) => Some(
                 "pass 32 bytes as hex, e.g. 0xac09…; or omit --rpc-url for a managed anvil".into(),

@@ -136,7 +136,10 @@ impl Args {
         if self.demo {
             match Seeded::load(&seeded_path) {
                 Some(seeded) if seeded.registry == deployment.registry => {
-                    eprintln!("the demo market is already seeded ({} models)", seeded.models.len());
+                    eprintln!(
+                        "the demo market is already seeded ({} models)",
+                        seeded.models.len()
+                    );
                 }
                 _ => {
                     let token = market
@@ -182,9 +185,14 @@ impl Args {
                 None => Options::default(),
             }
         };
-        let mut indexer =
-            Indexer::open(db.clone(), &url, deployment.clone(), Some(open_store().await?), options)
-                .await?;
+        let mut indexer = Indexer::open(
+            db.clone(),
+            &url,
+            deployment.clone(),
+            Some(open_store().await?),
+            options,
+        )
+        .await?;
         let lists = LeafLists::new(
             db.clone(),
             open_store().await?,
@@ -231,7 +239,12 @@ impl Args {
                 println!("graphql   http://{address}/graphql");
                 println!("graphiql  http://{address}/graphiql");
                 println!("chain     {url} (chain id {chain_id})");
-                println!("state     {}", std::path::absolute(state).unwrap_or(state.clone()).display());
+                println!(
+                    "state     {}",
+                    std::path::absolute(state)
+                        .unwrap_or(state.clone())
+                        .display()
+                );
                 eprintln!("Ctrl-C stops everything; `registry up` again resumes");
             })
             .await
@@ -251,7 +264,8 @@ impl Args {
             }
             self.keep(&market, &store, settings, until_stopped()).await
         };
-        let (served, followed, _, _) = tokio::join!(server, follow, lists.run(until_stopped()), keeper);
+        let (served, followed, _, _) =
+            tokio::join!(server, follow, lists.run(until_stopped()), keeper);
         eprintln!("stopped: indexed to block {}", indexer.cursor());
         if let Some(devnet) = devnet {
             devnet.stop().await;
@@ -262,14 +276,30 @@ impl Args {
     }
 
     /// The managed anvil on `--anvil-port` (a free port when that one is taken), its chain
-    /// kept in the state folder.
+    /// kept in the state folder. An anvil a killed `registry up` left running on this state
+    /// is stopped first (it then writes its chain, which is newer than the file), so the
+    /// chain resumes with every block the index has seen.
     async fn start_anvil(&self, settings: &Settings) -> Result<Devnet> {
+        // Absolute, so an anvil left running is recognised by its command line.
+        let state = std::path::absolute(self.state.join("anvil.json"))
+            .context("the state folder's absolute path")?;
+        let pid_file = self.state.join("anvil.pid");
+        stop_orphan(&pid_file, &state).await;
         let options = DevnetOptions {
             chain_id: settings.chain_id.unwrap_or(31337),
             port: self.anvil_port,
-            state: Some(self.state.join("anvil.json")),
+            state: Some(state),
             ..DevnetOptions::default()
         };
+        let devnet = self.start_devnet(options).await?;
+        if let Some(pid) = devnet.pid() {
+            std::fs::write(&pid_file, pid.to_string())
+                .with_context(|| format!("writing {}", pid_file.display()))?;
+        }
+        Ok(devnet)
+    }
+
+    async fn start_devnet(&self, options: DevnetOptions) -> Result<Devnet> {
         match Devnet::start(&options).await {
             Err(registry::Error::AnvilExited { output })
                 if self.anvil_port != 0 && output.contains("in use") =>
@@ -338,7 +368,45 @@ pub(crate) async fn currencies(market: &Market) -> Vec<web::app::Currency> {
     }
 }
 
-async fn has_code(provider: &ethers::providers::Provider<ethers::providers::Http>, address: Address) -> Result<bool> {
+/// Stops the anvil recorded in `pid_file` if it still runs on `state` (its command line names
+/// the file: a reused pid of another program is left alone), and waits for it to write its
+/// chain and exit.
+async fn stop_orphan(pid_file: &Path, state: &Path) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let runs_on_state = || {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains("anvil") && cmdline.contains(&*state.to_string_lossy())
+        })
+    };
+    if !runs_on_state() {
+        return;
+    }
+    eprintln!("stopping the anvil (pid {pid}) a previous `registry up` left running, so its chain is saved");
+    if kill(Pid::from_raw(pid), Signal::SIGINT).is_err() {
+        return;
+    }
+    for _ in 0..100 {
+        if !runs_on_state() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("anvil (pid {pid}) did not stop within 10 s: killing it");
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+async fn has_code(
+    provider: &ethers::providers::Provider<ethers::providers::Http>,
+    address: Address,
+) -> Result<bool> {
     let code = provider
         .get_code(address, None)
         .await

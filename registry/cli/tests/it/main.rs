@@ -7,6 +7,7 @@ mod loopholes;
 mod market;
 mod outputs;
 mod token;
+mod up;
 
 use test_support::{dbs, jsipfs, models};
 
