@@ -371,3 +371,25 @@ pub(crate) fn url_encoded(pairs: &[(&str, &str)]) -> String {
     let pairs: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
     serde_urlencoded::to_string(pairs).expect("string pairs encode")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_keeps_every_filter_and_encodes_them() {
+        let p = Params {
+            q: "a&b c".into(),
+            kind: "fine-tune".into(),
+            min: "0.5".into(),
+            lineage: "derivative".into(),
+            sort: "oldest".into(),
+            ..Params::default()
+        };
+        let link = next_link(&p, "Y3Vyc29y+/=");
+        assert_eq!(
+            link,
+            "/?q=a%26b+c&kind=fine-tune&min=0.5&lineage=derivative&sort=oldest&after=Y3Vyc29y%2B%2F%3D"
+        );
+    }
+}

@@ -311,6 +311,28 @@ async fn api_over_a_real_chain(kind: Kind) {
     );
     assert_eq!(models("flagged: true").await, vec![4]);
     assert_eq!(models("flagged: false").await, vec![1, 2, 3]);
+    assert_eq!(models("derivative: true").await, vec![2]);
+    assert_eq!(models("derivative: false").await, vec![1, 3, 4]);
+    let native = format!("0x{}", "0".repeat(40));
+    assert_eq!(models(&format!("currency: \"{native}\"")).await, vec![1, 2]);
+    assert_eq!(
+        models(&format!("currency: \"{native}\", priceMin: \"{hi}\"")).await,
+        vec![1, 2]
+    );
+    assert_eq!(
+        models(&format!("currency: \"0x{}\"", "1".repeat(40))).await,
+        Vec::<u64>::new(),
+        "no offering in that token"
+    );
+    let one = api
+        .data(
+            r#"{ offering(id: "1") { id modelId } license(id: "1") { id modelId } none: license(id: "999") { id } }"#,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(one["offering"]["id"], "1");
+    assert_eq!(one["license"]["id"], "1");
+    assert_eq!(one["none"], Value::Null);
     let minted = api
         .data(
             r#"{ models(orderBy: MINTED_DESC) { nodes { id block } } }"#,
