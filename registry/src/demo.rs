@@ -320,20 +320,22 @@ pub async fn seed(
     Ok(seeded)
 }
 
+/// A value in [-1, 1) from a 32-bit integer hash (lowbias32) of element `k` and `seed`: the
+/// generated models' weights, the same on every machine.
+pub fn uniform(k: u32, seed: u32) -> f32 {
+    let mut x = k ^ seed.wrapping_mul(0x9e37_79b9);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x as f32 / 2_147_483_648.0 - 1.0
+}
+
 /// Writes a small model's weights (F32 safetensors): an embedding, two MLP blocks and a head,
 /// from a 32-bit hash of `seed`, plus `noise` times a second stream from `drift` (a
 /// fine-tune's drift).
 pub fn write_weights(path: &Path, seed: u32, noise: f32, drift: u32) -> Result<()> {
-    // lowbias32 of (k, s), mapped to [-1, 1).
-    let value = |k: u32, s: u32| {
-        let mut x = k ^ s.wrapping_mul(0x9e37_79b9);
-        x ^= x >> 16;
-        x = x.wrapping_mul(0x7feb_352d);
-        x ^= x >> 15;
-        x = x.wrapping_mul(0x846c_a68b);
-        x ^= x >> 16;
-        x as f32 / 2_147_483_648.0 - 1.0
-    };
     let shapes: [(&str, Vec<usize>); 7] = [
         ("embed.weight", vec![512, 64]),
         ("blocks.0.up.weight", vec![256, 64]),
@@ -351,7 +353,7 @@ pub fn write_weights(path: &Path, seed: u32, noise: f32, drift: u32) -> Result<(
             let base = 1_000_000 * t as u32;
             let bytes = (0..n as u32)
                 .flat_map(|k| {
-                    (value(base + k, seed) + noise * value(base + k, drift)).to_le_bytes()
+                    (uniform(base + k, seed) + noise * uniform(base + k, drift)).to_le_bytes()
                 })
                 .collect();
             (name.to_string(), shape, bytes)

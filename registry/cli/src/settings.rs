@@ -302,16 +302,22 @@ impl Settings {
             .clone()
             .or_else(|| deployment.rpc_url.clone())
             .context(NoRpcUrl)?;
-        let probe = chain::provider(&url)?;
+        self.client_at(&url).await
+    }
+
+    /// A signing client on the node at `url` (the signer: the one given, else dev account 0
+    /// on anvil's chain id).
+    pub(crate) async fn client_at(&self, url: &str) -> Result<Arc<Client>> {
+        let probe = chain::provider(url)?;
         let chain_id = ethers::providers::Middleware::get_chainid(&probe)
             .await
             .map_err(|e| registry::Error::Rpc {
-                url: url.clone(),
+                url: url.to_string(),
                 message: e.to_string(),
             })?
             .as_u64();
         let wallet = self.wallet(chain_id)?;
-        Ok(chain::connect(&url, wallet, self.chain_id).await?)
+        Ok(chain::connect(url, wallet, self.chain_id).await?)
     }
 
     /// The market on the deployment, as the signer.

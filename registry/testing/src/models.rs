@@ -8,16 +8,7 @@ use safetensors::Dtype;
 
 /// Writes a two-layer model with weights from `seed`, plus `noise` times a second stream.
 pub fn write_model(path: &Path, seed: u32, noise: f32) {
-    // A 32-bit integer hash (lowbias32) of (k, s), mapped to [-1, 1).
-    let value = |k: u32, s: u32| {
-        let mut x = k ^ s.wrapping_mul(0x9e37_79b9);
-        x ^= x >> 16;
-        x = x.wrapping_mul(0x7feb_352d);
-        x ^= x >> 15;
-        x = x.wrapping_mul(0x846c_a68b);
-        x ^= x >> 16;
-        x as f32 / 2_147_483_648.0 - 1.0
-    };
+    let value = registry::demo::uniform;
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = [
         ("fc1.weight", vec![64, 32]),
         ("fc2.weight", vec![16, 64]),

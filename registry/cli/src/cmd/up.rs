@@ -63,17 +63,9 @@ impl Args {
                 (Some(devnet), url)
             }
         };
+        let client = settings.client_at(&url).await?;
+        let chain_id = ethers::signers::Signer::chain_id(client.signer());
         let probe = chain::provider(&url)?;
-        let chain_id = probe
-            .get_chainid()
-            .await
-            .map_err(|e| registry::Error::Rpc {
-                url: url.clone(),
-                message: e.to_string(),
-            })?
-            .as_u64();
-        let wallet = settings.wallet(chain_id)?;
-        let client = chain::connect(&url, wallet, settings.chain_id).await?;
 
         // The deployment: reused while its contracts are on this chain, else made anew (and
         // the index of the old one, which no longer exists, is set aside).
