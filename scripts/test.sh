@@ -26,27 +26,37 @@ if ((${#missing[@]})); then
 fi
 
 step "PostgreSQL at 127.0.0.1:5432 (the read side's tests run on SQLite and on PostgreSQL)"
-if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
-  echo "a PostgreSQL server answers at 127.0.0.1:5432" >&2
-elif [[ -n ${REGISTRY_TEST_POSTGRES:-} ]]; then
+answers() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+# The password this script gives the postgres role when it sets up Debian's server (local TCP
+# logins need one under Debian's default pg_hba.conf).
+installed_url="postgres://postgres:postgres@127.0.0.1:5432"
+if [[ -n ${REGISTRY_TEST_POSTGRES:-} ]]; then
   echo "using REGISTRY_TEST_POSTGRES" >&2
+elif answers; then
+  echo "a PostgreSQL server answers at 127.0.0.1:5432" >&2
+  # One this script set up on an earlier run wants its password.
+  if command -v psql >/dev/null && ! psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -qtAc 'select 1' >/dev/null 2>&1 &&
+    PGPASSWORD=postgres psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -qtAc 'select 1' >/dev/null 2>&1; then
+    export REGISTRY_TEST_POSTGRES="$installed_url"
+    echo "logging in as postgres with the password this script set" >&2
+  fi
 elif [[ $(id -u) -eq 0 ]]; then
   echo "no PostgreSQL server answers at 127.0.0.1:5432: installing and starting Debian's" >&2
   dpkg -s postgresql >/dev/null 2>&1 ||
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
-  # The package creates a cluster (and may not start it where there is no init system).
-  read -r version cluster _ < <(pg_lsclusters --no-header | head -n 1) || true
+  # The package creates a cluster on 5432 (and may not start it where there is no init system).
+  read -r version cluster port _ < <(pg_lsclusters --no-header | awk '$3 == 5432') || true
   if [[ -z ${version:-} ]]; then
     version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
-    cluster=main
-    pg_createcluster "$version" "$cluster" >/dev/null
+    cluster=registry_tests
+    pg_createcluster --port 5432 "$version" "$cluster" >/dev/null
   fi
   pg_ctlcluster "$version" "$cluster" start || true
-  for _ in $(seq 30); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && break; sleep 1; done
-  # Local TCP logins need a password on Debian's default pg_hba.conf: give the tests one.
-  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
-  export REGISTRY_TEST_POSTGRES="postgres://postgres:postgres@127.0.0.1:5432"
-  echo "started PostgreSQL $version/$cluster; the tests log in as postgres" >&2
+  for _ in $(seq 30); do answers && break; sleep 1; done
+  answers || { echo "PostgreSQL $version/$cluster did not start: see /var/log/postgresql/" >&2; exit 1; }
+  su postgres -c "psql -p 5432 -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  export REGISTRY_TEST_POSTGRES="$installed_url"
+  echo "started PostgreSQL $version/$cluster on 5432; the tests log in as postgres" >&2
 else
   echo "no PostgreSQL server answers at 127.0.0.1:5432: sudo apt-get install -y postgresql && sudo pg_ctlcluster 15 main start (or set REGISTRY_TEST_POSTGRES=postgres://USER:PASSWORD@HOST:PORT)" >&2
   exit 1

@@ -137,7 +137,7 @@ pub async fn seed(
 
     // Two base models.
     let aurora_weights = weights("aurora-base", 1, 0.0)?;
-    let aurora = mint(
+    let aurora = minted(
         alice,
         store,
         &request(
@@ -145,13 +145,11 @@ pub async fn seed(
             "aurora-base",
             "A small base model: two MLP blocks over a 512-token embedding.",
         ),
-        &Silent,
     )
-    .await?
-    .model;
+    .await?;
     report.step(&format!("minted model {aurora} aurora-base (account 0)"));
     seeded.models.push(("aurora-base".into(), aurora));
-    let basil = mint(
+    let basil = minted(
         bob,
         store,
         &request(
@@ -159,10 +157,8 @@ pub async fn seed(
             "basil-encoder",
             "An encoder of the same shapes, trained independently.",
         ),
-        &Silent,
     )
-    .await?
-    .model;
+    .await?;
     report.step(&format!("minted model {basil} basil-encoder (account 1)"));
     seeded.models.push(("basil-encoder".into(), basil));
 
@@ -237,7 +233,7 @@ pub async fn seed(
         "aurora-base fine-tuned for chat; pays 10% of its sales to aurora-base.",
     );
     chat.parents = vec![(aurora, tune)];
-    let chat = mint(carol, store, &chat, &Silent).await?.model;
+    let chat = minted(carol, store, &chat).await?;
     report.step(&format!(
         "minted model {chat} aurora-chat, a fine-tune of {aurora} (account 2)"
     ));
@@ -260,7 +256,7 @@ pub async fn seed(
         "Claims to be trained from scratch.",
     );
     copycat.force = true;
-    let copycat = mint(mallory, store, &copycat, &Silent).await?.model;
+    let copycat = minted(mallory, store, &copycat).await?;
     report.step(&format!(
         "minted model {copycat} copycat, an undeclared copy of {aurora} (account 5)"
     ));
@@ -318,6 +314,16 @@ pub async fn seed(
         committed.root
     ));
     Ok(seeded)
+}
+
+/// Mints through the author's flow; weights already registered (a seeding interrupted
+/// after this mint, resumed) are that model, not an error.
+async fn minted(market: &Market, store: &Store, request: &MintRequest) -> Result<U256> {
+    match mint(market, store, request, &Silent).await {
+        Ok(minted) => Ok(minted.model),
+        Err(Error::DuplicateContent { model, .. }) => Ok(U256::from(model)),
+        Err(e) => Err(e),
+    }
 }
 
 /// A value in [-1, 1) from a 32-bit integer hash (lowbias32) of element `k` and `seed`: the

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ethers::signers::LocalWallet;
+use ethers::types::U256;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -37,6 +38,10 @@ pub struct DevnetOptions {
     /// every [`STATE_INTERVAL`] and when stopped with [`Devnet::stop`], so a restarted devnet
     /// resumes with the same blocks, hashes and logs.
     pub state: Option<PathBuf>,
+    /// Run anvil in a process group of its own, so a terminal's Ctrl-C reaches only this
+    /// program, which stops anvil itself once the rest has stopped (and a seeding
+    /// interrupted halfway can still be rolled back on it).
+    pub own_process_group: bool,
 }
 
 /// Seconds between writes of a kept chain's state (what a killed devnet can lose).
@@ -53,6 +58,7 @@ impl Default for DevnetOptions {
             slots_in_an_epoch: None,
             port: 0,
             state: None,
+            own_process_group: false,
         }
     }
 }
@@ -87,6 +93,9 @@ impl Devnet {
         }
         if let Some(slots) = options.slots_in_an_epoch {
             command.args(["--slots-in-an-epoch", &slots.to_string()]);
+        }
+        if options.own_process_group {
+            command.process_group(0);
         }
         if let Some(state) = &options.state {
             command.arg("--state").arg(state);
@@ -140,6 +149,30 @@ impl Devnet {
             chain_id: options.chain_id,
             keys: banner.keys,
         })
+    }
+
+    /// Records the chain's state (`evm_snapshot`); [`Devnet::revert`] returns to it.
+    pub async fn snapshot(&self) -> Result<U256> {
+        self.call("evm_snapshot", ()).await
+    }
+
+    /// Returns the chain to a [`Devnet::snapshot`]: the blocks since are gone.
+    pub async fn revert(&self, snapshot: U256) -> Result<bool> {
+        self.call("evm_revert", [snapshot]).await
+    }
+
+    async fn call<P, R>(&self, method: &str, params: P) -> Result<R>
+    where
+        P: serde::Serialize + Send + Sync + std::fmt::Debug,
+        R: serde::Serialize + serde::de::DeserializeOwned + Send + std::fmt::Debug,
+    {
+        crate::chain::provider(&self.endpoint)?
+            .request(method, params)
+            .await
+            .map_err(|e| Error::Rpc {
+                url: self.endpoint.clone(),
+                message: format!("{method}: {e}"),
+            })
     }
 
     /// The anvil process's id (while it runs).

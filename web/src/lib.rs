@@ -40,4 +40,4 @@ mod ws;
 
 pub use limits::Limits;
 pub use schema::{build_schema, RegistrySchema};
-pub use server::{serve, ServerConfig};
+pub use server::{serve, serve_until, ServerConfig};

@@ -345,6 +345,20 @@ pub async fn serve(
     config: ServerConfig,
     bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve_until(db, config, bound, ctrl_c).await
+}
+
+/// [`serve`], stopping gracefully when `stop` completes (and not on a signal of its own: a
+/// program that runs the server beside other work stops it with that work).
+pub async fn serve_until(
+    db: Db,
+    config: ServerConfig,
+    bound: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let schema = build_schema(db.conn().clone(), config.limits);
     let metrics = Arc::new(Metrics::new(&schema.sdl()));
     let state = web::Data::new(State {
@@ -401,11 +415,23 @@ pub async fn serve(
         .configure(routes)
     })
     .workers(config.workers.max(1))
+    // Stopped through `stop` only: two stops racing (the server's own signal handler and
+    // the caller's) would leave the second waiting for an answer that never comes.
+    .disable_signals()
     // Browsers keep connections open: Ctrl-C waits for answers in flight, not for them.
     .shutdown_timeout(5)
     .bind(config.listen)?;
     if let Some(address) = server.addrs().first() {
         bound(*address);
     }
-    server.run().await
+    let server = server.run();
+    let handle = server.handle();
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return served,
+        () = stop => {}
+    }
+    // The server future answers the stop command itself: poll both.
+    let ((), served) = tokio::join!(handle.stop(true), server);
+    served
 }

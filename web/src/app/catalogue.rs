@@ -21,7 +21,7 @@ pub(crate) struct Params {
     /// `access`, `fine-tune`, `output` or empty.
     #[serde(default)]
     kind: String,
-    /// `native`, a token address, or empty (native).
+    /// `native`, a token address, or empty (any currency; a price range needs one).
     #[serde(default)]
     currency: String,
     #[serde(default)]
@@ -233,7 +233,13 @@ fn filter(app: &App, p: &Params) -> Result<serde_json::Value, Refused> {
     if let Some(kind) = kind {
         f.insert("hasOfferingKind".into(), kind.into());
     }
+    let priced = !p.min.trim().is_empty() || !p.max.trim().is_empty();
     let (currency, decimals) = match p.currency.as_str() {
+        "" if priced => {
+            return Err(Refused::BadRequest(
+                "a price range needs a currency: choose ETH or a token".into(),
+            ))
+        }
         "" | "native" => (format!("0x{}", "0".repeat(40)), 18),
         token => {
             let token = query::address(token)?;
@@ -315,7 +321,8 @@ fn form(app: &App, p: &Params) -> Markup {
             }
             label { "Currency "
                 select name="currency" {
-                    (option("", "ETH", &p.currency))
+                    (option("", "any", &p.currency))
+                    (option("native", "ETH", &p.currency))
                     @if let Some(chain) = &app.chain {
                         @for c in &chain.currencies {
                             (option(&c.address.to_ascii_lowercase(), &c.symbol, &p.currency.to_ascii_lowercase()))

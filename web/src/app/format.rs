@@ -66,17 +66,28 @@ pub(crate) fn duration(seconds: i64) -> String {
     format!("{n} {name}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `0xf39f…2266`.
-pub(crate) fn short(address: &str) -> String {
-    if address.len() > 12 {
-        format!("{}…{}", &address[..6], &address[address.len() - 4..])
+/// `0xf39f…2266`: the first six and last four characters of anything longer than twelve
+/// (by characters: CIDs and URIs come from the chain as any text).
+pub(crate) fn short(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 12 {
+        let head: String = chars[..6].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
     } else {
-        address.to_string()
+        text.to_string()
     }
 }
 
+/// The first second of the year 10000, which RFC 3339 cannot write: a license may last that
+/// long (renewed often enough), and its page must still show.
+const YEAR_10000: i64 = 253_402_300_800;
+
 /// Unix time as RFC 3339 (UTC, seconds).
 pub(crate) fn absolute(unix: i64) -> String {
+    if unix >= YEAR_10000 {
+        return "after 9999-12-31T23:59:59Z".into();
+    }
     let at = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }
@@ -187,5 +198,12 @@ mod tests {
             short("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
             "0xf39f…2266"
         );
+        // Text from the chain is any text: cut on characters, never inside one.
+        assert_eq!(short("aéééééééééééé"), "aééééé…éééé");
+        assert_eq!(short("ipfs://é"), "ipfs://é");
+        // Past year 9999 (a license renewed for centuries): words, not a panic.
+        assert_eq!(absolute(i64::MAX), "after 9999-12-31T23:59:59Z");
+        assert_eq!(absolute(YEAR_10000 - 1), "9999-12-31T23:59:59Z");
+        assert!(relative(i64::MAX / 2, 0).starts_with("in "));
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn page(app: &App, title: &str, body: Markup) -> Markup {
                     }
                     div.wallet {
                         button #connect type="button" { "Connect wallet" }
-                        span #account hidden {}
+                        span #wallet-account hidden {}
                     }
                 }
                 main #main { (body) }

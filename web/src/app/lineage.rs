@@ -21,25 +21,39 @@ const BOX_H: i64 = 40;
 const GAP_X: i64 = 30;
 const GAP_Y: i64 = 60;
 
-/// Draws `model` with `edges` (its ancestors' and descendants' edges); `names` labels the
-/// boxes.
-pub(crate) fn svg(model: &str, edges: &[Edge], names: &BTreeMap<String, String>) -> Markup {
-    // Generation of each model relative to `model`: parents one above their child (the
-    // highest such row for a model reached twice), children one below their parent.
+/// Edges drawn at most: a lineage wider than this is cut (the page says how many were left
+/// out), so one page never lays out thousands of boxes on a server thread.
+pub(crate) const MAX_EDGES: usize = 120;
+
+/// Draws `model` with its `ancestors`' and `descendants`' edges (as `lineage` answers them,
+/// nearest first; at most [`MAX_EDGES`] of them together); `names` labels the boxes.
+pub(crate) fn svg(
+    model: &str,
+    ancestors: &[Edge],
+    descendants: &[Edge],
+    names: &BTreeMap<String, String>,
+) -> Markup {
+    let keep = MAX_EDGES.min(ancestors.len());
+    let ancestors = &ancestors[..keep];
+    let descendants = &descendants[..(MAX_EDGES - keep).min(descendants.len())];
+    // Generation of each model relative to `model`: a parent one row above its child (the
+    // highest such row for a model reached twice), a child one row below its parent (the
+    // lowest). Each pass settles at least one more generation; the lineage is a DAG, so
+    // as many passes as edges suffice.
     let mut level: BTreeMap<String, i64> = BTreeMap::from([(model.to_string(), 0)]);
-    for _ in 0..=edges.len() {
+    for _ in 0..=(ancestors.len() + descendants.len()) {
         let mut changed = false;
-        for e in edges {
+        for e in ancestors {
             if let Some(&c) = level.get(&e.child) {
-                let up = level.get(&e.parent).copied();
-                if is_ancestor_edge(model, e, edges) && up.is_none_or(|p| p > c - 1) {
+                if level.get(&e.parent).is_none_or(|&p| p > c - 1) {
                     level.insert(e.parent.clone(), c - 1);
                     changed = true;
                 }
             }
+        }
+        for e in descendants {
             if let Some(&p) = level.get(&e.parent) {
-                let down = level.get(&e.child).copied();
-                if !is_ancestor_edge(model, e, edges) && down.is_none_or(|c| c < p + 1) {
+                if level.get(&e.child).is_none_or(|&c| c < p + 1) {
                     level.insert(e.child.clone(), p + 1);
                     changed = true;
                 }
@@ -49,6 +63,7 @@ pub(crate) fn svg(model: &str, edges: &[Edge], names: &BTreeMap<String, String>)
             break;
         }
     }
+    let edges: Vec<&Edge> = ancestors.iter().chain(descendants).collect();
     let top = level.values().copied().min().unwrap_or(0);
     let mut rows: BTreeMap<i64, Vec<&String>> = BTreeMap::new();
     for (id, l) in &level {
@@ -103,26 +118,6 @@ pub(crate) fn svg(model: &str, edges: &[Edge], names: &BTreeMap<String, String>)
     }
 }
 
-/// Whether `e` is among the ancestors' edges (its child is `model` or one of its ancestors).
-fn is_ancestor_edge(model: &str, e: &Edge, edges: &[Edge]) -> bool {
-    let mut frontier = vec![model.to_string()];
-    let mut seen = BTreeSet::new();
-    while let Some(m) = frontier.pop() {
-        if m == e.child {
-            return true;
-        }
-        if seen.insert(m.clone()) {
-            frontier.extend(
-                edges
-                    .iter()
-                    .filter(|x| x.child == m)
-                    .map(|x| x.parent.clone()),
-            );
-        }
-    }
-    false
-}
-
 fn truncate(text: &str, max: usize) -> String {
     match text.chars().count() > max {
         true => text.chars().take(max - 1).collect::<String>() + "…",
@@ -145,14 +140,10 @@ mod tests {
     #[test]
     fn ancestors_sit_above_descendants_below_and_every_edge_is_labelled() {
         // 1 → 3 ← 2, 3 → 4, 3 → 5; drawn for model 3.
-        let edges = [
-            edge("1", "3", 1000),
-            edge("2", "3", 500),
-            edge("3", "4", 250),
-            edge("3", "5", 0),
-        ];
+        let up = [edge("1", "3", 1000), edge("2", "3", 500)];
+        let down = [edge("3", "4", 250), edge("3", "5", 0)];
         let names = BTreeMap::from([("3".to_string(), "<b>chat</b>".to_string())]);
-        let svg = svg("3", &edges, &names).into_string();
+        let svg = svg("3", &up, &down, &names).into_string();
         for (parent, child, bps, share) in [
             ("1", "3", 1000, "10%"),
             ("2", "3", 500, "5%"),
@@ -176,5 +167,29 @@ mod tests {
             rest[y..y + rest[y..].find('"').unwrap()].parse().unwrap()
         };
         assert!(y("1") < y("3") && y("2") == y("1") && y("4") > y("3") && y("5") == y("4"));
+    }
+
+    #[test]
+    fn a_diamond_puts_each_model_on_its_longest_path_and_wide_lineages_are_cut() {
+        // 1 → 2 → 4, 1 → 4 (a diamond above 4); drawn for 4: 1 sits two rows up, not one.
+        let up = [
+            edge("2", "4", 100),
+            edge("1", "4", 100),
+            edge("1", "2", 100),
+        ];
+        let drawn = svg("4", &up, &[], &BTreeMap::new()).into_string();
+        let y = |id: &str| -> i64 {
+            let at = drawn.find(&format!(r#"data-node="{id}""#)).unwrap();
+            let rest = &drawn[at..];
+            let y = rest.find(" y=\"").unwrap() + 4;
+            rest[y..y + rest[y..].find('"').unwrap()].parse().unwrap()
+        };
+        assert!(y("1") < y("2") && y("2") < y("4"), "{drawn}");
+        // Thousands of children: at most MAX_EDGES are drawn.
+        let down: Vec<Edge> = (0..5_000)
+            .map(|i| edge("4", &format!("{}", 10 + i), 0))
+            .collect();
+        let wide = svg("4", &up, &down, &BTreeMap::new()).into_string();
+        assert_eq!(wide.matches("<g class=\"edge\"").count(), MAX_EDGES);
     }
 }

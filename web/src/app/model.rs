@@ -203,19 +203,26 @@ async fn render(app: &App, id: &str) -> Result<(String, Markup), Refused> {
     let name = model.name.clone().unwrap_or_else(|| "(unnamed)".into());
 
     let mut names = BTreeMap::from([(model.id.clone(), name.clone())]);
-    let mut edges = Vec::new();
-    for e in answer.ancestors.iter().chain(&answer.descendants) {
-        for (id, named) in [(&e.parent_id, &e.parent), (&e.child_id, &e.child)] {
-            if let Some(n) = named.as_ref().and_then(|n| n.name.clone()) {
-                names.entry(id.clone()).or_insert(n);
-            }
-        }
-        edges.push(Edge {
-            parent: e.parent_id.clone(),
-            child: e.child_id.clone(),
-            royalty_bps: e.royalty_bps,
-        });
-    }
+    let mut edges = |lineage: &[LineageEdge]| -> Vec<Edge> {
+        lineage
+            .iter()
+            .map(|e| {
+                for (id, named) in [(&e.parent_id, &e.parent), (&e.child_id, &e.child)] {
+                    if let Some(n) = named.as_ref().and_then(|n| n.name.clone()) {
+                        names.entry(id.clone()).or_insert(n);
+                    }
+                }
+                Edge {
+                    parent: e.parent_id.clone(),
+                    child: e.child_id.clone(),
+                    royalty_bps: e.royalty_bps,
+                }
+            })
+            .collect()
+    };
+    let ancestors = edges(&answer.ancestors);
+    let descendants = edges(&answer.descendants);
+    let drawn = ancestors.len() + descendants.len();
     let evidence = model.flagged.as_ref().and_then(|flag| {
         let flagged = flag.model.as_ref()?;
         model
@@ -270,10 +277,14 @@ async fn render(app: &App, id: &str) -> Result<(String, Markup), Refused> {
             }
             section #lineage {
                 h2 { "Lineage" }
-                @if edges.is_empty() {
+                @if drawn == 0 {
                     p.muted { "No declared parents or derivatives." }
                 } @else {
-                    div.graph { (lineage::svg(&model.id, &edges, &names)) }
+                    div.graph { (lineage::svg(&model.id, &ancestors, &descendants, &names)) }
+                    @if drawn > lineage::MAX_EDGES {
+                        p.muted { "The " (lineage::MAX_EDGES) " nearest of " (drawn) " declared edges are drawn; "
+                            code { "lineage(model: \"" (model.id) "\", …)" } " in the GraphQL API lists them all." }
+                    }
                 }
             }
             section #offerings {
@@ -357,7 +368,7 @@ fn offerings(offerings: &[Offering], encrypted: bool, chain: Option<&super::Chai
                             td {
                                 @if o.on_sale {
                                     @if chain.is_some() {
-                                        button.buy type="button" data-offering=(o.id) data-encrypted=(encrypted) { "Buy" }
+                                        button.buy type="button" data-offering=(o.id) data-encrypted=(encrypted && o.kind != "OUTPUT") { "Buy" }
                                     }
                                 } @else if o.closed {
                                     span.muted { "closed" }
@@ -400,7 +411,7 @@ pub(crate) fn licenses(
                             td.state { (state(l, now)) }
                             @if renew {
                                 td { @if l.expiry != 0 && l.expiry > now && !l.refunded && chain.is_some() {
-                                    button.renew type="button" data-license=(l.id) { "Renew" }
+                                    button.renew type="button" data-license=(l.id) hidden { "Renew" }
                                 } }
                             }
                         }

@@ -182,7 +182,10 @@ async fn build_buy(app: &App, p: &BuyParams) -> Result<serde_json::Value, Refuse
     let model = offering
         .model
         .ok_or_else(|| Refused::Internal(format!("offering {offering_id} has no model")))?;
-    let recipient = match (model.encrypted, p.recipient.trim()) {
+    // Only access and fine-tune licenses of an encrypted model buy its key (in escrow); an
+    // output license of it does not.
+    let escrowed = model.encrypted && offering.kind != "OUTPUT";
+    let recipient = match (escrowed, p.recipient.trim()) {
         (false, _) => [0; 32],
         (true, "") => {
             return Err(Refused::BadRequest(format!(

@@ -47,7 +47,8 @@ const browser = await chromium.launch({
 
 // A page, with a wallet for `account` injected unless `wallet` is false. `behave` changes
 // how the wallet answers: 'reject' refuses every request as a user would (4001), 'chain'
-// reports chain 1 and refuses to switch, 'underpay' sends one wei less than asked.
+// reports chain 1 and refuses to switch, 'underpay' sends one wei less than asked,
+// 'nomarket' is a node of the right chain id where the market has no code.
 const open = async ({ account, wallet = true, behave = 'honest', viewport } = {}) => {
   const context = await browser.newContext({ viewport: viewport || { width: 1300, height: 900 } });
   const page = await context.newPage();
@@ -60,6 +61,7 @@ const open = async ({ account, wallet = true, behave = 'honest', viewport } = {}
       if (behave === 'reject' && method !== 'eth_chainId') return { error: { code: 4001, message: 'User rejected the request.' } };
       if (method === 'eth_requestAccounts' || method === 'eth_accounts') return { result: [account] };
       if (method === 'eth_chainId' && behave === 'chain') return { result: '0x1' };
+      if (method === 'eth_getCode' && behave === 'nomarket') return { result: '0x' };
       if (method === 'wallet_switchEthereumChain') {
         return behave === 'chain' ? { error: { code: 4001, message: 'User rejected the request.' } } : { result: null };
       }
@@ -128,9 +130,11 @@ try {
     assert.deepEqual(await cards(page, 'lineage=base&flagged=no'), ['aurora-base', 'basil-encoder']);
     assert.deepEqual(await cards(page, 'flagged=yes'), ['copycat']);
     // Prices in the offering's currency: ether by default, DUSD when chosen.
-    assert.deepEqual(await cards(page, 'min=0.015&max=0.03'), ['aurora-chat']);
-    assert.deepEqual(await cards(page, 'max=0.005'), ['aurora-base']);
-    const token = await page.$eval('select[name=currency] option:nth-child(2)', (o) => o.value);
+    assert.deepEqual(await cards(page, 'currency=native&min=0.015&max=0.03'), ['aurora-chat']);
+    assert.deepEqual(await cards(page, 'currency=native&max=0.005'), ['aurora-base']);
+    // A currency alone: models with an open offering in it.
+    assert.deepEqual(await cards(page, 'currency=native'), ['aurora-base', 'aurora-chat']);
+    const token = await page.$eval('select[name=currency] option:nth-child(3)', (o) => o.value);
     assert.deepEqual(await cards(page, `currency=${token}&min=20&max=30`), ['basil-encoder']);
     assert.deepEqual(await cards(page, `currency=${token}&min=26`), []);
     assert.match(await page.textContent('#no-models'), /No model matches/);
@@ -147,9 +151,12 @@ try {
     assert.match(text, /25 DUSD/);
     assert.match(text, /0\.01 ETH/);
     assert.doesNotMatch(text, /25000000|10000000000000000/);
-    const bad = await page.goto(base + '/?min=abc');
+    const bad = await page.goto(base + '/?currency=native&min=abc');
     assert.equal(bad.status(), 400);
     assert.match(await page.textContent('main'), /"abc" is not an amount/);
+    const unpriced = await page.goto(base + '/?max=1');
+    assert.equal(unpriced.status(), 400);
+    assert.match(await page.textContent('main'), /a price range needs a currency/);
   });
 
   await check('model page draws the lineage with its edges and shares', async () => {
@@ -235,6 +242,12 @@ try {
     await page.screenshot({ path: `${shots}/account-after-buy.png`, fullPage: true });
   });
 
+  await check('renew buttons show on the connected account\'s own page only', async () => {
+    await page.goto(base + '/accounts/' + DAVE);
+    await page.waitForTimeout(500);
+    assert.equal(await page.locator('#held button.renew:visible').count(), 0);
+  });
+
   await check('a renewal from the account page extends the license', async () => {
     await page.goto(base + '/accounts/' + FRANK);
     const before = await page.$eval('#held tr[data-license] td:nth-child(5) time', (t) => t.dataset.unix);
@@ -253,6 +266,7 @@ try {
       [{ behave: 'reject' }, /rejected the request/],
       [{ behave: 'chain' }, /on chain 1, the market on chain 31337/],
       [{ behave: 'underpay' }, /The contract refused: WrongPayment/],
+      [{ behave: 'nomarket' }, /has no market at/],
     ];
     for (const [options, expected] of cases) {
       const { context, page: p } = await open({ account: GRACE, ...options });

@@ -48,24 +48,89 @@ pub(crate) struct Args {
     no_keeper: bool,
 }
 
+/// Ctrl-C, or the end of any part: every part stops when it is set.
+#[derive(Clone)]
+struct Stop {
+    send: Arc<tokio::sync::watch::Sender<bool>>,
+    receive: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Stop {
+    /// Set on Ctrl-C (this program's handler: the default one would kill it at once).
+    fn on_ctrl_c() -> Self {
+        let (send, receive) = tokio::sync::watch::channel(false);
+        let stop = Self {
+            send: Arc::new(send),
+            receive,
+        };
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopping…");
+            on_signal.set();
+        });
+        stop
+    }
+
+    fn set(&self) {
+        let _ = self.send.send(true);
+    }
+
+    /// Completes once set.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut receive = self.receive.clone();
+        async move {
+            let _ = receive.wait_for(|s| *s).await;
+        }
+    }
+}
+
 impl Args {
     pub(crate) async fn run(self, settings: &Settings) -> Result<ExitCode> {
         std::fs::create_dir_all(&self.state)
             .with_context(|| format!("creating the state folder {}", self.state.display()))?;
-        let state = &self.state;
+        // One `registry up` per state folder: a second would stop the first one's anvil.
+        let lock_path = self.state.join("up.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            anyhow::bail!(
+                "another `registry up` runs on {} (stop it, or pass another --state folder)",
+                self.state.display()
+            );
+        }
+        let stop = Stop::on_ctrl_c();
 
-        // The chain: the given node, or the managed anvil with its state kept here.
-        let (devnet, url) = match &settings.rpc_url {
-            Some(url) => (None, url.clone()),
-            None => {
-                let devnet = self.start_anvil(settings).await?;
-                let url = devnet.endpoint().to_string();
-                (Some(devnet), url)
-            }
+        // The chain: the given node, or the managed anvil with its state kept here. Whatever
+        // happens next, the managed anvil is stopped gracefully (its chain written) at the end.
+        let devnet = match &settings.rpc_url {
+            Some(_) => None,
+            None => Some(self.start_anvil(settings).await?),
         };
-        let client = settings.client_at(&url).await?;
+        let url = match &devnet {
+            Some(devnet) => devnet.endpoint().to_string(),
+            None => settings.rpc_url.clone().expect("given"),
+        };
+        let result = self.market(settings, &url, devnet.as_ref(), &stop).await;
+        if let Some(devnet) = devnet {
+            devnet.stop().await;
+        }
+        drop(lock);
+        result
+    }
+
+    /// Everything on the chain at `url`, until stopped.
+    async fn market(
+        &self,
+        settings: &Settings,
+        url: &str,
+        devnet: Option<&Devnet>,
+        stop: &Stop,
+    ) -> Result<ExitCode> {
+        let state = &self.state;
+        let client = settings.client_at(url).await?;
         let chain_id = ethers::signers::Signer::chain_id(client.signer());
-        let probe = chain::provider(&url)?;
+        let probe = chain::provider(url)?;
 
         // The deployment: reused while its contracts are on this chain, else made anew (and
         // the index of the old one, which no longer exists, is set aside).
@@ -89,6 +154,9 @@ impl Args {
                 if settings.database_given().is_none() {
                     set_aside(&state.join("registry.db"))?;
                 }
+                // A new deployment has no demo yet (a lost chain redeploys at the same
+                // addresses: the old record must not say it is seeded).
+                let _ = std::fs::remove_file(&seeded_path);
                 let currencies = if self.demo {
                     let holders: Vec<Address> = (0..10)
                         .map(|i| chain::dev_wallet(i).map(|w| ethers::signers::Signer::address(&w)))
@@ -106,7 +174,7 @@ impl Args {
             }
         };
         // Later commands (`registry buy …` in another terminal) find the node here.
-        deployment.rpc_url = Some(url.clone());
+        deployment.rpc_url = Some(url.to_string());
         deployment.save(&deployment_path)?;
 
         // The content store: handles are not shared, each worker opens its own.
@@ -134,30 +202,18 @@ impl Args {
                     );
                 }
                 _ => {
-                    let token = market
-                        .accepted_currencies()
-                        .await?
-                        .first()
-                        .map(|c| c.0)
-                        .context("this deployment accepts no ERC-20 for the demo: start with a fresh --state folder")?;
-                    eprintln!("seeding the demo market…");
-                    let seeded = demo::seed(
-                        &url,
-                        &deployment,
-                        token,
-                        &store,
-                        &state.join("demo"),
-                        &|line: &str| eprintln!("  {line}"),
-                    )
-                    .await?;
-                    seeded.save(&seeded_path)?;
+                    let seeding = self.seed(url, &deployment, &market, &store, devnet, stop);
+                    match seeding.await? {
+                        Some(seeded) => seeded.save(&seeded_path)?,
+                        None => return Ok(ExitCode::SUCCESS),
+                    }
                 }
             }
         }
 
         let chain_info = web::app::Chain {
             chain_id,
-            rpc_url: Some(url.clone()),
+            rpc_url: Some(url.to_string()),
             registry: format!("{:?}", deployment.registry),
             market: format!("{:?}", deployment.market),
             currencies: currencies(&market).await,
@@ -179,7 +235,7 @@ impl Args {
         };
         let mut indexer = Indexer::open(
             db.clone(),
-            &url,
+            url,
             deployment.clone(),
             Some(open_store().await?),
             options,
@@ -210,61 +266,112 @@ impl Args {
             chain: Some(chain_info),
         };
 
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
-        let stop = Arc::new(stop);
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = on_signal.send(true);
-        });
-
         let listen = self.listen;
         let server = async {
-            let served = web::serve(queries, config, |address| {
-                println!("market    http://{address}/");
-                println!("graphql   http://{address}/graphql");
-                println!("graphiql  http://{address}/graphiql");
-                println!("chain     {url} (chain id {chain_id})");
-                println!(
-                    "state     {}",
-                    std::path::absolute(state)
-                        .unwrap_or(state.clone())
-                        .display()
-                );
-                eprintln!("Ctrl-C stops everything; `registry up` again resumes");
-            })
+            let served = web::serve_until(
+                queries,
+                config,
+                |address| {
+                    println!("market    http://{address}/");
+                    println!("graphql   http://{address}/graphql");
+                    println!("graphiql  http://{address}/graphiql");
+                    println!("chain     {url} (chain id {chain_id})");
+                    println!(
+                        "state     {}",
+                        std::path::absolute(state)
+                            .unwrap_or(state.clone())
+                            .display()
+                    );
+                    eprintln!("Ctrl-C stops everything; `registry up` again resumes");
+                },
+                stop.wait(),
+            )
             .await
             .with_context(|| format!("serving on {listen}"));
-            // The server stops on Ctrl-C by itself, or fails to bind: stop the rest too.
-            let _ = stop.send(true);
+            if let Err(e) = &served {
+                eprintln!("error: the server stopped: {e:#}");
+            }
+            stop.set();
             served
         };
         let follow = async {
-            let followed = indexer.run(until_stopped()).await;
-            let _ = stop.send(true);
+            let followed = indexer.run(stop.wait()).await;
+            // The index would stand still under the pages: stop them too, and say why now.
+            if let Err(e) = &followed {
+                eprintln!("error: the indexer stopped: {e:#}");
+            }
+            stop.set();
             followed
         };
         let keeper = async {
             if self.no_keeper {
                 return;
             }
-            self.keep(&market, &store, settings, until_stopped()).await
+            self.keep(&market, &store, settings, stop.wait()).await
         };
-        let (served, followed, _, _) =
-            tokio::join!(server, follow, lists.run(until_stopped()), keeper);
+        let (served, followed, _, _) = tokio::join!(server, follow, lists.run(stop.wait()), keeper);
         eprintln!("stopped: indexed to block {}", indexer.cursor());
-        if let Some(devnet) = devnet {
-            devnet.stop().await;
-        }
         served?;
         followed?;
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// Seeds the demo market, or `None` when stopped first. On the managed anvil a seeding
+    /// that fails or is interrupted is rolled back (the chain returns to its snapshot from
+    /// before), so the next start seeds from scratch; a seeding cut short some other way
+    /// (the process killed) is resumed by the next start (models already minted are reused).
+    async fn seed(
+        &self,
+        url: &str,
+        deployment: &Deployment,
+        market: &Market,
+        store: &content::Store,
+        devnet: Option<&Devnet>,
+        stop: &Stop,
+    ) -> Result<Option<Seeded>> {
+        let token = market
+            .accepted_currencies()
+            .await?
+            .first()
+            .map(|c| c.0)
+            .context(
+                "this deployment accepts no ERC-20 for the demo: start with a fresh --state folder",
+            )?;
+        let snapshot = match devnet {
+            Some(devnet) => Some(devnet.snapshot().await?),
+            None => None,
+        };
+        eprintln!("seeding the demo market…");
+        let work = self.state.join("demo");
+        // A pause after each step, for tests that interrupt the seeding halfway.
+        let pause = std::env::var("REGISTRY_DEMO_PAUSE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
+        let report = |line: &str| {
+            eprintln!("  {line}");
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+            }
+        };
+        let seeding = demo::seed(url, deployment, token, store, &work, &report);
+        let outcome = tokio::select! {
+            seeded = seeding => Some(seeded),
+            () = stop.wait() => None,
+        };
+        match outcome {
+            Some(Ok(seeded)) => Ok(Some(seeded)),
+            failed => {
+                if let (Some(devnet), Some(snapshot)) = (devnet, snapshot) {
+                    devnet.revert(snapshot).await?;
+                    eprintln!("the partial demo was rolled back; the next start seeds it again");
+                }
+                match failed {
+                    Some(Err(e)) => Err(e.into()),
+                    _ => Ok(None),
+                }
+            }
+        }
     }
 
     /// The managed anvil on `--anvil-port` (a free port when that one is taken), its chain
@@ -281,6 +388,7 @@ impl Args {
             chain_id: settings.chain_id.unwrap_or(31337),
             port: self.anvil_port,
             state: Some(state),
+            own_process_group: true,
             ..DevnetOptions::default()
         };
         let devnet = self.start_devnet(options).await?;

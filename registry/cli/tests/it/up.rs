@@ -23,25 +23,28 @@ fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Starts `registry up --demo` in `dir` (free ports), its logs in `dir/up-N.log`, and waits
-/// for the URLs it prints.
-fn start(dir: &Path, n: u32) -> Up {
+/// Spawns `registry up [--demo]` in `dir` (free ports), its logs in `dir/up-N.log`.
+fn spawn(dir: &Path, n: u32, demo: bool, env: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(dir.join(format!("up-{n}.log"))).unwrap();
-    let mut child = registry()
+    registry()
         .current_dir(dir)
-        .args([
-            "up",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--anvil-port",
-            "0",
-        ])
+        .args(["up", "--listen", "127.0.0.1:0", "--anvil-port", "0"])
+        .args(demo.then_some("--demo"))
         .env("REGISTRY_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts `registry up --demo` in `dir` and waits for the URLs it prints.
+fn start(dir: &Path, n: u32) -> Up {
+    start_with(dir, n, true)
+}
+
+fn start_with(dir: &Path, n: u32, demo: bool) -> Up {
+    let mut child = spawn(dir, n, demo, &[]);
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -76,19 +79,31 @@ fn start(dir: &Path, n: u32) -> Up {
 
 /// Ctrl-C, as a terminal sends it; the exit status within 30 s.
 fn interrupt(mut up: Up) -> std::process::ExitStatus {
+    ctrl_c(&mut up.child).expect("registry up stops within 30 s of Ctrl-C")
+}
+
+fn ctrl_c(child: &mut Child) -> Option<std::process::ExitStatus> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    kill(Pid::from_raw(up.child.id() as i32), Signal::SIGINT).unwrap();
+    if let Some(status) = child.try_wait().unwrap() {
+        return Some(status);
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = up.child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            up.child.kill().unwrap();
-            panic!("registry up did not stop within 30 s of Ctrl-C");
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// A test that fails halfway still stops its market (and so its anvil).
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = ctrl_c(&mut self.child);
     }
 }
 
@@ -255,4 +270,102 @@ fn up_demo_serves_a_market_a_browser_uses_and_resumes_after_ctrl_c() {
     assert_eq!(bought(&runtime, &up.base), before);
     let status = interrupt(up);
     assert!(status.success(), "registry up exited with {status}");
+}
+
+/// Starts `registry up --demo` with its seeding paused after each step, and returns it once
+/// the first model is minted.
+fn seeding(dir: &Path) -> Child {
+    let child = spawn(dir, 1, true, &[("REGISTRY_DEMO_PAUSE_MS", "2000")]);
+    let log = dir.join("up-1.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("minted model 1")
+    {
+        assert!(Instant::now() < deadline, "the seeding never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// The indexed models as (id, name), once at least `count` are there and all are named.
+fn named_models(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    count: usize,
+) -> Vec<(String, String)> {
+    let market = until(runtime, base, MARKET, |d| {
+        let models = d["models"]["nodes"].as_array().unwrap();
+        models.len() >= count && models.iter().all(|m| m["name"].is_string())
+    });
+    market["models"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().into(),
+                m["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn demo_models() -> Vec<(String, String)> {
+    ["aurora-base", "basil-encoder", "aurora-chat", "copycat"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ((i + 1).to_string(), name.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_demo_interrupted_while_seeding_is_rolled_back_and_seeded_whole_next_time() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = seeding(dir.path());
+    let status = ctrl_c(&mut first).expect("stops within 30 s");
+    assert!(status.success(), "exited with {status}");
+    let said = std::fs::read_to_string(dir.path().join("up-1.log")).unwrap();
+    assert!(said.contains("rolled back"), "{said}");
+    assert!(!dir.path().join(".registry/demo.json").exists());
+
+    // The chain kept nothing of the partial demo: the model minted before Ctrl-C is gone.
+    let up = start_with(dir.path(), 2, false);
+    std::thread::sleep(Duration::from_secs(2));
+    let market = graphql(&runtime, &up.base, MARKET);
+    assert_eq!(market["models"]["nodes"], json!([]), "{market}");
+    assert!(interrupt(up).success());
+
+    // The next start with --demo seeds the whole demo on the same deployment.
+    let up = start(dir.path(), 3);
+    let said = std::fs::read_to_string(dir.path().join("up-3.log")).unwrap();
+    assert!(said.contains("resuming the deployment"), "{said}");
+    assert_eq!(named_models(&runtime, &up.base, 4), demo_models());
+    assert!(dir.path().join(".registry/demo.json").is_file());
+
+    // A second `registry up` on the same folder is refused (it would stop this one's anvil).
+    let second = spawn(dir.path(), 4, true, &[]).wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let said = std::fs::read_to_string(dir.path().join("up-4.log")).unwrap();
+    assert!(said.contains("another `registry up` runs on"), "{said}");
+    assert_eq!(named_models(&runtime, &up.base, 4), demo_models());
+    assert!(interrupt(up).success());
+}
+
+#[test]
+fn a_demo_killed_while_seeding_is_finished_by_the_next_start() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Killed outright after the first mint: no rollback; its anvil lives on with the model.
+    let mut first = seeding(dir.path());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The next start stops that anvil (its chain saved) and finishes the demo: the model
+    // already minted is reused, not minted again (which the registry would refuse).
+    let up = start(dir.path(), 2);
+    let said = std::fs::read_to_string(dir.path().join("up-2.log")).unwrap();
+    assert!(said.contains("stopping the anvil"), "{said}");
+    assert_eq!(named_models(&runtime, &up.base, 4), demo_models());
+    assert!(interrupt(up).success());
 }

@@ -36,10 +36,18 @@ const wallet = () => {
   return window.ethereum;
 };
 
+// An EIP-1193 error code, where wallets put it (some nest the original error).
+const codeOf = (error) => {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 4; e = e.data && e.data.originalError ? e.data.originalError : e.cause, depth++) {
+    if (typeof e.code === 'number') return e.code;
+  }
+  return undefined;
+};
+
 // What a wallet's or node's error means to the user.
 const explain = async (error) => {
   if (error instanceof WalletError) return error.message;
-  if (error && error.code === 4001) return 'You rejected the request in your wallet: nothing was sent.';
+  if (codeOf(error) === 4001) return 'You rejected the request in your wallet: nothing was sent.';
   const data = revertData(error);
   if (data) {
     const answer = await fetch('/app/revert?data=' + encodeURIComponent(data)).then((r) => r.json()).catch(() => null);
@@ -61,7 +69,8 @@ const connect = async () => {
   const accounts = await wallet().request({ method: 'eth_requestAccounts' });
   if (!accounts || !accounts.length) throw new WalletError('The wallet gave no account.');
   const account = accounts[0].toLowerCase();
-  const shown = document.getElementById('account');
+  showRenewals(account);
+  const shown = document.getElementById('wallet-account');
   shown.innerHTML = '';
   const link = document.createElement('a');
   link.href = '/accounts/' + account;
@@ -76,17 +85,27 @@ const connect = async () => {
 const onChain = async (tx) => {
   const provider = wallet();
   const current = Number(await provider.request({ method: 'eth_chainId' }));
-  if (current === chainId) return;
+  if (current !== chainId) await switchChain(provider, tx, current);
+  // The right chain id on the wrong node (another anvil on the port the wallet knows): a
+  // call to an address without code "succeeds" there and buys nothing.
+  const market = body.dataset.market;
+  const code = await provider.request({ method: 'eth_getCode', params: [market, 'latest'] });
+  if (!code || code === '0x') {
+    throw new WalletError('The wallet\'s node for chain ' + chainId + ' has no market at ' + market + ': point the wallet at ' + (tx.rpcUrl || 'this market\'s node') + '. Nothing was sent.');
+  }
+};
+
+const switchChain = async (provider, tx, current) => {
   try {
     await provider.request({ method: 'wallet_switchEthereumChain', params: [{ chainId: tx.chainIdHex }] });
   } catch (error) {
-    if (error && error.code === 4902 && tx.rpcUrl) {
+    if (codeOf(error) === 4902 && tx.rpcUrl) {
       await provider.request({
         method: 'wallet_addEthereumChain',
         params: [{ chainId: tx.chainIdHex, chainName: 'Model registry ' + chainId, rpcUrls: [tx.rpcUrl],
                    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 } }],
       });
-    } else if (error && error.code === 4001) {
+    } else if (codeOf(error) === 4001) {
       throw new WalletError('The wallet is on chain ' + current + ', the market on chain ' + chainId + ': switch to it to buy.');
     } else {
       throw new WalletError('The wallet is on chain ' + current + ', the market on chain ' + chainId + ', and it could not switch: ' + ((error && error.message) || error));
@@ -110,6 +129,11 @@ const send = async (from, step) => {
     const receipt = await provider.request({ method: 'eth_getTransactionReceipt', params: [hash] });
     if (receipt) {
       if (Number(receipt.status) !== 1) throw new WalletError('The transaction ' + hash + ' reverted: nothing was bought.');
+      // Success means the contract it was sent to recorded it (an event of its own).
+      const to = step.to.toLowerCase();
+      if (!(receipt.logs || []).some((log) => (log.address || '').toLowerCase() === to)) {
+        throw new WalletError('The transaction ' + hash + ' changed nothing at ' + step.to + ': nothing was bought.');
+      }
       return receipt;
     }
     await sleep(500);
@@ -121,7 +145,8 @@ const runSteps = async (account, tx) => {
   for (const step of tx.steps) {
     if (step.unlessAllowance) {
       const allowance = await wallet().request({ method: 'eth_call', params: [{ to: step.unlessAllowance.to, data: step.unlessAllowance.data }, 'latest'] });
-      if (BigInt(allowance) >= BigInt(step.unlessAllowance.atLeast)) continue;
+      const have = allowance && allowance !== '0x' ? BigInt(allowance) : 0n;
+      if (have >= BigInt(step.unlessAllowance.atLeast)) continue;
     }
     await send(account, step);
   }
@@ -142,7 +167,7 @@ const indexed = async (query, variables, found) => {
 };
 
 const HELD = `query Held($holder: String!, $offering: ID!) {
-  licenses(where: { holder: $holder, offering: $offering }, first: 100) { nodes { id } } }`;
+  licenses(where: { holder: $holder, offering: $offering }, orderBy: ID_DESC, first: 100) { nodes { id } } }`;
 
 const buy = async (button) => {
   const offering = button.dataset.offering;
@@ -203,6 +228,21 @@ const renew = async (button) => {
     button.disabled = false;
   }
 };
+
+// Renew buttons show on the connected account's own page only (the market renews a
+// license for its holder).
+const showRenewals = (account) => {
+  const page = document.getElementById('account');
+  const own = page && page.dataset.account === account;
+  for (const button of document.querySelectorAll('button.renew')) button.hidden = !own;
+};
+
+if (window.ethereum && typeof window.ethereum.request === 'function' && document.querySelector('button.renew')) {
+  // Already connected (no prompt): show this account's renew buttons.
+  window.ethereum.request({ method: 'eth_accounts' })
+    .then((accounts) => accounts && accounts[0] && showRenewals(accounts[0].toLowerCase()))
+    .catch(() => {});
+}
 
 document.addEventListener('click', (event) => {
   const button = event.target.closest('button.buy, button.renew, #connect');
