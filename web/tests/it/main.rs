@@ -3,6 +3,7 @@
 
 mod abuse;
 mod api;
+mod app;
 mod cache;
 mod cors;
 mod finality;
