@@ -92,6 +92,77 @@ pub(crate) fn file_data(chunk: &[u8], blocksizes: Vec<u64>) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// A named link of a directory node: the entry's name, CID and cumulative DAG size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub cid: Cid,
+    pub tsize: u64,
+}
+
+/// Encodes a UnixFS directory node as Kubo does: its links named and sorted by name (byte
+/// order, as go-merkledag and js-dag-pb sort them), then `Data` of type Directory alone.
+pub(crate) fn encode_dir_node(entries: &[Entry]) -> Vec<u8> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    let mut out = Vec::with_capacity(entries.len() * 64 + 8);
+    for entry in sorted {
+        let pb = PbLink {
+            hash: Some(entry.cid.to_bytes()),
+            name: Some(entry.name.clone()),
+            tsize: Some(entry.tsize),
+        };
+        prost::encoding::message::encode(2, &pb, &mut out);
+    }
+    let data = UnixFsData {
+        kind: DataType::Directory as i32,
+        data: None,
+        filesize: None,
+        blocksizes: Vec::new(),
+    }
+    .encode_to_vec();
+    prost::encoding::bytes::encode(1, &data, &mut out);
+    out
+}
+
+/// What a DAG-PB node is, as far as reading a tree needs: a directory's named entries, or the
+/// kind of anything else.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Directory(Vec<(String, Cid)>),
+    File,
+    Other(String),
+}
+
+/// Decodes a DAG-PB block's UnixFS kind (a directory with its entries); the error says what
+/// is wrong.
+pub(crate) fn decode_kind(block: &[u8]) -> Result<Kind, String> {
+    let node = PbNode::decode(block).map_err(|e| format!("not a dag-pb node: {e}"))?;
+    let unixfs = UnixFsData::decode(node.data.as_deref().unwrap_or_default())
+        .map_err(|e| format!("not unixfs data: {e}"))?;
+    let kind = DataType::try_from(unixfs.kind)
+        .map_err(|_| format!("unknown unixfs type {}", unixfs.kind))?;
+    match kind {
+        DataType::File | DataType::Raw => Ok(Kind::File),
+        DataType::Directory => node
+            .links
+            .iter()
+            .enumerate()
+            .map(|(i, link)| {
+                let hash = link
+                    .hash
+                    .as_deref()
+                    .ok_or(format!("link {i} has no hash"))?;
+                let cid =
+                    Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))?;
+                Ok((link.name.clone().unwrap_or_default(), cid))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Kind::Directory),
+        other => Ok(Kind::Other(format!("{other:?}"))),
+    }
+}
+
 /// A decoded file node: its own bytes of file data and its children in order.
 #[derive(Debug)]
 pub(crate) struct FileNode {
@@ -176,6 +247,39 @@ mod tests {
         assert_eq!(node.links, vec![cid]);
         assert_eq!(node.blocksizes, vec![0]);
         assert_eq!(node.filesize, Some(0));
+    }
+
+    #[test]
+    fn empty_directory_matches_kubo_bytes() {
+        // The block behind QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn, `ipfs add -r` of an
+        // empty folder (and the CID every IPFS implementation knows as the empty directory).
+        let block = encode_dir_node(&[]);
+        assert_eq!(block, [0x0a, 0x02, 0x08, 0x01]);
+        let cid = crate::cids::cid_of(cid::Version::V0, crate::cids::DAG_PB, &block);
+        assert_eq!(
+            cid.to_string(),
+            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+        );
+        assert!(matches!(decode_kind(&block), Ok(Kind::Directory(e)) if e.is_empty()));
+    }
+
+    #[test]
+    fn directory_links_are_named_and_sorted_by_bytes() {
+        let cid: Cid = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+            .parse()
+            .unwrap();
+        let entry = |name: &str| Entry {
+            name: name.into(),
+            cid,
+            tsize: 6,
+        };
+        // Upper case sorts before lower case; "a.b" before "a_b" ('.' < '_').
+        let block = encode_dir_node(&[entry("b"), entry("a_b"), entry("B"), entry("a.b")]);
+        let Ok(Kind::Directory(entries)) = decode_kind(&block) else {
+            panic!("not a directory");
+        };
+        let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["B", "a.b", "a_b", "b"]);
     }
 
     #[test]

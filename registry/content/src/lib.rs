@@ -6,6 +6,7 @@
 //!   js-ipfs).
 //!
 //! Files are imported here, into a UnixFS DAG built exactly as Kubo builds it ([`importer`]),
+//! and folders into UnixFS directories as `ipfs add -r` builds them ([`directory`]),
 //! so the CIDs equal what `ipfs add` prints for the same bytes and parameters; the blocks then
 //! go to the backend. Every block read from either backend is checked against its CID, so
 //! corrupt data is an error that names the block (a reader that checks the content itself may
@@ -16,6 +17,7 @@ mod blockstore;
 pub mod car;
 pub mod cids;
 mod dagpb;
+pub mod directory;
 mod error;
 mod exporter;
 pub mod importer;
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use blockstore::Blockstore;
 pub use cid::{Cid, Version};
+pub use directory::{add_dir, get_dir, is_dir, AddedDir, Written};
 pub use exporter::{cat, cat_range, cat_with, check_dag, file_size, file_size_with, Parts, Walk};
 pub use importer::{add, Added, CHUNK_SIZE};
 pub use kubo::Kubo;
@@ -211,6 +214,24 @@ impl Store {
         let added = add(self, tokio::io::BufReader::new(file), version, progress).await?;
         self.pin(&added.cid).await?;
         self.check_readback(&added).await?;
+        Ok(added)
+    }
+
+    /// Adds a folder (see [`directory`]), pins it and reads it back through the store: every
+    /// block checked, every file's bytes compared with what was imported.
+    pub async fn store_dir(
+        &self,
+        path: &Path,
+        version: Version,
+        hidden: bool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<AddedDir> {
+        let added = add_dir(self, path, version, hidden, progress).await?;
+        self.pin(&added.cid).await?;
+        check_dag(self, &added.cid).await?;
+        for (_, file) in &added.files {
+            self.check_readback(file).await?;
+        }
         Ok(added)
     }
 

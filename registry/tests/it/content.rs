@@ -232,3 +232,165 @@ async fn import_does_not_depend_on_read_sizes() {
     .unwrap();
     assert_eq!(whole, dribbled);
 }
+
+/// A model-like folder: shards over several chunks, small and empty files, nested and empty
+/// folders, and a hidden file `ipfs add -r` leaves out.
+fn model_folder(root: &std::path::Path) -> Vec<(&'static str, Vec<u8>)> {
+    let files = vec![
+        ("config.json", b"{\"hidden_size\": 64}".to_vec()),
+        (
+            "model-00001-of-00002.safetensors",
+            bytes(2 * CHUNK_SIZE + 5, 11),
+        ),
+        ("model-00002-of-00002.safetensors", bytes(1, 12)),
+        (
+            "model.safetensors.index.json",
+            b"{\"weight_map\": {}}".to_vec(),
+        ),
+        ("empty.txt", Vec::new()),
+        ("tokenizer/vocab.txt", bytes(1000, 13)),
+        ("tokenizer/merges/a.bin", bytes(CHUNK_SIZE, 14)),
+        ("README.md", b"# a model card\n".to_vec()),
+    ];
+    for (name, data) in &files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    std::fs::create_dir_all(root.join("empty-folder")).unwrap();
+    std::fs::write(root.join(".gitattributes"), b"*.safetensors filter=lfs\n").unwrap();
+    files
+}
+
+/// What the daemon's own `add` answers for the folder `root` sent as `ipfs add -r` sends it
+/// (a part per folder and per file, named by path; hidden entries left out).
+async fn daemon_add_dir(api: &str, root: &std::path::Path, version: Version) -> Cid {
+    let mut form = reqwest::multipart::Form::new();
+    let mut stack = vec![(root.to_path_buf(), "model".to_string())];
+    while let Some((dir, name)) = stack.pop() {
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(Vec::new())
+                .file_name(name.clone())
+                .mime_str("application/x-directory")
+                .unwrap(),
+        );
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                stack.push((entry.path(), child));
+            } else {
+                form = form.part(
+                    "file",
+                    reqwest::multipart::Part::bytes(std::fs::read(entry.path()).unwrap())
+                        .file_name(child)
+                        .mime_str("application/octet-stream")
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    let v = if version == Version::V1 { 1 } else { 0 };
+    let answer = reqwest::Client::new()
+        .post(format!("{api}/api/v0/add?cid-version={v}&pin=false"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // One JSON line per entry; the folder's own is named `model`.
+    let line = answer
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["Name"] == "model")
+        .unwrap_or_else(|| panic!("no line for the folder in {answer}"));
+    line["Hash"].as_str().unwrap().parse().unwrap()
+}
+
+fn assert_same_tree(written: &std::path::Path, files: &[(&str, Vec<u8>)]) {
+    for (name, data) in files {
+        assert_eq!(&std::fs::read(written.join(name)).unwrap(), data, "{name}");
+    }
+    assert!(written.join("empty-folder").is_dir());
+}
+
+#[tokio::test]
+async fn folders_equal_the_daemons_add_r_and_round_trip() {
+    let daemon = JsIpfs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    let files = model_folder(&folder);
+    let embedded = Store::embedded(&dir.path().join("blocks")).unwrap();
+    let node = Store::Kubo(Box::new(Kubo::connect(daemon.api()).await.unwrap()));
+    for version in [Version::V0, Version::V1] {
+        let expected = daemon_add_dir(daemon.api(), &folder, version).await;
+        let added = embedded
+            .store_dir(&folder, version, false, &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(added.cid, expected, "{version:?}: embedded vs daemon");
+        assert_eq!(
+            added.files.len(),
+            files.len(),
+            "the hidden file is left out"
+        );
+        assert_eq!(
+            added.dirs, 4,
+            "model, tokenizer, tokenizer/merges, empty-folder"
+        );
+        // Through the daemon's RPC, block by block: the same CID.
+        let through = node
+            .store_dir(&folder, version, false, &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(through.cid, expected, "{version:?}: through Kubo RPC");
+        // Written back from either store: the same tree, byte for byte.
+        for (store, label) in [(&embedded, "embedded"), (&node, "daemon")] {
+            let out = dir.path().join(format!("out-{label}-{version:?}"));
+            let written = content::get_dir(store, &expected, &out, &|_| {})
+                .await
+                .unwrap();
+            assert_eq!(written.files.len(), files.len());
+            assert_same_tree(&out, &files);
+            assert!(!out.join(".gitattributes").exists());
+        }
+    }
+    // Hidden entries on request: another folder, with the file.
+    let with_hidden = add_dir_cid(&embedded, &folder, true).await;
+    let without = add_dir_cid(&embedded, &folder, false).await;
+    assert_ne!(with_hidden, without);
+    let out = dir.path().join("out-hidden");
+    content::get_dir(&embedded, &with_hidden, &out, &|_| {})
+        .await
+        .unwrap();
+    assert!(out.join(".gitattributes").is_file());
+
+    // A CAR of the folder carries it to another store whole.
+    let car_file = dir.path().join("model.car");
+    car::export(&embedded, &without, &car_file).await.unwrap();
+    let other = Store::embedded(&dir.path().join("other-blocks")).unwrap();
+    assert_eq!(car::import(&other, &car_file).await.unwrap(), vec![without]);
+    let out = dir.path().join("out-car");
+    content::get_dir(&other, &without, &out, &|_| {})
+        .await
+        .unwrap();
+    assert_same_tree(&out, &files);
+}
+
+async fn add_dir_cid(store: &Store, folder: &std::path::Path, hidden: bool) -> Cid {
+    store
+        .store_dir(folder, Version::V1, hidden, &|_| {})
+        .await
+        .unwrap()
+        .cid
+}

@@ -1,0 +1,403 @@
+//! Folders as UnixFS directories, built exactly as Kubo's `ipfs add -r` builds them: every
+//! file imported as `ipfs add` imports it ([`crate::importer`]), every folder a DAG-PB node of
+//! type `Directory` whose links name its entries, sorted by name bytes, each link's `Tsize`
+//! the entry's cumulative DAG size. So the CIDs equal Kubo's for the same tree and
+//! parameters (`--cid-version 0` or 1).
+//!
+//! As `ipfs add -r` without `--hidden`, entries whose names start with `.` are left out unless
+//! asked for. Symbolic links and other special files are refused by name (a folder of model
+//! files holds none; a Hugging Face cache's snapshot folder does: add its resolved copy). A
+//! folder so large that Kubo would store it as a HAMT-sharded directory (its links over 256 KiB)
+//! is refused too: sharding is not built.
+//!
+//! Reading back ([`get_dir`]) writes the tree into a fresh folder beside the target and
+//! renames it into place once every file is written and checked, so a failed or interrupted
+//! read leaves nothing half-written at the target. Entry names from the store are checked
+//! (no `/`, `..`, empty or NUL names; no duplicates), so a crafted directory cannot write
+//! outside the target.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use cid::{Cid, Version};
+
+use super::cids::{self, DAG_PB, RAW};
+use super::dagpb::{self, Entry, Kind};
+use super::exporter::cat;
+use super::importer::{add, Added};
+use super::Store;
+use crate::{Error, Result};
+
+/// Kubo's `Internal.UnixFSShardingSizeThreshold`: a directory whose links (names and CIDs)
+/// add up to more than this is stored HAMT-sharded.
+pub const SHARDING_THRESHOLD: usize = 256 * 1024;
+
+/// What adding a folder produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedDir {
+    pub cid: Cid,
+    /// Every file, by its path below the folder (`/`-separated), with what its import gave.
+    pub files: Vec<(String, Added)>,
+    /// Folders, the root included.
+    pub dirs: u64,
+    /// Bytes of file data.
+    pub size: u64,
+    /// Cumulative size of the DAG's encoded blocks.
+    pub dag_size: u64,
+}
+
+/// Imports the folder at `path` (recursively) into `store`; `hidden` includes entries whose
+/// names start with `.`. `progress` gets the file bytes imported so far.
+pub async fn add_dir(
+    store: &Store,
+    path: &Path,
+    version: Version,
+    hidden: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<AddedDir> {
+    let mut added = AddedDir {
+        cid: Cid::default(),
+        files: Vec::new(),
+        dirs: 0,
+        size: 0,
+        dag_size: 0,
+    };
+    let options = Options {
+        store,
+        version,
+        hidden,
+        progress,
+    };
+    let (cid, dag_size) = add_folder(&options, path, String::new(), &mut added).await?;
+    added.cid = cid;
+    added.dag_size = dag_size;
+    Ok(added)
+}
+
+struct Options<'a> {
+    store: &'a Store,
+    version: Version,
+    hidden: bool,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+// Not `Send`: the Kubo client's futures are not.
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |cause| Error::ContentIo {
+        path: path.into(),
+        cause,
+    }
+}
+
+/// Adds one folder (its entries first); returns its CID and cumulative DAG size.
+fn add_folder<'a>(
+    options: &'a Options<'a>,
+    path: &'a Path,
+    prefix: String,
+    added: &'a mut AddedDir,
+) -> Boxed<'a, (Cid, u64)> {
+    Box::pin(async move {
+        let mut names = Vec::new();
+        let mut reading = tokio::fs::read_dir(path).await.map_err(io(path))?;
+        while let Some(entry) = reading.next_entry().await.map_err(io(path))? {
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|name| Error::UnsupportedEntry {
+                    path: path.join(&name),
+                    reason: "its name is not UTF-8 (UnixFS names are text)".into(),
+                })?;
+            if name.starts_with('.') && !options.hidden {
+                continue;
+            }
+            names.push(name);
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(&name);
+            let relative = format!("{prefix}{name}");
+            let kind = tokio::fs::symlink_metadata(&child)
+                .await
+                .map_err(io(&child))?
+                .file_type();
+            let (cid, tsize) = if kind.is_dir() {
+                add_folder(options, &child, format!("{relative}/"), added).await?
+            } else if kind.is_file() {
+                let file = tokio::fs::File::open(&child).await.map_err(io(&child))?;
+                let before = added.size;
+                let progress = |n: u64| (options.progress)(before + n);
+                let file_added = add(
+                    options.store,
+                    tokio::io::BufReader::new(file),
+                    options.version,
+                    &progress,
+                )
+                .await?;
+                added.size += file_added.size;
+                let result = (file_added.cid, file_added.dag_size);
+                added.files.push((relative, file_added));
+                result
+            } else {
+                return Err(Error::UnsupportedEntry {
+                    path: child,
+                    reason: match kind.is_symlink() {
+                        true => "a symbolic link (add the file it points to instead)".into(),
+                        false => "not a regular file or folder".into(),
+                    },
+                });
+            };
+            entries.push(Entry { name, cid, tsize });
+        }
+        let links: usize = entries
+            .iter()
+            .map(|e| e.name.len() + e.cid.to_bytes().len())
+            .sum();
+        if links > SHARDING_THRESHOLD {
+            return Err(Error::UnsupportedEntry {
+                path: path.into(),
+                reason: format!(
+                    "{} entries: Kubo would store a folder this large HAMT-sharded, which is not built; split it",
+                    entries.len()
+                ),
+            });
+        }
+        let block = dagpb::encode_dir_node(&entries);
+        let cid = cids::cid_of(options.version, DAG_PB, &block);
+        let tsize = block.len() as u64 + entries.iter().map(|e| e.tsize).sum::<u64>();
+        options.store.put(&cid, block).await?;
+        added.dirs += 1;
+        Ok((cid, tsize))
+    })
+}
+
+/// What reading a directory back wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Files, by path below the target.
+    pub files: Vec<(String, u64)>,
+    pub bytes: u64,
+}
+
+/// Whether `root` is a UnixFS directory (the block is read and checked).
+pub async fn is_dir(store: &Store, root: &Cid) -> Result<bool> {
+    if root.codec() != DAG_PB {
+        return Ok(false);
+    }
+    let block = store.get(root).await?;
+    let kind = dagpb::decode_kind(&block).map_err(|r| malformed(root, r))?;
+    Ok(matches!(kind, Kind::Directory(_)))
+}
+
+/// Writes the directory under `root` to a new folder `out` (which must not exist); `progress`
+/// gets the file bytes written so far.
+pub async fn get_dir(
+    store: &Store,
+    root: &Cid,
+    out: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Written> {
+    if tokio::fs::symlink_metadata(out).await.is_ok() {
+        return Err(Error::ContentIo {
+            path: out.into(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists: name a new folder",
+            ),
+        });
+    }
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into()),
+        std::process::id()
+    ));
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let mut written = Written {
+        files: Vec::new(),
+        bytes: 0,
+    };
+    let result = write_folder(store, root, &staging, String::new(), &mut written, progress).await;
+    match result {
+        Ok(()) => {
+            tokio::fs::rename(&staging, out).await.map_err(io(out))?;
+            Ok(written)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            Err(e)
+        }
+    }
+}
+
+fn malformed(cid: &Cid, reason: impl Into<String>) -> Error {
+    Error::MalformedNode {
+        cid: cid.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A name a directory entry may have on disk: one path component, nothing that climbs out.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
+fn write_folder<'a>(
+    store: &'a Store,
+    cid: &'a Cid,
+    path: &'a Path,
+    prefix: String,
+    written: &'a mut Written,
+    progress: &'a (dyn Fn(u64) + Sync),
+) -> Boxed<'a, ()> {
+    Box::pin(async move {
+        let block = store.get(cid).await?;
+        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
+        else {
+            return Err(malformed(cid, "not a directory"));
+        };
+        tokio::fs::create_dir(path).await.map_err(io(path))?;
+        let mut seen = std::collections::HashSet::new();
+        for (name, child) in entries {
+            if !safe_name(&name) {
+                return Err(malformed(cid, format!("unsafe entry name {name:?}")));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(malformed(cid, format!("entry {name:?} appears twice")));
+            }
+            let target = path.join(&name);
+            let relative = format!("{prefix}{name}");
+            let is_file = match child.codec() {
+                RAW => true,
+                DAG_PB => {
+                    let block = store.get(&child).await?;
+                    match dagpb::decode_kind(&block).map_err(|r| malformed(&child, r))? {
+                        Kind::File => true,
+                        Kind::Directory(_) => false,
+                        Kind::Other(kind) => {
+                            return Err(malformed(
+                                &child,
+                                format!("entry {relative:?} is a unixfs {kind} node, which is not supported"),
+                            ))
+                        }
+                    }
+                }
+                codec => return Err(malformed(&child, format!("codec {codec:#x} is not unixfs"))),
+            };
+            if is_file {
+                let file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .await
+                    .map_err(io(&target))?;
+                let before = written.bytes;
+                let progress_file = |n: u64| progress(before + n);
+                let size = cat(
+                    store,
+                    &child,
+                    tokio::io::BufWriter::new(file),
+                    &progress_file,
+                )
+                .await?;
+                written.bytes += size;
+                written.files.push((relative, size));
+            } else {
+                write_folder(
+                    store,
+                    &child,
+                    &target,
+                    format!("{relative}/"),
+                    written,
+                    progress,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory node naming `names`, each an empty file, put into `store`.
+    async fn crafted(store: &Store, names: &[&str]) -> Cid {
+        let file = add(store, &b"pwned"[..], Version::V1, &|_| {})
+            .await
+            .unwrap();
+        let entries: Vec<Entry> = names
+            .iter()
+            .map(|name| Entry {
+                name: name.to_string(),
+                cid: file.cid,
+                tsize: file.dag_size,
+            })
+            .collect();
+        let block = dagpb::encode_dir_node(&entries);
+        let cid = cids::cid_of(Version::V1, DAG_PB, &block);
+        store.put(&cid, block).await.unwrap();
+        cid
+    }
+
+    #[tokio::test]
+    async fn a_crafted_directory_cannot_write_outside_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        for (names, why) in [
+            (&["../evil"][..], "unsafe entry name"),
+            (&["a/b"][..], "unsafe entry name"),
+            (&[".."][..], "unsafe entry name"),
+            (&[""][..], "unsafe entry name"),
+            (&["same", "same"][..], "appears twice"),
+        ] {
+            let root = crafted(&store, names).await;
+            let out = work.join("out");
+            let err = get_dir(&store, &root, &out, &|_| {}).await.unwrap_err();
+            assert!(err.to_string().contains(why), "{names:?}: {err}");
+            // Nothing written: not the target, not the staging folder, not outside.
+            assert!(!out.exists(), "{names:?}");
+            assert!(!dir.path().join("evil").exists());
+            let left: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+            assert!(left.is_empty(), "{names:?} left {left:?}");
+        }
+        // An existing target is never written into.
+        let root = crafted(&store, &["ok"]).await;
+        std::fs::create_dir(work.join("taken")).unwrap();
+        let err = get_dir(&store, &root, &work.join("taken"), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let written = get_dir(&store, &root, &work.join("fresh"), &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(written.files, vec![("ok".to_string(), 5)]);
+        assert_eq!(std::fs::read(work.join("fresh/ok")).unwrap(), b"pwned");
+    }
+
+    #[test]
+    fn only_single_components_are_safe_names() {
+        for bad in ["", ".", "..", "a/b", "../x", "a\\b", "a\0b"] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        for good in [
+            "config.json",
+            ".hidden",
+            "model-00001-of-00002.safetensors",
+            "é",
+        ] {
+            assert!(safe_name(good), "{good:?}");
+        }
+    }
+}
