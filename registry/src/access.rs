@@ -121,6 +121,16 @@ pub async fn download(
     let view = market.model(request.model).await?;
     let metadata = metadata_of(store, &view.model).await?;
     let weights = cids::parse(&view.model.weights_cid)?;
+    if content::is_dir(store, &weights).await? {
+        if view.header.encrypted {
+            return Err(Error::Metadata {
+                source_uri: view.model.metadata_uri.clone(),
+                reason: "an encrypted model's weights are a folder; encrypted models are one file"
+                    .into(),
+            });
+        }
+        return download_folder(store, &view, request, license, &weights, progress).await;
+    }
     let dir = match request.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -196,6 +206,95 @@ pub async fn download(
         bytes,
         verification,
     })
+}
+
+/// Room a model folder may take besides the registered tensors' bytes: the shards' headers,
+/// the index, config, tokenizer and card.
+const FOLDER_ROOM: u64 = 1 << 30;
+
+/// Downloads a model stored as a folder: bounded by the registered fingerprint before
+/// anything is fetched, written beside `out`, fingerprinted, and moved to `out` only when it
+/// matches the chain.
+async fn download_folder(
+    store: &Store,
+    view: &ModelView,
+    request: &DownloadRequest,
+    license: U256,
+    weights: &Cid,
+    progress: &dyn Progress,
+) -> Result<Downloaded> {
+    let out = &request.out;
+    if tokio::fs::symlink_metadata(out).await.is_ok() {
+        return Err(Error::Io {
+            path: out.clone(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists: a model folder is written to a new folder",
+            ),
+        });
+    }
+    let tensors = registered_fingerprint(store, &view.model)
+        .await?
+        .data_bytes();
+    let declared = content::tree_size(store, weights).await?;
+    let limit = tensors.saturating_add(FOLDER_ROOM);
+    if declared > limit {
+        return Err(Error::DownloadSize {
+            model: view.id,
+            declared,
+            found: format!("at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of other files)"),
+        });
+    }
+    let staging = out.with_file_name(format!(
+        ".download-{}-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let checked = async {
+        progress.stage("fetching the model folder", Some(declared));
+        let written =
+            content::get_dir(store, weights, &staging, &|done| progress.set(done)).await?;
+        progress.done();
+        let model = fingerprint::Model::open(&staging)?;
+        let backend = fingerprint::backend::create(request.backend)?;
+        progress.stage("fingerprinting", Some(model.data_bytes()));
+        let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
+        progress.done();
+        let source = format!("ipfs://{weights}");
+        let verification = against_chain(store, request.model, &view.model, &fp, source).await;
+        if !verification.ok() {
+            let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
+            return Err(Error::DownloadMismatch {
+                model: request.model,
+                differ: differ.join(", "),
+            });
+        }
+        Ok((written.bytes, verification))
+    };
+    match checked.await {
+        Ok((bytes, verification)) => {
+            tokio::fs::rename(&staging, out)
+                .await
+                .map_err(|cause| Error::Io {
+                    path: out.clone(),
+                    cause,
+                })?;
+            Ok(Downloaded {
+                model: request.model,
+                license,
+                encrypted: false,
+                bytes,
+                verification,
+            })
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&staging).await;
+            Err(e)
+        }
+    }
 }
 
 fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {

@@ -84,8 +84,10 @@ pub enum Error {
     },
     #[error("content root {content_root} is already registered as model {model}")]
     DuplicateContent { model: u64, content_root: String },
-    #[error("{what} must be a single .safetensors file to be stored as one IPFS file: {path}")]
+    #[error("{what} must be a .safetensors file or a model folder: {path}")]
     NotAFile { what: &'static str, path: PathBuf },
+    #[error("{path} is a folder: encrypted models are stored as one file (pass its .safetensors file with --encrypt)")]
+    EncryptedFolder { path: PathBuf },
     // ---- keys and encryption
     #[error("no age identity at {path}")]
     IdentityMissing { path: PathBuf },

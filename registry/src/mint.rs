@@ -20,7 +20,8 @@ use content::{Cid, Store, Version};
 /// What the author asks for.
 #[derive(Debug, Clone)]
 pub struct MintRequest {
-    /// One safetensors file.
+    /// One safetensors file, or a model folder (sharded safetensors with their index, config,
+    /// tokenizer, card: stored whole as one directory, its weights fingerprinted as one model).
     pub weights: PathBuf,
     pub name: String,
     pub description: Option<String>,
@@ -62,6 +63,21 @@ pub struct Minted {
     pub envelope: Option<Cid>,
 }
 
+/// What storing the weights gave: a file's or a folder's CID, and its bytes.
+struct Stored {
+    cid: Cid,
+    size: u64,
+}
+
+impl From<content::Added> for Stored {
+    fn from(added: content::Added) -> Self {
+        Self {
+            cid: added.cid,
+            size: added.size,
+        }
+    }
+}
+
 pub async fn mint(
     market: &Market,
     store: &Store,
@@ -69,11 +85,17 @@ pub async fn mint(
     progress: &dyn Progress,
 ) -> Result<Minted> {
     let path = &request.weights;
-    if !path.is_file() {
+    // A model folder (a Hugging Face release: shards, index, config, tokenizer, card) is
+    // fingerprinted as one model and stored whole as one directory.
+    let folder = path.is_dir();
+    if !folder && !path.is_file() {
         return Err(Error::NotAFile {
             what: "the weights",
             path: path.clone(),
         });
+    }
+    if folder && request.encrypt_to.is_some() {
+        return Err(Error::EncryptedFolder { path: path.clone() });
     }
     let model = Model::open(path)?;
     let backend = fingerprint::backend::create(request.backend)?;
@@ -108,12 +130,25 @@ pub async fn mint(
 
     let size = std::fs::metadata(path).map(|m| m.len()).ok();
     let (weights, encryption) = match &request.encrypt_to {
+        None if folder => {
+            progress.stage("storing the model folder", None);
+            let added = store
+                .store_dir(path, request.cid_version, false, &|done| progress.set(done))
+                .await?;
+            (
+                Stored {
+                    cid: added.cid,
+                    size: added.size,
+                },
+                None,
+            )
+        }
         None => {
             progress.stage("storing weights", size);
             let weights = store
                 .store_file(path, request.cid_version, &|done| progress.set(done))
                 .await?;
-            (weights, None)
+            (Stored::from(weights), None)
         }
         Some(recipients) => {
             // A fresh key per model: a leaked key opens one model only.
@@ -127,6 +162,7 @@ pub async fn mint(
                 &|done| progress.set(done),
             )
             .await?;
+            let weights = Stored::from(weights);
             let envelope = store
                 .store_bytes(&key.wrap(recipients)?, request.cid_version)
                 .await?;

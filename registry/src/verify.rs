@@ -64,8 +64,23 @@ pub async fn verify(
 
     // Keeps a downloaded copy alive until it has been fingerprinted.
     let mut download = None;
+    let mut folder = None;
     let (path, source) = match local {
         Some(path) => (path.to_path_buf(), path.display().to_string()),
+        None if content::is_dir(store, &cids::parse(&onchain.weights_cid)?).await? => {
+            // A model folder: written to a temporary folder, fingerprinted as one model.
+            let cid = cids::parse(&onchain.weights_cid)?;
+            let tmp = tempfile::tempdir().map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                cause: source,
+            })?;
+            let path = tmp.path().join("model");
+            progress.stage("fetching the model folder", None);
+            content::get_dir(store, &cid, &path, &|done| progress.set(done)).await?;
+            progress.done();
+            folder = Some(tmp);
+            (path, format!("ipfs://{cid}"))
+        }
         None => {
             let cid = cids::parse(&onchain.weights_cid)?;
             let size = file_size(store, &cid).await?;
@@ -95,6 +110,7 @@ pub async fn verify(
     let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
     progress.done();
     drop(download);
+    drop(folder);
     Ok(against_chain(store, id, onchain, &fp, source).await)
 }
 

@@ -192,6 +192,34 @@ pub async fn is_dir(store: &Store, root: &Cid) -> Result<bool> {
     Ok(matches!(kind, Kind::Directory(_)))
 }
 
+/// The bytes of every file under the directory `root`, as the files' roots declare them (only
+/// the directory nodes and each file's root block are read): what writing it out would take.
+pub async fn tree_size(store: &Store, root: &Cid) -> Result<u64> {
+    let mut total = 0u64;
+    let mut folders = vec![*root];
+    while let Some(cid) = folders.pop() {
+        let block = store.get(&cid).await?;
+        let Kind::Directory(entries) =
+            dagpb::decode_kind(&block).map_err(|r| malformed(&cid, r))?
+        else {
+            return Err(malformed(&cid, "not a directory"));
+        };
+        for (_, child) in entries {
+            let is_folder = child.codec() == DAG_PB
+                && matches!(
+                    dagpb::decode_kind(&store.get(&child).await?)
+                        .map_err(|r| malformed(&child, r))?,
+                    Kind::Directory(_)
+                );
+            match is_folder {
+                true => folders.push(child),
+                false => total = total.saturating_add(super::file_size(store, &child).await?),
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Writes the directory under `root` to a new folder `out` (which must not exist); `progress`
 /// gets the file bytes written so far.
 pub async fn get_dir(

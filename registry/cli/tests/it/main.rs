@@ -2,6 +2,7 @@
 
 mod escrow;
 mod fingerprint;
+mod folders;
 mod index;
 mod loopholes;
 mod market;

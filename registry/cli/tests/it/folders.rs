@@ -1,0 +1,131 @@
+//! Model folders through the `registry` program: a Hugging Face style release (sharded
+//! safetensors with their index, config, tokenizer, card) minted as one model and stored as
+//! one directory, downloaded back byte for byte, verified; the same weights in one file have
+//! the same content root (so they are the same model, refused as a duplicate).
+
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use serde_json::json;
+
+use crate::market::{id, path_str, Env};
+use crate::models::write_model;
+
+/// Splits the one-file model at `single` into a Hugging Face folder at `dir`: two shards, the
+/// index naming each tensor's shard, and the files beside the weights.
+fn hugging_face_folder(single: &Path, dir: &Path) -> Vec<&'static str> {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes = std::fs::read(single).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(String::from).collect();
+    names.sort();
+    let (first, second) = names.split_at(1);
+    let mut weight_map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = part
+            .iter()
+            .map(|name| (name.clone(), tensors.tensor(name).unwrap()))
+            .collect();
+        std::fs::write(
+            dir.join(shard),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        for name in part {
+            weight_map.insert(name.clone(), shard.into());
+        }
+    }
+    let index = json!({ "metadata": { "total_size": bytes.len() }, "weight_map": weight_map });
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), br#"{"hidden_size": 64}"#).unwrap();
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        br#"{"model_max_length": 512}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("README.md"),
+        b"---\nlicense: apache-2.0\n---\n# folder model\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join(".gitattributes"), b"*.safetensors filter=lfs\n").unwrap();
+    vec![
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "config.json",
+        "tokenizer_config.json",
+        "README.md",
+    ]
+}
+
+#[test]
+fn a_model_folder_is_minted_downloaded_and_verified_whole() {
+    let env = Env::start(false);
+    let single = env.path("single.safetensors");
+    write_model(&single, 91, 0.0);
+    let folder = env.path("release");
+    let files = hugging_face_folder(&single, &folder);
+
+    // One file or its shards: the same content root.
+    let of_file = env.ok(0, &["fingerprint", path_str(&single), "--json"]);
+    let of_folder = env.ok(0, &["fingerprint", path_str(&folder), "--json"]);
+    assert_eq!(of_file["content_root"], of_folder["content_root"]);
+    assert_eq!(of_file["fingerprint"], of_folder["fingerprint"]);
+
+    // Minted from the folder: the weights are its directory, config and card included.
+    let minted = env.ok(
+        0,
+        &["mint", path_str(&folder), "--name", "release", "--json"],
+    );
+    let model = id(&minted, "model");
+    let weights = id(&minted, "weights_cid");
+    let listed = env.path("listed");
+    env.ok(0, &["content", "get", &weights, "--out", path_str(&listed)]);
+    for name in &files {
+        assert_eq!(
+            std::fs::read(listed.join(name)).unwrap(),
+            std::fs::read(folder.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(
+        !listed.join(".gitattributes").exists(),
+        "hidden files stay out, as ipfs add -r"
+    );
+
+    // The same weights as one file are the same model: refused.
+    let refused = env.fails(0, &["mint", path_str(&single), "--name", "again"], 2);
+    assert!(
+        refused.contains(&format!("already registered as model {model}")),
+        "{refused}"
+    );
+
+    // Downloaded by its owner into a new folder, checked against the chain, byte for byte.
+    let out = env.path("downloaded");
+    let done = env.ok(0, &["download", &model, "--out", path_str(&out), "--json"]);
+    assert_eq!(done["model"], model);
+    for name in &files {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(folder.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // An existing target is not written into.
+    let again = env.fails(0, &["download", &model, "--out", path_str(&out)], 2);
+    assert!(again.contains("already exists"), "{again}");
+    let verified = env.ok(0, &["verify", &model, "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    // Encrypted models are one file: a folder with --encrypt is refused by name.
+    let sealed = env.fails(
+        0,
+        &["mint", path_str(&folder), "--name", "x", "--encrypt"],
+        2,
+    );
+    assert!(sealed.contains("is a folder"), "{sealed}");
+}
