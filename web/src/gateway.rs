@@ -62,13 +62,14 @@ fn plain(mut builder: actix_web::HttpResponseBuilder, text: String) -> HttpRespo
         .body(text)
 }
 
-/// Serves `/ipfs/<cid>` from `store`.
+/// Serves `/ipfs/<cid>[/<path>]` from `store`: a file's bytes, or a directory's listing.
 pub(crate) async fn serve(
     store: Option<Arc<Store>>,
     downloads: &Downloads,
     limits: &Limits,
     req: &HttpRequest,
     cid: &str,
+    path: &str,
 ) -> HttpResponse {
     let Some(store) = store else {
         return plain(
@@ -76,10 +77,21 @@ pub(crate) async fn serve(
             "no content store is configured\n".into(),
         );
     };
-    let cid = match cids::parse(cid) {
+    let root = match cids::parse(cid) {
         Ok(cid) => cid,
         Err(e) => return plain(HttpResponse::BadRequest(), format!("{e}\n")),
     };
+    // A path below a directory (a model folder's config, one shard); a directory itself is
+    // answered with its listing.
+    let cid = match content::resolve(&store, &root, path).await {
+        Ok(cid) => cid,
+        Err(e) => return refused(&root, e),
+    };
+    match content::list(&store, &cid).await {
+        Ok(Some(entries)) => return listing(&root, path, &entries),
+        Ok(None) => {}
+        Err(e) => return refused(&root, e),
+    }
     let Ok(permit) = downloads.0.clone().try_acquire_owned() else {
         return plain(
             HttpResponse::ServiceUnavailable(),
@@ -91,22 +103,7 @@ pub(crate) async fn serve(
     };
     let size = match content::file_size_with(&store, &cid, Reading::Held).await {
         Ok(size) => size,
-        Err(content::Error::BlockNotFound { .. }) => {
-            return plain(
-                HttpResponse::NotFound(),
-                format!("{cid} is not in the content store\n"),
-            )
-        }
-        Err(
-            e @ (content::Error::MalformedNode { .. } | content::Error::UnsupportedHash { .. }),
-        ) => return plain(HttpResponse::UnprocessableEntity(), format!("{e}\n")),
-        Err(e) => {
-            tracing::error!("gateway {cid}: {e}");
-            return plain(
-                HttpResponse::InternalServerError(),
-                "the content could not be read\n".into(),
-            );
-        }
+        Err(e) => return refused(&cid, e),
     };
     let asked = req
         .headers()
@@ -157,6 +154,79 @@ pub(crate) async fn serve(
     response
         .no_chunking(length)
         .streaming(tokio_util::io::ReaderStream::new(reader))
+}
+
+/// The answer to a content error: 404 for what the store lacks, 422 for what is not UnixFS.
+fn refused(cid: &content::Cid, e: content::Error) -> HttpResponse {
+    match e {
+        content::Error::BlockNotFound { .. } => plain(
+            HttpResponse::NotFound(),
+            format!("{cid} is not in the content store\n"),
+        ),
+        e @ content::Error::PathNotFound { .. } => {
+            plain(HttpResponse::NotFound(), format!("{e}\n"))
+        }
+        e @ (content::Error::MalformedNode { .. } | content::Error::UnsupportedHash { .. }) => {
+            plain(HttpResponse::UnprocessableEntity(), format!("{e}\n"))
+        }
+        e => {
+            tracing::error!("gateway {cid}: {e}");
+            plain(
+                HttpResponse::InternalServerError(),
+                "the content could not be read\n".into(),
+            )
+        }
+    }
+}
+
+/// A name as one URL path segment: everything but unreserved characters percent-encoded (a
+/// `?`, `#` or space in a file name stays part of the name).
+fn segment(name: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// A directory's listing: each entry linked below the root, with its size and CID.
+fn listing(root: &content::Cid, path: &str, entries: &[content::Listed]) -> HttpResponse {
+    let path = path.trim_matches('/');
+    let base = match path.is_empty() {
+        true => format!("/ipfs/{root}"),
+        false => format!("/ipfs/{root}/{path}"),
+    };
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Index of " (base) }
+            }
+            body {
+                h1 { "Index of " code { (base) } }
+                table {
+                    thead { tr { th { "Name" } th { "Size" } th { "CID" } } }
+                    tbody {
+                        @for entry in entries {
+                            tr {
+                                td { a href={ (base) "/" (segment(&entry.name)) } { (entry.name) @if entry.folder { "/" } } }
+                                td { @if !entry.folder { (entry.size) } }
+                                td { code { (entry.cid) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'"))
+        .insert_header((header::ETAG, format!("\"{root}/{path}\"")))
+        .body(page.into_string())
 }
 
 #[cfg(test)]

@@ -295,17 +295,16 @@ async fn ready(state: web::Data<State>) -> HttpResponse {
 }
 
 /// `/ipfs/<cid>`: a file of the content store (see [`crate::gateway`]).
-async fn gateway(
-    state: web::Data<State>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
+async fn gateway(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    let cid = req.match_info().get("cid").unwrap_or_default();
+    let path = req.match_info().get("path").unwrap_or_default();
     crate::gateway::serve(
         state.content.clone(),
         &state.downloads,
         &state.limits,
         &req,
-        &path,
+        cid,
+        path,
     )
     .await
 }
@@ -331,6 +330,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/ready", web::get().to(ready))
     .route("/metrics", web::get().to(metrics))
     .route("/ipfs/{cid}", web::get().to(gateway))
+    .route("/ipfs/{cid}/{path:.*}", web::get().to(gateway))
     .route(
         "/v1/models/{id}/access",
         web::get().to(crate::access::access),

@@ -192,6 +192,70 @@ pub async fn is_dir(store: &Store, root: &Cid) -> Result<bool> {
     Ok(matches!(kind, Kind::Directory(_)))
 }
 
+/// An entry of a directory, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub cid: Cid,
+    pub folder: bool,
+    /// A file's size as its root declares it; 0 for a folder.
+    pub size: u64,
+}
+
+/// The entries of the directory `cid`, in its order (sorted by name), or `None` when `cid` is
+/// not a directory.
+pub async fn list(store: &Store, cid: &Cid) -> Result<Option<Vec<Listed>>> {
+    if cid.codec() != DAG_PB {
+        return Ok(None);
+    }
+    let block = store.get(cid).await?;
+    let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
+    else {
+        return Ok(None);
+    };
+    let mut listed = Vec::with_capacity(entries.len());
+    for (name, child) in entries {
+        let folder = is_dir(store, &child).await?;
+        let size = match folder {
+            true => 0,
+            false => super::file_size(store, &child).await?,
+        };
+        listed.push(Listed {
+            name,
+            cid: child,
+            folder,
+            size,
+        });
+    }
+    Ok(Some(listed))
+}
+
+/// The CID at `path` (`/`-separated names) below the directory `root`; an empty path is the
+/// root itself.
+pub async fn resolve(store: &Store, root: &Cid, path: &str) -> Result<Cid> {
+    let mut at = *root;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        let not_found = || Error::PathNotFound {
+            root: root.to_string(),
+            path: path.to_string(),
+        };
+        if at.codec() != DAG_PB {
+            return Err(not_found());
+        }
+        let block = store.get(&at).await?;
+        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(&at, r))?
+        else {
+            return Err(not_found());
+        };
+        at = entries
+            .into_iter()
+            .find(|(entry, _)| entry == name)
+            .map(|(_, cid)| cid)
+            .ok_or_else(not_found)?;
+    }
+    Ok(at)
+}
+
 /// The bytes of every file under the directory `root`, as the files' roots declare them (only
 /// the directory nodes and each file's root block are read): what writing it out would take.
 pub async fn tree_size(store: &Store, root: &Cid) -> Result<u64> {

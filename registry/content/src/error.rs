@@ -42,6 +42,8 @@ pub enum Error {
     },
     #[error("{cid} read back from the {store} differs from what was added")]
     ReadbackMismatch { cid: String, store: String },
+    #[error("{root} has nothing at {path:?}")]
+    PathNotFound { root: String, path: String },
     #[error("{path}: {reason}")]
     UnsupportedEntry { path: PathBuf, reason: String },
     #[error("car file {path}: {reason}")]

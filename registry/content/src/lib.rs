@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use blockstore::Blockstore;
 pub use cid::{Cid, Version};
-pub use directory::{add_dir, get_dir, is_dir, tree_size, AddedDir, Written};
+pub use directory::{
+    add_dir, get_dir, is_dir, list, resolve, tree_size, AddedDir, Listed, Written,
+};
 pub use exporter::{cat, cat_range, cat_with, check_dag, file_size, file_size_with, Parts, Walk};
 pub use importer::{add, Added, CHUNK_SIZE};
 pub use kubo::Kubo;

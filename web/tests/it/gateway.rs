@@ -158,3 +158,93 @@ async fn content_the_node_does_not_hold_is_not_fetched_for_a_client() {
         "{asked:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_are_listed_and_their_files_served_by_path() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("release");
+    std::fs::create_dir_all(folder.join("tokenizer")).unwrap();
+    std::fs::write(folder.join("config.json"), br#"{"hidden_size": 64}"#).unwrap();
+    let shard = content(600_000);
+    std::fs::write(folder.join("model.safetensors"), &shard).unwrap();
+    std::fs::write(folder.join("tokenizer/vocab.txt"), b"a\nb\n").unwrap();
+    std::fs::write(folder.join("<b>odd&name<i>.txt"), b"x").unwrap();
+    std::fs::write(folder.join("notes #1?.md"), b"spaced").unwrap();
+    let blocks = dir.path().join("blocks");
+    let root = Store::embedded(&blocks)
+        .unwrap()
+        .store_dir(&folder, Version::V1, false, &|_| {})
+        .await
+        .unwrap()
+        .cid;
+    let api = Api::start(db.open().await, Store::embedded(&blocks).unwrap());
+    let get = |path: String| api.http.get(format!("{}{path}", api.url)).send();
+
+    // The folder: a listing linking each entry below it, names escaped.
+    let listed = get(format!("/ipfs/{root}")).await.unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(listed.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = listed.text().await.unwrap();
+    assert!(
+        page.contains(&format!(r#"href="/ipfs/{root}/config.json""#)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"href="/ipfs/{root}/tokenizer">tokenizer/"#)),
+        "{page}"
+    );
+    assert!(page.contains("600000"), "sizes are listed: {page}");
+    assert!(
+        page.contains("&lt;b&gt;odd&amp;name&lt;i&gt;.txt") && !page.contains("<b>odd"),
+        "{page}"
+    );
+    // A name with a space, `#` and `?`: linked percent-encoded, and served by that link.
+    let link = format!("/ipfs/{root}/notes%20%231%3F.md");
+    assert!(page.contains(&link), "{page}");
+    assert_eq!(
+        get(link).await.unwrap().bytes().await.unwrap().as_ref(),
+        b"spaced"
+    );
+    // Files by path, nested ones too, ranges as for any file.
+    let config = get(format!("/ipfs/{root}/config.json")).await.unwrap();
+    assert_eq!(
+        config.bytes().await.unwrap().as_ref(),
+        br#"{"hidden_size": 64}"#
+    );
+    let vocab = get(format!("/ipfs/{root}/tokenizer/vocab.txt"))
+        .await
+        .unwrap();
+    assert_eq!(vocab.bytes().await.unwrap().as_ref(), b"a\nb\n");
+    let part = api
+        .http
+        .get(format!("{}/ipfs/{root}/model.safetensors", api.url))
+        .header("Range", "bytes=300000-300009")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.bytes().await.unwrap().as_ref(),
+        &shard[300_000..300_010]
+    );
+    let nested = get(format!("/ipfs/{root}/tokenizer/")).await.unwrap();
+    assert!(nested
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("/ipfs/{root}/tokenizer/vocab.txt")));
+    // Nothing there, or a path below a file: 404, named.
+    for missing in ["nope.json", "config.json/deeper", "tokenizer/nope"] {
+        let answer = get(format!("/ipfs/{root}/{missing}")).await.unwrap();
+        assert_eq!(answer.status(), 404, "{missing}");
+        assert!(
+            answer.text().await.unwrap().contains("has nothing at"),
+            "{missing}"
+        );
+    }
+    db.drop_db().await;
+}
