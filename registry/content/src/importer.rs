@@ -11,10 +11,17 @@
 //! carry `filesize` and one `blocksizes` entry per child; links carry an empty name and the
 //! child's cumulative DAG size.
 //!
-//! The import streams: it holds one chunk and the links of the unfinished nodes (a few KiB per
-//! level), so a 10 GB file never sits in memory.
+//! The import streams: it holds one chunk, the links of the unfinished nodes (a few KiB per
+//! level) and the blocks still being stored, so a 10 GB file never sits in memory. Blocks are
+//! stored up to [`PUTS_IN_FLIGHT`] at a time (a Kubo node answers `block/put` calls
+//! concurrently; one at a time, each waited a round trip); the import returns once every one
+//! is stored.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use cid::{Cid, Version};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::cids::{self, DAG_PB, RAW};
@@ -26,6 +33,8 @@ use crate::{Error, Result};
 pub const CHUNK_SIZE: usize = 256 * 1024;
 /// Links per node in Kubo's balanced layout (`helpers.DefaultLinksPerBlock`).
 pub const LINKS_PER_NODE: usize = 174;
+/// Blocks being stored at once (16 chunks: 4 MiB).
+pub const PUTS_IN_FLIGHT: usize = 16;
 
 /// The result of an import.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +62,28 @@ struct Child {
 /// with the number of file bytes imported so far.
 pub async fn add<R: AsyncRead + Unpin>(
     store: &Store,
+    reader: R,
+    version: Version,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Added> {
+    add_with(store, reader, version, progress, PUTS_IN_FLIGHT).await
+}
+
+/// [`add`], storing at most `puts_in_flight` blocks at once (1: one at a time).
+pub async fn add_with<R: AsyncRead + Unpin>(
+    store: &Store,
     mut reader: R,
     version: Version,
     progress: &(dyn Fn(u64) + Sync),
+    puts_in_flight: usize,
 ) -> Result<Added> {
     let mut builder = Builder {
         store,
         version,
         levels: Vec::new(),
         blocks: 0,
+        in_flight: FuturesUnordered::new(),
+        puts_in_flight: puts_in_flight.max(1),
     };
     let mut chunk = vec![0u8; CHUNK_SIZE];
     let mut size = 0u64;
@@ -82,6 +104,7 @@ pub async fn add<R: AsyncRead + Unpin>(
         }
     }
     let root = builder.finish().await?;
+    builder.drain().await?;
     Ok(Added {
         cid: root.cid,
         size,
@@ -107,15 +130,42 @@ async fn fill<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<us
     Ok(filled)
 }
 
+/// A block being stored.
+type Put<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
 struct Builder<'a> {
     store: &'a Store,
     version: Version,
     /// `levels[0]` holds leaves not yet under a parent, `levels[1]` their finished parents, …
     levels: Vec<Vec<Child>>,
     blocks: u64,
+    in_flight: FuturesUnordered<Put<'a>>,
+    puts_in_flight: usize,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// Starts storing `block`; waits while the most allowed are being stored (the first
+    /// that failed is the error).
+    async fn put(&mut self, cid: Cid, block: Vec<u8>) -> Result<()> {
+        let store = self.store;
+        self.in_flight
+            .push(Box::pin(async move { store.put(&cid, block).await }));
+        while self.in_flight.len() >= self.puts_in_flight {
+            if let Some(stored) = self.in_flight.next().await {
+                stored?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every block is stored.
+    async fn drain(&mut self) -> Result<()> {
+        while let Some(stored) = self.in_flight.next().await {
+            stored?;
+        }
+        Ok(())
+    }
+
     async fn leaf(&mut self, chunk: &[u8]) -> Result<Child> {
         let (codec, block) = match self.version {
             Version::V1 => (RAW, chunk.to_vec()),
@@ -126,7 +176,7 @@ impl Builder<'_> {
         };
         let cid = cids::cid_of(self.version, codec, &block);
         let tsize = block.len() as u64;
-        self.store.put(&cid, block).await?;
+        self.put(cid, block).await?;
         self.blocks += 1;
         Ok(Child {
             cid,
@@ -164,7 +214,7 @@ impl Builder<'_> {
         let block = dagpb::encode_node(&links, &dagpb::file_data(&[], blocksizes));
         let cid = cids::cid_of(self.version, DAG_PB, &block);
         let tsize = block.len() as u64 + children.iter().map(|c| c.tsize).sum::<u64>();
-        self.store.put(&cid, block).await?;
+        self.put(cid, block).await?;
         self.blocks += 1;
         Ok(Child {
             cid,
