@@ -47,6 +47,7 @@ pub mod dtype;
 pub mod encoding;
 mod error;
 mod fingerprint;
+mod gguf;
 pub mod layout;
 pub mod norms;
 pub mod probe;

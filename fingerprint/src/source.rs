@@ -158,6 +158,11 @@ impl Model {
             files
         } else if path.to_string_lossy().ends_with(".index.json") {
             return Self::open_index(path);
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
+            return Self::open_gguf(path);
         } else {
             vec![path.to_path_buf()]
         };
@@ -173,6 +178,54 @@ impl Model {
             files: vec![(path, Backing::Owned(bytes))],
             tensors,
             tokens: None,
+            gate: None,
+        })
+    }
+
+    /// A GGUF file (see [`crate::gguf`]): plain tensors read in place, block-quantized ones
+    /// dequantized into `f32` held in memory (at most about seven times the file's size); its
+    /// vocabulary from its metadata.
+    fn open_gguf(path: &Path) -> Result<Self> {
+        let mmap = map(path)?;
+        let parsed = crate::gguf::parse(path, &mmap)?;
+        let mut dequantized = Vec::new();
+        let mut tensors = Vec::with_capacity(parsed.tensors.len());
+        for t in parsed.tensors {
+            let (dtype, file, start, end) = match t.kind {
+                crate::gguf::Kind::Plain(dtype) => (dtype, 0, t.start, t.start + t.len),
+                crate::gguf::Kind::Quantized(quant) => {
+                    let start = dequantized.len();
+                    crate::gguf::dequantize(
+                        quant,
+                        &mmap[t.start..t.start + t.len],
+                        &mut dequantized,
+                    );
+                    (Dtype::F32, 1, start, dequantized.len())
+                }
+            };
+            tensors.push(TensorRef {
+                name: t.name,
+                dtype,
+                shape: t.shape,
+                file,
+                start,
+                end,
+            });
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let tokens = parsed
+            .tokens
+            .map(|strings| Tokens::new(strings.into_iter().map(Some).collect()));
+        Ok(Self {
+            files: vec![
+                (path.to_path_buf(), Backing::Mapped(mmap)),
+                (
+                    path.with_extension("gguf (dequantized)"),
+                    Backing::Owned(dequantized),
+                ),
+            ],
+            tensors,
+            tokens,
             gate: None,
         })
     }

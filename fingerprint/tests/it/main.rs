@@ -4,6 +4,7 @@ mod adversarial;
 mod backends;
 mod bert;
 mod derived;
+mod gguf;
 mod input;
 mod llama;
 mod negatives;

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Writes GGUF copies of a safetensors model with llama.cpp's own `gguf` package (PyPI), as
+llama.cpp's converter would: tensors renamed to llama.cpp's names (`token_embd.weight`,
+`blk.0.attn_q.weight`, …) by the package's own name map for the BERT architecture.
+
+  python3 gguf_variants.py SAFETENSORS DIR
+
+Installs gguf 0.19.0 and numpy into DIR/site with pip when they are missing. Writes
+DIR/model-f16.gguf (every float tensor F16) and DIR/model-TYPE.gguf for TYPE in q8_0, q4_0,
+q4_1, q5_0, q5_1 (every 2-D tensor whose rows are whole blocks of 32 quantized by the package's
+`quants.quantize`; the rest F32, as the converter keeps norms and biases), and for each
+quantized type DIR/TYPE.reference: the package's own `quants.dequantize` of the first six
+quantized tensors of at most 2^20 weights (tens of thousands of blocks), as lines `NAME COUNT` each followed by COUNT little-endian f32s, to check a reader
+against, block by block. Prints nothing on success.
+"""
+import json, os, struct, subprocess, sys
+
+source, out = sys.argv[1], sys.argv[2]
+site = os.path.join(out, "site")
+if not os.path.isdir(os.path.join(site, "gguf")):
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--target", site, "gguf==0.19.0", "numpy"], check=True)
+sys.path.insert(0, site)
+import numpy as np  # noqa: E402
+import gguf  # noqa: E402
+
+with open(source, "rb") as f:
+    raw = f.read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+tensors = []
+for name, info in sorted(header.items()):
+    if name == "__metadata__":
+        continue
+    start, end = info["data_offsets"]
+    array = np.frombuffer(data[start:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+    tensors.append((name, array))
+
+names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, 6)
+Q = gguf.GGMLQuantizationType
+
+
+def write(kind):
+    path = os.path.join(out, f"model-{kind}.gguf")
+    writer = gguf.GGUFWriter(path + ".partial", arch="bert")
+    reference = []
+    for name, array in tensors:
+        name = names.get_name(name, try_suffixes=(".weight", ".bias")) or name
+        if array.dtype != np.float32:
+            writer.add_tensor(name, array)
+        elif kind == "f16":
+            writer.add_tensor(name, array.astype(np.float16))
+        elif array.ndim == 2 and array.shape[1] % 32 == 0:
+            qtype = Q[kind.upper()]
+            quantized = gguf.quants.quantize(array, qtype)
+            writer.add_tensor(name, quantized, raw_dtype=qtype)
+            if len(reference) < 6 and array.size <= 1 << 20:
+                reference.append((name, gguf.quants.dequantize(quantized, qtype).astype("<f4")))
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(path + ".partial", path)
+    if reference:
+        with open(os.path.join(out, f"{kind}.reference.partial"), "wb") as f:
+            for name, values in reference:
+                f.write(f"{name} {values.size}\n".encode())
+                f.write(values.tobytes())
+        os.replace(os.path.join(out, f"{kind}.reference.partial"), os.path.join(out, f"{kind}.reference"))
+
+
+for kind in ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]:
+    if not os.path.exists(os.path.join(out, f"model-{kind}.gguf")):
+        write(kind)

@@ -1,0 +1,96 @@
+//! GGUF copies of a real model: all-MiniLM-L6-v2 written as GGUF by llama.cpp's own `gguf`
+//! package (PyPI; `tests/data/gguf_variants.py`), its tensors renamed as llama.cpp names them,
+//! in F16 and in the block quantizations Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1. Each reads as the
+//! original model (identical or derived), the dequantized values equal the package's own
+//! dequantizer's for six tensors (every block of each), and a model of the same shapes with other
+//! weights stays unrelated to them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use fingerprint::backend::CpuBackend;
+use fingerprint::{compare, Model, Verdict};
+
+use crate::real_model::minilm;
+use crate::synth::Synth;
+
+const QUANTIZED: [&str; 5] = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"];
+
+fn variants() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gguf_variants.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(minilm())
+        .arg(&dir)
+        .status()
+        .expect("python3 runs (it installs llama.cpp's gguf package with pip)");
+    assert!(status.success(), "{} failed", script.display());
+    dir
+}
+
+/// The package's dequantization: (tensor name, f32 bytes), from `TYPE.reference`.
+fn reference(bytes: &[u8]) -> Vec<(String, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let line_end = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap();
+        let line = std::str::from_utf8(&bytes[at..line_end]).unwrap();
+        let (name, count) = line.split_once(' ').unwrap();
+        let len = count.parse::<usize>().unwrap() * 4;
+        out.push((name.to_string(), &bytes[line_end + 1..line_end + 1 + len]));
+        at = line_end + 1 + len;
+    }
+    out
+}
+
+#[test]
+fn gguf_copies_of_a_real_model_read_as_the_model() {
+    let dir = variants();
+    let original = Model::open(&minilm()).unwrap();
+    let original = fingerprint::fingerprint(&original, &CpuBackend, |_| {}).unwrap();
+    let stranger = Synth::from_model(&Model::open(&minilm()).unwrap())
+        .random_like(7)
+        .fingerprint();
+    for kind in std::iter::once("f16").chain(QUANTIZED) {
+        let path = dir.join(format!("model-{kind}.gguf"));
+        let model = Model::open(&path).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(
+            model.tensors().len(),
+            104,
+            "{kind}: every tensor, llama.cpp's names"
+        );
+        assert!(model
+            .tensors()
+            .iter()
+            .any(|t| t.name == "blk.0.attn_q.weight"));
+        let fp = fingerprint::fingerprint(&model, &CpuBackend, |_| {}).unwrap();
+        assert_eq!(fp.parameters(), original.parameters(), "{kind}");
+        let c = compare(&original, &fp);
+        eprintln!(
+            "MiniLM vs its GGUF {kind}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
+            c.verdict.as_str(),
+            c.similarity,
+            c.coverage,
+            c.log10_false_positive_probability
+        );
+        assert_ne!(c.verdict, Verdict::Unrelated, "{kind}");
+        let other = compare(&stranger, &fp);
+        assert_eq!(other.verdict, Verdict::Unrelated, "{kind} vs other weights");
+        if kind == "f16" {
+            continue;
+        }
+        // Dequantized exactly as the package dequantizes, every block of six tensors.
+        let bytes = std::fs::read(dir.join(format!("{kind}.reference"))).unwrap();
+        let expected = reference(&bytes);
+        assert_eq!(expected.len(), 6, "{kind}: six quantized tensors to check");
+        for (name, values) in expected {
+            let t = model.tensors().iter().find(|t| t.name == name).unwrap();
+            assert!(
+                model.data(t) == values,
+                "{kind}: {name} differs from gguf.quants.dequantize"
+            );
+        }
+    }
+}
