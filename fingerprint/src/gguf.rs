@@ -4,9 +4,9 @@
 //!
 //! Types read: F32, F16, BF16 and the integer and F64 buffers (in place, from the mapped file;
 //! the integers and F64 are hashed, not sketched, as in safetensors) and the block quantizations
-//! Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 (dequantized into `f32`: four bytes per weight in memory
-//! while the model is open). Other types (the K-quants Q2_K–Q6_K, the IQ and TQ families,
-//! MXFP4, …) are refused by name for now. Shapes are given row-major (GGUF lists its
+//! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (dequantized into
+//! `f32`: four bytes per weight in memory while the model is open). Other types (Q8_1, Q8_K,
+//! the IQ and TQ families, MXFP4, NVFP4) are refused by name for now. Shapes are given row-major (GGUF lists its
 //! dimensions innermost first). The vocabulary is `tokenizer.ggml.tokens` when present.
 //!
 //! Everything the file declares is checked against the file before it is used: counts and
@@ -45,7 +45,8 @@ pub(crate) enum Kind {
     Quantized(Quant),
 }
 
-/// The block quantizations read: 32 weights per block.
+/// The block quantizations read: 32 weights per block, or 256 per super-block for the
+/// K-quants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Quant {
     Q8_0,
@@ -53,12 +54,23 @@ pub(crate) enum Quant {
     Q4_1,
     Q5_0,
     Q5_1,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
 }
 
 impl Quant {
-    const BLOCK: u64 = 32;
+    /// Weights per block.
+    fn block(self) -> u64 {
+        match self {
+            Quant::Q2K | Quant::Q3K | Quant::Q4K | Quant::Q5K | Quant::Q6K => 256,
+            _ => 32,
+        }
+    }
 
-    /// Bytes per block of 32 weights.
+    /// Bytes per block.
     fn block_bytes(self) -> u64 {
         match self {
             Quant::Q8_0 => 34,
@@ -66,6 +78,11 @@ impl Quant {
             Quant::Q4_1 => 20,
             Quant::Q5_0 => 22,
             Quant::Q5_1 => 24,
+            Quant::Q2K => 84,
+            Quant::Q3K => 110,
+            Quant::Q4K => 144,
+            Quant::Q5K => 176,
+            Quant::Q6K => 210,
         }
     }
 }
@@ -93,14 +110,14 @@ fn kind_of(code: u32) -> std::result::Result<Kind, String> {
         6 => Kind::Quantized(Quant::Q5_0),
         7 => Kind::Quantized(Quant::Q5_1),
         8 => Kind::Quantized(Quant::Q8_0),
+        10 => Kind::Quantized(Quant::Q2K),
+        11 => Kind::Quantized(Quant::Q3K),
+        12 => Kind::Quantized(Quant::Q4K),
+        13 => Kind::Quantized(Quant::Q5K),
+        14 => Kind::Quantized(Quant::Q6K),
         other => {
             let name = match other {
                 9 => "Q8_1",
-                10 => "Q2_K",
-                11 => "Q3_K",
-                12 => "Q4_K",
-                13 => "Q5_K",
-                14 => "Q6_K",
                 15 => "Q8_K",
                 16..=23 | 29 => "an IQ quantization",
                 34 | 35 => "a ternary (TQ) quantization",
@@ -287,14 +304,14 @@ fn parse_inner(bytes: &[u8]) -> std::result::Result<Parsed, String> {
         let len = match kind {
             Kind::Plain(dtype) => elements * dtype.size() as u64,
             Kind::Quantized(q) => {
-                if shape[0] % Quant::BLOCK != 0 {
+                if shape[0] % q.block() != 0 {
                     return Err(format!(
                         "{name:?} rows of {} weights are not whole blocks of {}",
                         shape[0],
-                        Quant::BLOCK
+                        q.block()
                     ));
                 }
-                elements / Quant::BLOCK * q.block_bytes()
+                elements / q.block() * q.block_bytes()
             }
         };
         shape.reverse();
@@ -380,7 +397,134 @@ pub(crate) fn dequantize(quant: Quant, data: &[u8], out: &mut Vec<u8>) {
                 }
                 y.iter().for_each(|&x| push(x));
             }
+            Quant::Q2K | Quant::Q3K | Quant::Q4K | Quant::Q5K | Quant::Q6K => {
+                let mut y = [0f32; 256];
+                k_quant(quant, block, &mut y);
+                y.iter().for_each(|&x| push(x));
+            }
         }
+    }
+}
+
+/// The scale and min of sub-block `j` of a Q4_K or Q5_K super-block (`get_scale_min_k4`).
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// One K-quant super-block of 256 weights, as llama.cpp's `dequantize_row_q*_K`.
+fn k_quant(quant: Quant, b: &[u8], y: &mut [f32; 256]) {
+    match quant {
+        Quant::Q2K => {
+            let (scales, qs) = (&b[..16], &b[16..80]);
+            let (d, min) = (f16(&b[80..]), f16(&b[82..]));
+            let (mut out, mut is) = (0, 0);
+            for half in 0..2 {
+                let q = &qs[half * 32..half * 32 + 32];
+                for shift in [0, 2, 4, 6] {
+                    for part in 0..2 {
+                        let sc = scales[is];
+                        is += 1;
+                        let (dl, ml) = (d * f32::from(sc & 0x0f), min * f32::from(sc >> 4));
+                        for l in 0..16 {
+                            y[out] = dl * f32::from((q[part * 16 + l] >> shift) & 3) - ml;
+                            out += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Quant::Q3K => {
+            let (hmask, qs, raw, d) = (&b[..32], &b[32..96], &b[96..108], f16(&b[108..]));
+            let word =
+                |i: usize| u32::from_le_bytes(raw[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+            let (kmask1, kmask2) = (0x0303_0303u32, 0x0f0f_0f0fu32);
+            let (a0, a1, tmp) = (word(0), word(1), word(2));
+            let aux = [
+                (a0 & kmask2) | ((tmp & kmask1) << 4),
+                (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4),
+                ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4),
+                ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4),
+            ];
+            let scales: Vec<i8> = aux
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .map(|b| b as i8)
+                .collect();
+            let (mut out, mut is, mut m) = (0, 0, 1u8);
+            for half in 0..2 {
+                let q = &qs[half * 32..half * 32 + 32];
+                for shift in [0, 2, 4, 6] {
+                    for part in 0..2 {
+                        let dl = d * f32::from(i16::from(scales[is]) - 32);
+                        is += 1;
+                        for l in 0..16 {
+                            let i = part * 16 + l;
+                            let low = ((q[i] >> shift) & 3) as i8;
+                            let high = if hmask[i] & m != 0 { 0 } else { 4 };
+                            y[out] = dl * f32::from(low - high);
+                            out += 1;
+                        }
+                    }
+                    m <<= 1;
+                }
+            }
+        }
+        Quant::Q4K | Quant::Q5K => {
+            let (d, min) = (f16(b), f16(&b[2..]));
+            let scales = &b[4..16];
+            let (qh, ql) = match quant {
+                Quant::Q5K => (Some(&b[16..48]), &b[48..176]),
+                _ => (None, &b[16..144]),
+            };
+            let (mut out, mut is) = (0, 0);
+            let (mut u1, mut u2) = (1u8, 2u8);
+            for chunk in 0..4 {
+                let q = &ql[chunk * 32..chunk * 32 + 32];
+                let (sc1, m1) = scale_min_k4(is, scales);
+                let (sc2, m2) = scale_min_k4(is + 1, scales);
+                let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));
+                let (d2, m2) = (d * f32::from(sc2), min * f32::from(m2));
+                for (l, &byte) in q.iter().enumerate() {
+                    let high = qh.map_or(0, |h| if h[l] & u1 != 0 { 16 } else { 0 });
+                    y[out + l] = d1 * f32::from((byte & 0x0f) + high) - m1;
+                }
+                for (l, &byte) in q.iter().enumerate() {
+                    let high = qh.map_or(0, |h| if h[l] & u2 != 0 { 16 } else { 0 });
+                    y[out + 32 + l] = d2 * f32::from((byte >> 4) + high) - m2;
+                }
+                out += 64;
+                is += 2;
+                u1 <<= 2;
+                u2 <<= 2;
+            }
+        }
+        Quant::Q6K => {
+            let (ql, qh, sc, d) = (&b[..128], &b[128..192], &b[192..208], f16(&b[208..]));
+            for half in 0..2 {
+                let (ql, qh, sc) = (&ql[half * 64..], &qh[half * 32..], &sc[half * 8..]);
+                let y = &mut y[half * 128..];
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i8 - 32;
+                    let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+                    let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+                    let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+                    let s = |k: usize| d * f32::from(sc[is + k] as i8);
+                    y[l] = s(0) * f32::from(q1);
+                    y[l + 32] = s(2) * f32::from(q2);
+                    y[l + 64] = s(4) * f32::from(q3);
+                    y[l + 96] = s(6) * f32::from(q4);
+                }
+            }
+        }
+        _ => unreachable!("k_quant is called with K-quants only"),
     }
 }
 
@@ -479,7 +623,14 @@ mod tests {
         let mut cases: Vec<(Vec<u8>, &str)> = vec![
             (b"GGML".to_vec(), "magic"),
             (good[..end - 1].to_vec(), "past the end"),
-            (write(&[], &[("w", vec![32, 2], 12, vec![0; 288])]), "Q4_K"),
+            (
+                write(&[], &[("w", vec![32, 2], 16, vec![0; 288])]),
+                "an IQ quantization",
+            ),
+            (
+                write(&[], &[("w", vec![32, 2], 12, vec![0; 288])]),
+                "whole blocks of 256",
+            ),
             (
                 write(&[], &[("w", vec![32], 99, vec![0; 32])]),
                 "unknown ggml type 99",

@@ -11,7 +11,10 @@ q4_1, q5_0, q5_1 (every 2-D tensor whose rows are whole blocks of 32 quantized b
 `quants.quantize`; the rest F32, as the converter keeps norms and biases), and for each
 quantized type DIR/TYPE.reference: the package's own `quants.dequantize` of the first six
 quantized tensors of at most 2^20 weights (tens of thousands of blocks), as lines `NAME COUNT` each followed by COUNT little-endian f32s, to check a reader
-against, block by block. Prints nothing on success.
+against, block by block. The package cannot quantize into the K-quants, so DIR/kquants.gguf
+holds, for each of Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, a tensor of 32 super-blocks of random
+bytes (their f16 scales set to finite values), and DIR/kquants.reference the package's
+dequantization of each. Prints nothing on success.
 """
 import json, os, struct, subprocess, sys
 
@@ -73,6 +76,42 @@ def write(kind):
         os.replace(os.path.join(out, f"{kind}.reference.partial"), os.path.join(out, f"{kind}.reference"))
 
 
+def save_reference(path, reference):
+    with open(path + ".partial", "wb") as f:
+        for name, values in reference:
+            f.write(f"{name} {values.size}\n".encode())
+            f.write(values.tobytes())
+    os.replace(path + ".partial", path)
+
+
+def kquants():
+    path = os.path.join(out, "kquants.gguf")
+    rng = np.random.default_rng(1234)
+    writer = gguf.GGUFWriter(path + ".partial", arch="bert")
+    reference = []
+    # Where each type keeps its f16 scale (and min).
+    scales_at = {"Q2_K": (80, 82), "Q3_K": (108,), "Q4_K": (0, 2), "Q5_K": (0, 2), "Q6_K": (208,)}
+    for kind, offsets in scales_at.items():
+        qtype = Q[kind]
+        _, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        rows, per_row = 8, 4
+        raw = rng.integers(0, 256, size=(rows * per_row, type_size), dtype=np.uint8)
+        for at in offsets:
+            scale = rng.uniform(-0.05, 0.05, size=rows * per_row).astype(np.float16)
+            raw[:, at:at + 2] = scale.view(np.uint8).reshape(-1, 2)
+        data = raw.reshape(rows, per_row * type_size)
+        writer.add_tensor(kind.lower(), data, raw_dtype=qtype)
+        reference.append((kind.lower(), gguf.quants.dequantize(data, qtype).astype("<f4")))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    save_reference(os.path.join(out, "kquants.reference"), reference)
+    os.replace(path + ".partial", path)
+
+
 for kind in ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]:
     if not os.path.exists(os.path.join(out, f"model-{kind}.gguf")):
         write(kind)
+if not os.path.exists(os.path.join(out, "kquants.gguf")):
+    kquants()

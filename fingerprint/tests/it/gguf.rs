@@ -94,3 +94,26 @@ fn gguf_copies_of_a_real_model_read_as_the_model() {
         }
     }
 }
+
+#[test]
+fn k_quants_dequantize_as_the_gguf_package_does_block_for_block() {
+    let dir = variants();
+    let model = Model::open(&dir.join("kquants.gguf")).unwrap();
+    let bytes = std::fs::read(dir.join("kquants.reference")).unwrap();
+    let expected = reference(&bytes);
+    let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"]);
+    for (name, values) in expected {
+        let t = model.tensors().iter().find(|t| t.name == name).unwrap();
+        assert_eq!(t.shape, [8, 1024], "{name}");
+        let ours = model.data(t);
+        // Block by block, so a mismatch names the super-block.
+        for (i, (a, b)) in ours.chunks(1024).zip(values.chunks(1024)).enumerate() {
+            assert!(
+                a == b,
+                "{name}: super-block {i} differs from gguf.quants.dequantize"
+            );
+        }
+        assert_eq!(ours.len(), values.len());
+    }
+}
