@@ -694,6 +694,67 @@ mod tests {
     }
 
     #[test]
+    fn mutated_files_never_panic_nor_overallocate() {
+        // A valid file with metadata, a vocabulary and tensors of several types.
+        let mut array = 8u32.to_le_bytes().to_vec();
+        array.extend_from_slice(&3u64.to_le_bytes());
+        for t in ["a", "bb", "ccc"] {
+            array.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            array.extend_from_slice(t.as_bytes());
+        }
+        let good = write(
+            &[
+                ("general.alignment", 4, 32u32.to_le_bytes().to_vec()),
+                ("tokenizer.ggml.tokens", 9, array),
+            ],
+            &[
+                ("a", vec![32, 2], 8, vec![7; 68]),
+                ("b", vec![256], 12, vec![9; 144]),
+                ("c", vec![4], 0, f32s(&[1.0, 2.0, 3.0, 4.0])),
+            ],
+        );
+        assert!(parse(Path::new("ok.gguf"), &good).is_ok());
+        // Seeded mutations: flipped bytes, overwritten words, cut tails. Any outcome but a
+        // panic is fine; what parses is dequantized too.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let mut bytes = good.clone();
+            for _ in 0..1 + next() % 4 {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] ^= 1 << (next() % 8),
+                    1 => {
+                        let end = (at + 8).min(bytes.len());
+                        bytes[at..end].copy_from_slice(&next().to_le_bytes()[..end - at]);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            if let Ok(parsed) = parse(Path::new("fuzz.gguf"), &bytes) {
+                for t in parsed.tensors {
+                    if let Kind::Quantized(q) = t.kind {
+                        let mut out = Vec::new();
+                        dequantize(q, &bytes[t.start..t.start + t.len], &mut out);
+                        assert_eq!(
+                            out.len() as u64,
+                            t.len as u64 / q.block_bytes() * q.block() * 4
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn block_quantizations_dequantize_as_llama_cpp_does() {
         let d = half::f16::from_f32(0.5).to_le_bytes();
         let m = half::f16::from_f32(-1.0).to_le_bytes();
