@@ -236,7 +236,7 @@ async fn download_folder(
     let tensors = registered_fingerprint(store, &view.model)
         .await?
         .data_bytes();
-    let declared = content::tree_size(store, weights).await?;
+    let declared = content::tree_size(store, weights).await?.bytes;
     let limit = tensors.saturating_add(FOLDER_ROOM);
     if declared > limit {
         return Err(Error::DownloadSize {

@@ -69,7 +69,7 @@ pub(crate) async fn serve(
     limits: &Limits,
     req: &HttpRequest,
     cid: &str,
-    path: &str,
+    path: &[String],
 ) -> HttpResponse {
     let Some(store) = store else {
         return plain(
@@ -81,17 +81,6 @@ pub(crate) async fn serve(
         Ok(cid) => cid,
         Err(e) => return plain(HttpResponse::BadRequest(), format!("{e}\n")),
     };
-    // A path below a directory (a model folder's config, one shard); a directory itself is
-    // answered with its listing.
-    let cid = match content::resolve(&store, &root, path).await {
-        Ok(cid) => cid,
-        Err(e) => return refused(&root, e),
-    };
-    match content::list(&store, &cid).await {
-        Ok(Some(entries)) => return listing(&root, path, &entries),
-        Ok(None) => {}
-        Err(e) => return refused(&root, e),
-    }
     let Ok(permit) = downloads.0.clone().try_acquire_owned() else {
         return plain(
             HttpResponse::ServiceUnavailable(),
@@ -101,6 +90,18 @@ pub(crate) async fn serve(
             ),
         );
     };
+    // A path below a directory (a model folder's config, one shard); a directory itself is
+    // answered with its listing. Only blocks the store holds are read: never fetched from
+    // the network for a visitor.
+    let cid = match content::resolve(&store, &root, path, Reading::Held).await {
+        Ok(cid) => cid,
+        Err(e) => return refused(&root, e),
+    };
+    match content::list(&store, &cid, Reading::Held).await {
+        Ok(Some(entries)) => return listing(&root, path, &entries),
+        Ok(None) => {}
+        Err(e) => return refused(&root, e),
+    }
     let size = match content::file_size_with(&store, &cid, Reading::Held).await {
         Ok(size) => size,
         Err(e) => return refused(&cid, e),
@@ -191,12 +192,12 @@ fn segment(name: &str) -> String {
 }
 
 /// A directory's listing: each entry linked below the root, with its size and CID.
-fn listing(root: &content::Cid, path: &str, entries: &[content::Listed]) -> HttpResponse {
-    let path = path.trim_matches('/');
-    let base = match path.is_empty() {
-        true => format!("/ipfs/{root}"),
-        false => format!("/ipfs/{root}/{path}"),
-    };
+fn listing(root: &content::Cid, path: &[String], entries: &[content::Listed]) -> HttpResponse {
+    // Every segment encoded again, so a folder named `a#b` links its children right.
+    let base: String = std::iter::once(format!("/ipfs/{root}"))
+        .chain(path.iter().map(|name| segment(name)))
+        .collect::<Vec<_>>()
+        .join("/");
     let page = maud::html! {
         (maud::DOCTYPE)
         html lang="en" {
@@ -225,7 +226,7 @@ fn listing(root: &content::Cid, path: &str, entries: &[content::Listed]) -> Http
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header(("Content-Security-Policy", "default-src 'none'"))
-        .insert_header((header::ETAG, format!("\"{root}/{path}\"")))
+        .insert_header((header::ETAG, format!("\"{base}\"")))
         .body(page.into_string())
 }
 

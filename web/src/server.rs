@@ -296,15 +296,26 @@ async fn ready(state: web::Data<State>) -> HttpResponse {
 
 /// `/ipfs/<cid>`: a file of the content store (see [`crate::gateway`]).
 async fn gateway(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    let cid = req.match_info().get("cid").unwrap_or_default();
-    let path = req.match_info().get("path").unwrap_or_default();
+    // From the raw path, each segment decoded once (actix leaves `%2F`, `%25` and `%2B`
+    // encoded, which would make names holding `/`, `%` or `+` unreachable).
+    let raw = req.uri().path().trim_start_matches("/ipfs/").to_string();
+    let mut segments = raw.split('/');
+    let cid = segments.next().unwrap_or_default();
+    let path: Vec<String> = segments
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
     crate::gateway::serve(
         state.content.clone(),
         &state.downloads,
         &state.limits,
         &req,
         cid,
-        path,
+        &path,
     )
     .await
 }

@@ -26,7 +26,7 @@ use super::cids::{self, DAG_PB, RAW};
 use super::dagpb::{self, Entry, Kind};
 use super::exporter::cat;
 use super::importer::{add, Added};
-use super::Store;
+use super::{Reading, Store};
 use crate::{Error, Result};
 
 /// Kubo's `Internal.UnixFSShardingSizeThreshold`: a directory whose links (names and CIDs)
@@ -184,10 +184,15 @@ pub struct Written {
 
 /// Whether `root` is a UnixFS directory (the block is read and checked).
 pub async fn is_dir(store: &Store, root: &Cid) -> Result<bool> {
+    is_dir_with(store, root, Reading::Checked).await
+}
+
+/// [`is_dir`], reading as `reading` says (a gateway reads only what the node holds).
+pub async fn is_dir_with(store: &Store, root: &Cid, reading: Reading) -> Result<bool> {
     if root.codec() != DAG_PB {
         return Ok(false);
     }
-    let block = store.get(root).await?;
+    let block = store.read(root, held_or_checked(reading)).await?;
     let kind = dagpb::decode_kind(&block).map_err(|r| malformed(root, r))?;
     Ok(matches!(kind, Kind::Directory(_)))
 }
@@ -203,22 +208,22 @@ pub struct Listed {
 }
 
 /// The entries of the directory `cid`, in its order (sorted by name), or `None` when `cid` is
-/// not a directory.
-pub async fn list(store: &Store, cid: &Cid) -> Result<Option<Vec<Listed>>> {
+/// not a directory; blocks read as `reading` says.
+pub async fn list(store: &Store, cid: &Cid, reading: Reading) -> Result<Option<Vec<Listed>>> {
     if cid.codec() != DAG_PB {
         return Ok(None);
     }
-    let block = store.get(cid).await?;
+    let block = store.read(cid, held_or_checked(reading)).await?;
     let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
     else {
         return Ok(None);
     };
     let mut listed = Vec::with_capacity(entries.len());
     for (name, child) in entries {
-        let folder = is_dir(store, &child).await?;
+        let folder = is_dir_with(store, &child, reading).await?;
         let size = match folder {
             true => 0,
-            false => super::file_size(store, &child).await?,
+            false => super::file_size_with(store, &child, held_or_checked(reading)).await?,
         };
         listed.push(Listed {
             name,
@@ -230,19 +235,20 @@ pub async fn list(store: &Store, cid: &Cid) -> Result<Option<Vec<Listed>>> {
     Ok(Some(listed))
 }
 
-/// The CID at `path` (`/`-separated names) below the directory `root`; an empty path is the
-/// root itself.
-pub async fn resolve(store: &Store, root: &Cid, path: &str) -> Result<Cid> {
+/// The CID at the names `path` below the directory `root` (none: the root itself); blocks
+/// read as `reading` says.
+pub async fn resolve(store: &Store, root: &Cid, path: &[String], reading: Reading) -> Result<Cid> {
     let mut at = *root;
-    for name in path.split('/').filter(|n| !n.is_empty()) {
+    let shown = path.join("/");
+    for name in path {
         let not_found = || Error::PathNotFound {
             root: root.to_string(),
-            path: path.to_string(),
+            path: shown.clone(),
         };
         if at.codec() != DAG_PB {
             return Err(not_found());
         }
-        let block = store.get(&at).await?;
+        let block = store.read(&at, held_or_checked(reading)).await?;
         let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(&at, r))?
         else {
             return Err(not_found());
@@ -256,18 +262,49 @@ pub async fn resolve(store: &Store, root: &Cid, path: &str) -> Result<Cid> {
     Ok(at)
 }
 
-/// The bytes of every file under the directory `root`, as the files' roots declare them (only
-/// the directory nodes and each file's root block are read): what writing it out would take.
-pub async fn tree_size(store: &Store, root: &Cid) -> Result<u64> {
-    let mut total = 0u64;
-    let mut folders = vec![*root];
-    while let Some(cid) = folders.pop() {
-        let block = store.get(&cid).await?;
-        let Kind::Directory(entries) =
-            dagpb::decode_kind(&block).map_err(|r| malformed(&cid, r))?
+/// Entries (files and folders) a tree may hold when it is measured or written out: a model
+/// folder holds tens; a crafted one naming the same subtree many times must not make a
+/// reader walk or write trillions.
+pub const MAX_ENTRIES: u64 = 100_000;
+
+/// What a directory holds, counted as written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tree {
+    /// File bytes, as the files' roots declare them.
+    pub bytes: u64,
+    /// Files and folders below the root.
+    pub entries: u64,
+}
+
+/// The bytes and entries under the directory `root` (only the directory nodes and each file's
+/// root block are read, each distinct block once): what writing it out would take. More than
+/// [`MAX_ENTRIES`] entries is an error, found without walking them all (a subtree named many
+/// times counts each time, but is measured once).
+pub async fn tree_size(store: &Store, root: &Cid) -> Result<Tree> {
+    let mut measured = std::collections::HashMap::new();
+    let tree = measure(store, root, &mut measured, 0).await?;
+    Ok(tree)
+}
+
+fn measure<'a>(
+    store: &'a Store,
+    cid: &'a Cid,
+    measured: &'a mut std::collections::HashMap<Cid, Tree>,
+    depth: usize,
+) -> Boxed<'a, Tree> {
+    Box::pin(async move {
+        if let Some(tree) = measured.get(cid) {
+            return Ok(*tree);
+        }
+        if depth > 64 {
+            return Err(malformed(cid, "folders nested more than 64 deep"));
+        }
+        let block = store.get(cid).await?;
+        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
         else {
-            return Err(malformed(&cid, "not a directory"));
+            return Err(malformed(cid, "not a directory"));
         };
+        let mut tree = Tree::default();
         for (_, child) in entries {
             let is_folder = child.codec() == DAG_PB
                 && matches!(
@@ -275,13 +312,40 @@ pub async fn tree_size(store: &Store, root: &Cid) -> Result<u64> {
                         .map_err(|r| malformed(&child, r))?,
                     Kind::Directory(_)
                 );
-            match is_folder {
-                true => folders.push(child),
-                false => total = total.saturating_add(super::file_size(store, &child).await?),
+            let below = match is_folder {
+                true => measure(store, &child, measured, depth + 1).await?,
+                false => match measured.get(&child) {
+                    Some(file) => *file,
+                    None => {
+                        let file = Tree {
+                            bytes: super::file_size(store, &child).await?,
+                            entries: 0,
+                        };
+                        measured.insert(child, file);
+                        file
+                    }
+                },
+            };
+            tree.bytes = tree.bytes.saturating_add(below.bytes);
+            tree.entries = tree.entries.saturating_add(below.entries).saturating_add(1);
+            if tree.entries > MAX_ENTRIES {
+                return Err(malformed(
+                    cid,
+                    format!("holds more than {MAX_ENTRIES} files and folders"),
+                ));
             }
         }
+        measured.insert(*cid, tree);
+        Ok(tree)
+    })
+}
+
+/// A node's reads for a listing: only what it holds when asked for that, else checked.
+fn held_or_checked(reading: Reading) -> Reading {
+    match reading {
+        Reading::Held => Reading::Held,
+        _ => Reading::Checked,
     }
-    Ok(total)
 }
 
 /// Writes the directory under `root` to a new folder `out` (which must not exist); `progress`
@@ -301,33 +365,35 @@ pub async fn get_dir(
             ),
         });
     }
+    // Measured first: a tree of more than MAX_ENTRIES is refused before anything is written.
+    tree_size(store, root).await?;
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let staging = parent.join(format!(
-        ".{}.partial-{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into()),
-        std::process::id()
-    ));
-    let _ = tokio::fs::remove_dir_all(&staging).await;
+    // A fresh, unpredictable folder beside the target (removed with what it holds on any
+    // error); the tree is renamed out of it into place once complete.
+    let stage = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    let tree = stage.path().join("tree");
     let mut written = Written {
         files: Vec::new(),
         bytes: 0,
     };
-    let result = write_folder(store, root, &staging, String::new(), &mut written, progress).await;
-    match result {
-        Ok(()) => {
-            tokio::fs::rename(&staging, out).await.map_err(io(out))?;
-            Ok(written)
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-            Err(e)
-        }
+    write_folder(store, root, &tree, String::new(), &mut written, progress).await?;
+    if tokio::fs::symlink_metadata(out).await.is_ok() {
+        return Err(Error::ContentIo {
+            path: out.into(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "appeared while it was written: name a new folder",
+            ),
+        });
     }
+    tokio::fs::rename(&tree, out).await.map_err(io(out))?;
+    Ok(written)
 }
 
 fn malformed(cid: &Cid, reason: impl Into<String>) -> Error {
@@ -476,6 +542,39 @@ mod tests {
             .unwrap();
         assert_eq!(written.files, vec![("ok".to_string(), 5)]);
         assert_eq!(std::fs::read(work.join("fresh/ok")).unwrap(), b"pwned");
+    }
+
+    #[tokio::test]
+    async fn a_folder_naming_one_subtree_many_times_is_refused_before_it_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let file = add(&store, &b""[..], Version::V1, &|_| {}).await.unwrap();
+        // Three levels of 400 names each for one child: 64 million entries in a few blocks.
+        let mut child = (file.cid, file.dag_size);
+        for _ in 0..3 {
+            let entries: Vec<Entry> = (0..400)
+                .map(|i| Entry {
+                    name: format!("e{i}"),
+                    cid: child.0,
+                    tsize: child.1,
+                })
+                .collect();
+            let block = dagpb::encode_dir_node(&entries);
+            let cid = cids::cid_of(Version::V1, DAG_PB, &block);
+            child = (cid, block.len() as u64);
+            store.put(&cid, block).await.unwrap();
+        }
+        let err = tree_size(&store, &child.0).await.unwrap_err();
+        assert!(err.to_string().contains("more than 100000"), "{err}");
+        let out = dir.path().join("out");
+        let err = get_dir(&store, &child.0, &out, &|_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("more than 100000"), "{err}");
+        assert!(!out.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["blocks"], "nothing written beside the target");
     }
 
     #[test]

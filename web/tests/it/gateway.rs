@@ -171,6 +171,9 @@ async fn folders_are_listed_and_their_files_served_by_path() {
     std::fs::write(folder.join("tokenizer/vocab.txt"), b"a\nb\n").unwrap();
     std::fs::write(folder.join("<b>odd&name<i>.txt"), b"x").unwrap();
     std::fs::write(folder.join("notes #1?.md"), b"spaced").unwrap();
+    std::fs::write(folder.join("c++ 100%.json"), b"plus").unwrap();
+    std::fs::create_dir_all(folder.join("a#b")).unwrap();
+    std::fs::write(folder.join("a#b/x.txt"), b"deep").unwrap();
     let blocks = dir.path().join("blocks");
     let root = Store::embedded(&blocks)
         .unwrap()
@@ -208,6 +211,25 @@ async fn folders_are_listed_and_their_files_served_by_path() {
     assert_eq!(
         get(link).await.unwrap().bytes().await.unwrap().as_ref(),
         b"spaced"
+    );
+    // `+` and `%` in a name, a folder named with `#`: linked encoded, reached by the link.
+    let plus = format!("/ipfs/{root}/c%2B%2B%20100%25.json");
+    assert!(page.contains(&plus), "{page}");
+    assert_eq!(
+        get(plus).await.unwrap().bytes().await.unwrap().as_ref(),
+        b"plus"
+    );
+    let hashed = get(format!("/ipfs/{root}/a%23b"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deep = format!("/ipfs/{root}/a%23b/x.txt");
+    assert!(hashed.contains(&deep), "{hashed}");
+    assert_eq!(
+        get(deep).await.unwrap().bytes().await.unwrap().as_ref(),
+        b"deep"
     );
     // Files by path, nested ones too, ranges as for any file.
     let config = get(format!("/ipfs/{root}/config.json")).await.unwrap();
