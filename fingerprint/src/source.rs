@@ -158,10 +158,7 @@ impl Model {
             files
         } else if path.to_string_lossy().ends_with(".index.json") {
             return Self::open_index(path);
-        } else if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-        {
+        } else if is_gguf(path)? {
             return Self::open_gguf(path);
         } else {
             vec![path.to_path_buf()]
@@ -354,6 +351,29 @@ impl Model {
     /// Total bytes of tensor data.
     pub fn data_bytes(&self) -> u64 {
         self.tensors.iter().map(|t| t.byte_len() as u64).sum()
+    }
+}
+
+/// Whether the file at `path` is GGUF, by its magic (a download's temporary file has no
+/// `.gguf` name).
+pub fn is_gguf(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    })?;
+    Ok(file.read_exact(&mut magic).is_ok() && &magic == b"GGUF")
+}
+
+impl Model {
+    /// The files holding the weights (a folder's shards, or the one file): a caller checks a
+    /// folder holds no other weights besides them.
+    pub fn weight_files(&self) -> impl Iterator<Item = &Path> {
+        self.files
+            .iter()
+            .map(|(path, _)| path.as_path())
+            .filter(|p| !p.to_string_lossy().ends_with(" (dequantized)"))
     }
 }
 

@@ -131,6 +131,9 @@ pub async fn download(
         }
         return download_folder(store, &view, request, license, &weights, progress).await;
     }
+    if !view.header.encrypted && stored_is_gguf(store, &weights).await? {
+        return download_whole(store, &view, request, license, &weights, progress).await;
+    }
     let dir = match request.out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -245,20 +248,26 @@ async fn download_folder(
             found: format!("at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of other files)"),
         });
     }
-    let staging = out.with_file_name(format!(
-        ".download-{}-{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // A fresh folder beside the target, removed with what it holds on any error.
+    let stage = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempdir_in(&parent)
+        .map_err(|cause| Error::Io {
+            path: parent.clone(),
+            cause,
+        })?;
+    let staging = stage.path().join("model");
     let checked = async {
         progress.stage("fetching the model folder", Some(declared));
         let written =
             content::get_dir(store, weights, &staging, &|done| progress.set(done)).await?;
         progress.done();
         let model = fingerprint::Model::open(&staging)?;
+        crate::mint::uncovered_weights(&staging, &model)?;
         let backend = fingerprint::backend::create(request.backend)?;
         progress.stage("fingerprinting", Some(model.data_bytes()));
         let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
@@ -274,27 +283,104 @@ async fn download_folder(
         }
         Ok((written.bytes, verification))
     };
-    match checked.await {
-        Ok((bytes, verification)) => {
-            tokio::fs::rename(&staging, out)
-                .await
-                .map_err(|cause| Error::Io {
-                    path: out.clone(),
-                    cause,
-                })?;
-            Ok(Downloaded {
-                model: request.model,
-                license,
-                encrypted: false,
-                bytes,
-                verification,
-            })
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_dir_all(&staging).await;
-            Err(e)
-        }
+    let (bytes, verification) = checked.await?;
+    tokio::fs::rename(&staging, out)
+        .await
+        .map_err(|cause| Error::Io {
+            path: out.clone(),
+            cause,
+        })?;
+    Ok(Downloaded {
+        model: request.model,
+        license,
+        encrypted: false,
+        bytes,
+        verification,
+    })
+}
+
+/// Whether a stored file starts as a GGUF file does (its first block read and checked).
+async fn stored_is_gguf(store: &Store, weights: &Cid) -> Result<bool> {
+    let mut magic = Vec::with_capacity(4);
+    content::cat_range(store, weights, Reading::Checked, 0, 4, &mut magic).await?;
+    Ok(magic == b"GGUF")
+}
+
+/// Downloads a model stored as one file that is not safetensors (GGUF): bounded by the
+/// registered fingerprint, fetched whole beside `out`, fingerprinted, and moved to `out` only
+/// when it matches the chain.
+async fn download_whole(
+    store: &Store,
+    view: &ModelView,
+    request: &DownloadRequest,
+    license: U256,
+    weights: &Cid,
+    progress: &dyn Progress,
+) -> Result<Downloaded> {
+    let tensors = registered_fingerprint(store, &view.model)
+        .await?
+        .data_bytes();
+    let stored = file_size(store, weights).await?;
+    let limit = tensors.saturating_add(FOLDER_ROOM);
+    if stored > limit {
+        return Err(Error::DownloadSize {
+            model: view.id,
+            declared: stored,
+            found: format!(
+                "at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of metadata)"
+            ),
+        });
     }
+    let dir = match request.out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(&dir)
+        .map_err(|source| Error::Io {
+            path: dir.clone(),
+            cause: source,
+        })?;
+    let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::Io {
+        path: tmp.path().into(),
+        cause: source,
+    })?);
+    progress.stage("fetching weights", Some(stored));
+    let bytes = content::cat(store, weights, tokio::io::BufWriter::new(file), &|done| {
+        progress.set(done)
+    })
+    .await?;
+    progress.done();
+    let model = fingerprint::Model::open(tmp.path())?;
+    let backend = fingerprint::backend::create(request.backend)?;
+    progress.stage("fingerprinting", Some(model.data_bytes()));
+    let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
+    progress.done();
+    drop(model);
+    let verification = against_chain(
+        store,
+        request.model,
+        &view.model,
+        &fp,
+        format!("ipfs://{weights}"),
+    )
+    .await;
+    if !verification.ok() {
+        let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
+        return Err(Error::DownloadMismatch {
+            model: request.model,
+            differ: differ.join(", "),
+        });
+    }
+    persist(tmp, &request.out)?;
+    Ok(Downloaded {
+        model: request.model,
+        license,
+        encrypted: false,
+        bytes,
+        verification,
+    })
 }
 
 fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {

@@ -86,8 +86,10 @@ pub enum Error {
     DuplicateContent { model: u64, content_root: String },
     #[error("{what} must be a .safetensors file or a model folder: {path}")]
     NotAFile { what: &'static str, path: PathBuf },
-    #[error("{path} is a folder: encrypted models are stored as one file (pass its .safetensors file with --encrypt)")]
-    EncryptedFolder { path: PathBuf },
+    #[error("{path} is {what}: encrypted models are one safetensors file")]
+    EncryptedFormat { path: PathBuf, what: &'static str },
+    #[error("{file} holds weights the fingerprint does not cover (only {covered} is read as the model): remove it from the folder, or mint it as a model of its own")]
+    UncoveredWeights { file: PathBuf, covered: String },
     // ---- keys and encryption
     #[error("no age identity at {path}")]
     IdentityMissing { path: PathBuf },

@@ -94,10 +94,23 @@ pub async fn mint(
             path: path.clone(),
         });
     }
-    if folder && request.encrypt_to.is_some() {
-        return Err(Error::EncryptedFolder { path: path.clone() });
+    if request.encrypt_to.is_some() {
+        let what = match folder {
+            true => Some("a folder"),
+            false if fingerprint::source::is_gguf(path)? => Some("a GGUF file"),
+            false => None,
+        };
+        if let Some(what) = what {
+            return Err(Error::EncryptedFormat {
+                path: path.clone(),
+                what,
+            });
+        }
     }
     let model = Model::open(path)?;
+    if folder {
+        uncovered_weights(path, &model)?;
+    }
     let backend = fingerprint::backend::create(request.backend)?;
     progress.stage("fingerprinting", Some(model.data_bytes()));
     let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
@@ -221,4 +234,67 @@ pub async fn mint(
         skipped,
         envelope: encryption.map(|(cid, _)| cid),
     })
+}
+
+/// Extensions of files that hold weights (a loader could run them instead of the ones
+/// fingerprinted).
+const WEIGHT_EXTENSIONS: [&str; 10] = [
+    "safetensors",
+    "bin",
+    "pt",
+    "pth",
+    "ckpt",
+    "gguf",
+    "h5",
+    "onnx",
+    "msgpack",
+    "pkl",
+];
+
+/// Refuses a model folder holding weight files the fingerprint did not read (a stolen
+/// `model.safetensors` beside the index's shards, which a loader prefers): what is checked
+/// against the chain must be what a user runs. Hidden entries are skipped, as they are not
+/// stored.
+pub(crate) fn uncovered_weights(dir: &std::path::Path, model: &Model) -> Result<()> {
+    let covered: Vec<std::path::PathBuf> = model
+        .weight_files()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()))
+        .collect();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|cause| Error::Io {
+            path: folder.clone(),
+            cause,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let weights = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| WEIGHT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+            let known = path
+                .canonicalize()
+                .map(|p| covered.contains(&p))
+                .unwrap_or(false);
+            if weights && !known {
+                return Err(Error::UncoveredWeights {
+                    file: path,
+                    covered: covered
+                        .iter()
+                        .filter_map(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
 }

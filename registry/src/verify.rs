@@ -75,7 +75,20 @@ pub async fn verify(
                 cause: source,
             })?;
             let path = tmp.path().join("model");
-            progress.stage("fetching the model folder", None);
+            // Bounded as a download is: the registered tensors and 1 GiB of other files.
+            let tensors = provenance::registered_fingerprint(store, onchain)
+                .await?
+                .data_bytes();
+            let declared = content::tree_size(store, &cid).await?.bytes;
+            let limit = tensors.saturating_add(1 << 30);
+            if declared > limit {
+                return Err(Error::DownloadSize {
+                    model: id,
+                    declared,
+                    found: format!("at most {limit} (the registered tensors and 1 GiB)"),
+                });
+            }
+            progress.stage("fetching the model folder", Some(declared));
             content::get_dir(store, &cid, &path, &|done| progress.set(done)).await?;
             progress.done();
             folder = Some(tmp);

@@ -128,4 +128,64 @@ fn a_model_folder_is_minted_downloaded_and_verified_whole() {
         2,
     );
     assert!(sealed.contains("is a folder"), "{sealed}");
+
+    // Weights the fingerprint would not read (a loader's first choice beside the shards):
+    // refused, naming the file.
+    let other = env.path("other");
+    hugging_face_folder(&single, &other);
+    write_model(&other.join("model.safetensors"), 92, 0.0);
+    let stray = env.fails(0, &["mint", path_str(&other), "--name", "stray"], 2);
+    assert!(
+        stray.contains("model.safetensors") && stray.contains("does not cover"),
+        "{stray}"
+    );
+}
+
+/// A GGUF v3 file holding `single`'s tensors as F32, as llama.cpp lays one out.
+fn gguf_of(single: &Path, out: &Path) {
+    let bytes = std::fs::read(single).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut file = b"GGUF".to_vec();
+    file.extend_from_slice(&3u32.to_le_bytes());
+    file.extend_from_slice(&(names.len() as u64).to_le_bytes());
+    file.extend_from_slice(&0u64.to_le_bytes());
+    let mut data = Vec::new();
+    for name in &names {
+        let t = tensors.tensor(name).unwrap();
+        file.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        file.extend_from_slice(name.as_bytes());
+        file.extend_from_slice(&(t.shape().len() as u32).to_le_bytes());
+        for d in t.shape().iter().rev() {
+            file.extend_from_slice(&(*d as u64).to_le_bytes());
+        }
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        data.extend_from_slice(t.data());
+        data.resize(data.len().div_ceil(32) * 32, 0);
+    }
+    file.resize(file.len().div_ceil(32) * 32, 0);
+    file.extend_from_slice(&data);
+    std::fs::write(out, file).unwrap();
+}
+
+#[test]
+fn a_gguf_model_is_minted_downloaded_and_verified() {
+    let env = Env::start(false);
+    let single = env.path("single.safetensors");
+    write_model(&single, 93, 0.0);
+    let gguf = env.path("model.gguf");
+    gguf_of(&single, &gguf);
+    let minted = env.ok(0, &["mint", path_str(&gguf), "--name", "gguf", "--json"]);
+    let model = id(&minted, "model");
+    // Downloaded whole (it is no safetensors file to check as it arrives), checked, written.
+    let out = env.path("downloaded.gguf");
+    env.ok(0, &["download", &model, "--out", path_str(&out)]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&gguf).unwrap());
+    let verified = env.ok(0, &["verify", &model, "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    // Encrypted models are safetensors files: a GGUF with --encrypt is refused by name.
+    let sealed = env.fails(0, &["mint", path_str(&gguf), "--name", "x", "--encrypt"], 2);
+    assert!(sealed.contains("is a GGUF file"), "{sealed}");
 }
