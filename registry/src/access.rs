@@ -134,19 +134,9 @@ pub async fn download(
     if !view.header.encrypted && stored_is_gguf(store, &weights).await? {
         return download_whole(store, &view, request, license, &weights, progress).await;
     }
-    let dir = match request.out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     // Written next to the destination and renamed into place once verified: a failed or
     // killed download never leaves a wrong file under the asked-for name.
-    let tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(&dir)
-        .map_err(|source| Error::Io {
-            path: dir.clone(),
-            cause: source,
-        })?;
+    let tmp = staging_file(&request.out)?;
     let encrypted = view.header.encrypted;
     let key = match encrypted {
         true => Some(
@@ -331,17 +321,7 @@ async fn download_whole(
             ),
         });
     }
-    let dir = match request.out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(&dir)
-        .map_err(|source| Error::Io {
-            path: dir.clone(),
-            cause: source,
-        })?;
+    let tmp = staging_file(&request.out)?;
     let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::Io {
         path: tmp.path().into(),
         cause: source,
@@ -381,6 +361,21 @@ async fn download_whole(
         bytes,
         verification,
     })
+}
+
+/// A fresh file beside `out`, removed unless persisted.
+fn staging_file(out: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(&dir)
+        .map_err(|source| Error::Io {
+            path: dir,
+            cause: source,
+        })
 }
 
 fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {

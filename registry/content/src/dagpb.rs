@@ -134,29 +134,36 @@ pub(crate) enum Kind {
     Other(String),
 }
 
-/// Decodes a DAG-PB block's UnixFS kind (a directory with its entries); the error says what
-/// is wrong.
-pub(crate) fn decode_kind(block: &[u8]) -> Result<Kind, String> {
+/// A DAG-PB block's node, its UnixFS data and type.
+fn decode_unixfs(block: &[u8]) -> Result<(PbNode, UnixFsData, DataType), String> {
     let node = PbNode::decode(block).map_err(|e| format!("not a dag-pb node: {e}"))?;
     let unixfs = UnixFsData::decode(node.data.as_deref().unwrap_or_default())
         .map_err(|e| format!("not unixfs data: {e}"))?;
     let kind = DataType::try_from(unixfs.kind)
         .map_err(|_| format!("unknown unixfs type {}", unixfs.kind))?;
+    Ok((node, unixfs, kind))
+}
+
+/// The CID link `i` points at.
+fn link_cid(i: usize, link: &PbLink) -> Result<Cid, String> {
+    let hash = link
+        .hash
+        .as_deref()
+        .ok_or(format!("link {i} has no hash"))?;
+    Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))
+}
+
+/// Decodes a DAG-PB block's UnixFS kind (a directory with its entries); the error says what
+/// is wrong.
+pub(crate) fn decode_kind(block: &[u8]) -> Result<Kind, String> {
+    let (node, _, kind) = decode_unixfs(block)?;
     match kind {
         DataType::File | DataType::Raw => Ok(Kind::File),
         DataType::Directory => node
             .links
             .iter()
             .enumerate()
-            .map(|(i, link)| {
-                let hash = link
-                    .hash
-                    .as_deref()
-                    .ok_or(format!("link {i} has no hash"))?;
-                let cid =
-                    Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))?;
-                Ok((link.name.clone().unwrap_or_default(), cid))
-            })
+            .map(|(i, link)| Ok((link.name.clone().unwrap_or_default(), link_cid(i, link)?)))
             .collect::<Result<Vec<_>, String>>()
             .map(Kind::Directory),
         other => Ok(Kind::Other(format!("{other:?}"))),
@@ -174,11 +181,7 @@ pub(crate) struct FileNode {
 
 /// Decodes a DAG-PB block as a UnixFS file (or raw) node; the error says what is wrong.
 pub(crate) fn decode_file_node(block: &[u8]) -> Result<FileNode, String> {
-    let node = PbNode::decode(block).map_err(|e| format!("not a dag-pb node: {e}"))?;
-    let unixfs = UnixFsData::decode(node.data.as_deref().unwrap_or_default())
-        .map_err(|e| format!("not unixfs data: {e}"))?;
-    let kind = DataType::try_from(unixfs.kind)
-        .map_err(|_| format!("unknown unixfs type {}", unixfs.kind))?;
+    let (node, unixfs, kind) = decode_unixfs(block)?;
     if !matches!(kind, DataType::File | DataType::Raw) {
         return Err(format!("unixfs {kind:?} node where a file was expected"));
     }
@@ -186,13 +189,7 @@ pub(crate) fn decode_file_node(block: &[u8]) -> Result<FileNode, String> {
         .links
         .iter()
         .enumerate()
-        .map(|(i, link)| {
-            let hash = link
-                .hash
-                .as_deref()
-                .ok_or(format!("link {i} has no hash"))?;
-            Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))
-        })
+        .map(|(i, link)| link_cid(i, link))
         .collect::<Result<Vec<_>, String>>()?;
     if !unixfs.blocksizes.is_empty() && unixfs.blocksizes.len() != links.len() {
         return Err(format!(
@@ -215,13 +212,7 @@ pub(crate) fn links_of(block: &[u8]) -> Result<Vec<Cid>, String> {
     node.links
         .iter()
         .enumerate()
-        .map(|(i, link)| {
-            let hash = link
-                .hash
-                .as_deref()
-                .ok_or(format!("link {i} has no hash"))?;
-            Cid::try_from(hash).map_err(|e| format!("link {i} has an invalid cid: {e}"))
-        })
+        .map(|(i, link)| link_cid(i, link))
         .collect()
 }
 
