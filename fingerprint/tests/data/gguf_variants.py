@@ -6,7 +6,8 @@ llama.cpp's converter would: tensors renamed to llama.cpp's names (`token_embd.w
   python3 gguf_variants.py SAFETENSORS DIR
 
 Installs gguf 0.19.0 and numpy into DIR/site with pip when they are missing. Writes
-DIR/model-f16.gguf (every float tensor F16) and DIR/model-TYPE.gguf for TYPE in q8_0, q4_0,
+DIR/model-f16.gguf (every float tensor F16; DIR/model-f16-tokens.gguf also carries the
+vocabulary, `tokenizer.ggml.tokens`, from the vocab.txt beside the model) and DIR/model-TYPE.gguf for TYPE in q8_0, q4_0,
 q4_1, q5_0, q5_1 (every 2-D tensor whose rows are whole blocks of 32 quantized by the package's
 `quants.quantize`; the rest F32, as the converter keeps norms and biases), and for each
 quantized type DIR/TYPE.reference: the package's own `quants.dequantize` of the first six
@@ -45,9 +46,17 @@ names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, 6)
 Q = gguf.GGMLQuantizationType
 
 
-def write(kind):
-    path = os.path.join(out, f"model-{kind}.gguf")
+def vocabulary():
+    """The model's WordPiece vocabulary by id, from the vocab.txt beside it."""
+    with open(os.path.join(os.path.dirname(source), "vocab.txt"), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def write(kind, tokens=False):
+    path = os.path.join(out, f"model-{kind}{'-tokens' if tokens else ''}.gguf")
     writer = gguf.GGUFWriter(path + ".partial", arch="bert")
+    if tokens:
+        writer.add_token_list(vocabulary())
     reference = []
     for name, array in tensors:
         name = names.get_name(name, try_suffixes=(".weight", ".bias")) or name
@@ -115,3 +124,5 @@ for kind in ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]:
         write(kind)
 if not os.path.exists(os.path.join(out, "kquants.gguf")):
     kquants()
+if not os.path.exists(os.path.join(out, "model-f16-tokens.gguf")):
+    write("f16", tokens=True)

@@ -16,7 +16,14 @@ use crate::synth::Synth;
 
 const QUANTIZED: [&str; 5] = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"];
 
+/// The GGUF files, written once per test process (the tests run on parallel threads, and
+/// two writers of one file would race).
 fn variants() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(write_variants).clone()
+}
+
+fn write_variants() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/gguf");
     std::fs::create_dir_all(&dir).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gguf_variants.py");
@@ -116,4 +123,30 @@ fn k_quants_dequantize_as_the_gguf_package_does_block_for_block() {
         }
         assert_eq!(ours.len(), values.len());
     }
+}
+
+#[test]
+fn a_gguf_vocabulary_keys_the_anchors_as_the_original_tokenizer_does() {
+    use fingerprint::anchor::Keying;
+    let dir = variants();
+    // The original as its folder holds it (tokenizer.json beside the weights).
+    let folder = minilm().parent().unwrap().to_path_buf();
+    let original =
+        fingerprint::fingerprint(&Model::open(&folder).unwrap(), &CpuBackend, |_| {}).unwrap();
+    let keyed = |fp: &fingerprint::Fingerprint| fp.anchors.as_ref().map(|a| a.keying);
+    let Some(Keying::Tokens(vocabulary)) = keyed(&original) else {
+        panic!(
+            "the original's anchors are not keyed by token: {:?}",
+            original.anchors
+        );
+    };
+    // The GGUF's own vocabulary (its metadata) keys its anchors by the same tokens.
+    let with = Model::open(&dir.join("model-f16-tokens.gguf")).unwrap();
+    assert_eq!(with.tokens().map(|t| t.len()), Some(30_522));
+    let with = fingerprint::fingerprint(&with, &CpuBackend, |_| {}).unwrap();
+    assert_eq!(keyed(&with), Some(Keying::Tokens(vocabulary)));
+    assert_ne!(compare(&original, &with).verdict, Verdict::Unrelated);
+    // Without one, rows are keyed by id.
+    let without = Model::open(&dir.join("model-f16.gguf")).unwrap();
+    assert!(without.tokens().is_none());
 }
