@@ -19,7 +19,9 @@ use crate::metadata::{ModelMetadata, AGE_X25519};
 use crate::progress::Progress;
 use crate::provenance::{metadata_of, registered_fingerprint};
 use crate::sealed::{self, ModelKey};
-use crate::verify::{against_chain, fingerprint_arriving, Verification};
+use crate::verify::{
+    against_chain, fingerprint_arriving, matching_chain, within_registered, Verification,
+};
 use crate::{Error, Result};
 use content::{cat_with, check_dag, cids, file_size, Cid, Parts, Reading, Store};
 
@@ -201,10 +203,6 @@ pub async fn download(
     })
 }
 
-/// Room a model folder may take besides the registered tensors' bytes: the shards' headers,
-/// the index, config, tokenizer and card.
-const FOLDER_ROOM: u64 = 1 << 30;
-
 /// Downloads a model stored as a folder: bounded by the registered fingerprint before
 /// anything is fetched, written beside `out`, fingerprinted, and moved to `out` only when it
 /// matches the chain.
@@ -226,18 +224,8 @@ async fn download_folder(
             ),
         });
     }
-    let tensors = registered_fingerprint(store, &view.model)
-        .await?
-        .data_bytes();
     let declared = content::tree_size(store, weights).await?.bytes;
-    let limit = tensors.saturating_add(FOLDER_ROOM);
-    if declared > limit {
-        return Err(Error::DownloadSize {
-            model: view.id,
-            declared,
-            found: format!("at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of other files)"),
-        });
-    }
+    within_registered(store, view.id, &view.model, declared).await?;
     let parent = match out.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -258,20 +246,18 @@ async fn download_folder(
         progress.done();
         let model = fingerprint::Model::open(&staging)?;
         crate::mint::uncovered_weights(&staging, &model)?;
-        let backend = fingerprint::backend::create(request.backend)?;
-        progress.stage("fingerprinting", Some(model.data_bytes()));
-        let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
-        progress.done();
         let source = format!("ipfs://{weights}");
-        let verification = against_chain(store, request.model, &view.model, &fp, source).await;
-        if !verification.ok() {
-            let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
-            return Err(Error::DownloadMismatch {
-                model: request.model,
-                differ: differ.join(", "),
-            });
-        }
-        Ok((written.bytes, verification))
+        let verification = matching_chain(
+            store,
+            request.model,
+            &view.model,
+            &model,
+            request.backend,
+            progress,
+            source,
+        )
+        .await?;
+        Ok::<_, Error>((written.bytes, verification))
     };
     let (bytes, verification) = checked.await?;
     tokio::fs::rename(&staging, out)
@@ -307,20 +293,8 @@ async fn download_whole(
     weights: &Cid,
     progress: &dyn Progress,
 ) -> Result<Downloaded> {
-    let tensors = registered_fingerprint(store, &view.model)
-        .await?
-        .data_bytes();
     let stored = file_size(store, weights).await?;
-    let limit = tensors.saturating_add(FOLDER_ROOM);
-    if stored > limit {
-        return Err(Error::DownloadSize {
-            model: view.id,
-            declared: stored,
-            found: format!(
-                "at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of metadata)"
-            ),
-        });
-    }
+    within_registered(store, view.id, &view.model, stored).await?;
     let tmp = staging_file(&request.out)?;
     let file = tokio::fs::File::from_std(tmp.reopen().map_err(|source| Error::Io {
         path: tmp.path().into(),
@@ -333,26 +307,18 @@ async fn download_whole(
     .await?;
     progress.done();
     let model = fingerprint::Model::open(tmp.path())?;
-    let backend = fingerprint::backend::create(request.backend)?;
-    progress.stage("fingerprinting", Some(model.data_bytes()));
-    let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;
-    progress.done();
-    drop(model);
-    let verification = against_chain(
+    let source = format!("ipfs://{weights}");
+    let verification = matching_chain(
         store,
         request.model,
         &view.model,
-        &fp,
-        format!("ipfs://{weights}"),
+        &model,
+        request.backend,
+        progress,
+        source,
     )
-    .await;
-    if !verification.ok() {
-        let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
-        return Err(Error::DownloadMismatch {
-            model: request.model,
-            differ: differ.join(", "),
-        });
-    }
+    .await?;
+    drop(model);
     persist(tmp, &request.out)?;
     Ok(Downloaded {
         model: request.model,

@@ -76,18 +76,8 @@ pub async fn verify(
             })?;
             let path = tmp.path().join("model");
             // Bounded as a download is: the registered tensors and 1 GiB of other files.
-            let tensors = provenance::registered_fingerprint(store, onchain)
-                .await?
-                .data_bytes();
             let declared = content::tree_size(store, &cid).await?.bytes;
-            let limit = tensors.saturating_add(1 << 30);
-            if declared > limit {
-                return Err(Error::DownloadSize {
-                    model: id,
-                    declared,
-                    found: format!("at most {limit} (the registered tensors and 1 GiB)"),
-                });
-            }
+            within_registered(store, id, onchain, declared).await?;
             progress.stage("fetching the model folder", Some(declared));
             content::get_dir(store, &cid, &path, &|done| progress.set(done)).await?;
             progress.done();
@@ -125,6 +115,60 @@ pub async fn verify(
     drop(download);
     drop(folder);
     Ok(against_chain(store, id, onchain, &fp, source).await)
+}
+
+/// Room weights stored whole (GGUF) or as a folder may take besides the registered tensors'
+/// bytes: headers, metadata, index, config, tokenizer, card.
+const OTHER_ROOM: u64 = 1 << 30;
+
+/// Refuses stored weights declaring more than the registered tensors' bytes and
+/// [`OTHER_ROOM`], before anything is fetched.
+pub(crate) async fn within_registered(
+    store: &Store,
+    id: U256,
+    onchain: &OnChain,
+    declared: u64,
+) -> Result<()> {
+    let tensors = provenance::registered_fingerprint(store, onchain)
+        .await?
+        .data_bytes();
+    let limit = tensors.saturating_add(OTHER_ROOM);
+    if declared > limit {
+        return Err(Error::DownloadSize {
+            model: id,
+            declared,
+            found: format!(
+                "at most {limit} (the registered tensors' {tensors} bytes and 1 GiB of other files)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Fingerprints `model` (weights found at `source`) and checks it against model `id`'s
+/// record: a difference is [`Error::DownloadMismatch`].
+pub(crate) async fn matching_chain(
+    store: &Store,
+    id: U256,
+    onchain: &OnChain,
+    model: &Model,
+    backend: BackendKind,
+    progress: &dyn Progress,
+    source: String,
+) -> Result<Verification> {
+    let backend = fingerprint::backend::create(backend)?;
+    progress.stage("fingerprinting", Some(model.data_bytes()));
+    let fp = fingerprint::fingerprint(model, backend.as_ref(), |done| progress.set(done))?;
+    progress.done();
+    let verification = against_chain(store, id, onchain, &fp, source).await;
+    if !verification.ok() {
+        let differ: Vec<&str> = verification.differences().map(|c| c.name).collect();
+        return Err(Error::DownloadMismatch {
+            model: id,
+            differ: differ.join(", "),
+        });
+    }
+    Ok(verification)
 }
 
 /// Compares `fp`, computed from weights found at `source`, with model `id`'s on-chain record;
