@@ -27,6 +27,8 @@ pub enum Dtype {
     U32 = 13,
     U64 = 14,
     Bool = 15,
+    /// OCP MX scale exponents (`2^(e − 127)`), read only as the scales of packed weights.
+    F8E8M0 = 16,
 }
 
 impl Dtype {
@@ -41,7 +43,7 @@ impl Dtype {
         Dtype::F8E5M2,
     ];
     /// The types that are only hashed.
-    pub const HASH_ONLY: [Dtype; 8] = [
+    pub const HASH_ONLY: [Dtype; 9] = [
         Dtype::F64,
         Dtype::I16,
         Dtype::I32,
@@ -50,6 +52,7 @@ impl Dtype {
         Dtype::U32,
         Dtype::U64,
         Dtype::Bool,
+        Dtype::F8E8M0,
     ];
 
     /// Whether tensors of this type get a behavioural sketch.
@@ -63,7 +66,9 @@ impl Dtype {
             Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
             Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
             Dtype::F16 | Dtype::BF16 | Dtype::I16 | Dtype::U16 => 2,
-            Dtype::I8 | Dtype::U8 | Dtype::F8E4M3 | Dtype::F8E5M2 | Dtype::Bool => 1,
+            Dtype::I8 | Dtype::U8 | Dtype::F8E4M3 | Dtype::F8E5M2 | Dtype::F8E8M0 | Dtype::Bool => {
+                1
+            }
         }
     }
 
@@ -97,6 +102,7 @@ impl Dtype {
             Dtype::U32 => "U32",
             Dtype::U64 => "U64",
             Dtype::Bool => "BOOL",
+            Dtype::F8E8M0 => "F8_E8M0",
         }
     }
 
@@ -122,6 +128,7 @@ impl Dtype {
             S::U32 => Dtype::U32,
             S::U64 => Dtype::U64,
             S::BOOL => Dtype::Bool,
+            S::F8_E8M0 => Dtype::F8E8M0,
             other => {
                 return Err(Error::UnsupportedDtype {
                     file: file.to_path_buf(),

@@ -26,6 +26,12 @@ pub enum Error {
         first: PathBuf,
         second: PathBuf,
     },
+    #[error("{file}: packed tensor {tensor:?}: {problem}")]
+    Packed {
+        file: PathBuf,
+        tensor: String,
+        problem: String,
+    },
     #[error("{index}: {problem}")]
     Index { index: PathBuf, problem: String },
     #[error("{file}: tensor {tensor:?} has a dimension too large to sketch ({rows} x {cols})")]

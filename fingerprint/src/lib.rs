@@ -50,6 +50,7 @@ mod fingerprint;
 mod gguf;
 pub mod layout;
 pub mod norms;
+pub mod packed;
 pub mod probe;
 pub mod scale;
 pub mod sketch;

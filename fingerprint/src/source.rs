@@ -82,7 +82,15 @@ impl Model {
     /// directory's) `tokenizer.json` or `vocab.txt` is read as the vocabulary; a single file
     /// gets none unless [`Model::with_tokens`] gives one.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_gated(path, None)
+    }
+
+    /// [`Model::open`] for a file that is still being written in order (its full length
+    /// already allocated, so the map covers it): every tensor is read only once `gate` has
+    /// returned for its end, the packed ones (see [`crate::packed`]) too, while opening.
+    pub fn open_gated(path: &Path, gate: Option<Gate>) -> Result<Self> {
         let mut model = Self::open_weights(path)?;
+        model.gate = gate;
         let dir = if path.is_dir() {
             Some(path)
         } else if path.to_string_lossy().ends_with(".index.json") {
@@ -93,19 +101,70 @@ impl Model {
         if let Some(dir) = dir {
             model.tokens = Tokens::find(dir)?;
         }
-        Ok(model)
+        let config_dir = match dir.or(path.parent()) {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        model.unpack(&crate::packed::Config::find(config_dir)?)
+    }
+
+    /// Replaces every packed quantization's tensors by their dequantized `f32` tensor, held
+    /// in memory.
+    fn unpack(mut self, config: &crate::packed::Config) -> Result<Self> {
+        let Some((label, _)) = self.files.first() else {
+            return Ok(self);
+        };
+        let label = label.clone();
+        let groups = {
+            let stored: BTreeMap<&str, crate::packed::Stored<'_>> = self
+                .tensors
+                .iter()
+                .map(|t| {
+                    let stored = crate::packed::Stored {
+                        dtype: t.dtype,
+                        shape: &t.shape,
+                        bytes: self.data(t),
+                    };
+                    (t.name.as_str(), stored)
+                })
+                .collect();
+            crate::packed::unpack(&label, &stored, config)?
+        };
+        if groups.is_empty() {
+            return Ok(self);
+        }
+        let replaced: BTreeSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.replaces.iter().map(String::as_str))
+            .collect();
+        self.tensors.retain(|t| !replaced.contains(t.name.as_str()));
+        let file = self.files.len();
+        let mut owned = Vec::with_capacity(groups.iter().map(|g| g.values.len()).sum());
+        let mut added = Vec::with_capacity(groups.len());
+        for g in groups {
+            let start = owned.len();
+            owned.extend_from_slice(&g.values);
+            added.push(TensorRef {
+                name: g.name,
+                dtype: Dtype::F32,
+                shape: g.shape,
+                file,
+                start,
+                end: owned.len(),
+            });
+        }
+        self.tensors.extend(added);
+        self.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        self.files.push((
+            label.with_extension("safetensors (dequantized)"),
+            Backing::Owned(owned),
+        ));
+        Ok(self)
     }
 
     /// Sets the vocabulary (token strings by embedding row).
     pub fn with_tokens(mut self, tokens: Option<Tokens>) -> Self {
         self.tokens = tokens;
-        self
-    }
-
-    /// Reads every tensor only once `gate` has returned for its end: for a file that is still
-    /// being written in order (its full length already allocated, so the map covers it).
-    pub fn with_gate(mut self, gate: Gate) -> Self {
-        self.gate = Some(gate);
         self
     }
 
@@ -171,12 +230,13 @@ impl Model {
         let path = PathBuf::from(label);
         let mut tensors = parse_header(&path, &bytes, 0)?;
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Self {
+        Self {
             files: vec![(path, Backing::Owned(bytes))],
             tensors,
             tokens: None,
             gate: None,
-        })
+        }
+        .unpack(&crate::packed::Config::default())
     }
 
     /// A GGUF file (see [`crate::gguf`]): plain tensors read in place, block-quantized ones
@@ -329,7 +389,9 @@ impl Model {
 
     /// The tensor's bytes (once they are in place, for a gated model).
     pub fn data(&self, t: &TensorRef) -> &[u8] {
-        if let Some(gate) = &self.gate {
+        // Only mapped files arrive: dequantized tensors are already in memory, made from
+        // bytes read through the gate.
+        if let (Some(gate), Backing::Mapped(_)) = (&self.gate, &self.files[t.file].1) {
             gate(t.file, t.end);
         }
         &self.files[t.file].1[t.start..t.end]

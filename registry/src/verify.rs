@@ -246,16 +246,19 @@ pub fn fingerprint_arriving(
         return Ok(None);
     }
     let gate = arrival.clone();
-    let model = Model::open(path)?.with_gate(Arc::new(move |_, end| {
+    let gate: fingerprint::source::Gate = Arc::new(move |_, end| {
         if !gate.wait_for(end as u64) {
             std::panic::resume_unwind(Box::new(StoppedShort));
         }
-    }));
+    });
     let backend = fingerprint::backend::create(backend)?;
+    // Opening reads packed quantized tensors (to dequantize them) through the gate too.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let model = Model::open_gated(path, Some(gate))?;
         fingerprint::fingerprint(&model, backend.as_ref(), |n| {
             done.store(n, Ordering::Relaxed)
         })
+        .map_err(Error::from)
     }));
     match run {
         Ok(fp) => Ok(Some(fp?)),

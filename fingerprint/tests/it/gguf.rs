@@ -37,8 +37,9 @@ fn write_variants() -> PathBuf {
     dir
 }
 
-/// The package's dequantization: (tensor name, f32 bytes), from `TYPE.reference`.
-fn reference(bytes: &[u8]) -> Vec<(String, &[u8])> {
+/// A reference dequantization: (tensor name, f32 bytes), from a `TYPE.reference` file of
+/// lines `NAME COUNT` each followed by COUNT little-endian f32s.
+pub(crate) fn reference(bytes: &[u8]) -> Vec<(String, &[u8])> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {

@@ -8,5 +8,6 @@ mod gguf;
 mod input;
 mod llama;
 mod negatives;
+mod packed;
 mod real_model;
 mod synth;

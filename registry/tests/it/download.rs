@@ -97,6 +97,47 @@ fn a_file_fingerprinted_behind_its_writer_has_its_own_fingerprint() {
     assert!(fingerprint_behind_a_writer(&bytes, &out, bytes.len() / 2).is_none());
 }
 
+/// A bitsandbytes int8 checkpoint (`w.weight` I8 with its row scales `w.SCB`), whose weight
+/// the fingerprint reads dequantized.
+fn write_packed_model(path: &Path) {
+    let (rows, cols) = (256usize, 512usize);
+    let weight: Vec<u8> = (0..rows * cols)
+        .map(|k| ((k as u32).wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let scb: Vec<u8> = (0..rows)
+        .flat_map(|r| (1.0 + r as f32 / 64.0).to_le_bytes())
+        .collect();
+    let view =
+        |dtype, shape, data| safetensors::tensor::TensorView::new(dtype, shape, data).unwrap();
+    let tensors = [
+        (
+            "w.weight",
+            view(safetensors::Dtype::I8, vec![rows, cols], &weight[..]),
+        ),
+        ("w.SCB", view(safetensors::Dtype::F32, vec![rows], &scb[..])),
+    ];
+    std::fs::write(path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_packed_file_fingerprinted_behind_its_writer_is_dequantized_from_what_arrived() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("packed.safetensors");
+    write_packed_model(&original);
+    assert_eq!(
+        fingerprint::Model::open(&original).unwrap().tensors()[0].dtype,
+        fingerprint::Dtype::F32,
+        "read dequantized"
+    );
+    let bytes = std::fs::read(&original).unwrap();
+    // Dequantized while opening: read before its bytes arrive, the weight would be zeros.
+    let out = dir.path().join("arriving.safetensors");
+    let arrived = fingerprint_behind_a_writer(&bytes, &out, bytes.len()).unwrap();
+    assert!(arrived == file_fingerprint(&original));
+    let out = dir.path().join("short.safetensors");
+    assert!(fingerprint_behind_a_writer(&bytes, &out, bytes.len() / 2).is_none());
+}
+
 /// Downloads model `model` as account 0's owner, expecting a failure; checks that nothing is
 /// left in `dir`, neither the asked-for file nor a temporary one.
 async fn refused(world: &World, author: &Identity, model: U256, dir: &Path) -> Error {

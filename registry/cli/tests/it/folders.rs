@@ -189,3 +189,119 @@ fn a_gguf_model_is_minted_downloaded_and_verified() {
     let sealed = env.fails(0, &["mint", path_str(&gguf), "--name", "x", "--encrypt"], 2);
     assert!(sealed.contains("is a GGUF file"), "{sealed}");
 }
+
+/// An 8-bit GPTQ copy of `single` in a folder, as AutoGPTQ packs one: each 2-D weight `W`
+/// (`out × in`) becomes `qweight` (I32, four inputs a word), `qzeros` (the zero point 128,
+/// stored minus one), `scales` (F16, one group) and `g_idx`; the rest stays as stored.
+fn gptq8_of(single: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes = std::fs::read(single).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in tensors.tensors() {
+        let (Some(prefix), [rows, cols]) = (name.strip_suffix(".weight"), t.shape()) else {
+            out.push((
+                name.clone(),
+                t.dtype(),
+                t.shape().to_vec(),
+                t.data().to_vec(),
+            ));
+            continue;
+        };
+        let (rows, cols) = (*rows, *cols);
+        let w: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let scales: Vec<half::f16> = (0..rows)
+            .map(|j| {
+                let max = w[j * cols..(j + 1) * cols]
+                    .iter()
+                    .fold(0f32, |m, x| m.max(x.abs()));
+                half::f16::from_f32(max / 127.0)
+            })
+            .collect();
+        let q = |j: usize, i: usize| {
+            ((w[j * cols + i] / scales[j].to_f32()).round() + 128.0).clamp(0.0, 255.0) as u32
+        };
+        let words = |v: Vec<u32>| {
+            v.into_iter()
+                .flat_map(u32::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
+        let qweight = (0..cols / 4)
+            .flat_map(|r| (0..rows).map(move |j| (r, j)))
+            .map(|(r, j)| (0..4).fold(0u32, |word, k| word | (q(j, 4 * r + k) << (8 * k))))
+            .collect();
+        let zeros = vec![127u32 * 0x0101_0101; rows / 4];
+        let i32s = safetensors::Dtype::I32;
+        out.extend([
+            (
+                format!("{prefix}.qweight"),
+                i32s,
+                vec![cols / 4, rows],
+                words(qweight),
+            ),
+            (
+                format!("{prefix}.qzeros"),
+                i32s,
+                vec![1, rows / 4],
+                words(zeros),
+            ),
+            (
+                format!("{prefix}.scales"),
+                safetensors::Dtype::F16,
+                vec![1, rows],
+                scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            ),
+            (
+                format!("{prefix}.g_idx"),
+                i32s,
+                vec![cols],
+                vec![0; cols * 4],
+            ),
+        ]);
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = out
+        .iter()
+        .map(|(n, d, s, b)| {
+            let view = safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap();
+            (n.clone(), view)
+        })
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    let config =
+        json!({"quantization_config": {"quant_method": "gptq", "bits": 8, "group_size": -1}});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+#[test]
+fn a_gptq_copy_of_a_registered_model_is_refused_as_an_undeclared_derivative() {
+    let env = Env::start(false);
+    let single = env.path("original.safetensors");
+    write_model(&single, 94, 0.0);
+    let minted = env.ok(
+        0,
+        &["mint", path_str(&single), "--name", "original", "--json"],
+    );
+    let model = id(&minted, "model");
+    // Its packed integers are read as the weights they stand for: the same parameters.
+    let packed = env.path("gptq");
+    gptq8_of(&single, &packed);
+    let of_original = env.ok(0, &["fingerprint", path_str(&single), "--json"]);
+    let of_packed = env.ok(0, &["fingerprint", path_str(&packed), "--json"]);
+    assert_eq!(of_packed["parameters"], of_original["parameters"]);
+    assert_ne!(of_packed["content_root"], of_original["content_root"]);
+    // So minting it as a new model is refused, naming the original.
+    let refused = env.fails(1, &["mint", path_str(&packed), "--name", "copy"], 2);
+    assert!(
+        refused.contains(&format!("from model {model}"))
+            && refused.contains("not declared as a parent"),
+        "{refused}"
+    );
+}

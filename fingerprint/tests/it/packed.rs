@@ -1,0 +1,125 @@
+//! Packed-quantized copies of a real model: all-MiniLM-L6-v2's Linear layers quantized into
+//! GPTQ (4-bit with act-order, 8-bit), AWQ, bitsandbytes int8 and nf4 (double-quantized),
+//! FP8 with block and row scales, MXFP4 and NVFP4, each written as its exporter lays it out
+//! (`tests/data/packed_variants.py`, with safetensors' own serializer and ml_dtypes' number
+//! formats). Each reads as the original model (same parameters, identical or derived), every
+//! dequantized tensor equals the format's own dequantizer's (ported to numpy) bit for bit, and
+//! a model of the same shapes with other weights stays unrelated.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use fingerprint::backend::CpuBackend;
+use fingerprint::{compare, Dtype, Model, Verdict};
+
+use crate::gguf::reference;
+use crate::real_model::minilm;
+use crate::synth::Synth;
+
+const FORMATS: [&str; 9] = [
+    "gptq4",
+    "gptq8",
+    "awq",
+    "bnb-int8",
+    "bnb-nf4",
+    "fp8-block",
+    "fp8-channel",
+    "mxfp4",
+    "nvfp4",
+];
+
+/// The packed folders, written once per test process.
+fn variants() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/packed");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/packed_variants.py");
+        let status = Command::new("python3")
+            .arg(&script)
+            .arg(minilm())
+            .arg(&dir)
+            .status()
+            .expect("python3 runs (it installs numpy, ml_dtypes and safetensors with pip)");
+        assert!(status.success(), "{} failed", script.display());
+        dir
+    })
+    .clone()
+}
+
+#[test]
+fn packed_copies_of_a_real_model_dequantize_exactly_and_read_as_the_model() {
+    let dir = variants();
+    let original = Model::open(&minilm()).unwrap();
+    let original = fingerprint::fingerprint(&original, &CpuBackend, |_| {}).unwrap();
+    let stranger = Synth::from_model(&Model::open(&minilm()).unwrap())
+        .random_like(7)
+        .fingerprint();
+    for kind in FORMATS {
+        let model = Model::open(&dir.join(kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        // The packed tensors (qweight, scales, absmax, blocks, …) are gone: one f32 weight
+        // each, under the unquantized name and shape.
+        assert_eq!(model.tensors().len(), 104, "{kind}: the original's tensors");
+        let bytes = std::fs::read(dir.join(format!("{kind}.reference"))).unwrap();
+        let expected = reference(&bytes);
+        assert_eq!(
+            expected.len(),
+            37,
+            "{kind}: every Linear layer was quantized"
+        );
+        for (name, values) in expected {
+            let t = model
+                .tensors()
+                .iter()
+                .find(|t| t.name == name)
+                .unwrap_or_else(|| panic!("{kind}: no {name}"));
+            assert_eq!(t.dtype, Dtype::F32, "{kind}: {name}");
+            let ours = model.data(t);
+            assert_eq!(ours.len(), values.len(), "{kind}: {name}");
+            if let Some(at) =
+                (0..ours.len() / 4).find(|&i| ours[4 * i..4 * i + 4] != values[4 * i..4 * i + 4])
+            {
+                let f = |b: &[u8]| f32::from_le_bytes(b[4 * at..4 * at + 4].try_into().unwrap());
+                panic!(
+                    "{kind}: {name}[{at}] is {} but the format's dequantizer gives {}",
+                    f(ours),
+                    f(values)
+                );
+            }
+        }
+        let fp = fingerprint::fingerprint(&model, &CpuBackend, |_| {}).unwrap();
+        assert_eq!(fp.parameters(), original.parameters(), "{kind}");
+        let c = compare(&original, &fp);
+        eprintln!(
+            "MiniLM vs its {kind} copy: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
+            c.verdict.as_str(),
+            c.similarity,
+            c.coverage,
+            c.log10_false_positive_probability
+        );
+        assert_ne!(c.verdict, Verdict::Unrelated, "{kind}");
+        assert_eq!(
+            compare(&stranger, &fp).verdict,
+            Verdict::Unrelated,
+            "{kind} vs other weights"
+        );
+    }
+}
+
+#[test]
+fn a_packed_copy_sent_as_bytes_reads_as_the_same_file() {
+    // A model received over the network (`Model::from_bytes`) is unpacked too (its format
+    // told by its tensors alone: AWQ needs no config).
+    let dir = variants();
+    let path = dir.join("awq/model.safetensors");
+    let from_file = Model::open(&path).unwrap();
+    let from_bytes = Model::from_bytes("awq", std::fs::read(&path).unwrap()).unwrap();
+    let root = |m: &Model| {
+        fingerprint::fingerprint(m, &CpuBackend, |_| {})
+            .unwrap()
+            .content_root
+    };
+    assert_eq!(from_bytes.tensors().len(), 104);
+    assert_eq!(root(&from_file), root(&from_bytes));
+}
