@@ -85,12 +85,35 @@ impl Config {
     }
 }
 
-/// A stored tensor as the unpacker sees it.
-#[derive(Debug, Clone)]
+/// A stored tensor as the unpacker sees it: its bytes are read only for the tensors of a
+/// packed group (a model read while it arrives waits for those bytes, and only those).
 pub struct Stored<'a> {
     pub dtype: Dtype,
     pub shape: &'a [u64],
-    pub bytes: &'a [u8],
+    read: Box<dyn Fn() -> &'a [u8] + 'a>,
+}
+
+impl std::fmt::Debug for Stored<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Stored<'a> {
+    pub fn new(dtype: Dtype, shape: &'a [u64], read: impl Fn() -> &'a [u8] + 'a) -> Self {
+        Self {
+            dtype,
+            shape,
+            read: Box::new(read),
+        }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        (self.read)()
+    }
 }
 
 /// One tensor that replaces a packed group.
@@ -209,22 +232,20 @@ fn u32_at(bytes: &[u8], i: usize) -> u32 {
 
 /// The values of a float tensor (F32, F16, BF16 or F8) as `f32`s, exactly.
 fn floats(name: &str, t: &Stored<'_>) -> std::result::Result<Vec<f32>, String> {
-    let n = t.bytes.len() / t.dtype.size();
+    let bytes = t.bytes();
+    let n = bytes.len() / t.dtype.size();
     Ok(match t.dtype {
-        Dtype::F32 => (0..n).map(|i| f32::from_bits(u32_at(t.bytes, i))).collect(),
-        Dtype::F16 => t
-            .bytes
+        Dtype::F32 => (0..n).map(|i| f32::from_bits(u32_at(bytes, i))).collect(),
+        Dtype::F16 => bytes
             .chunks_exact(2)
             .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
-        Dtype::BF16 => t
-            .bytes
+        Dtype::BF16 => bytes
             .chunks_exact(2)
             .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
-        Dtype::F8E4M3 => t.bytes.iter().map(|&b| e4m3(b)).collect(),
-        Dtype::F8E5M2 => t
-            .bytes
+        Dtype::F8E4M3 => bytes.iter().map(|&b| e4m3(b)).collect(),
+        Dtype::F8E5M2 => bytes
             .iter()
             .map(|&b| half::f16::from_bits(u16::from(b) << 8).to_f32())
             .collect(),
@@ -318,7 +339,7 @@ fn int_packed(
                 expect_shape(&g_name, g, &[inputs])?;
                 replaces.push(g_name.clone());
                 let idx: Vec<u64> = (0..inputs as usize)
-                    .map(|i| u64::from(u32_at(g.bytes, i)))
+                    .map(|i| u64::from(u32_at(g.bytes(), i)))
                     .collect();
                 if let Some(bad) = idx.iter().find(|&&g| g >= groups) {
                     return Err(format!(
@@ -339,14 +360,15 @@ fn int_packed(
         };
         let (mask, offset) = ((1u32 << bits) - 1, u32::from(!config.gptq_v2));
         let zcols = out.div_ceil(pack) as usize;
+        let (qweight, qzeros) = (qweight.bytes(), qzeros.bytes());
         let mut w = vec![0f32; (out * inputs) as usize];
         for i in 0..inputs as usize {
             let (row, shift) = (i / pack as usize, bits * (i as u32 % (32 / bits)));
             let g = groups_of[i] as usize;
             for j in 0..out as usize {
-                let q = (u32_at(qweight.bytes, row * out as usize + j) >> shift) & mask;
+                let q = (u32_at(qweight, row * out as usize + j) >> shift) & mask;
                 let zshift = bits * (j as u32 % (32 / bits));
-                let z = (u32_at(qzeros.bytes, g * zcols + j / pack as usize) >> zshift) & mask;
+                let z = (u32_at(qzeros, g * zcols + j / pack as usize) >> zshift) & mask;
                 // AutoGPTQ adds the one back and masks again (its "zeros + 1" then
                 // "bitwise_and"): a stored 2^b − 1 is a zero point of 0.
                 let z = (z + offset) & mask;
@@ -369,11 +391,12 @@ fn int_packed(
         let nibble = |bytes: &[u8], row: usize, j: usize| {
             (u32_at(bytes, row * cols as usize + j / 8) >> (4 * REVERSE[j % 8])) & 0x0f
         };
+        let (qweight, qzeros) = (qweight.bytes(), qzeros.bytes());
         let mut w = vec![0f32; (out * inputs) as usize];
         for i in 0..inputs as usize {
             let g = i / size;
             for j in 0..out as usize {
-                let d = nibble(qweight.bytes, i, j) as i32 - nibble(qzeros.bytes, g, j) as i32;
+                let d = nibble(qweight, i, j) as i32 - nibble(qzeros, g, j) as i32;
                 w[j * inputs as usize + i] = d as f32 * scale[g * out as usize + j];
             }
         }
@@ -410,8 +433,8 @@ fn mxfp4(x: &str, blocks: &Stored<'_>, scales: &Stored<'_>) -> Group {
         return Err(format!("{sn:?} is a scalar"));
     };
     *last *= 32;
-    let mut values = Vec::with_capacity(blocks.bytes.len() * 8);
-    for (block, &e) in blocks.bytes.chunks_exact(16).zip(scales.bytes) {
+    let mut values = Vec::with_capacity(blocks.bytes().len() * 8);
+    for (block, &e) in blocks.bytes().chunks_exact(16).zip(scales.bytes()) {
         for &b in block {
             for nibble in [b & 0x0f, b >> 4] {
                 values.extend_from_slice(&e8m0_scaled(E2M1[nibble as usize], e).to_le_bytes());
@@ -480,7 +503,7 @@ fn bnb_int8(p: &str, weight: &Stored<'_>, tensors: &BTreeMap<&str, Stored<'_>>) 
     // bitsandbytes' own order: (CB · SCB) · (1/127).
     let inv = 1.0f32 / 127.0;
     let values = weight
-        .bytes
+        .bytes()
         .iter()
         .enumerate()
         .map(|(k, &q)| f32::from(q as i8) * scb[k / inputs as usize] * inv);
@@ -503,7 +526,7 @@ fn bnb_4bit(
 ) -> Group {
     expect_dtype(name, weight, &[Dtype::U8])?;
     let state_t = get(tensors, state_name)?;
-    let state: serde_json::Value = serde_json::from_slice(state_t.bytes)
+    let state: serde_json::Value = serde_json::from_slice(state_t.bytes())
         .map_err(|e| format!("{state_name:?} is not the JSON quant state: {e}"))?;
     let field = |key: &str| {
         state
@@ -517,11 +540,11 @@ fn bnb_4bit(
     let n = shape
         .iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .filter(|&n| n.div_ceil(2) == weight.bytes.len() as u64)
+        .filter(|&n| n.div_ceil(2) == weight.bytes().len() as u64)
         .ok_or_else(|| {
             format!(
                 "{state_name:?}'s shape {shape:?} does not fit the {} bytes of {name:?}",
-                weight.bytes.len()
+                weight.bytes().len()
             )
         })?;
     let block = field("blocksize")?
@@ -562,7 +585,7 @@ fn bnb_4bit(
         let nested_map = floats(&nested_map_name, nested_map_t)?;
         replaces.extend([nested_name, nested_map_name]);
         absmax_t
-            .bytes
+            .bytes()
             .iter()
             .enumerate()
             .map(|(k, &c)| nested_map[usize::from(c)] * nested[k / nested_block as usize] + offset)
@@ -570,8 +593,9 @@ fn bnb_4bit(
     } else {
         floats(&absmax_name, absmax_t)?
     };
+    let packed = weight.bytes();
     let values = (0..n as usize).map(|k| {
-        let b = weight.bytes[k / 2];
+        let b = packed[k / 2];
         let code = if k % 2 == 0 { b >> 4 } else { b & 0x0f };
         map[usize::from(code)] * absmax[k / block as usize]
     });
@@ -626,7 +650,7 @@ fn nvfp4(p: &str, weight: &Stored<'_>, tensors: &BTreeMap<&str, Stored<'_>>) -> 
         .into_iter()
         .map(|s| s * global)
         .collect();
-    let values = weight.bytes.iter().enumerate().flat_map(|(k, &b)| {
+    let values = weight.bytes().iter().enumerate().flat_map(|(k, &b)| {
         let s = scales[k / 8];
         [b & 0x0f, b >> 4].map(|q| E2M1[usize::from(q)] * s)
     });
@@ -673,7 +697,8 @@ fn fp8(
             ))
         }
     };
-    let scols = inputs.div_ceil(bc) as usize;
+    // (An empty weight has no blocks: nothing is read.)
+    let scols = inputs.div_ceil(bc.max(1)) as usize;
     let values = w.iter().enumerate().map(|(k, &v)| {
         let (i, j) = (k / inputs as usize, k % inputs as usize);
         v * s[(i / br as usize) * scols + j / bc as usize]
@@ -704,14 +729,7 @@ mod tests {
             let map = self
                 .0
                 .iter()
-                .map(|(n, d, s, b)| {
-                    let stored = Stored {
-                        dtype: *d,
-                        shape: s,
-                        bytes: b,
-                    };
-                    (n.as_str(), stored)
-                })
+                .map(|(n, d, s, b)| (n.as_str(), Stored::new(*d, s, move || &b[..])))
                 .collect();
             unpack(Path::new("m.safetensors"), &map, config)
         }

@@ -116,15 +116,13 @@ impl Model {
         };
         let label = label.clone();
         let groups = {
-            let stored: BTreeMap<&str, crate::packed::Stored<'_>> = self
+            let model = &self;
+            let stored: BTreeMap<&str, crate::packed::Stored<'_>> = model
                 .tensors
                 .iter()
                 .map(|t| {
-                    let stored = crate::packed::Stored {
-                        dtype: t.dtype,
-                        shape: &t.shape,
-                        bytes: self.data(t),
-                    };
+                    let stored =
+                        crate::packed::Stored::new(t.dtype, &t.shape, move || model.data(t));
                     (t.name.as_str(), stored)
                 })
                 .collect();

@@ -124,8 +124,8 @@ fn bad_input_gets_an_error_naming_the_problem() {
     assert!(error_of(with_header(overlap, &[0; 12])).contains("overlapping or out-of-range"));
     let mismatch = r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
     assert!(error_of(with_header(mismatch, &[0; 8])).contains("do not match its byte length"));
-    let unsupported = r#"{"a":{"dtype":"F8_E8M0","shape":[8],"data_offsets":[0,8]}}"#;
-    assert!(error_of(with_header(unsupported, &[0; 8])).contains("unsupported dtype"));
+    let unsupported = r#"{"a":{"dtype":"F4","shape":[8],"data_offsets":[0,4]}}"#;
+    assert!(error_of(with_header(unsupported, &[0; 4])).contains("unsupported dtype F4"));
 
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.safetensors");

@@ -123,3 +123,122 @@ fn a_packed_copy_sent_as_bytes_reads_as_the_same_file() {
     assert_eq!(from_bytes.tensors().len(), 104);
     assert_eq!(root(&from_file), root(&from_bytes));
 }
+
+#[test]
+fn opening_a_model_that_is_still_arriving_waits_only_for_packed_tensors() {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, tensors: Vec<(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)>| {
+        let path = dir.path().join(name);
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| {
+                let view = safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap();
+                (n.to_string(), view)
+            })
+            .collect();
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        path
+    };
+    let open = |path: &std::path::Path| {
+        let asked = Arc::new(Mutex::new(BTreeSet::new()));
+        let gate: fingerprint::source::Gate = {
+            let asked = asked.clone();
+            Arc::new(move |_, end| {
+                asked.lock().unwrap().insert(end);
+            })
+        };
+        let model = Model::open_gated(path, Some(gate)).unwrap();
+        let asked = asked.lock().unwrap().clone();
+        (model, asked)
+    };
+    use safetensors::Dtype as S;
+    let bias = ("z.bias", S::F32, vec![64], vec![0u8; 256]);
+    // A plain model: opening reads no tensor, so fingerprinting starts behind the writer.
+    let plain = write(
+        "plain.safetensors",
+        vec![
+            ("w.weight", S::F32, vec![64, 64], vec![1; 64 * 64 * 4]),
+            bias.clone(),
+        ],
+    );
+    let (_, asked) = open(&plain);
+    assert!(asked.is_empty(), "opening waited for {asked:?}");
+    // A packed one: opening dequantizes, reading its two packed tensors and nothing else.
+    let packed = write(
+        "packed.safetensors",
+        vec![
+            ("w.weight", S::I8, vec![64, 64], vec![1; 64 * 64]),
+            ("w.SCB", S::F32, vec![64], 1f32.to_le_bytes().repeat(64)),
+            bias,
+        ],
+    );
+    let (_, asked) = open(&packed);
+    assert_eq!(asked.len(), 2, "the weight and its SCB: {asked:?}");
+}
+
+/// The tensors of each packed format, for the fuzzer to give arbitrary types and shapes.
+const GROUPS: [&[&str]; 6] = [
+    &["l.qweight", "l.qzeros", "l.scales", "l.g_idx"],
+    &["l.weight", "l.SCB", "l.weight_format"],
+    &[
+        "l.weight",
+        "l.weight.absmax",
+        "l.weight.quant_map",
+        "l.weight.nested_absmax",
+        "l.weight.nested_quant_map",
+        "l.weight.quant_state.bitsandbytes__nf4",
+    ],
+    &[
+        "l.weight",
+        "l.weight_scale",
+        "l.weight_scale_2",
+        "l.input_scale",
+    ],
+    &["l.weight", "l.weight_scale_inv"],
+    &["x_blocks", "x_scales"],
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+    /// Packed groups whose companions have any type and shape, and quant states with any
+    /// sizes, get an error or a model, never a panic or an allocation beyond the file's.
+    #[test]
+    fn packed_groups_of_any_shape_never_panic(
+        group in 0usize..GROUPS.len(),
+        tensors in proptest::collection::vec(
+            (0usize..8, proptest::collection::vec(0usize..40, 0..4), proptest::prelude::any::<u8>()),
+            6,
+        ),
+        state in (0u64..5000, 0u64..5000, 0u64..300, 0u64..300),
+    ) {
+        use safetensors::Dtype as S;
+        const TYPES: [S; 8] = [S::F32, S::F16, S::BF16, S::I32, S::U8, S::I8, S::F8_E4M3, S::F8_E8M0];
+        let json = format!(
+            r#"{{"quant_type":"nf4","blocksize":{},"shape":[{},{}],"nested_blocksize":{},"nested_offset":0.5}}"#,
+            state.2, state.0, state.1, state.3
+        );
+        let owned: Vec<(String, S, Vec<usize>, Vec<u8>)> = GROUPS[group]
+            .iter()
+            .zip(&tensors)
+            .map(|(name, (dtype, shape, fill))| {
+                if name.contains("quant_state") {
+                    return (name.to_string(), S::U8, vec![json.len()], json.as_bytes().to_vec());
+                }
+                let dtype = TYPES[*dtype];
+                let n: usize = shape.iter().product();
+                (name.to_string(), dtype, shape.clone(), vec![*fill; n * dtype.bitsize() / 8])
+            })
+            .collect();
+        let views: Vec<_> = owned
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        let bytes = safetensors::serialize(views, None).unwrap();
+        if let Ok(model) = Model::from_bytes("fuzz", bytes) {
+            let _ = fingerprint::fingerprint(&model, &CpuBackend, |_| {});
+        }
+    }
+}
