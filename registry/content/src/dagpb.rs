@@ -42,7 +42,7 @@ pub(crate) enum DataType {
     HamtShard = 5,
 }
 
-/// The UnixFS `Data` message (fields 1–4; mode and mtime are never written by this importer).
+/// The UnixFS `Data` message (fields 1–6; mode and mtime are never written by this importer).
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct UnixFsData {
     #[prost(enumeration = "DataType", required, tag = "1")]
@@ -54,6 +54,12 @@ pub(crate) struct UnixFsData {
     /// proto2 `repeated uint64` without `[packed=true]`: one tag per value, as Kubo writes it.
     #[prost(uint64, repeated, packed = "false", tag = "4")]
     pub blocksizes: Vec<u64>,
+    /// A HAMT shard's hash function (multicodec; murmur3-x64-64 is 0x22).
+    #[prost(uint64, optional, tag = "5")]
+    pub hash_type: Option<u64>,
+    /// A HAMT shard's width.
+    #[prost(uint64, optional, tag = "6")]
+    pub fanout: Option<u64>,
 }
 
 /// A link to write: the child's CID and the size of its whole DAG.
@@ -88,6 +94,8 @@ pub(crate) fn file_data(chunk: &[u8], blocksizes: Vec<u64>) -> Vec<u8> {
         data: (!chunk.is_empty()).then(|| chunk.to_vec()),
         filesize: Some(filesize),
         blocksizes,
+        hash_type: None,
+        fanout: None,
     }
     .encode_to_vec()
 }
@@ -103,6 +111,41 @@ pub(crate) struct Entry {
 /// Encodes a UnixFS directory node as Kubo does: its links named and sorted by name (byte
 /// order, as go-merkledag and js-dag-pb sort them), then `Data` of type Directory alone.
 pub(crate) fn encode_dir_node(entries: &[Entry]) -> Vec<u8> {
+    let data = UnixFsData {
+        kind: DataType::Directory as i32,
+        data: None,
+        filesize: None,
+        blocksizes: Vec::new(),
+        hash_type: None,
+        fanout: None,
+    };
+    encode_named(entries, &data.encode_to_vec())
+}
+
+/// The multicodec of the hash HAMT shards use: the first 64 bits of murmur3-x64-128.
+pub(crate) const MURMUR3_X64_64: u64 = 0x22;
+
+/// Encodes a HAMT shard node as boxo's `Shard.Node` does: `links` named by their slot (two
+/// upper-case hex digits, then the entry's name for an entry, nothing more for a sub-shard),
+/// then `Data` of type HAMTShard carrying the occupied slots as a big-endian bitfield with its
+/// leading zero bytes dropped, the hash function and the width.
+pub(crate) fn encode_shard_node(links: &[Entry], bitfield: &[u8], fanout: u64) -> Vec<u8> {
+    let start = bitfield
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bitfield.len());
+    let data = UnixFsData {
+        kind: DataType::HamtShard as i32,
+        data: Some(bitfield[start..].to_vec()),
+        filesize: None,
+        blocksizes: Vec::new(),
+        hash_type: Some(MURMUR3_X64_64),
+        fanout: Some(fanout),
+    };
+    encode_named(links, &data.encode_to_vec())
+}
+
+fn encode_named(entries: &[Entry], data: &[u8]) -> Vec<u8> {
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     let mut out = Vec::with_capacity(entries.len() * 64 + 8);
@@ -114,14 +157,7 @@ pub(crate) fn encode_dir_node(entries: &[Entry]) -> Vec<u8> {
         };
         prost::encoding::message::encode(2, &pb, &mut out);
     }
-    let data = UnixFsData {
-        kind: DataType::Directory as i32,
-        data: None,
-        filesize: None,
-        blocksizes: Vec::new(),
-    }
-    .encode_to_vec();
-    prost::encoding::bytes::encode(1, &data, &mut out);
+    prost::encoding::bytes::encode(1, &data.to_vec(), &mut out);
     out
 }
 
@@ -130,6 +166,12 @@ pub(crate) fn encode_dir_node(entries: &[Entry]) -> Vec<u8> {
 #[derive(Debug)]
 pub(crate) enum Kind {
     Directory(Vec<(String, Cid)>),
+    /// A node of a HAMT-sharded directory: its links as named (slot prefix first), and the
+    /// length of that prefix.
+    Shard {
+        links: Vec<(String, Cid)>,
+        prefix: usize,
+    },
     File,
     Other(String),
 }
@@ -156,18 +198,38 @@ fn link_cid(i: usize, link: &PbLink) -> Result<Cid, String> {
 /// Decodes a DAG-PB block's UnixFS kind (a directory with its entries); the error says what
 /// is wrong.
 pub(crate) fn decode_kind(block: &[u8]) -> Result<Kind, String> {
-    let (node, _, kind) = decode_unixfs(block)?;
+    let (node, unixfs, kind) = decode_unixfs(block)?;
     match kind {
         DataType::File | DataType::Raw => Ok(Kind::File),
-        DataType::Directory => node
-            .links
-            .iter()
-            .enumerate()
-            .map(|(i, link)| Ok((link.name.clone().unwrap_or_default(), link_cid(i, link)?)))
-            .collect::<Result<Vec<_>, String>>()
-            .map(Kind::Directory),
+        DataType::Directory => named_links(&node).map(Kind::Directory),
+        DataType::HamtShard => {
+            if unixfs.hash_type != Some(MURMUR3_X64_64) {
+                return Err(format!(
+                    "HAMT shard hashed with {:?}, not murmur3-x64-64 (0x22)",
+                    unixfs.hash_type
+                ));
+            }
+            // boxo's limits: a power of two, a multiple of 8 (whole bitfield bytes), at most
+            // 1024.
+            let fanout = unixfs.fanout.unwrap_or(0);
+            if !(fanout.is_power_of_two() && fanout % 8 == 0 && fanout <= 1024) {
+                return Err(format!("HAMT shard of width {fanout}"));
+            }
+            Ok(Kind::Shard {
+                links: named_links(&node)?,
+                prefix: format!("{:X}", fanout - 1).len(),
+            })
+        }
         other => Ok(Kind::Other(format!("{other:?}"))),
     }
+}
+
+fn named_links(node: &PbNode) -> Result<Vec<(String, Cid)>, String> {
+    node.links
+        .iter()
+        .enumerate()
+        .map(|(i, link)| Ok((link.name.clone().unwrap_or_default(), link_cid(i, link)?)))
+        .collect()
 }
 
 /// A decoded file node: its own bytes of file data and its children in order.

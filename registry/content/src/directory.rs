@@ -7,8 +7,8 @@
 //! As `ipfs add -r` without `--hidden`, entries whose names start with `.` are left out unless
 //! asked for. Symbolic links and other special files are refused by name (a folder of model
 //! files holds none; a Hugging Face cache's snapshot folder does: add its resolved copy). A
-//! folder so large that Kubo would store it as a HAMT-sharded directory (its links over 256 KiB)
-//! is refused too: sharding is not built.
+//! folder so large that Kubo stores it HAMT-sharded (its links' names and CIDs over 256 KiB)
+//! is sharded as boxo shards it: 256 slots a node, names placed by their murmur3 hash.
 //!
 //! Reading back ([`get_dir`]) writes the tree into a fresh folder beside the target and
 //! renames it into place once every file is written and checked, so a failed or interrupted
@@ -157,19 +157,85 @@ fn add_folder<'a>(
             .map(|e| e.name.len() + e.cid.to_bytes().len())
             .sum();
         if links > SHARDING_THRESHOLD {
-            return Err(Error::UnsupportedEntry {
-                path: path.into(),
-                reason: format!(
-                    "{} entries: Kubo would store a folder this large HAMT-sharded, which is not built; split it",
-                    entries.len()
-                ),
-            });
+            let hashed = entries
+                .into_iter()
+                .map(|e| (hamt_hash(&e.name), e))
+                .collect();
+            let (cid, tsize) = add_shard(options, hashed, 0).await?;
+            added.dirs += 1;
+            return Ok((cid, tsize));
         }
         let block = dagpb::encode_dir_node(&entries);
         let cid = cids::cid_of(options.version, DAG_PB, &block);
-        let tsize = block.len() as u64 + entries.iter().map(|e| e.tsize).sum::<u64>();
+        let tsize = block.len() as u64 + entries_tsize(&entries);
         options.store.put(&cid, block).await?;
         added.dirs += 1;
+        Ok((cid, tsize))
+    })
+}
+
+fn entries_tsize(entries: &[Entry]) -> u64 {
+    entries.iter().map(|e| e.tsize).sum()
+}
+
+/// Kubo's (boxo's) shard width.
+const HAMT_FANOUT: usize = 256;
+
+/// The hash that places a name in a HAMT: the first 64 bits of its murmur3-x64-128 (seed 0),
+/// big-endian, read a byte per level, as boxo's `murmur3.New64().Sum(nil)`.
+fn hamt_hash(name: &str) -> [u8; 8] {
+    let h = murmur3::murmur3_x64_128(&mut name.as_bytes(), 0).expect("reading a slice");
+    (h as u64).to_be_bytes()
+}
+
+/// Stores `entries` (with their hashes) as the HAMT shard at `depth` and the shards below
+/// it: each slot (the hash's byte at `depth`) holding one entry names it `XX` + its name,
+/// a slot holding several is a sub-shard named `XX`. Returns the shard's CID and cumulative
+/// size. The layout depends only on the set of names, so it equals boxo's for any order.
+fn add_shard<'a>(
+    options: &'a Options<'a>,
+    entries: Vec<([u8; 8], Entry)>,
+    depth: usize,
+) -> Boxed<'a, (Cid, u64)> {
+    Box::pin(async move {
+        let mut slots: Vec<Vec<([u8; 8], Entry)>> = (0..HAMT_FANOUT).map(|_| Vec::new()).collect();
+        for (hash, entry) in entries {
+            let Some(&slot) = hash.get(depth) else {
+                return Err(Error::UnsupportedEntry {
+                    path: entry.name.into(),
+                    reason: "its name's 64-bit HAMT hash equals another's".into(),
+                });
+            };
+            slots[usize::from(slot)].push((hash, entry));
+        }
+        let mut bitfield = [0u8; HAMT_FANOUT / 8];
+        let mut links = Vec::new();
+        for (slot, mut held) in slots.into_iter().enumerate() {
+            let link = match held.len() {
+                0 => continue,
+                1 => {
+                    let (_, entry) = held.pop().expect("one entry");
+                    Entry {
+                        name: format!("{slot:02X}{}", entry.name),
+                        ..entry
+                    }
+                }
+                _ => {
+                    let (cid, tsize) = add_shard(options, held, depth + 1).await?;
+                    Entry {
+                        name: format!("{slot:02X}"),
+                        cid,
+                        tsize,
+                    }
+                }
+            };
+            bitfield[HAMT_FANOUT / 8 - 1 - slot / 8] |= 1 << (slot % 8);
+            links.push(link);
+        }
+        let block = dagpb::encode_shard_node(&links, &bitfield, HAMT_FANOUT as u64);
+        let cid = cids::cid_of(options.version, DAG_PB, &block);
+        let tsize = block.len() as u64 + entries_tsize(&links);
+        options.store.put(&cid, block).await?;
         Ok((cid, tsize))
     })
 }
@@ -194,7 +260,7 @@ pub async fn is_dir_with(store: &Store, root: &Cid, reading: Reading) -> Result<
     }
     let block = store.read(root, held_or_checked(reading)).await?;
     let kind = dagpb::decode_kind(&block).map_err(|r| malformed(root, r))?;
-    Ok(matches!(kind, Kind::Directory(_)))
+    Ok(matches!(kind, Kind::Directory(_) | Kind::Shard { .. }))
 }
 
 /// An entry of a directory, as a listing shows it.
@@ -213,11 +279,11 @@ pub async fn list(store: &Store, cid: &Cid, reading: Reading) -> Result<Option<V
     if cid.codec() != DAG_PB {
         return Ok(None);
     }
-    let block = store.read(cid, held_or_checked(reading)).await?;
-    let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
-    else {
+    let Some(mut entries) = entries_of(store, cid, reading).await? else {
         return Ok(None);
     };
+    // A sharded directory's entries come in hash order.
+    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut listed = Vec::with_capacity(entries.len());
     for (name, child) in entries {
         let folder = is_dir_with(store, &child, reading).await?;
@@ -248,9 +314,7 @@ pub async fn resolve(store: &Store, root: &Cid, path: &[String], reading: Readin
         if at.codec() != DAG_PB {
             return Err(not_found());
         }
-        let block = store.read(&at, held_or_checked(reading)).await?;
-        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(&at, r))?
-        else {
+        let Some(entries) = entries_of(store, &at, reading).await? else {
             return Err(not_found());
         };
         at = entries
@@ -299,19 +363,12 @@ fn measure<'a>(
         if depth > 64 {
             return Err(malformed(cid, "folders nested more than 64 deep"));
         }
-        let block = store.get(cid).await?;
-        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
-        else {
+        let Some(entries) = entries_of(store, cid, Reading::Checked).await? else {
             return Err(malformed(cid, "not a directory"));
         };
         let mut tree = Tree::default();
         for (_, child) in entries {
-            let is_folder = child.codec() == DAG_PB
-                && matches!(
-                    dagpb::decode_kind(&store.get(&child).await?)
-                        .map_err(|r| malformed(&child, r))?,
-                    Kind::Directory(_)
-                );
+            let is_folder = is_dir(store, &child).await?;
             let below = match is_folder {
                 true => measure(store, &child, measured, depth + 1).await?,
                 false => match measured.get(&child) {
@@ -338,6 +395,71 @@ fn measure<'a>(
         measured.insert(*cid, tree);
         Ok(tree)
     })
+}
+
+/// The entries of the directory `cid` (a plain one, or every shard of a HAMT-sharded one,
+/// in hash order), or `None` when it is not a directory; blocks read as `reading` says. A
+/// sharded directory of more than [`MAX_ENTRIES`] entries or shards nested deeper than its
+/// hash allows is refused.
+async fn entries_of(
+    store: &Store,
+    cid: &Cid,
+    reading: Reading,
+) -> Result<Option<Vec<(String, Cid)>>> {
+    if cid.codec() != DAG_PB {
+        return Ok(None);
+    }
+    let block = store.read(cid, held_or_checked(reading)).await?;
+    let (links, prefix) = match dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))? {
+        Kind::Directory(entries) => return Ok(Some(entries)),
+        Kind::Shard { links, prefix } => (links, prefix),
+        Kind::File | Kind::Other(_) => return Ok(None),
+    };
+    let mut entries = Vec::new();
+    // (shard, its links, depth); a slot name alone is a sub-shard, a longer one an entry.
+    let mut pending = vec![(*cid, links, prefix, 0usize)];
+    let mut shards = 1u64;
+    while let Some((shard, links, prefix, depth)) = pending.pop() {
+        for (name, child) in links {
+            let slot = name
+                .get(..prefix)
+                .filter(|s| u16::from_str_radix(s, 16).is_ok());
+            if slot.is_none() {
+                return Err(malformed(
+                    &shard,
+                    format!("HAMT link {name:?} names no slot"),
+                ));
+            }
+            if name.len() > prefix {
+                entries.push((name[prefix..].to_string(), child));
+                if entries.len() as u64 > MAX_ENTRIES {
+                    return Err(malformed(
+                        cid,
+                        format!("holds more than {MAX_ENTRIES} entries"),
+                    ));
+                }
+                continue;
+            }
+            // 64 bits of hash, at least 3 a level (a width of 8 or more).
+            shards += 1;
+            if depth >= 21 || shards > MAX_ENTRIES {
+                return Err(malformed(
+                    cid,
+                    "HAMT shards nested deeper than the hash allows",
+                ));
+            }
+            let not_a_shard = || malformed(&child, "a HAMT slot's sub-shard is not a shard");
+            if child.codec() != DAG_PB {
+                return Err(not_a_shard());
+            }
+            let block = store.read(&child, held_or_checked(reading)).await?;
+            match dagpb::decode_kind(&block).map_err(|r| malformed(&child, r))? {
+                Kind::Shard { links, prefix } => pending.push((child, links, prefix, depth + 1)),
+                _ => return Err(not_a_shard()),
+            }
+        }
+    }
+    Ok(Some(entries))
 }
 
 /// A node's reads for a listing: only what it holds when asked for that, else checked.
@@ -417,9 +539,7 @@ fn write_folder<'a>(
     progress: &'a (dyn Fn(u64) + Sync),
 ) -> Boxed<'a, ()> {
     Box::pin(async move {
-        let block = store.get(cid).await?;
-        let Kind::Directory(entries) = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?
-        else {
+        let Some(entries) = entries_of(store, cid, Reading::Checked).await? else {
             return Err(malformed(cid, "not a directory"));
         };
         tokio::fs::create_dir(path).await.map_err(io(path))?;
@@ -439,7 +559,7 @@ fn write_folder<'a>(
                     let block = store.get(&child).await?;
                     match dagpb::decode_kind(&block).map_err(|r| malformed(&child, r))? {
                         Kind::File => true,
-                        Kind::Directory(_) => false,
+                        Kind::Directory(_) | Kind::Shard { .. } => false,
                         Kind::Other(kind) => {
                             return Err(malformed(
                                 &child,
@@ -575,6 +695,84 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["blocks"], "nothing written beside the target");
+    }
+
+    /// Whether the folder at `path`, added at CID version 1, is stored HAMT-sharded.
+    async fn sharded(store: &Store, path: &Path) -> bool {
+        let added = add_dir(store, path, Version::V1, false, &|_| {})
+            .await
+            .unwrap();
+        let block = store.get(&added.cid).await.unwrap();
+        let kind = dagpb::decode_kind(&block).unwrap();
+        let listed = list(store, &added.cid, Reading::Checked)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(listed.len(), 2048, "every entry listed either way");
+        matches!(kind, Kind::Shard { .. })
+    }
+
+    #[tokio::test]
+    async fn a_folder_exactly_at_kubos_threshold_stays_plain_and_one_byte_more_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let folder = dir.path().join("f");
+        std::fs::create_dir(&folder).unwrap();
+        // 2,048 links of a 92-byte name and a 36-byte CIDv1 (raw leaf): 262,144 bytes, which
+        // boxo keeps in one node ("> HAMTShardingSize", not ">=").
+        for i in 0..2048 {
+            std::fs::write(folder.join(format!("{i:04}{}", "n".repeat(88))), [i as u8]).unwrap();
+        }
+        assert!(!sharded(&store, &folder).await);
+        let first = folder.join(format!("0000{}", "n".repeat(88)));
+        std::fs::rename(&first, folder.join(format!("0000{}", "n".repeat(89)))).unwrap();
+        assert!(sharded(&store, &folder).await);
+    }
+
+    /// Puts a HAMT shard node of `links` (name, CID) into `store`.
+    async fn shard(store: &Store, links: &[(String, Cid)], fanout: u64) -> Cid {
+        let entries: Vec<Entry> = links
+            .iter()
+            .map(|(name, cid)| Entry {
+                name: name.clone(),
+                cid: *cid,
+                tsize: 1,
+            })
+            .collect();
+        let block = dagpb::encode_shard_node(&entries, &[0xff; 32], fanout);
+        let cid = cids::cid_of(Version::V1, DAG_PB, &block);
+        store.put(&cid, block).await.unwrap();
+        cid
+    }
+
+    #[tokio::test]
+    async fn crafted_shards_are_refused_by_name_without_walking_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let file = add(&store, &b"x"[..], Version::V1, &|_| {})
+            .await
+            .unwrap()
+            .cid;
+        let err = |root: Cid| {
+            let store = &store;
+            async move { tree_size(store, &root).await.unwrap_err().to_string() }
+        };
+        let no_slot = shard(&store, &[("Z".into(), file)], 256).await;
+        assert!(err(no_slot).await.contains("names no slot"));
+        let odd = shard(&store, &[("00a".into(), file)], 100).await;
+        assert!(err(odd).await.contains("HAMT shard of width 100"));
+        let not_a_shard = shard(&store, &[("00".into(), file)], 256).await;
+        assert!(err(not_a_shard).await.contains("sub-shard is not a shard"));
+        // Three levels of 256 slots all naming the next level: 16 million sub-shards in three
+        // blocks, refused after MAX_ENTRIES of them.
+        let mut level = shard(&store, &[("00leaf".into(), file)], 256).await;
+        for _ in 0..3 {
+            let links: Vec<(String, Cid)> = (0..256).map(|i| (format!("{i:02X}"), level)).collect();
+            level = shard(&store, &links, 256).await;
+        }
+        assert!(err(level)
+            .await
+            .contains("nested deeper than the hash allows"));
     }
 
     #[test]

@@ -300,7 +300,12 @@ async fn daemon_add_dir(api: &str, root: &std::path::Path, version: Version) -> 
     }
     let v = if version == Version::V1 { 1 } else { 0 };
     let answer = reqwest::Client::new()
-        .post(format!("{api}/api/v0/add?cid-version={v}&pin=false"))
+        // The daemon shards only when told to (js-ipfs's experimental sharding), and then by
+        // entry count: every folder sent here holds either under 1,000 entries and under Kubo's
+        // 256 KiB of links, or over both, so the daemon shards exactly where Kubo does.
+        .post(format!(
+            "{api}/api/v0/add?cid-version={v}&pin=false&shard-split-threshold=1000"
+        ))
         .multipart(form)
         .send()
         .await
@@ -393,4 +398,91 @@ async fn add_dir_cid(store: &Store, folder: &std::path::Path, hidden: bool) -> C
         .await
         .unwrap()
         .cid
+}
+
+/// A folder of `count` small files whose names are `len` characters long.
+fn wide_folder(root: &std::path::Path, count: usize, len: usize) -> Vec<(String, Vec<u8>)> {
+    std::fs::create_dir_all(root).unwrap();
+    (0..count)
+        .map(|i| {
+            let name = format!("{i:06}-{}", "w".repeat(len - 7));
+            let data = format!("file {i}").into_bytes();
+            std::fs::write(root.join(&name), &data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_folder_too_large_for_one_node_is_hamt_sharded_as_the_daemon_shards_it() {
+    let daemon = JsIpfs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    // 2,000 links of 120-character names: over Kubo's 256 KiB of link names and CIDs, so
+    // Kubo shards it; over the daemon's 1,000 entries, so it shards it too, in the same layout.
+    let files = wide_folder(&folder, 2_000, 120);
+    let embedded = Store::embedded(&dir.path().join("blocks")).unwrap();
+    let node = Store::Kubo(Box::new(Kubo::connect(daemon.api()).await.unwrap()));
+    for version in [Version::V0, Version::V1] {
+        let expected = daemon_add_dir(daemon.api(), &folder, version).await;
+        let added = embedded
+            .store_dir(&folder, version, false, &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(added.cid, expected, "{version:?}: embedded vs daemon");
+    }
+    // Through the daemon's RPC, block by block: the same CID.
+    let root = add_dir_cid(&embedded, &folder, false).await;
+    let through = node
+        .store_dir(&folder, Version::V1, false, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(through.cid, root, "through Kubo RPC");
+    // Read back from either store: every entry, byte for byte.
+    for (store, label) in [(&embedded, "embedded"), (&node, "daemon")] {
+        let out = dir.path().join(format!("out-{label}"));
+        let written = content::get_dir(store, &root, &out, &|_| {}).await.unwrap();
+        assert_eq!(written.files.len(), files.len(), "{label}");
+        for (name, data) in &files {
+            assert_eq!(
+                &std::fs::read(out.join(name)).unwrap(),
+                data,
+                "{label}: {name}"
+            );
+        }
+    }
+    // Listed in name order, measured, resolved by name through the shards.
+    let listed = content::directory::list(&embedded, &root, content::Reading::Checked)
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
+    let mut sorted: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    let tree = content::tree_size(&embedded, &root).await.unwrap();
+    assert_eq!(tree.entries, 2_000);
+    let (name, data) = &files[1_234];
+    let file = content::directory::resolve(
+        &embedded,
+        &root,
+        std::slice::from_ref(name),
+        content::Reading::Checked,
+    )
+    .await
+    .unwrap();
+    let mut read = Vec::new();
+    content::cat(&embedded, &file, &mut read, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(&read, data);
+    // A CAR of it carries every shard.
+    let car_file = dir.path().join("sharded.car");
+    car::export(&embedded, &root, &car_file).await.unwrap();
+    let other = Store::embedded(&dir.path().join("other")).unwrap();
+    assert_eq!(car::import(&other, &car_file).await.unwrap(), vec![root]);
+    assert_eq!(
+        content::tree_size(&other, &root).await.unwrap().entries,
+        2_000
+    );
 }
