@@ -4,11 +4,12 @@
 //!
 //! Types read: F32, F16, BF16 and the integer and F64 buffers (in place, from the mapped file;
 //! the integers and F64 are hashed, not sketched, as in safetensors) and the block quantizations
-//! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (dequantized into
-//! `f32`: four bytes per weight in memory while the model is open, from 3.8 times the
-//! quantized bytes for Q8_0 to 12.2 times for Q2_K; tensors may not overlap, so that is
-//! bounded by the file). Other types (Q8_1, Q8_K,
-//! the IQ and TQ families, MXFP4, NVFP4) are refused by name for now. Shapes are given row-major (GGUF lists its
+//! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
+//! the ternary TQ1_0 and TQ2_0, MXFP4 and NVFP4 (dequantized into `f32`: four bytes per
+//! weight in memory while the model is open, from 3.8 times the quantized bytes for Q8_0 to
+//! 19 times for TQ1_0; tensors may not overlap, so that is bounded by the file). Other
+//! types (Q8_1 and Q8_K, llama.cpp's dot-product intermediates, and the IQ1/IQ2/IQ3 families
+//! with their lattice code books) are refused by name. Shapes are given row-major (GGUF lists its
 //! dimensions innermost first). The vocabulary is `tokenizer.ggml.tokens` when present.
 //!
 //! Everything the file declares is checked against the file before it is used: counts and
@@ -61,13 +62,27 @@ pub(crate) enum Quant {
     Q4K,
     Q5K,
     Q6K,
+    Iq4Nl,
+    Iq4Xs,
+    Tq1_0,
+    Tq2_0,
+    Mxfp4,
+    Nvfp4,
 }
 
 impl Quant {
     /// Weights per block.
     fn block(self) -> u64 {
         match self {
-            Quant::Q2K | Quant::Q3K | Quant::Q4K | Quant::Q5K | Quant::Q6K => 256,
+            Quant::Q2K
+            | Quant::Q3K
+            | Quant::Q4K
+            | Quant::Q5K
+            | Quant::Q6K
+            | Quant::Iq4Xs
+            | Quant::Tq1_0
+            | Quant::Tq2_0 => 256,
+            Quant::Nvfp4 => 64,
             _ => 32,
         }
     }
@@ -85,6 +100,12 @@ impl Quant {
             Quant::Q4K => 144,
             Quant::Q5K => 176,
             Quant::Q6K => 210,
+            Quant::Iq4Nl => 18,
+            Quant::Iq4Xs => 136,
+            Quant::Tq1_0 => 54,
+            Quant::Tq2_0 => 66,
+            Quant::Mxfp4 => 17,
+            Quant::Nvfp4 => 36,
         }
     }
 }
@@ -117,14 +138,17 @@ fn kind_of(code: u32) -> std::result::Result<Kind, String> {
         12 => Kind::Quantized(Quant::Q4K),
         13 => Kind::Quantized(Quant::Q5K),
         14 => Kind::Quantized(Quant::Q6K),
+        20 => Kind::Quantized(Quant::Iq4Nl),
+        23 => Kind::Quantized(Quant::Iq4Xs),
+        34 => Kind::Quantized(Quant::Tq1_0),
+        35 => Kind::Quantized(Quant::Tq2_0),
+        39 => Kind::Quantized(Quant::Mxfp4),
+        40 => Kind::Quantized(Quant::Nvfp4),
         other => {
             let name = match other {
                 9 => "Q8_1",
                 15 => "Q8_K",
-                16..=23 | 29 => "an IQ quantization",
-                34 | 35 => "a ternary (TQ) quantization",
-                39 => "MXFP4",
-                40 => "NVFP4",
+                16..=19 | 21 | 22 | 29 => "an IQ quantization with a lattice codebook",
                 _ => return Err(format!("unknown ggml type {other}")),
             };
             return Err(format!("ggml type {other} ({name}) is not read yet"));
@@ -435,8 +459,100 @@ pub(crate) fn dequantize(quant: Quant, data: &[u8], out: &mut Vec<u8>) {
                 k_quant(quant, block, &mut y);
                 y.iter().for_each(|&x| push(x));
             }
+            Quant::Iq4Nl => {
+                let (d, qs) = (f16(block), &block[2..18]);
+                let value = |q: u8| d * f32::from(IQ4_NL[usize::from(q)]);
+                qs.iter().for_each(|&q| push(value(q & 0x0f)));
+                qs.iter().for_each(|&q| push(value(q >> 4)));
+            }
+            Quant::Iq4Xs => {
+                let d = f16(block);
+                let scales_h = u16::from_le_bytes([block[2], block[3]]);
+                let (scales_l, qs) = (&block[4..8], &block[8..136]);
+                for ib in 0..8 {
+                    let low = (scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+                    let high = ((scales_h >> (2 * ib)) & 3) as u8;
+                    let dl = d * f32::from(((low | (high << 4)) as i8).wrapping_sub(32));
+                    let q = &qs[ib * 16..ib * 16 + 16];
+                    let value = |q: u8| dl * f32::from(IQ4_NL[usize::from(q)]);
+                    q.iter().for_each(|&q| push(value(q & 0x0f)));
+                    q.iter().for_each(|&q| push(value(q >> 4)));
+                }
+            }
+            Quant::Tq1_0 => {
+                // Base-3 digits, five (four in `qh`) a byte, read by multiplying the byte up
+                // (mod 256) and taking the top of `3 · byte`.
+                let (qs, qh, d) = (&block[..48], &block[48..52], f16(&block[52..]));
+                let trit = |byte: u8, pow: u8| {
+                    f32::from((((u16::from(byte.wrapping_mul(pow)) * 3) >> 8) as i8) - 1)
+                };
+                for (bytes, digits) in [(&qs[..32], 5), (&qs[32..48], 5), (qh, 4)] {
+                    for pow in [1u8, 3, 9, 27, 81].into_iter().take(digits) {
+                        bytes.iter().for_each(|&b| push(d * trit(b, pow)));
+                    }
+                }
+            }
+            Quant::Tq2_0 => {
+                let (qs, d) = (&block[..64], f16(&block[64..]));
+                for chunk in qs.chunks_exact(32) {
+                    for shift in [0, 2, 4, 6] {
+                        chunk
+                            .iter()
+                            .for_each(|&q| push(d * f32::from(((q >> shift) & 3) as i8 - 1)));
+                    }
+                }
+            }
+            Quant::Mxfp4 => {
+                let d = e8m0_half(block[0]);
+                let qs = &block[1..17];
+                qs.iter()
+                    .for_each(|&q| push(d * f32::from(E2M1_DOUBLED[usize::from(q & 0x0f)])));
+                qs.iter()
+                    .for_each(|&q| push(d * f32::from(E2M1_DOUBLED[usize::from(q >> 4)])));
+            }
+            Quant::Nvfp4 => {
+                for (sub, &scale) in block[..4].iter().enumerate() {
+                    let d = ue4m3_half(scale);
+                    let qs = &block[4 + sub * 8..4 + sub * 8 + 8];
+                    let value = |q: u8| d * f32::from(E2M1_DOUBLED[usize::from(q)]);
+                    qs.iter().for_each(|&q| push(value(q & 0x0f)));
+                    qs.iter().for_each(|&q| push(value(q >> 4)));
+                }
+            }
         }
     }
+}
+
+/// `kvalues_iq4nl`: IQ4's non-linear 4-bit code book.
+const IQ4_NL: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// `kvalues_mxfp4`: E2M1's values doubled (the scales below are halved to match).
+const E2M1_DOUBLED: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+/// `ggml_e8m0_to_fp32_half`: `2^(e − 128)`, built from its bits (subnormal below `e = 2`).
+fn e8m0_half(e: u8) -> f32 {
+    let bits = if e < 2 {
+        0x0020_0000u32 << e
+    } else {
+        u32::from(e - 1) << 23
+    };
+    f32::from_bits(bits)
+}
+
+/// `ggml_ue4m3_to_fp32` halved: an unsigned E4M3 scale (its top bit ignored, 0x7F read as 0).
+fn ue4m3_half(x: u8) -> f32 {
+    if x == 0 || x == 0x7f {
+        return 0.0;
+    }
+    let (exp, man) = (i32::from((x >> 3) & 0x0f), f32::from(x & 7));
+    let raw = if exp == 0 {
+        man * 2f32.powi(-9)
+    } else {
+        (1.0 + man / 8.0) * 2f32.powi(exp - 7)
+    };
+    raw * 0.5
 }
 
 /// The scale and min of sub-block `j` of a Q4_K or Q5_K super-block (`get_scale_min_k4`).

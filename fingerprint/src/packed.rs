@@ -17,8 +17,10 @@
 //! | MXFP4 (OCP MX, gpt-oss) | `X_blocks` U8 `[…, G, 16]`, `X_scales` U8/F8_E8M0 `[…, G]` | `e2m1 · 2^(e−127)` |
 //! | NVFP4 (ModelOpt) | `P.weight` U8 `[out, in/2]`, `P.weight_scale` F8_E4M3 `[out, in/16]`, `P.weight_scale_2` F32 | `e2m1 · (s · s2)` |
 //!
-//! Not read (they stay hashed as stored): 3-bit GPTQ, AWQ GEMV/Marlin layouts, EXL2, HQQ,
-//! compressed-tensors' `weight_packed` layouts, and safetensors' `F4`/`F6` element types.
+//! Stacked MXFP4 experts (`[experts, out, G, 16]`) come out `[experts, in, out]`, as
+//! transformers dequantizes gpt-oss. Refused by name: 3-bit GPTQ and AWQ's GEMV layout (their
+//! `qweight` fits neither layout above), and safetensors' `F4`/`F6` element types. Not
+//! recognised (hashed as stored): EXL2, HQQ, compressed-tensors' `weight_packed`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,50 +40,36 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the `quantization_config` of `config.json` in `dir`, if there is one.
-    pub fn find(dir: &Path) -> Result<Self> {
-        let path = dir.join("config.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(Self::default());
+    /// Reads the `quantization_config` of `config.json` in the model folder `dir`. Only what
+    /// a packed group cannot tell from its tensors is taken; a missing or unreadable file, or
+    /// a value of another kind (EXL2's fractional `bits`, say), is the same as none: it
+    /// cannot make a model that packs nothing unreadable.
+    pub fn find(dir: &Path) -> Self {
+        let json: Option<serde_json::Value> = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let Some(q) = json.as_ref().and_then(|j| j.get("quantization_config")) else {
+            return Self::default();
         };
-        let header = |problem: String| Error::Header {
-            file: path.clone(),
-            problem,
-        };
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| header(format!("malformed JSON: {e}")))?;
-        let Some(q) = json.get("quantization_config") else {
-            return Ok(Self::default());
-        };
-        let bits = match q.get("bits") {
-            None => None,
-            Some(b) => Some(
-                b.as_u64()
-                    .and_then(|b| u32::try_from(b).ok())
-                    .ok_or_else(|| header(format!("quantization_config.bits is {b}")))?,
-            ),
-        };
-        let block = match q.get("weight_block_size") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(b) => {
-                let pair: Option<Vec<u64>> = b
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|d| d.as_u64()).collect());
-                match pair.as_deref() {
-                    Some(&[r, c]) if r > 0 && c > 0 => Some([r, c]),
-                    _ => {
-                        return Err(header(format!(
-                        "quantization_config.weight_block_size is {b}, not two positive integers"
-                    )))
+        let block = q
+            .get("weight_block_size")
+            .and_then(|b| b.as_array())
+            .and_then(
+                |a| match a.iter().map(|d| d.as_u64()).collect::<Option<Vec<u64>>>() {
+                    Some(pair) if pair.len() == 2 && pair[0] > 0 && pair[1] > 0 => {
+                        Some([pair[0], pair[1]])
                     }
-                }
-            }
-        };
-        Ok(Self {
-            bits,
+                    _ => None,
+                },
+            );
+        Self {
+            bits: q
+                .get("bits")
+                .and_then(|b| b.as_u64())
+                .and_then(|b| u32::try_from(b).ok()),
             gptq_v2: q.get("checkpoint_format").and_then(|f| f.as_str()) == Some("gptq_v2"),
             block,
-        })
+        }
     }
 }
 
@@ -164,6 +152,16 @@ pub fn unpack(
                     ),
                 });
             }
+            if out.iter().any(|u: &Unpacked| u.name == group.name) {
+                return Err(Error::Packed {
+                    file: file.to_path_buf(),
+                    tensor: name.to_string(),
+                    problem: format!(
+                        "dequantizes to {:?}, which another packed group gives too",
+                        group.name
+                    ),
+                });
+            }
             for r in &group.replaces {
                 if let Some(first) = consumed.insert(r.clone(), group.name.clone()) {
                     return Err(Error::Packed {
@@ -216,8 +214,11 @@ fn expect_dtype(name: &str, t: &Stored<'_>, want: &[Dtype]) -> std::result::Resu
     }
 }
 
+/// The two sides of a 2-D tensor of a packed group, neither empty (a `[2^40, 0]` tensor holds
+/// no bytes, and would otherwise declare a huge dequantized side).
 fn matrix(name: &str, t: &Stored<'_>) -> std::result::Result<(u64, u64), String> {
     match *t.shape {
+        [r, c] if r == 0 || c == 0 => Err(format!("{name:?} has shape {:?}: no weights", t.shape)),
         [r, c] => Ok((r, c)),
         _ => Err(format!(
             "{name:?} has shape {:?}, expected 2 dimensions",
@@ -315,7 +316,7 @@ fn int_packed(
         let bits = match (config.bits, g_idx) {
             (Some(b), _) => b,
             (None, Some(g)) if g.shape.len() == 1 && g.shape[0] > 0 => {
-                let packed_bits = rows * 32;
+                let packed_bits = rows.saturating_mul(32);
                 if packed_bits % g.shape[0] != 0 {
                     return Err(format!(
                         "{qw:?} has {rows} rows, not a whole number of bits for the {} inputs of {g_name:?}",
@@ -324,14 +325,20 @@ fn int_packed(
                 }
                 u32::try_from(packed_bits / g.shape[0]).unwrap_or(u32::MAX)
             }
-            // AutoGPTQ's default, and by far the most common.
-            (None, _) => 4,
+            // The zero points' width tells: `out` of them packed 32/bits to a word (4 first,
+            // AutoGPTQ's default, where a narrow layer leaves a doubt).
+            (None, _) => [4, 8, 2]
+                .into_iter()
+                .find(|&b| qzeros.shape.get(1) == Some(&out.div_ceil(u64::from(32 / b))))
+                .unwrap_or(4),
         };
         if ![2, 4, 8].contains(&bits) {
             return Err(format!("{bits}-bit GPTQ is not read (2, 4 and 8 bits are)"));
         }
         let pack = u64::from(32 / bits);
-        let inputs = rows * pack;
+        let inputs = rows
+            .checked_mul(pack)
+            .ok_or_else(|| format!("{qw:?} has {rows} rows: too many inputs"))?;
         expect_shape(&qz, qzeros, &[groups, out.div_ceil(pack)])?;
         let groups_of: Vec<u64> = match g_idx {
             Some(g) => {
@@ -377,7 +384,7 @@ fn int_packed(
             }
         }
         (w, inputs)
-    } else if out == cols * 8 {
+    } else if cols.checked_mul(8) == Some(out) {
         // AWQ GEMM: output columns packed eight to a word, in AWQ's interleaved order.
         const REVERSE: [u32; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
         let inputs = rows;
@@ -404,7 +411,7 @@ fn int_packed(
     } else {
         return Err(format!(
             "{sc:?} is {out} wide: neither GPTQ's {cols} nor AWQ's {} outputs",
-            cols * 8
+            cols.saturating_mul(8)
         ));
     };
     let len = values.len();
@@ -428,19 +435,42 @@ fn mxfp4(x: &str, blocks: &Stored<'_>, scales: &Stored<'_>) -> Group {
         ));
     };
     expect_shape(&sn, scales, lead)?;
+    if lead.contains(&0) {
+        return Err(format!("{bn:?} has shape {:?}: no weights", blocks.shape));
+    }
     let mut shape = lead.to_vec();
     let Some(last) = shape.last_mut() else {
         return Err(format!("{sn:?} is a scalar"));
     };
-    *last *= 32;
-    let mut values = Vec::with_capacity(blocks.bytes().len() * 8);
+    *last = last
+        .checked_mul(32)
+        .ok_or_else(|| format!("{bn:?} is too wide"))?;
+    let mut values: Vec<f32> = Vec::with_capacity(blocks.bytes().len() * 2);
     for (block, &e) in blocks.bytes().chunks_exact(16).zip(scales.bytes()) {
         for &b in block {
             for nibble in [b & 0x0f, b >> 4] {
-                values.extend_from_slice(&e8m0_scaled(E2M1[nibble as usize], e).to_le_bytes());
+                values.push(e8m0_scaled(E2M1[nibble as usize], e));
             }
         }
     }
+    // Stacked experts (gpt-oss's `[experts, out, blocks, 16]`) are stored `out × in` per
+    // expert; transformers dequantizes them to its BF16 layout, `in × out` per expert.
+    if let [.., rows, cols] = shape[..] {
+        if shape.len() >= 3 {
+            let (r, c) = (rows as usize, cols as usize);
+            for matrix in values.chunks_exact_mut(r * c) {
+                let copy = matrix.to_vec();
+                for i in 0..r {
+                    for j in 0..c {
+                        matrix[j * r + i] = copy[i * c + j];
+                    }
+                }
+            }
+            let n = shape.len();
+            shape.swap(n - 2, n - 1);
+        }
+    }
+    let values = to_bytes(values.iter().copied(), values.len());
     Ok(Unpacked {
         name: x.to_string(),
         shape,
@@ -631,7 +661,9 @@ fn nvfp4(p: &str, weight: &Stored<'_>, tensors: &BTreeMap<&str, Stored<'_>>) -> 
     );
     expect_dtype(&name, weight, &[Dtype::U8])?;
     let (out, half) = matrix(&name, weight)?;
-    let inputs = half * 2;
+    let inputs = half
+        .checked_mul(2)
+        .ok_or_else(|| format!("{name:?} is too wide"))?;
     let s_t = get(tensors, &s_name)?;
     expect_dtype(&s_name, s_t, &[Dtype::F8E4M3])?;
     if inputs % 16 != 0 {
@@ -830,6 +862,61 @@ mod tests {
     }
 
     #[test]
+    fn a_crafted_group_cannot_declare_what_it_does_not_hold() {
+        // An empty qweight of 2^36 rows: no bytes, yet 2^39 inputs if it were believed.
+        let empty = Tensors::default()
+            .with("l.qweight", Dtype::I32, &[1 << 36, 0], vec![])
+            .with("l.qzeros", Dtype::I32, &[1, 0], vec![])
+            .with("l.scales", Dtype::F16, &[1, 0], vec![]);
+        assert!(empty.error(&Config::default()).contains("no weights"));
+        let blocks = Tensors::default()
+            .with("x_blocks", Dtype::U8, &[1 << 40, 0, 16], vec![])
+            .with("x_scales", Dtype::U8, &[1 << 40, 0], vec![]);
+        assert!(blocks.error(&Config::default()).contains("no weights"));
+        // Two groups that would both become `l.weight`.
+        let mut twice = gptq(7, None);
+        twice.0.extend(
+            Tensors::default()
+                .with("l.weight_blocks", Dtype::U8, &[1, 1, 16], vec![0; 16])
+                .with("l.weight_scales", Dtype::U8, &[1, 1], vec![127])
+                .0,
+        );
+        let e = twice.error(&Config::default());
+        assert!(e.contains("another packed group gives too"), "{e}");
+    }
+
+    #[test]
+    fn gptq_bits_are_told_by_the_zero_points_without_a_config() {
+        // 8-bit: 4 inputs a word; 8 outputs' zero points in 2 words.
+        let t = Tensors::default()
+            .with("l.qweight", Dtype::I32, &[1, 8], words(&[0x0302_0100; 8]))
+            .with("l.qzeros", Dtype::I32, &[1, 2], words(&[0x7f7f_7f7f; 2]))
+            .with("l.scales", Dtype::F16, &[1, 8], f16s(&[1.0; 8]));
+        let w = &t.unpack(&Config::default()).unwrap()[0];
+        assert_eq!(w.shape, [8, 4], "8 outputs of 4 inputs");
+        assert_eq!(
+            &values(w)[..4],
+            [-128.0, -127.0, -126.0, -125.0],
+            "q − (127 + 1)"
+        );
+    }
+
+    #[test]
+    fn stacked_mxfp4_experts_come_out_as_transformers_lays_them_out() {
+        // Two experts of 2 outputs × 32 inputs; output o of expert e all (e·2 + o + 1)/2.
+        let codes = [1u8, 2, 3, 4]; // E2M1 0.5, 1.0, 1.5, 2.0
+        let blocks: Vec<u8> = codes.iter().flat_map(|&c| [c | (c << 4); 16]).collect();
+        let t = Tensors::default()
+            .with("x_blocks", Dtype::U8, &[2, 2, 1, 16], blocks)
+            .with("x_scales", Dtype::U8, &[2, 2, 1], vec![127; 4]);
+        let w = &t.unpack(&Config::default()).unwrap()[0];
+        assert_eq!(w.shape, [2, 32, 2], "experts × in × out");
+        let v = values(w);
+        assert_eq!(&v[..4], [0.5, 1.0, 0.5, 1.0], "expert 0, inputs 0 and 1");
+        assert_eq!(&v[64..66], [1.5, 2.0], "expert 1, input 0");
+    }
+
+    #[test]
     fn awq_reads_output_columns_in_awq_order() {
         // Nibble k of the word holds column AWQ_ORDER[k] = [0, 2, 4, 6, 1, 3, 5, 7][k].
         let order = [0u32, 2, 4, 6, 1, 3, 5, 7];
@@ -975,33 +1062,24 @@ mod tests {
     }
 
     #[test]
-    fn config_json_is_read_beside_the_weights() {
+    fn config_json_is_read_beside_the_weights_and_never_in_the_way() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Config::find(dir.path()).unwrap(), Config::default());
-        std::fs::write(
-            dir.path().join("config.json"),
+        assert_eq!(Config::find(dir.path()), Config::default());
+        let write = |text: &str| std::fs::write(dir.path().join("config.json"), text).unwrap();
+        write(
             r#"{"quantization_config": {"bits": 8, "checkpoint_format": "gptq_v2",
                 "weight_block_size": [64, 128]}}"#,
-        )
-        .unwrap();
-        let c = Config::find(dir.path()).unwrap();
-        assert_eq!(
-            c,
-            Config {
-                bits: Some(8),
-                gptq_v2: true,
-                block: Some([64, 128])
-            }
         );
-        std::fs::write(
-            dir.path().join("config.json"),
-            r#"{"quantization_config": {"weight_block_size": [0, 128]}}"#,
-        )
-        .unwrap();
-        let e = Config::find(dir.path()).unwrap_err().to_string();
-        assert!(
-            e.contains("config.json") && e.contains("weight_block_size"),
-            "{e}"
-        );
+        let expected = Config {
+            bits: Some(8),
+            gptq_v2: true,
+            block: Some([64, 128]),
+        };
+        assert_eq!(Config::find(dir.path()), expected);
+        // What it cannot use is ignored: EXL2's fractional bits, a bad block, broken JSON.
+        write(r#"{"quantization_config": {"bits": 4.65, "weight_block_size": [0, 128]}}"#);
+        assert_eq!(Config::find(dir.path()), Config::default());
+        write("{not json");
+        assert_eq!(Config::find(dir.path()), Config::default());
     }
 }

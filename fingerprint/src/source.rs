@@ -101,11 +101,11 @@ impl Model {
         if let Some(dir) = dir {
             model.tokens = Tokens::find(dir)?;
         }
-        let config_dir = match dir.or(path.parent()) {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        model.unpack(&crate::packed::Config::find(config_dir)?)
+        // A folder's config.json is part of the model (stored, downloaded and verified with
+        // it); a single file's neighbours are not, so its packed groups are read from their
+        // tensors alone, the same wherever the file lies.
+        let config = dir.map(crate::packed::Config::find).unwrap_or_default();
+        model.unpack(&config)
     }
 
     /// Replaces every packed quantization's tensors by their dequantized `f32` tensor, held
@@ -136,27 +136,23 @@ impl Model {
             .flat_map(|g| g.replaces.iter().map(String::as_str))
             .collect();
         self.tensors.retain(|t| !replaced.contains(t.name.as_str()));
-        let file = self.files.len();
-        let mut owned = Vec::with_capacity(groups.iter().map(|g| g.values.len()).sum());
-        let mut added = Vec::with_capacity(groups.len());
+        // Each dequantized tensor in memory of its own (moved, not copied into one buffer).
         for g in groups {
-            let start = owned.len();
-            owned.extend_from_slice(&g.values);
-            added.push(TensorRef {
+            let file = self.files.len();
+            self.tensors.push(TensorRef {
                 name: g.name,
                 dtype: Dtype::F32,
                 shape: g.shape,
                 file,
-                start,
-                end: owned.len(),
+                start: 0,
+                end: g.values.len(),
             });
+            self.files.push((
+                label.with_extension("safetensors (dequantized)"),
+                Backing::Owned(g.values),
+            ));
         }
-        self.tensors.extend(added);
         self.tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        self.files.push((
-            label.with_extension("safetensors (dequantized)"),
-            Backing::Owned(owned),
-        ));
         Ok(self)
     }
 

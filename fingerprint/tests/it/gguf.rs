@@ -1,6 +1,6 @@
 //! GGUF copies of a real model: all-MiniLM-L6-v2 written as GGUF by llama.cpp's own `gguf`
 //! package (PyPI; `tests/data/gguf_variants.py`), its tensors renamed as llama.cpp names them,
-//! in F16 and in the block quantizations Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1. Each reads as the
+//! in F16 and in the block quantizations Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and MXFP4. Each reads as the
 //! original model (identical or derived), the dequantized values equal the package's own
 //! dequantizer's for six tensors (every block of each), and a model of the same shapes with other
 //! weights stays unrelated to them.
@@ -14,7 +14,7 @@ use fingerprint::{compare, Model, Verdict};
 use crate::real_model::minilm;
 use crate::synth::Synth;
 
-const QUANTIZED: [&str; 5] = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"];
+const QUANTIZED: [&str; 6] = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "mxfp4"];
 
 /// The GGUF files, written once per test process (the tests run on parallel threads, and
 /// two writers of one file would race).
@@ -104,13 +104,19 @@ fn gguf_copies_of_a_real_model_read_as_the_model() {
 }
 
 #[test]
-fn k_quants_dequantize_as_the_gguf_package_does_block_for_block() {
+fn k_iq_tq_and_fp4_quants_dequantize_as_the_gguf_package_does_block_for_block() {
     let dir = variants();
-    let model = Model::open(&dir.join("kquants.gguf")).unwrap();
-    let bytes = std::fs::read(dir.join("kquants.reference")).unwrap();
+    let model = Model::open(&dir.join("blocks.gguf")).unwrap();
+    let bytes = std::fs::read(dir.join("blocks.reference")).unwrap();
     let expected = reference(&bytes);
     let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"]);
+    assert_eq!(
+        names,
+        [
+            "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4",
+            "nvfp4"
+        ]
+    );
     for (name, values) in expected {
         let t = model.tensors().iter().find(|t| t.name == name).unwrap();
         assert_eq!(t.shape, [8, 1024], "{name}");
@@ -119,7 +125,9 @@ fn k_quants_dequantize_as_the_gguf_package_does_block_for_block() {
         for (i, (a, b)) in ours.chunks(1024).zip(values.chunks(1024)).enumerate() {
             assert!(
                 a == b,
-                "{name}: super-block {i} differs from gguf.quants.dequantize"
+                "{name}: weights {} to {} differ from gguf.quants.dequantize",
+                i * 256,
+                i * 256 + 255
             );
         }
         assert_eq!(ours.len(), values.len());

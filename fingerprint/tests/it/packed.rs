@@ -242,3 +242,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_single_packed_file_reads_the_same_whatever_config_lies_beside_it() {
+    // A download's target folder may hold any config.json: a single file is read from its
+    // tensors alone (GPTQ's bits from its g_idx), so its fingerprint is the one it was
+    // minted with.
+    let dir = variants();
+    let root = |path: &std::path::Path| {
+        let model = Model::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        fingerprint::fingerprint(&model, &CpuBackend, |_| {})
+            .unwrap()
+            .content_root
+    };
+    let original = root(&dir.join("gptq8/model.safetensors"));
+    assert_eq!(
+        original,
+        root(&dir.join("gptq8")),
+        "the folder's config agrees"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("model.safetensors");
+    std::fs::copy(dir.join("gptq8/model.safetensors"), &copy).unwrap();
+    std::fs::write(
+        elsewhere.path().join("config.json"),
+        r#"{"quantization_config": {"bits": 4, "checkpoint_format": "gptq_v2"}}"#,
+    )
+    .unwrap();
+    assert_eq!(root(&copy), original);
+}

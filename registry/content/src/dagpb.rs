@@ -171,6 +171,7 @@ pub(crate) enum Kind {
     Shard {
         links: Vec<(String, Cid)>,
         prefix: usize,
+        fanout: u64,
     },
     File,
     Other(String),
@@ -215,9 +216,17 @@ pub(crate) fn decode_kind(block: &[u8]) -> Result<Kind, String> {
             if !(fanout.is_power_of_two() && fanout % 8 == 0 && fanout <= 1024) {
                 return Err(format!("HAMT shard of width {fanout}"));
             }
+            let links = named_links(&node)?;
+            if links.len() as u64 > fanout {
+                return Err(format!(
+                    "HAMT shard of width {fanout} with {} links",
+                    links.len()
+                ));
+            }
             Ok(Kind::Shard {
-                links: named_links(&node)?,
+                links,
                 prefix: format!("{:X}", fanout - 1).len(),
+                fanout,
             })
         }
         other => Ok(Kind::Other(format!("{other:?}"))),

@@ -314,13 +314,8 @@ pub async fn resolve(store: &Store, root: &Cid, path: &[String], reading: Readin
         if at.codec() != DAG_PB {
             return Err(not_found());
         }
-        let Some(entries) = entries_of(store, &at, reading).await? else {
-            return Err(not_found());
-        };
-        at = entries
-            .into_iter()
-            .find(|(entry, _)| entry == name)
-            .map(|(_, cid)| cid)
+        at = lookup(store, &at, name, reading)
+            .await?
             .ok_or_else(not_found)?;
     }
     Ok(at)
@@ -398,68 +393,143 @@ fn measure<'a>(
 }
 
 /// The entries of the directory `cid` (a plain one, or every shard of a HAMT-sharded one,
-/// in hash order), or `None` when it is not a directory; blocks read as `reading` says. A
-/// sharded directory of more than [`MAX_ENTRIES`] entries or shards nested deeper than its
-/// hash allows is refused.
+/// in hash order), or `None` when it is not a directory; blocks read as `reading` says. Each
+/// sub-shard is read once (as boxo's walk does: a real HAMT never names one twice), and a
+/// sharded directory of more than [`MAX_ENTRIES`] entries or shards is refused.
 async fn entries_of(
     store: &Store,
     cid: &Cid,
     reading: Reading,
 ) -> Result<Option<Vec<(String, Cid)>>> {
-    if cid.codec() != DAG_PB {
+    let Some(kind) = dir_kind(store, cid, reading).await? else {
         return Ok(None);
-    }
-    let block = store.read(cid, held_or_checked(reading)).await?;
-    let (links, prefix) = match dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))? {
+    };
+    let (links, prefix) = match kind {
         Kind::Directory(entries) => return Ok(Some(entries)),
-        Kind::Shard { links, prefix } => (links, prefix),
+        Kind::Shard { links, prefix, .. } => (links, prefix),
         Kind::File | Kind::Other(_) => return Ok(None),
     };
     let mut entries = Vec::new();
-    // (shard, its links, depth); a slot name alone is a sub-shard, a longer one an entry.
-    let mut pending = vec![(*cid, links, prefix, 0usize)];
-    let mut shards = 1u64;
-    while let Some((shard, links, prefix, depth)) = pending.pop() {
+    let mut pending = vec![(*cid, links, prefix)];
+    let mut visited = std::collections::HashSet::from([*cid]);
+    while let Some((shard, links, prefix)) = pending.pop() {
         for (name, child) in links {
-            let slot = name
-                .get(..prefix)
-                .filter(|s| u16::from_str_radix(s, 16).is_ok());
-            if slot.is_none() {
-                return Err(malformed(
-                    &shard,
-                    format!("HAMT link {name:?} names no slot"),
-                ));
-            }
-            if name.len() > prefix {
-                entries.push((name[prefix..].to_string(), child));
-                if entries.len() as u64 > MAX_ENTRIES {
-                    return Err(malformed(
-                        cid,
-                        format!("holds more than {MAX_ENTRIES} entries"),
-                    ));
+            match slot_of(&shard, &name, prefix)? {
+                Some(entry) => {
+                    entries.push((entry.to_string(), child));
+                    if entries.len() as u64 > MAX_ENTRIES {
+                        return Err(malformed(
+                            cid,
+                            format!("holds more than {MAX_ENTRIES} entries"),
+                        ));
+                    }
                 }
-                continue;
-            }
-            // 64 bits of hash, at least 3 a level (a width of 8 or more).
-            shards += 1;
-            if depth >= 21 || shards > MAX_ENTRIES {
-                return Err(malformed(
-                    cid,
-                    "HAMT shards nested deeper than the hash allows",
-                ));
-            }
-            let not_a_shard = || malformed(&child, "a HAMT slot's sub-shard is not a shard");
-            if child.codec() != DAG_PB {
-                return Err(not_a_shard());
-            }
-            let block = store.read(&child, held_or_checked(reading)).await?;
-            match dagpb::decode_kind(&block).map_err(|r| malformed(&child, r))? {
-                Kind::Shard { links, prefix } => pending.push((child, links, prefix, depth + 1)),
-                _ => return Err(not_a_shard()),
+                None => {
+                    if !visited.insert(child) {
+                        continue;
+                    }
+                    if visited.len() as u64 > MAX_ENTRIES {
+                        return Err(malformed(
+                            cid,
+                            format!("more than {MAX_ENTRIES} HAMT shards"),
+                        ));
+                    }
+                    let (links, prefix, _) = sub_shard(store, &child, reading).await?;
+                    pending.push((child, links, prefix));
+                }
             }
         }
     }
     Ok(Some(entries))
+}
+
+/// What the node `cid` is, if it is DAG-PB (else `None`); read as `reading` says.
+async fn dir_kind(store: &Store, cid: &Cid, reading: Reading) -> Result<Option<Kind>> {
+    if cid.codec() != DAG_PB {
+        return Ok(None);
+    }
+    let block = store.read(cid, held_or_checked(reading)).await?;
+    Ok(Some(
+        dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?,
+    ))
+}
+
+/// A HAMT link's entry name (`None` for a sub-shard, named by its slot alone); its slot
+/// must be `prefix` upper-case hex digits, as boxo writes it.
+fn slot_of<'n>(shard: &Cid, name: &'n str, prefix: usize) -> Result<Option<&'n str>> {
+    let slot = name.get(..prefix).filter(|s| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    });
+    if slot.is_none() {
+        return Err(malformed(
+            shard,
+            format!("HAMT link {name:?} names no slot"),
+        ));
+    }
+    Ok((name.len() > prefix).then(|| &name[prefix..]))
+}
+
+/// The sub-shard `cid` of a HAMT: its links, slot width and fanout.
+async fn sub_shard(
+    store: &Store,
+    cid: &Cid,
+    reading: Reading,
+) -> Result<(Vec<(String, Cid)>, usize, u64)> {
+    match dir_kind(store, cid, reading).await? {
+        Some(Kind::Shard {
+            links,
+            prefix,
+            fanout,
+        }) => Ok((links, prefix, fanout)),
+        _ => Err(malformed(cid, "a HAMT slot's sub-shard is not a shard")),
+    }
+}
+
+/// The entry `name` of the directory `dir`: in a plain one by its link, in a HAMT-sharded one
+/// along its hash's path, a slot a level, as boxo's `Find` (so only the entry Kubo would
+/// serve is found, in at most eight reads of 256-wide shards). `None` when absent, or when
+/// `dir` is not a directory.
+async fn lookup(store: &Store, dir: &Cid, name: &str, reading: Reading) -> Result<Option<Cid>> {
+    let (mut links, mut prefix, mut fanout) = match dir_kind(store, dir, reading).await? {
+        Some(Kind::Directory(entries)) => {
+            return Ok(entries.into_iter().find(|(n, _)| n == name).map(|(_, c)| c))
+        }
+        Some(Kind::Shard {
+            links,
+            prefix,
+            fanout,
+        }) => (links, prefix, fanout),
+        _ => return Ok(None),
+    };
+    let hash = hamt_hash(name);
+    let (mut at, mut consumed) = (*dir, 0u32);
+    loop {
+        let width = fanout.trailing_zeros();
+        if consumed + width > 64 {
+            return Err(malformed(
+                &at,
+                "HAMT shards nested deeper than the hash allows",
+            ));
+        }
+        // The next `width` bits of the hash, most significant first.
+        let slot = (u64::from_be_bytes(hash) << consumed) >> (64 - width);
+        consumed += width;
+        let slot = format!("{slot:0prefix$X}");
+        let mut next = None;
+        for (link, child) in links {
+            if link == slot {
+                next = Some(child);
+            } else if link.strip_prefix(slot.as_str()) == Some(name) {
+                return Ok(Some(child));
+            }
+        }
+        let Some(child) = next else {
+            return Ok(None);
+        };
+        (links, prefix, fanout) = sub_shard(store, &child, reading).await?;
+        at = child;
+    }
 }
 
 /// A node's reads for a listing: only what it holds when asked for that, else checked.
@@ -763,16 +833,63 @@ mod tests {
         assert!(err(odd).await.contains("HAMT shard of width 100"));
         let not_a_shard = shard(&store, &[("00".into(), file)], 256).await;
         assert!(err(not_a_shard).await.contains("sub-shard is not a shard"));
-        // Three levels of 256 slots all naming the next level: 16 million sub-shards in three
-        // blocks, refused after MAX_ENTRIES of them.
+        let wide = shard(&store, &[("00a".into(), file), ("01b".into(), file)], 8).await;
+        assert_eq!(tree_size(&store, &wide).await.unwrap().entries, 2);
+        // Written as a width-8 shard: nine links for eight slots.
+        let too_many: Vec<(String, Cid)> = (0..9).map(|i| (format!("{i}x{i}"), file)).collect();
+        let over = shard(&store, &too_many, 8).await;
+        assert!(err(over).await.contains("width 8 with 9 links"));
+        // Three levels of 256 slots all naming the next level: 16 million paths through four
+        // blocks, each read once (as boxo's walk), giving the one entry once.
         let mut level = shard(&store, &[("00leaf".into(), file)], 256).await;
         for _ in 0..3 {
             let links: Vec<(String, Cid)> = (0..256).map(|i| (format!("{i:02X}"), level)).collect();
             level = shard(&store, &links, 256).await;
         }
-        assert!(err(level)
+        let listed = list(&store, &level, Reading::Checked)
             .await
-            .contains("nested deeper than the hash allows"));
+            .unwrap()
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "leaf");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolves_only_along_its_hash_path_as_kubo_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let served = add(&store, &b"served"[..], Version::V1, &|_| {})
+            .await
+            .unwrap()
+            .cid;
+        let hidden = add(&store, &b"hidden"[..], Version::V1, &|_| {})
+            .await
+            .unwrap()
+            .cid;
+        let slot = hamt_hash("config.json")[0];
+        let wrong = slot.wrapping_add(1);
+        // The name in its own slot and again in another: Kubo serves the first only.
+        let root = shard(
+            &store,
+            &[
+                (format!("{slot:02X}config.json"), served),
+                (format!("{wrong:02X}config.json"), hidden),
+            ],
+            256,
+        )
+        .await;
+        let path = ["config.json".to_string()];
+        assert_eq!(
+            resolve(&store, &root, &path, Reading::Checked)
+                .await
+                .unwrap(),
+            served
+        );
+        let misplaced = shard(&store, &[(format!("{wrong:02X}config.json"), hidden)], 256).await;
+        let err = resolve(&store, &misplaced, &path, Reading::Checked)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::PathNotFound { .. }), "{err}");
     }
 
     #[test]
