@@ -37,6 +37,34 @@ fn write_variants() -> PathBuf {
     dir
 }
 
+/// Checks that `copy`, a copy of MiniLM named `label`, has the parameters of `original`,
+/// reads as it (identical or derived; the figures are printed) and stays unrelated to
+/// `stranger`, a model of the same shapes with other weights.
+pub(crate) fn reads_as_the_model(
+    original: &fingerprint::Fingerprint,
+    stranger: &fingerprint::Fingerprint,
+    copy: &Model,
+    label: &str,
+) {
+    let fp = fingerprint::fingerprint(copy, &CpuBackend, |_| {}).unwrap();
+    assert_eq!(fp.parameters(), original.parameters(), "{label}");
+    let c = compare(original, &fp);
+    eprintln!(
+        "MiniLM vs its {label} copy: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
+        c.verdict.as_str(),
+        c.similarity,
+        c.coverage,
+        c.log10_false_positive_probability
+    );
+    assert_ne!(c.verdict, Verdict::Unrelated, "{label}");
+    let other = compare(stranger, &fp);
+    assert_eq!(
+        other.verdict,
+        Verdict::Unrelated,
+        "{label} vs other weights"
+    );
+}
+
 /// A reference dequantization: (tensor name, f32 bytes), from a `TYPE.reference` file of
 /// lines `NAME COUNT` each followed by COUNT little-endian f32s.
 pub(crate) fn reference(bytes: &[u8]) -> Vec<(String, &[u8])> {
@@ -73,19 +101,7 @@ fn gguf_copies_of_a_real_model_read_as_the_model() {
             .tensors()
             .iter()
             .any(|t| t.name == "blk.0.attn_q.weight"));
-        let fp = fingerprint::fingerprint(&model, &CpuBackend, |_| {}).unwrap();
-        assert_eq!(fp.parameters(), original.parameters(), "{kind}");
-        let c = compare(&original, &fp);
-        eprintln!(
-            "MiniLM vs its GGUF {kind}: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
-            c.verdict.as_str(),
-            c.similarity,
-            c.coverage,
-            c.log10_false_positive_probability
-        );
-        assert_ne!(c.verdict, Verdict::Unrelated, "{kind}");
-        let other = compare(&stranger, &fp);
-        assert_eq!(other.verdict, Verdict::Unrelated, "{kind} vs other weights");
+        reads_as_the_model(&original, &stranger, &model, &format!("GGUF {kind}"));
         if kind == "f16" {
             continue;
         }

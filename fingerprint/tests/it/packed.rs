@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use fingerprint::backend::CpuBackend;
-use fingerprint::{compare, Dtype, Model, Verdict};
+use fingerprint::{Dtype, Model};
 
-use crate::gguf::reference;
+use crate::gguf::{reads_as_the_model, reference};
 use crate::real_model::minilm;
 use crate::synth::Synth;
 
@@ -88,22 +88,7 @@ fn packed_copies_of_a_real_model_dequantize_exactly_and_read_as_the_model() {
                 );
             }
         }
-        let fp = fingerprint::fingerprint(&model, &CpuBackend, |_| {}).unwrap();
-        assert_eq!(fp.parameters(), original.parameters(), "{kind}");
-        let c = compare(&original, &fp);
-        eprintln!(
-            "MiniLM vs its {kind} copy: {} similarity {:.3} coverage {:.3} log10 fpp {:.0}",
-            c.verdict.as_str(),
-            c.similarity,
-            c.coverage,
-            c.log10_false_positive_probability
-        );
-        assert_ne!(c.verdict, Verdict::Unrelated, "{kind}");
-        assert_eq!(
-            compare(&stranger, &fp).verdict,
-            Verdict::Unrelated,
-            "{kind} vs other weights"
-        );
+        reads_as_the_model(&original, &stranger, &model, kind);
     }
 }
 
