@@ -343,3 +343,81 @@ fn rmsnorm_model_folded_and_rotated_reads_as_derived() {
     assert_eq!(c.verdict, Verdict::Unrelated);
     assert!(c.false_positive_probability > 1e-3);
 }
+
+#[test]
+fn a_llama_gguf_with_llama_cpps_rotary_row_order_reads_as_the_model() {
+    // The decoder as a safetensors file, then as llama.cpp's converter writes it: renamed,
+    // its query and key rows permuted per head (the rotary layout), in F16 and Q8_0.
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/llama-gguf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let decoder = from_minilm(&Synth::from_model(&Model::open(&minilm()).unwrap()));
+    let source = dir.join(format!("llama-{}.safetensors", std::process::id()));
+    std::fs::write(&source, decoder.to_safetensors(SDtype::F32)).unwrap();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_gguf.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&source)
+        .arg(HEADS.to_string())
+        .arg(&dir)
+        .status()
+        .expect("python3 runs (it installs llama.cpp's gguf package with pip)");
+    assert!(status.success(), "{} failed", script.display());
+    let original = fingerprint::fingerprint(
+        &Model::open(&source).unwrap(),
+        &fingerprint::backend::CpuBackend,
+        |_| {},
+    )
+    .unwrap();
+    std::fs::remove_file(&source).unwrap();
+    let stranger = decoder.random_like(5).fingerprint();
+    for kind in ["f16", "q8_0"] {
+        let model = Model::open(&dir.join(format!("llama-{kind}.gguf"))).unwrap();
+        // The permutation is there: the query's rows are the original's, in another order.
+        let q = model
+            .tensors()
+            .iter()
+            .find(|t| t.name == "blk.0.attn_q.weight")
+            .unwrap();
+        if kind == "f16" {
+            let rows: Vec<Vec<u16>> = model
+                .data(q)
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect::<Vec<_>>()
+                .chunks(q.shape[1] as usize)
+                .map(<[u16]>::to_vec)
+                .collect();
+            let theirs: Vec<Vec<u16>> = t(&decoder, &layer(0, "self_attn.q_proj"))
+                .1
+                .iter()
+                .map(|&x| half::f16::from_f32(x).to_bits())
+                .collect::<Vec<_>>()
+                .chunks(q.shape[1] as usize)
+                .map(<[u16]>::to_vec)
+                .collect();
+            assert_ne!(rows, theirs, "rows permuted");
+            let (mut a, mut b) = (rows, theirs);
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "the same rows");
+        }
+        let fp =
+            fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap();
+        assert_eq!(fp.parameters(), original.parameters(), "{kind}");
+        let c = compare(&original, &fp);
+        eprintln!(
+            "Llama decoder vs its GGUF {kind}: {} similarity {:.3} log10 fpp {:.0}",
+            c.verdict.as_str(),
+            c.similarity,
+            c.log10_false_positive_probability
+        );
+        assert_ne!(c.verdict, Verdict::Unrelated, "{kind}");
+        assert_eq!(
+            compare(&stranger, &fp).verdict,
+            Verdict::Unrelated,
+            "{kind} vs other weights"
+        );
+    }
+}
