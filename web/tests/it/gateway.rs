@@ -270,3 +270,49 @@ async fn folders_are_listed_and_their_files_served_by_path() {
     }
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_folder_is_listed_and_served_by_path() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("wide");
+    std::fs::create_dir_all(&folder).unwrap();
+    // 2,000 names of 150 bytes: over Kubo's 256 KiB of links, so stored HAMT-sharded.
+    let name = |i: usize| format!("{i:04}-{}", "n".repeat(145));
+    for i in 0..2_000 {
+        std::fs::write(folder.join(name(i)), format!("entry {i}")).unwrap();
+    }
+    let blocks = dir.path().join("blocks");
+    let root = Store::embedded(&blocks)
+        .unwrap()
+        .store_dir(&folder, Version::V1, false, &|_| {})
+        .await
+        .unwrap()
+        .cid;
+    let api = Api::start(db.open().await, Store::embedded(&blocks).unwrap());
+    let get = |path: String| api.http.get(format!("{}{path}", api.url)).send();
+    let page = get(format!("/ipfs/{root}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for i in [0, 777, 1_999] {
+        assert!(
+            page.contains(&format!("/ipfs/{root}/{}", name(i))),
+            "entry {i}"
+        );
+    }
+    // In name order, though the shards hold them in hash order.
+    let at = |i: usize| page.find(&name(i)).unwrap();
+    assert!(at(0) < at(1) && at(1) < at(1_999));
+    let served = get(format!("/ipfs/{root}/{}", name(1_234)))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(served.as_ref(), b"entry 1234");
+    let missing = get(format!("/ipfs/{root}/{}", name(2_000))).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
