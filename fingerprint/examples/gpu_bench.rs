@@ -86,7 +86,8 @@ fn resident(model: &Model, kind: BackendKind) {
         return;
     };
     let (rows, cols) = (t.shape[0] as usize, t.shape[1] as usize);
-    let bytes = model.data(t);
+    let data = model.data(t);
+    let bytes: &[u8] = &data;
     let tops = scale::unit_tops(t.dtype, bytes, rows, cols, Axis::Rows);
     let job = SideJob {
         dtype: t.dtype,

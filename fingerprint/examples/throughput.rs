@@ -15,7 +15,7 @@ fn main() -> fingerprint::Result<()> {
         std::hint::black_box(fingerprint::content::data_hash(
             tensor.dtype,
             &tensor.shape,
-            model.data(tensor),
+            &model.data(tensor),
         ));
     }
     let hash = t.elapsed().as_secs_f64();

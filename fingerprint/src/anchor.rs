@@ -156,11 +156,11 @@ fn sources(model: &Model) -> Vec<Source<'_>> {
     candidates.sort_by_cached_key(|s| {
         (
             s.vocab,
-            crate::content::data_hash(s.tensor.dtype, &s.tensor.shape, model.data(s.tensor)),
+            crate::content::data_hash(s.tensor.dtype, &s.tensor.shape, &model.data(s.tensor)),
         )
     });
     for s in &mut candidates {
-        s.top = scale::tensor_top(s.tensor.dtype, model.data(s.tensor));
+        s.top = scale::tensor_top(s.tensor.dtype, &model.data(s.tensor));
     }
     candidates
 }
@@ -243,7 +243,7 @@ fn key_weights(tokens: Option<&Tokens>, vocab: usize) -> ProbeTable {
 /// [`crate::scale`] over all its elements) with `bits`: its units are the residual channels
 /// (responses over the vocabulary), or with `token_rows` the vocabulary rows.
 fn source_job<'a>(
-    model: &'a Model,
+    bytes: &'a [u8],
     s: &Source<'a>,
     tops: &'a [i32],
     bits: u32,
@@ -253,7 +253,7 @@ fn source_job<'a>(
     let t = s.tensor;
     SideJob {
         dtype: t.dtype,
-        bytes: model.data(t),
+        bytes,
         rows: t.shape[0] as u32,
         cols: t.shape[1] as u32,
         axis: if s.vocab_on_cols == token_rows {
@@ -274,7 +274,8 @@ fn centred_responses(model: &Model, s: &Source<'_>, z: &ProbeTable) -> Vec<i64> 
     let totals: [i64; K] =
         std::array::from_fn(|p| (0..s.vocab).map(|t| i64::from(z.values[t * K + p])).sum());
     let tops = vec![s.top; s.width];
-    let job = source_job(model, s, &tops, bits, z, false);
+    let data = model.data(s.tensor);
+    let job = source_job(&data, s, &tops, bits, z, false);
     let (r, sums) = (cpu::side_responses(&job), cpu::unit_sums(&job));
     let v = s.vocab as i64;
     (0..s.width * K)

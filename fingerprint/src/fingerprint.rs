@@ -188,7 +188,8 @@ fn tensor_fingerprint(
     anchors: Option<&Anchors>,
     hashed: &mut HashMap<usize, ProbeTable>,
 ) -> Result<TensorFingerprint> {
-    let bytes = model.data(t);
+    let data = model.data(t);
+    let bytes: &[u8] = &data;
     let data_hash = content::data_hash(t.dtype, &t.shape, bytes);
     let width = anchors.map(|a| u64::from(a.width));
     let mut sides: Vec<UnitSide> = Vec::new();

@@ -5,9 +5,9 @@
 //! Types read: F32, F16, BF16 and the integer and F64 buffers (in place, from the mapped file;
 //! the integers and F64 are hashed, not sketched, as in safetensors) and the block quantizations
 //! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS,
-//! the ternary TQ1_0 and TQ2_0, MXFP4 and NVFP4 (dequantized into `f32`: four bytes per
-//! weight in memory while the model is open, from 3.8 times the quantized bytes for Q8_0 to
-//! 19 times for TQ1_0; tensors may not overlap, so that is bounded by the file). Other
+//! the ternary TQ1_0 and TQ2_0, MXFP4 and NVFP4 (dequantized into `f32` each time a tensor is
+//! read, [`crate::Model::data`]: 3.8 times its quantized bytes for Q8_0 up to 19 times for
+//! TQ1_0, one tensor at a time). Other
 //! types (Q8_1 and Q8_K, llama.cpp's dot-product intermediates, and the IQ1/IQ2/IQ3 families
 //! with their lattice code books) are refused by name. Shapes are given row-major (GGUF lists its
 //! dimensions innermost first). The vocabulary is `tokenizer.ggml.tokens` when present.

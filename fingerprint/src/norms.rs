@@ -79,7 +79,8 @@ pub fn gain(model: &Model, matrix: &str, width: usize) -> Option<Vec<f64>> {
     if t.shape != [width as u64] || t.dtype.float_layout().is_none() {
         return None;
     }
-    let bytes = model.data(t);
+    let data = model.data(t);
+    let bytes: &[u8] = &data;
     let g = (0..width)
         .map(|i| value_f64(dtype::decode(t.dtype, t.dtype.bits_at(bytes, i))))
         .collect::<Option<Vec<f64>>>()?;

@@ -109,9 +109,12 @@ impl<'a> Stored<'a> {
 pub struct Unpacked {
     pub name: String,
     pub shape: Vec<u64>,
+    /// The stored tensor the group was found by (its `qweight`, `_blocks` or `weight`):
+    /// [`values_of`] dequantizes the group again from it.
+    pub anchor: String,
     /// The names of the stored tensors it replaces.
     pub replaces: Vec<String>,
-    /// Little-endian `f32`s.
+    /// Little-endian `f32`s (empty from [`plan`]).
     pub values: Vec<u8>,
 }
 
@@ -122,26 +125,83 @@ pub fn unpack(
     tensors: &BTreeMap<&str, Stored<'_>>,
     config: &Config,
 ) -> Result<Vec<Unpacked>> {
+    find(file, tensors, config, true)
+}
+
+/// [`unpack`], each group's values checked and let go (the model holds one group's values
+/// at a time; [`values_of`] gives them again when they are read).
+pub fn plan(
+    file: &Path,
+    tensors: &BTreeMap<&str, Stored<'_>>,
+    config: &Config,
+) -> Result<Vec<Unpacked>> {
+    find(file, tensors, config, false)
+}
+
+/// The values of the group found by the stored tensor `anchor`, as [`unpack`] gives them.
+pub fn values_of(
+    file: &Path,
+    tensors: &BTreeMap<&str, Stored<'_>>,
+    config: &Config,
+    anchor: &str,
+) -> Result<Vec<u8>> {
+    let packed = |problem: String| Error::Packed {
+        file: file.to_path_buf(),
+        tensor: anchor.to_string(),
+        problem,
+    };
+    let t = tensors
+        .get(anchor)
+        .ok_or_else(|| packed("is not stored".into()))?;
+    let group =
+        group_at(anchor, t, tensors, config).ok_or_else(|| packed("is not packed".into()))?;
+    Ok(group.map_err(packed)?.values)
+}
+
+/// The packed group the stored tensor `name` is found by, if it is one's anchor.
+fn group_at(
+    name: &str,
+    t: &Stored<'_>,
+    tensors: &BTreeMap<&str, Stored<'_>>,
+    config: &Config,
+) -> Option<Group> {
+    let group = if let Some(p) = name.strip_suffix(".qweight") {
+        Some(int_packed(p, t, tensors, config))
+    } else if let Some(x) = name.strip_suffix("_blocks") {
+        tensors
+            .get(format!("{x}_scales").as_str())
+            .map(|s| mxfp4(x, t, s))
+    } else if let Some(p) = name.strip_suffix(".weight") {
+        weight_with_scales(p, t, tensors, config)
+    } else {
+        None
+    };
+    group.map(|g| {
+        g.map(|u| Unpacked {
+            anchor: name.to_string(),
+            ..u
+        })
+    })
+}
+
+fn find(
+    file: &Path,
+    tensors: &BTreeMap<&str, Stored<'_>>,
+    config: &Config,
+    keep: bool,
+) -> Result<Vec<Unpacked>> {
     let mut out: Vec<Unpacked> = Vec::new();
     let mut consumed: BTreeMap<String, String> = BTreeMap::new();
     for (&name, t) in tensors {
-        let group = if let Some(p) = name.strip_suffix(".qweight") {
-            Some(int_packed(p, t, tensors, config))
-        } else if let Some(x) = name.strip_suffix("_blocks") {
-            tensors
-                .get(format!("{x}_scales").as_str())
-                .map(|s| mxfp4(x, t, s))
-        } else if let Some(p) = name.strip_suffix(".weight") {
-            weight_with_scales(p, t, tensors, config)
-        } else {
-            None
-        };
-        if let Some(group) = group {
-            let group = group.map_err(|problem| Error::Packed {
+        if let Some(group) = group_at(name, t, tensors, config) {
+            let mut group = group.map_err(|problem| Error::Packed {
                 file: file.to_path_buf(),
                 tensor: name.to_string(),
                 problem,
             })?;
+            if !keep {
+                group.values = Vec::new();
+            }
             if tensors.contains_key(group.name.as_str()) && !group.replaces.contains(&group.name) {
                 return Err(Error::Packed {
                     file: file.to_path_buf(),
@@ -416,6 +476,7 @@ fn int_packed(
     };
     let len = values.len();
     Ok(Unpacked {
+        anchor: String::new(),
         name: format!("{p}.weight"),
         shape: vec![out, inputs],
         replaces,
@@ -472,6 +533,7 @@ fn mxfp4(x: &str, blocks: &Stored<'_>, scales: &Stored<'_>) -> Group {
     }
     let values = to_bytes(values.iter().copied(), values.len());
     Ok(Unpacked {
+        anchor: String::new(),
         name: x.to_string(),
         shape,
         replaces: vec![bn, sn],
@@ -538,6 +600,7 @@ fn bnb_int8(p: &str, weight: &Stored<'_>, tensors: &BTreeMap<&str, Stored<'_>>) 
         .enumerate()
         .map(|(k, &q)| f32::from(q as i8) * scb[k / inputs as usize] * inv);
     Ok(Unpacked {
+        anchor: String::new(),
         name,
         shape: vec![out, inputs],
         replaces,
@@ -630,6 +693,7 @@ fn bnb_4bit(
         map[usize::from(code)] * absmax[k / block as usize]
     });
     Ok(Unpacked {
+        anchor: String::new(),
         name: name.to_string(),
         shape,
         replaces,
@@ -687,6 +751,7 @@ fn nvfp4(p: &str, weight: &Stored<'_>, tensors: &BTreeMap<&str, Stored<'_>>) -> 
         [b & 0x0f, b >> 4].map(|q| E2M1[usize::from(q)] * s)
     });
     Ok(Unpacked {
+        anchor: String::new(),
         name,
         shape: vec![out, inputs],
         replaces: with_input_scale(p, tensors, vec![format!("{p}.weight"), s_name, s2_name]),
@@ -736,6 +801,7 @@ fn fp8(
         v * s[(i / br as usize) * scols + j / bc as usize]
     });
     Ok(Unpacked {
+        anchor: String::new(),
         name,
         shape: vec![out, inputs],
         replaces: with_input_scale(p, tensors, vec![format!("{p}.weight"), s_name]),

@@ -19,9 +19,13 @@ pub struct TensorRef {
     pub name: String,
     pub dtype: Dtype,
     pub shape: Vec<u64>,
+    /// Where its bytes are stored (for a dequantized tensor, the quantized bytes it is
+    /// read from, or its packed group's anchor).
     file: usize,
     start: usize,
     end: usize,
+    /// For a tensor dequantized when read: its entry in the model's derivations.
+    derived: Option<usize>,
 }
 
 impl TensorRef {
@@ -29,9 +33,26 @@ impl TensorRef {
         self.shape.iter().product()
     }
 
+    /// Bytes of its data as read ([`Model::data`]): `f32`s for a dequantized tensor.
     pub fn byte_len(&self) -> usize {
-        self.end - self.start
+        match self.derived {
+            Some(_) => self.elements() as usize * 4,
+            None => self.end - self.start,
+        }
     }
+}
+
+/// How a dequantized tensor is made when it is read, so that only the tensor being read is
+/// held as `f32` (a 4-bit model would take eight times its file in memory otherwise).
+#[derive(Debug)]
+enum Derivation {
+    /// A GGUF block-quantized tensor.
+    Gguf(crate::gguf::Quant),
+    /// A packed group of a safetensors checkpoint, found by its anchor tensor.
+    Packed {
+        anchor: String,
+        config: crate::packed::Config,
+    },
 }
 
 /// The bytes of one file: mapped from disk, or owned (a model received over the network).
@@ -60,6 +81,9 @@ pub type Gate = Arc<dyn Fn(usize, usize) + Send + Sync>;
 pub struct Model {
     files: Vec<(PathBuf, Backing)>,
     tensors: Vec<TensorRef>,
+    /// The stored tensors of packed groups, read again to dequantize them.
+    parts: Vec<TensorRef>,
+    derivations: Vec<Derivation>,
     /// The vocabulary, when one was found beside the weights or given.
     tokens: Option<Tokens>,
     gate: Option<Gate>,
@@ -108,52 +132,63 @@ impl Model {
         model.unpack(&config)
     }
 
-    /// Replaces every packed quantization's tensors by their dequantized `f32` tensor, held
-    /// in memory.
+    /// Replaces every packed quantization's tensors by their dequantized `f32` tensor (each
+    /// group checked now, its values made again whenever it is read).
     fn unpack(mut self, config: &crate::packed::Config) -> Result<Self> {
         let Some((label, _)) = self.files.first() else {
             return Ok(self);
         };
         let label = label.clone();
-        let groups = {
-            let model = &self;
-            let stored: BTreeMap<&str, crate::packed::Stored<'_>> = model
-                .tensors
-                .iter()
-                .map(|t| {
-                    let stored =
-                        crate::packed::Stored::new(t.dtype, &t.shape, move || model.data(t));
-                    (t.name.as_str(), stored)
-                })
-                .collect();
-            crate::packed::unpack(&label, &stored, config)?
-        };
-        if groups.is_empty() {
+        let plans = crate::packed::plan(&label, &self.stored_map(&self.tensors), config)?;
+        if plans.is_empty() {
             return Ok(self);
         }
-        let replaced: BTreeSet<&str> = groups
+        let replaced: BTreeSet<&str> = plans
             .iter()
             .flat_map(|g| g.replaces.iter().map(String::as_str))
             .collect();
-        self.tensors.retain(|t| !replaced.contains(t.name.as_str()));
-        // Each dequantized tensor in memory of its own (moved, not copied into one buffer).
-        for g in groups {
-            let file = self.files.len();
-            self.tensors.push(TensorRef {
+        let (parts, kept) = std::mem::take(&mut self.tensors)
+            .into_iter()
+            .partition(|t| replaced.contains(t.name.as_str()));
+        self.tensors = kept;
+        self.parts = parts;
+        for g in plans {
+            let anchor = self
+                .parts
+                .iter()
+                .find(|t| t.name == g.anchor)
+                .expect("a group's anchor is one of its parts");
+            let derived = TensorRef {
                 name: g.name,
                 dtype: Dtype::F32,
                 shape: g.shape,
-                file,
-                start: 0,
-                end: g.values.len(),
+                file: anchor.file,
+                start: anchor.start,
+                end: anchor.end,
+                derived: Some(self.derivations.len()),
+            };
+            self.derivations.push(Derivation::Packed {
+                anchor: g.anchor,
+                config: config.clone(),
             });
-            self.files.push((
-                label.with_extension("safetensors (dequantized)"),
-                Backing::Owned(g.values),
-            ));
+            self.tensors.push(derived);
         }
         self.tensors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(self)
+    }
+
+    /// `tensors` by name, as the unpacker reads them (their bytes through the gate).
+    fn stored_map<'a>(
+        &'a self,
+        tensors: &'a [TensorRef],
+    ) -> BTreeMap<&'a str, crate::packed::Stored<'a>> {
+        tensors
+            .iter()
+            .map(|t| {
+                let stored = crate::packed::Stored::new(t.dtype, &t.shape, move || self.stored(t));
+                (t.name.as_str(), stored)
+            })
+            .collect()
     }
 
     /// Sets the vocabulary (token strings by embedding row).
@@ -229,38 +264,35 @@ impl Model {
             tensors,
             tokens: None,
             gate: None,
+            parts: Vec::new(),
+            derivations: Vec::new(),
         }
         .unpack(&crate::packed::Config::default())
     }
 
     /// A GGUF file (see [`crate::gguf`]): plain tensors read in place, block-quantized ones
-    /// dequantized into `f32` held in memory (at most about seven times the file's size); its
-    /// vocabulary from its metadata.
+    /// dequantized into `f32` whenever they are read; its vocabulary from its metadata.
     fn open_gguf(path: &Path) -> Result<Self> {
         let mmap = map(path)?;
         let parsed = crate::gguf::parse(path, &mmap)?;
-        let mut dequantized = Vec::new();
+        let mut derivations = Vec::new();
         let mut tensors = Vec::with_capacity(parsed.tensors.len());
         for t in parsed.tensors {
-            let (dtype, file, start, end) = match t.kind {
-                crate::gguf::Kind::Plain(dtype) => (dtype, 0, t.start, t.start + t.len),
+            let (dtype, derived) = match t.kind {
+                crate::gguf::Kind::Plain(dtype) => (dtype, None),
                 crate::gguf::Kind::Quantized(quant) => {
-                    let start = dequantized.len();
-                    crate::gguf::dequantize(
-                        quant,
-                        &mmap[t.start..t.start + t.len],
-                        &mut dequantized,
-                    );
-                    (Dtype::F32, 1, start, dequantized.len())
+                    derivations.push(Derivation::Gguf(quant));
+                    (Dtype::F32, Some(derivations.len() - 1))
                 }
             };
             tensors.push(TensorRef {
                 name: t.name,
                 dtype,
                 shape: t.shape,
-                file,
-                start,
-                end,
+                file: 0,
+                start: t.start,
+                end: t.start + t.len,
+                derived,
             });
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -268,14 +300,10 @@ impl Model {
             .tokens
             .map(|strings| Tokens::new(strings.into_iter().map(Some).collect()));
         Ok(Self {
-            files: vec![
-                (path.to_path_buf(), Backing::Mapped(mmap)),
-                (
-                    path.with_extension("gguf (dequantized)"),
-                    Backing::Owned(dequantized),
-                ),
-            ],
+            files: vec![(path.to_path_buf(), Backing::Mapped(mmap))],
             tensors,
+            parts: Vec::new(),
+            derivations,
             tokens,
             gate: None,
         })
@@ -373,6 +401,8 @@ impl Model {
             tensors,
             tokens: None,
             gate: None,
+            parts: Vec::new(),
+            derivations: Vec::new(),
         })
     }
 
@@ -381,10 +411,30 @@ impl Model {
         &self.tensors
     }
 
-    /// The tensor's bytes (once they are in place, for a gated model).
-    pub fn data(&self, t: &TensorRef) -> &[u8] {
-        // Only mapped files arrive: dequantized tensors are already in memory, made from
-        // bytes read through the gate.
+    /// The tensor's bytes (once they are in place, for a gated model): borrowed from the
+    /// file, or for a quantized tensor its `f32` values, made now and owned by the caller.
+    pub fn data(&self, t: &TensorRef) -> std::borrow::Cow<'_, [u8]> {
+        let Some(i) = t.derived else {
+            return std::borrow::Cow::Borrowed(self.stored(t));
+        };
+        let values = match &self.derivations[i] {
+            Derivation::Gguf(quant) => {
+                let mut out = Vec::with_capacity(t.byte_len());
+                crate::gguf::dequantize(*quant, self.stored(t), &mut out);
+                out
+            }
+            Derivation::Packed { anchor, config } => {
+                let (label, _) = &self.files[0];
+                crate::packed::values_of(label, &self.stored_map(&self.parts), config, anchor)
+                    .expect("a packed group is checked when the model is opened")
+            }
+        };
+        std::borrow::Cow::Owned(values)
+    }
+
+    /// The stored bytes of `t` (of its quantized form, for a dequantized tensor).
+    fn stored(&self, t: &TensorRef) -> &[u8] {
+        // Only mapped files arrive: a model sent as bytes is whole.
         if let (Some(gate), Backing::Mapped(_)) = (&self.gate, &self.files[t.file].1) {
             gate(t.file, t.end);
         }
@@ -426,10 +476,7 @@ impl Model {
     /// The files holding the weights (a folder's shards, or the one file): a caller checks a
     /// folder holds no other weights besides them.
     pub fn weight_files(&self) -> impl Iterator<Item = &Path> {
-        self.files
-            .iter()
-            .map(|(path, _)| path.as_path())
-            .filter(|p| !p.to_string_lossy().ends_with(" (dequantized)"))
+        self.files.iter().map(|(path, _)| path.as_path())
     }
 }
 
@@ -504,6 +551,7 @@ pub fn parse_header(path: &Path, buffer: &[u8], file: usize) -> Result<Vec<Tenso
             file,
             start: base + start,
             end: base + end,
+            derived: None,
         });
     }
     Ok(out)

@@ -40,7 +40,8 @@ pub(super) fn weights(model: &Model, s: &Source<'_>) -> ProbeTable {
         .expect("vocabularies are at most 2^20 rows");
     let row_tops = vec![s.top; v];
     let none = ProbeTable::default();
-    let rows = source_job(model, s, &row_tops, bits, &none, true);
+    let data = model.data(s.tensor);
+    let rows = source_job(&data, s, &row_tops, bits, &none, true);
     let norms = cpu::unit_square_sums(&rows);
     // stage 1: the bins' centred sums, c[j][b] = V·Σ_t w_b(t)·q_t[j] − (Σ_t w_b(t))·S[j],
     // orthonormalised
@@ -56,7 +57,7 @@ pub(super) fn weights(model: &Model, s: &Source<'_>) -> ProbeTable {
     let directions = norms::table(&orthonormal(&centroids, width), None, width);
     // stage 2: each row's signs on them, centred: V·(q_t·u_p) − S·u_p
     let projections =
-        cpu::side_responses(&source_job(model, s, &row_tops, bits, &directions, true));
+        cpu::side_responses(&source_job(&data, s, &row_tops, bits, &directions, true));
     let offsets: [i64; K] = std::array::from_fn(|p| {
         (0..width)
             .map(|j| sums[j] * i64::from(directions.values[j * K + p]))

@@ -83,7 +83,7 @@ fn packed_copies_of_a_real_model_dequantize_exactly_and_read_as_the_model() {
                 let f = |b: &[u8]| f32::from_le_bytes(b[4 * at..4 * at + 4].try_into().unwrap());
                 panic!(
                     "{kind}: {name}[{at}] is {} but the format's dequantizer gives {}",
-                    f(ours),
+                    f(&ours),
                     f(values)
                 );
             }
