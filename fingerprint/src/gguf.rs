@@ -971,4 +971,26 @@ mod tests {
         );
         assert_eq!((y[3], y[2]), ((3 | 16) as f32 * 0.5 - 1.0, 2.0 * 0.5 - 1.0));
     }
+
+    #[test]
+    fn a_gguf_naming_a_packed_group_with_quantized_parts_opens_without_panicking() {
+        // I32 `l.qweight`/`l.qzeros` (GPTQ's names) beside a Q8_0 `l.scales`: the unpacker
+        // must not read Q8_0 blocks as f32 scales (it indexed past them).
+        let q8 = [vec![0u8, 0x3c], vec![1u8; 32]].concat(); // one block: d = 1.0
+        let file = write(
+            &[],
+            &[
+                ("l.qweight", vec![32, 4], 26, vec![0; 32 * 4 * 4]),
+                ("l.qzeros", vec![4, 1], 26, vec![0; 16]),
+                ("l.scales", vec![32, 1], 8, q8),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        std::fs::write(&path, file).unwrap();
+        match crate::Model::open(&path) {
+            Ok(model) => assert_eq!(model.tensors().len(), 3),
+            Err(e) => assert!(e.to_string().contains("l.qweight"), "{e}"),
+        }
+    }
 }

@@ -294,6 +294,15 @@ fn u32_at(bytes: &[u8], i: usize) -> u32 {
 /// The values of a float tensor (F32, F16, BF16 or F8) as `f32`s, exactly.
 fn floats(name: &str, t: &Stored<'_>) -> std::result::Result<Vec<f32>, String> {
     let bytes = t.bytes();
+    // Safetensors checks this; a caller giving other bytes must not make indexing fail.
+    let elements: u64 = t.shape.iter().product();
+    if elements.checked_mul(t.dtype.size() as u64) != Some(bytes.len() as u64) {
+        return Err(format!(
+            "{name:?} holds {} bytes for shape {:?}",
+            bytes.len(),
+            t.shape
+        ));
+    }
     let n = bytes.len() / t.dtype.size();
     Ok(match t.dtype {
         Dtype::F32 => (0..n).map(|i| f32::from_bits(u32_at(bytes, i))).collect(),

@@ -177,13 +177,16 @@ impl Model {
         Ok(self)
     }
 
-    /// `tensors` by name, as the unpacker reads them (their bytes through the gate).
+    /// `tensors` by name, as the unpacker reads them (their bytes through the gate). A GGUF's
+    /// block-quantized tensors are no parts of a packed group: their stored bytes are not
+    /// of their type.
     fn stored_map<'a>(
         &'a self,
         tensors: &'a [TensorRef],
     ) -> BTreeMap<&'a str, crate::packed::Stored<'a>> {
         tensors
             .iter()
+            .filter(|t| t.derived.is_none())
             .map(|t| {
                 let stored = crate::packed::Stored::new(t.dtype, &t.shape, move || self.stored(t));
                 (t.name.as_str(), stored)

@@ -487,8 +487,10 @@ async fn sub_shard(
 }
 
 /// The entry `name` of the directory `dir`: in a plain one by its link, in a HAMT-sharded one
-/// along its hash's path, a slot a level, as boxo's `Find` (so only the entry Kubo would
-/// serve is found, in at most eight reads of 256-wide shards). `None` when absent, or when
+/// along its hash's path, a slot a level, as boxo's `Find` (so a name planted in another
+/// slot is not found; in at most eight reads of 256-wide shards). Links are matched by their
+/// slot names, where boxo counts the bitfield's bits: the two agree on every shard boxo
+/// writes. `None` when absent, or when
 /// `dir` is not a directory.
 async fn lookup(store: &Store, dir: &Cid, name: &str, reading: Reading) -> Result<Option<Cid>> {
     let (mut links, mut prefix, mut fanout) = match dir_kind(store, dir, reading).await? {

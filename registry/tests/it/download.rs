@@ -136,6 +136,23 @@ fn a_packed_file_fingerprinted_behind_its_writer_is_dequantized_from_what_arrive
     assert!(arrived == file_fingerprint(&original));
     let out = dir.path().join("short.safetensors");
     assert!(fingerprint_behind_a_writer(&bytes, &out, bytes.len() / 2).is_none());
+    // Progress counts the file's bytes (the download's stage), though the dequantized
+    // tensors read as four times as many.
+    let out = dir.path().join("whole.safetensors");
+    let arrival = Arrival::new();
+    let mut file = ArrivingFile::create(&out, bytes.len() as u64, arrival.clone()).unwrap();
+    file.write_all(&bytes).unwrap();
+    drop(file);
+    let done = AtomicU64::new(0);
+    fingerprint_arriving(&out, &arrival, fingerprint::BackendKind::Cpu, &done)
+        .unwrap()
+        .unwrap();
+    let done = done.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        done > 0 && done <= bytes.len() as u64,
+        "{done} of {}",
+        bytes.len()
+    );
 }
 
 /// Downloads model `model` as account 0's owner, expecting a failure; checks that nothing is
