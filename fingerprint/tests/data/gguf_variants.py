@@ -18,30 +18,16 @@ Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4 and NVFP4, an 8 x 10
 random blocks (their f16 scales set to finite values, MXFP4's exponents to moderate ones),
 and DIR/blocks.reference the package's dequantization of each. Prints nothing on success.
 """
-import json, os, struct, subprocess, sys
+import os, sys
+
+from testdata import install, read_safetensors
 
 source, out = sys.argv[1], sys.argv[2]
-site = os.path.join(out, "site")
-if not os.path.isdir(os.path.join(site, "gguf")):
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--target", site, "gguf==0.19.0", "numpy"], check=True)
-sys.path.insert(0, site)
+install(os.path.join(out, "site"), "gguf", ["gguf==0.19.0", "numpy"])
 import numpy as np  # noqa: E402
 import gguf  # noqa: E402
 
-with open(source, "rb") as f:
-    raw = f.read()
-(n,) = struct.unpack("<Q", raw[:8])
-header = json.loads(raw[8:8 + n])
-data = raw[8 + n:]
-DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
-tensors = []
-for name, info in sorted(header.items()):
-    if name == "__metadata__":
-        continue
-    start, end = info["data_offsets"]
-    array = np.frombuffer(data[start:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-    tensors.append((name, array))
+tensors = read_safetensors(source)
 
 names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, 6)
 Q = gguf.GGMLQuantizationType

@@ -11,29 +11,17 @@ Installs gguf 0.19.0 and numpy into DIR/site with pip when they are missing. Wri
 DIR/llama-f16.gguf (every float tensor F16) and DIR/llama-q8_0.gguf (2-D tensors whose rows
 are whole blocks of 32 in Q8_0, the rest F32). Prints nothing on success.
 """
-import json, os, re, struct, subprocess, sys
+import os, re, sys
+
+from testdata import install, read_safetensors
 
 source, heads, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-site = os.path.join(out, "site")
-if not os.path.isdir(os.path.join(site, "gguf")):
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--target", site, "gguf==0.19.0", "numpy"], check=True)
-sys.path.insert(0, site)
+install(os.path.join(out, "site"), "gguf", ["gguf==0.19.0", "numpy"])
 import numpy as np  # noqa: E402
 import gguf  # noqa: E402
 
-with open(source, "rb") as f:
-    raw = f.read()
-(n,) = struct.unpack("<Q", raw[:8])
-header = json.loads(raw[8:8 + n])
-data = raw[8 + n:]
-tensors = []
-for name, info in sorted(header.items()):
-    if name == "__metadata__":
-        continue
-    start, end = info["data_offsets"]
-    assert info["dtype"] == "F32", (name, info["dtype"])
-    tensors.append((name, np.frombuffer(data[start:end], dtype=np.float32).reshape(info["shape"])))
+tensors = read_safetensors(source)
+assert all(array.dtype == np.float32 for _, array in tensors), "an F32 model"
 layers = 1 + max(int(m.group(1)) for name, _ in tensors if (m := re.match(r"model\.layers\.(\d+)\.", name)))
 names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers)
 

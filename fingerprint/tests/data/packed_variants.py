@@ -22,33 +22,19 @@ the tool writes) and DIR/FORMAT.reference: each quantized tensor dequantized by 
 own dequantizer (ported), in float32, as lines `NAME COUNT` each followed by COUNT
 little-endian f32s in `out x in` order. Prints nothing on success.
 """
-import json, os, struct, subprocess, sys
+import json, os, sys
+
+from testdata import install, read_safetensors
 
 source, out = sys.argv[1], sys.argv[2]
-site = os.path.join(out, "site")
-if not os.path.isdir(os.path.join(site, "ml_dtypes")):
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--target", site, "numpy", "ml_dtypes==0.5.4", "safetensors==0.7.0"], check=True)
-sys.path.insert(0, site)
+install(os.path.join(out, "site"), "ml_dtypes", ["numpy", "ml_dtypes==0.5.4", "safetensors==0.7.0"])
 import numpy as np  # noqa: E402
 import ml_dtypes  # noqa: E402
 from safetensors import serialize_file  # noqa: E402
 
 F32 = np.float32
 rng = np.random.default_rng(15)
-
-with open(source, "rb") as f:
-    raw = f.read()
-(n,) = struct.unpack("<Q", raw[:8])
-header = json.loads(raw[8:8 + n])
-data = raw[8 + n:]
-DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
-tensors = {}
-for name, info in sorted(header.items()):
-    if name == "__metadata__":
-        continue
-    start, end = info["data_offsets"]
-    tensors[name] = np.frombuffer(data[start:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+tensors = dict(read_safetensors(source))
 
 
 def linear(name, array):
