@@ -296,6 +296,9 @@ pub async fn seed(
         files.push(path);
     }
     let output_license = seeded.licenses[1].1;
+    // Dated by the chain, not by the files' times: the node's clock may run a second behind
+    // this machine's, and an output dated after the commit's block never verifies.
+    let produced_at = dave.next_block_time().await?;
     let committed = commit(
         dave,
         store,
@@ -303,7 +306,7 @@ pub async fn seed(
             files,
             license: output_license,
             publish: true,
-            produced_at: None,
+            produced_at: Some(produced_at),
             cid_version: Version::V1,
         },
         &Silent,
