@@ -64,7 +64,7 @@ pub use compare::{compare, Comparison, Verdict};
 pub use dtype::Dtype;
 pub use error::{Error, Result};
 pub use fingerprint::{fingerprint, AnchorInfo, Fingerprint, TensorFingerprint, TensorSketch};
-pub use source::Model;
+pub use source::{Model, TensorData};
 pub use tokens::Tokens;
 /// Lowercase hex with 0x.
 pub fn hex(bytes: &[u8]) -> String {

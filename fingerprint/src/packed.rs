@@ -191,6 +191,7 @@ fn find(
     keep: bool,
 ) -> Result<Vec<Unpacked>> {
     let mut out: Vec<Unpacked> = Vec::new();
+    let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut consumed: BTreeMap<String, String> = BTreeMap::new();
     for (&name, t) in tensors {
         if let Some(group) = group_at(name, t, tensors, config) {
@@ -212,7 +213,7 @@ fn find(
                     ),
                 });
             }
-            if out.iter().any(|u: &Unpacked| u.name == group.name) {
+            if !names.insert(group.name.clone()) {
                 return Err(Error::Packed {
                     file: file.to_path_buf(),
                     tensor: name.to_string(),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
@@ -42,6 +42,25 @@ impl TensorRef {
     }
 }
 
+/// A tensor's bytes as [`Model::data`] gives them: borrowed from the file, or a dequantized
+/// tensor's `f32` values, shared with the model's one-slot cache.
+#[derive(Debug, Clone)]
+pub enum TensorData<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for TensorData<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            TensorData::Borrowed(b) => b,
+            TensorData::Shared(v) => v,
+        }
+    }
+}
+
 /// How a dequantized tensor is made when it is read, so that only the tensor being read is
 /// held as `f32` (a 4-bit model would take eight times its file in memory otherwise).
 #[derive(Debug)]
@@ -52,6 +71,9 @@ enum Derivation {
     Packed {
         anchor: String,
         config: crate::packed::Config,
+        /// The group's stored tensors (indices into `Model::parts`): only these are mapped by
+        /// name when it is read again, not every part of the model.
+        parts: Vec<usize>,
     },
 }
 
@@ -87,6 +109,10 @@ pub struct Model {
     /// The vocabulary, when one was found beside the weights or given.
     tokens: Option<Tokens>,
     gate: Option<Gate>,
+    /// The last dequantized tensor read (its derivation and values): a vocabulary table is
+    /// read by several anchor stages and its own sketch in a row, and is dequantized once.
+    /// One slot, so at most one extra tensor is held.
+    last: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -152,12 +178,15 @@ impl Model {
             .partition(|t| replaced.contains(t.name.as_str()));
         self.tensors = kept;
         self.parts = parts;
+        self.parts.sort_by(|a, b| a.name.cmp(&b.name));
         for g in plans {
-            let anchor = self
-                .parts
-                .iter()
-                .find(|t| t.name == g.anchor)
-                .expect("a group's anchor is one of its parts");
+            let index = |name: &str| {
+                self.parts
+                    .binary_search_by(|t| t.name.as_str().cmp(name))
+                    .expect("a group's tensors are parts")
+            };
+            let anchor = &self.parts[index(&g.anchor)];
+            let parts = g.replaces.iter().map(|r| index(r)).collect();
             let derived = TensorRef {
                 name: g.name,
                 dtype: Dtype::F32,
@@ -170,6 +199,7 @@ impl Model {
             self.derivations.push(Derivation::Packed {
                 anchor: g.anchor,
                 config: config.clone(),
+                parts,
             });
             self.tensors.push(derived);
         }
@@ -182,10 +212,10 @@ impl Model {
     /// of their type.
     fn stored_map<'a>(
         &'a self,
-        tensors: &'a [TensorRef],
+        tensors: impl IntoIterator<Item = &'a TensorRef>,
     ) -> BTreeMap<&'a str, crate::packed::Stored<'a>> {
         tensors
-            .iter()
+            .into_iter()
             .filter(|t| t.derived.is_none())
             .map(|t| {
                 let stored = crate::packed::Stored::new(t.dtype, &t.shape, move || self.stored(t));
@@ -269,6 +299,7 @@ impl Model {
             gate: None,
             parts: Vec::new(),
             derivations: Vec::new(),
+            last: Mutex::new(None),
         }
         .unpack(&crate::packed::Config::default())
     }
@@ -309,6 +340,7 @@ impl Model {
             derivations,
             tokens,
             gate: None,
+            last: Mutex::new(None),
         })
     }
 
@@ -406,6 +438,7 @@ impl Model {
             gate: None,
             parts: Vec::new(),
             derivations: Vec::new(),
+            last: Mutex::new(None),
         })
     }
 
@@ -415,24 +448,37 @@ impl Model {
     }
 
     /// The tensor's bytes (once they are in place, for a gated model): borrowed from the
-    /// file, or for a quantized tensor its `f32` values, made now and owned by the caller.
-    pub fn data(&self, t: &TensorRef) -> std::borrow::Cow<'_, [u8]> {
+    /// file, or for a quantized tensor its `f32` values, made now (or by the read just
+    /// before, of the same tensor).
+    pub fn data(&self, t: &TensorRef) -> TensorData<'_> {
         let Some(i) = t.derived else {
-            return std::borrow::Cow::Borrowed(self.stored(t));
+            return TensorData::Borrowed(self.stored(t));
         };
+        let cached = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((j, values)) = cached.filter(|(j, _)| *j == i) {
+            debug_assert_eq!(j, i);
+            return TensorData::Shared(values);
+        }
         let values = match &self.derivations[i] {
             Derivation::Gguf(quant) => {
                 let mut out = Vec::with_capacity(t.byte_len());
                 crate::gguf::dequantize(*quant, self.stored(t), &mut out);
                 out
             }
-            Derivation::Packed { anchor, config } => {
+            Derivation::Packed {
+                anchor,
+                config,
+                parts,
+            } => {
                 let (label, _) = &self.files[0];
-                crate::packed::values_of(label, &self.stored_map(&self.parts), config, anchor)
+                let group = self.stored_map(parts.iter().map(|&i| &self.parts[i]));
+                crate::packed::values_of(label, &group, config, anchor)
                     .expect("a packed group is checked when the model is opened")
             }
         };
-        std::borrow::Cow::Owned(values)
+        let values = Arc::new(values);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((i, values.clone()));
+        TensorData::Shared(values)
     }
 
     /// The stored bytes of `t` (of its quantized form, for a dequantized tensor).

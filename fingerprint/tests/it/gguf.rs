@@ -6,12 +6,11 @@
 //! weights stays unrelated to them.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use fingerprint::backend::CpuBackend;
-use fingerprint::{compare, Model, Verdict};
+use fingerprint::{compare, Model, TensorData, Verdict};
 
-use crate::real_model::minilm;
+use crate::real_model::{minilm, run_test_data_script, test_data_dir};
 use crate::synth::Synth;
 
 const QUANTIZED: [&str; 6] = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "mxfp4"];
@@ -24,16 +23,8 @@ fn variants() -> PathBuf {
 }
 
 fn write_variants() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/gguf");
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gguf_variants.py");
-    let status = Command::new("python3")
-        .arg(&script)
-        .arg(minilm())
-        .arg(&dir)
-        .status()
-        .expect("python3 runs (it installs llama.cpp's gguf package with pip)");
-    assert!(status.success(), "{} failed", script.display());
+    let dir = test_data_dir("gguf");
+    run_test_data_script("gguf_variants.py", [minilm().as_os_str(), dir.as_os_str()]);
     dir
 }
 
@@ -81,6 +72,36 @@ pub(crate) fn reference(bytes: &[u8]) -> Vec<(String, &[u8])> {
     out
 }
 
+/// A quantized tensor read twice in a row (a vocabulary table is, by the anchor stages and
+/// its own sketch) is dequantized once; reading another in between makes it again, equal.
+#[test]
+fn a_dequantized_tensor_read_again_at_once_is_not_made_again() {
+    let model = Model::open(&variants().join("model-q8_0.gguf")).unwrap();
+    let shared = |t| match model.data(t) {
+        TensorData::Shared(values) => values,
+        TensorData::Borrowed(_) => panic!("a Q8_0 tensor is dequantized"),
+    };
+    let token = model
+        .tensors()
+        .iter()
+        .find(|t| t.name == "token_embd.weight");
+    let query = model
+        .tensors()
+        .iter()
+        .find(|t| t.name == "blk.0.attn_q.weight");
+    let (token, query) = (token.unwrap(), query.unwrap());
+    let first = shared(token);
+    assert!(std::sync::Arc::ptr_eq(&first, &shared(token)), "made once");
+    let other = shared(query);
+    assert_eq!(other.len(), query.byte_len());
+    let again = shared(token);
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &again),
+        "one slot: made again"
+    );
+    assert_eq!(first, again);
+}
+
 #[test]
 fn gguf_copies_of_a_real_model_read_as_the_model() {
     let dir = variants();
@@ -112,7 +133,7 @@ fn gguf_copies_of_a_real_model_read_as_the_model() {
         for (name, values) in expected {
             let t = model.tensors().iter().find(|t| t.name == name).unwrap();
             assert!(
-                model.data(t) == values,
+                *model.data(t) == values[..],
                 "{kind}: {name} differs from gguf.quants.dequantize"
             );
         }

