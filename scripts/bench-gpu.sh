@@ -42,7 +42,9 @@ for root in roots:
 print(":".join(seen))
 PY
 )
-export LD_LIBRARY_PATH="${nvrtc_dirs:+$nvrtc_dirs:}/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+# The driver (libcuda.so.1) is on the loader's path where PyTorch runs; /usr/local/nvidia is
+# where the lent machines mount it.
+export LD_LIBRARY_PATH="${nvrtc_dirs:+$nvrtc_dirs:}/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 echo "NVRTC searched in: $LD_LIBRARY_PATH"
 nproc; free -g | head -2
 t0=$(date +%s)
