@@ -72,9 +72,12 @@ pub struct Keeper<'a> {
     settled: BTreeMap<U256, (KeyRequest, u64)>,
     /// Model keys opened so far (`None`: the envelope is not ours).
     keys: HashMap<U256, Option<ModelKey>>,
-    /// Wrapped keys stored so far, by (license, recipient): a retried delivery reuses its
-    /// stored key instead of storing a new one every pass.
-    wrapped: HashMap<(U256, [u8; 32]), String>,
+    /// Wrapped keys stored so far, by (license, model, recipient): a retried delivery reuses
+    /// its stored key instead of storing a new one every pass. The model is part of the key:
+    /// a reorg can give a license id to the same buyer's purchase of another model, and that
+    /// purchase must get its own model's key (the contract cannot tell one wrapped key from
+    /// another).
+    wrapped: HashMap<(U256, U256, [u8; 32]), String>,
     /// Licenses already reported as not approved.
     reported: HashSet<U256>,
     /// Next block to scan.
@@ -224,7 +227,7 @@ impl<'a> Keeper<'a> {
                 owner,
             });
         }
-        let slot = (license, request.recipient);
+        let slot = (license, model, request.recipient);
         let cid = match self.wrapped.get(&slot) {
             Some(cid) => cid.clone(),
             None => {

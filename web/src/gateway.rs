@@ -7,10 +7,18 @@
 //!   it are skipped by their declared sizes, not read); one past the end `416`; several ranges
 //!   the whole file (allowed by RFC 9110).
 //! - **Bounded.** At most [`Limits::gateway_streams`] downloads at once (then `503`); a
-//!   download whose client stops reading waits on a small buffer and ends when the client
-//!   goes.
+//!   download whose client stops reading waits on a small buffer, and gives its place back
+//!   when the client goes or has read nothing for [`Limits::gateway_stall`] (a few clients
+//!   that open downloads and never read would hold every place otherwise).
+//! - **Inert.** Files are uploaded by anyone and served from the web app's origin: every
+//!   answer says `nosniff` and a sandboxing `Content-Security-Policy`, so a stored script or
+//!   page cannot be run as the app's own (`script-src 'self'`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -43,16 +51,89 @@ pub(crate) fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)
         return Ok(None);
     };
     let (first, last) = (first.trim(), last.trim());
-    match (first.parse::<u64>(), last.parse::<u64>()) {
-        // bytes=-n: the last n bytes.
-        (Err(_), Ok(n)) if first.is_empty() => match n {
+    // Digits only (Rust's parse would take `+5`, which RFC 9110 does not).
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (number(first), number(last)) {
+        // bytes=-n: the last n bytes (none of an empty file).
+        (None, Some(n)) if first.is_empty() => match n {
             0 => Err(()),
+            _ if size == 0 => Err(()),
             n => Ok(Some((size.saturating_sub(n), size))),
         },
-        (Ok(start), _) if start >= size => Err(()),
-        (Ok(start), Err(_)) if last.is_empty() => Ok(Some((start, size))),
-        (Ok(start), Ok(end)) if end >= start => Ok(Some((start, (end + 1).min(size)))),
+        (Some(start), _) if start >= size => Err(()),
+        (Some(start), None) if last.is_empty() => Ok(Some((start, size))),
+        // `end` may be any u64, u64::MAX too.
+        (Some(start), Some(end)) if end >= start => {
+            Ok(Some((start, end.saturating_add(1).min(size))))
+        }
         _ => Ok(None),
+    }
+}
+
+/// A writer that fails once its reader has taken nothing for `idle`: a download is written
+/// into a small pipe that the client's connection drains, and a client that never reads
+/// would otherwise hold its place among [`Limits::gateway_streams`] for good.
+struct Stalling<W> {
+    inner: W,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<W> Stalling<W> {
+    fn new(inner: W, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// `pending` unless the deadline has passed; then the error that ends the download.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {:?}", self.idle),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stalling<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    let next = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.stalled(cx),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.stalled(cx),
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -118,8 +199,12 @@ pub(crate) async fn serve(
                 .finish()
         }
     };
-    let (writer, reader) = tokio::io::duplex(256 * 1024);
-    actix_web::rt::spawn(async move {
+    // HEAD: the headers a GET would have (its Content-Length too, which actix keeps for a
+    // HEAD answer), and nothing read.
+    let head = req.method() == actix_web::http::Method::HEAD;
+    let (writer, reader) = tokio::io::duplex(if head { 1 } else { 256 * 1024 });
+    let writer = Stalling::new(writer, limits.gateway_stall);
+    let download = async move {
         // Held until the download ends (or its client goes and the writes fail).
         let _permit = permit;
         let written = match part {
@@ -132,7 +217,12 @@ pub(crate) async fn serve(
             // The client sees a truncated body; the length header tells it so.
             tracing::warn!("gateway {cid}: {e}");
         }
-    });
+    };
+    if head {
+        drop(download);
+    } else {
+        actix_web::rt::spawn(download);
+    }
     let mut response = match part {
         None => HttpResponse::Ok(),
         Some(_) => HttpResponse::PartialContent(),
@@ -141,7 +231,12 @@ pub(crate) async fn serve(
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::ETAG, format!("\"{cid}\"")))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"));
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ));
     let length = match part {
         None => size,
         Some((start, end)) => {
@@ -152,6 +247,10 @@ pub(crate) async fn serve(
             end - start
         }
     };
+    if head {
+        let nothing = futures::stream::empty::<std::io::Result<actix_web::web::Bytes>>();
+        return response.no_chunking(length).streaming(nothing);
+    }
     response
         .no_chunking(length)
         .streaming(tokio_util::io::ReaderStream::new(reader))
@@ -248,5 +347,13 @@ mod tests {
         assert_eq!(range(Some("bytes=9-1"), 100), Ok(None));
         assert_eq!(range(Some("items=0-1"), 100), Ok(None));
         assert_eq!(range(Some("bytes=0-0"), 0), Err(()));
+        // Numbers a client may send: the largest end, a suffix of an empty file, signs.
+        assert_eq!(
+            range(Some("bytes=0-18446744073709551615"), 100),
+            Ok(Some((0, 100)))
+        );
+        assert_eq!(range(Some("bytes=-5"), 0), Err(()));
+        assert_eq!(range(Some("bytes=+5-9"), 100), Ok(None));
+        assert_eq!(range(Some("bytes=5-+9"), 100), Ok(None));
     }
 }

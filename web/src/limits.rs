@@ -46,6 +46,9 @@ pub struct Limits {
     pub ws_idle: Duration,
     /// Gateway downloads at once.
     pub gateway_streams: usize,
+    /// A gateway download whose client has read nothing for this long is ended (its place
+    /// given back).
+    pub gateway_stall: Duration,
     /// Bytes of answers the response cache keeps (see `cache`); 0 turns it off.
     pub response_cache_bytes: usize,
 }
@@ -68,6 +71,7 @@ impl Default for Limits {
             ws_messages_per_second: 50,
             ws_idle: Duration::from_secs(60),
             gateway_streams: 64,
+            gateway_stall: Duration::from_secs(60),
             response_cache_bytes: 64 << 20,
         }
     }

@@ -337,11 +337,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
         "/graphiql/assets/{name}",
         web::get().to(crate::graphiql::asset),
     )
+    // HEAD too where download tools and load balancers ask it (actix's `get()` guard
+    // matches GET alone).
     .route("/health", web::get().to(health))
+    .route("/health", web::head().to(health))
     .route("/ready", web::get().to(ready))
+    .route("/ready", web::head().to(ready))
     .route("/metrics", web::get().to(metrics))
     .route("/ipfs/{cid}", web::get().to(gateway))
+    .route("/ipfs/{cid}", web::head().to(gateway))
     .route("/ipfs/{cid}/{path:.*}", web::get().to(gateway))
+    .route("/ipfs/{cid}/{path:.*}", web::head().to(gateway))
     .route(
         "/v1/models/{id}/access",
         web::get().to(crate::access::access),

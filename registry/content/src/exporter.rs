@@ -20,6 +20,16 @@ fn malformed(cid: &Cid, reason: impl Into<String>) -> Error {
     }
 }
 
+/// The bytes under a file node: its own data and its children's declared sizes. A sum past
+/// `u64` is malformed: wrapped, a node over children of 2^64 − 1 MiB and 1 MiB declares 0
+/// bytes, passes every size check, and lets a tiny declared file write without end.
+fn node_size(cid: &Cid, node: &dagpb::FileNode) -> Result<u64> {
+    node.blocksizes
+        .iter()
+        .try_fold(node.data.len() as u64, |sum, &b| sum.checked_add(b))
+        .ok_or_else(|| malformed(cid, "its parts' sizes add up past 2^64 bytes"))
+}
+
 /// The file size the root of a UnixFS file declares (a raw block's own length).
 pub async fn file_size(store: &Store, root: &Cid) -> Result<u64> {
     file_size_with(store, root, Reading::Checked).await
@@ -35,9 +45,8 @@ pub async fn file_size_with(store: &Store, root: &Cid, reading: Reading) -> Resu
         RAW => Ok(block.len() as u64),
         DAG_PB => {
             let node = dagpb::decode_file_node(&block).map_err(|r| malformed(root, r))?;
-            Ok(node
-                .filesize
-                .unwrap_or(node.data.len() as u64 + node.blocksizes.iter().sum::<u64>()))
+            let size = node_size(root, &node)?;
+            Ok(node.filesize.unwrap_or(size))
         }
         codec => Err(malformed(
             root,
@@ -154,7 +163,11 @@ impl Parts {
             }
             return Ok(None);
         };
-        if let Some(size) = expected.filter(|size| self.read + size <= self.skip_to) {
+        if let Some(size) = expected.filter(|&size| {
+            self.read
+                .checked_add(size)
+                .is_some_and(|end| end <= self.skip_to)
+        }) {
             self.read += size;
             return Ok(Some(Vec::new()));
         }
@@ -170,7 +183,7 @@ impl Parts {
             RAW => (block.len() as u64, block),
             DAG_PB => {
                 let node = dagpb::decode_file_node(&block).map_err(|r| malformed(&cid, r))?;
-                let size = node.data.len() as u64 + node.blocksizes.iter().sum::<u64>();
+                let size = node_size(&cid, &node)?;
                 if let Some(filesize) = node.filesize {
                     if filesize != size {
                         return Err(malformed(
@@ -264,5 +277,69 @@ impl Walk {
             return Ok(Some((cid, block)));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cids;
+    use cid::Version;
+
+    /// A file node over `links` declaring `blocksizes` for them and `filesize` in all.
+    async fn file_node(store: &Store, links: &[Cid], blocksizes: &[u64], filesize: u64) -> Cid {
+        use prost::Message;
+        let data = dagpb::UnixFsData {
+            kind: dagpb::DataType::File as i32,
+            data: None,
+            filesize: Some(filesize),
+            blocksizes: blocksizes.to_vec(),
+            hash_type: None,
+            fanout: None,
+        }
+        .encode_to_vec();
+        let links: Vec<dagpb::Link> = links
+            .iter()
+            .map(|&cid| dagpb::Link { cid, tsize: 0 })
+            .collect();
+        let block = dagpb::encode_node(&links, &data);
+        let cid = cids::cid_of(Version::V1, DAG_PB, &block);
+        store.put(&cid, block).await.unwrap();
+        cid
+    }
+
+    /// A seller's file whose children's sizes wrap around 2^64 to the 1 MiB it declares:
+    /// the unread child is "skipped" by its huge size, and the real leaf is written again
+    /// and again under a declared 1 MiB (a nest of such nodes grows it exponentially).
+    #[tokio::test]
+    async fn sizes_that_wrap_past_2_to_the_64_are_malformed_not_a_small_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::embedded(&dir.path().join("blocks")).unwrap();
+        let mib = 1u64 << 20;
+        let leaf_bytes = vec![7u8; mib as usize];
+        let leaf = cids::cid_of(Version::V1, RAW, &leaf_bytes);
+        store.put(&leaf, leaf_bytes).await.unwrap();
+        let never_read = cids::cid_of(Version::V1, RAW, b"never read");
+        let huge = u64::MAX - mib + 1;
+        let root = file_node(
+            &store,
+            &[leaf, never_read, leaf, never_read, leaf],
+            &[mib, huge, mib, huge, mib],
+            mib,
+        )
+        .await;
+        let err = file_size(&store, &root).await.unwrap_err();
+        assert!(err.to_string().contains("past 2^64"), "{err}");
+        let err = store.read_bytes(&root, 4 * mib).await.unwrap_err();
+        assert!(err.to_string().contains("past 2^64"), "{err}");
+        let mut out = Vec::new();
+        let err = cat(&store, &root, &mut out, &|_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("past 2^64"), "{err}");
+        assert!(out.is_empty(), "nothing written");
+        // A range request that skips by the declared sizes.
+        let err = cat_range(&store, &root, Reading::Checked, mib, 3 * mib, Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("past 2^64"), "{err}");
     }
 }

@@ -112,18 +112,28 @@ impl Kubo {
         Ok(())
     }
 
-    /// Fetches one block, checked against its CID.
+    /// Fetches one block, checked against its CID. A node that sends more than a block can
+    /// hold is cut off at [`MAX_BLOCK`] (it could fill this process's memory before the
+    /// check).
     pub async fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
         let text = cid.to_string();
-        let block: Vec<u8> = self
-            .timed(
-                &format!("block/get {cid}"),
-                self.client
-                    .block_get(&text)
-                    .map_ok(|chunk| chunk.to_vec())
-                    .try_concat(),
-            )
-            .await?;
+        let call = async {
+            let mut stream = self.client.block_get(&text);
+            let mut block = Vec::new();
+            while let Some(chunk) = stream.try_next().await? {
+                if block.len() + chunk.len() > MAX_BLOCK {
+                    return Ok(None);
+                }
+                block.extend_from_slice(&chunk);
+            }
+            Ok::<_, ipfs_api_backend_hyper::Error>(Some(block))
+        };
+        let Some(block) = self.timed(&format!("block/get {cid}"), call).await? else {
+            return Err(Error::Ipfs {
+                url: self.url.clone(),
+                message: format!("block/get {cid}: more than {MAX_BLOCK} bytes"),
+            });
+        };
         cids::verify(cid, &block)?;
         Ok(block)
     }
@@ -181,5 +191,63 @@ impl Kubo {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A node that answers `version`, then answers every other call with `bytes` zeros (as
+    /// fast as it is read), until the client goes. Returns its URL.
+    fn flooding_node(bytes: u64) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if stream.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    if head.contains("/api/v0/version") {
+                        let body = r#"{"Version":"0.30.0","Commit":"","Repo":"16","System":"amd64/linux","Golang":"go1.22"}"#;
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        return;
+                    }
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {bytes}\r\n\r\n"
+                    );
+                    let zeros = vec![0u8; 1 << 16];
+                    let mut sent = 0;
+                    while sent < bytes && stream.write_all(&zeros).is_ok() {
+                        sent += zeros.len() as u64;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// A lying node answers a block read with 1 GiB: the read stops past the most a block
+    /// may hold, not after holding the whole answer.
+    #[tokio::test]
+    async fn a_node_that_answers_a_block_with_a_flood_is_cut_off() {
+        let kubo = Kubo::connect(&flooding_node(1 << 30)).await.unwrap();
+        let cid = cids::cid_of(Version::V1, cids::RAW, b"a block");
+        let err = kubo.get(&cid).await.unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
     }
 }

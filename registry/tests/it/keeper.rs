@@ -5,11 +5,14 @@ use age::x25519::Identity;
 use content::Version;
 use contracts::LicenseKind;
 use ethers::types::U256;
+use registry::access::envelope_key;
 use registry::chain;
 use registry::keeper::{Keeper, Outcome, DEADLINE_MARGIN, REORG_MARGIN};
 use registry::keys::recipient_bytes;
 use registry::mint::{mint, MintRequest};
 use registry::progress::Silent;
+use registry::provenance::metadata_of;
+use registry::sealed::ModelKey;
 
 use crate::models::write_model;
 use crate::world::{milli, terms, World, DAY};
@@ -112,6 +115,75 @@ async fn a_delivery_dropped_by_a_reorg_is_delivered_again() {
         .is_none());
     // And once settled, nothing more.
     assert!(keeper.pass().await.unwrap().is_empty());
+}
+
+/// A reorg moves a license id from one buyer's purchase of model A to the same buyer's
+/// purchase of model B (same recipient): the keeper delivers B's key, not the wrapped A key
+/// it stored for that license (the contract releases the escrow for any wrapped key, and the
+/// buyer would have paid for a key that opens nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_license_reorged_onto_another_model_gets_that_models_key() {
+    let world = World::start().await;
+    let store = world.store();
+    let keeper_identity = Identity::generate();
+    let (model_a, offering_a) = sealed_offering(&world, &keeper_identity, 82, DAY).await;
+    let (model_b, offering_b) = sealed_offering(&world, &keeper_identity, 83, DAY).await;
+    world.markets[0]
+        .set_keeper(world.address(2), true)
+        .await
+        .unwrap();
+    let buyer = Identity::generate();
+    let recipient = recipient_bytes(&buyer.to_public());
+    let (world, recipient) = (&world, &recipient);
+    let buy_as_buyer = |offering| async move {
+        world.markets[1]
+            .buy(offering, world.address(1), milli(1), Some(*recipient))
+            .await
+            .unwrap()
+            .license
+    };
+    let provider = chain::provider(world.url()).unwrap();
+    let snapshot: U256 = provider.request("evm_snapshot", ()).await.unwrap();
+    let license = buy_as_buyer(offering_a).await;
+    let mut keeper = Keeper::new(&world.markets[2], &store, keeper_identity.clone(), 0);
+    let first = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&first[..], [Outcome::Delivered { model, .. }] if *model == model_a),
+        "{first:?}"
+    );
+
+    let reverted: bool = provider.request("evm_revert", [snapshot]).await.unwrap();
+    assert!(reverted);
+    assert_eq!(
+        buy_as_buyer(offering_b).await,
+        license,
+        "on the new branch B's purchase has the license id"
+    );
+    let second = keeper.pass().await.unwrap();
+    let [Outcome::Delivered {
+        model,
+        wrapped_key_cid,
+        ..
+    }] = &second[..]
+    else {
+        panic!("{second:?}")
+    };
+    assert_eq!(*model, model_b);
+    let wrapped = store
+        .read_bytes(&wrapped_key_cid.parse().unwrap(), 1 << 16)
+        .await
+        .unwrap();
+    let delivered = ModelKey::unwrap(&wrapped, &buyer, "the delivered key").unwrap();
+    let view = world.markets[0].model(model_b).await.unwrap();
+    let metadata = metadata_of(&store, &view.model).await.unwrap();
+    let b_key = envelope_key(&store, view.id, &metadata, &keeper_identity)
+        .await
+        .unwrap();
+    assert_eq!(
+        delivered.identity().to_public().to_string(),
+        b_key.identity().to_public().to_string(),
+        "the buyer got model B's key"
+    );
 }
 
 /// Our EIP-712 digest of a key request is the standard one: foundry's `cast wallet sign --data`

@@ -84,6 +84,70 @@ async fn ranges_and_the_bound_on_downloads() {
     assert_eq!(status, 206, "the download's place is given back");
 }
 
+/// Clients that open downloads and never read them (the place each holds is never given back
+/// by a client that stays connected) cannot shut the gateway: a download that has not moved
+/// for `gateway_stall` ends, and its place is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_gives_its_place_back() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = content(32 << 20);
+    let cid = Store::embedded(dir.path())
+        .unwrap()
+        .store_bytes(&bytes, Version::V1)
+        .await
+        .unwrap();
+    let limits = Limits {
+        gateway_streams: 1,
+        gateway_stall: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let api = Api::start_limited(
+        db.open().await,
+        Store::embedded(dir.path()).unwrap(),
+        Vec::new(),
+        limits,
+    );
+    let url = format!("{}/ipfs/{cid}", api.url);
+    // A raw connection that asks and never reads (nor closes).
+    let address = api.url.trim_start_matches("http://").to_string();
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(format!("GET /ipfs/{cid} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let get = || api.http.get(&url).header("Range", "bytes=0-9").send();
+    let mut refused = false;
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get().await.unwrap().status().as_u16();
+        refused |= status == 503;
+        if refused && status == 206 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the idle client held the one place for a while");
+    assert_eq!(status, 206, "and gave it back while still connected");
+    // HEAD: a GET's headers (the length too), no body, and no place held.
+    let head = api.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    let health = api.http.head(format!("{}/health", api.url)).send();
+    assert_eq!(health.await.unwrap().status(), 200);
+    // The files and headers a browser must not run as the app's own.
+    let part = get().await.unwrap();
+    assert_eq!(part.headers()["x-content-type-options"], "nosniff");
+    assert!(part.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("sandbox"));
+    drop(idle);
+}
+
 /// A Kubo RPC endpoint that answers `block/get` only with `offline=true`, as "not found
 /// locally" (what Kubo answers for a block it does not hold), and otherwise never: as a node
 /// fetching from the network would take. Returns its URL and the paths it was asked.
