@@ -87,6 +87,9 @@ pub async fn verify(
         None => {
             let cid = cids::parse(&onchain.weights_cid)?;
             let size = file_size(store, &cid).await?;
+            // Bounded as a folder is: a small DAG can declare terabytes (one leaf linked again
+            // and again), which would be written to the temporary folder.
+            within_registered(store, id, onchain, size).await?;
             let tmp = tempfile::NamedTempFile::new().map_err(|source| Error::Io {
                 path: std::env::temp_dir(),
                 cause: source,
@@ -108,6 +111,11 @@ pub async fn verify(
     };
 
     let model = Model::open(&path)?;
+    // A folder holding weights the fingerprint does not read (a `pytorch_model.bin` a loader
+    // would take) is not the model the chain records, as `download` and `mint` refuse it.
+    if path.is_dir() {
+        crate::mint::uncovered_weights(&path, &model)?;
+    }
     let backend = fingerprint::backend::create(backend)?;
     progress.stage("fingerprinting", Some(model.data_bytes()));
     let fp = fingerprint::fingerprint(&model, backend.as_ref(), |done| progress.set(done))?;

@@ -187,9 +187,6 @@ impl World {
         sealed: Option<(&age::x25519::Recipient, u64)>,
     ) -> U256 {
         let store = self.store();
-        let model = fingerprint::Model::open(path).unwrap();
-        let fp =
-            fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap();
         let (weights, encryption) = match sealed {
             None => (
                 store
@@ -218,12 +215,31 @@ impl World {
                 (weights, Some(encryption))
             }
         };
+        self.mint_record(account, path, name, weights.cid, encryption)
+            .await
+    }
+
+    /// Mints as a contract caller could: commits the content root and fingerprint of the
+    /// model at `path` (a file or a folder), with `weights` (any CID the store holds, a
+    /// crafted one too) as its stored weights.
+    pub async fn mint_record(
+        &self,
+        account: usize,
+        path: &Path,
+        name: &str,
+        weights: content::Cid,
+        encryption: Option<Encryption>,
+    ) -> U256 {
+        let store = self.store();
+        let model = fingerprint::Model::open(path).unwrap();
+        let fp =
+            fingerprint::fingerprint(&model, &fingerprint::backend::CpuBackend, |_| {}).unwrap();
         let fp_cid = store.store_bytes(&fp.encode(), Version::V1).await.unwrap();
         let metadata = ModelMetadata {
             schema: SCHEMA.into(),
             name: name.into(),
             description: None,
-            weights: ipfs_uri(&weights.cid),
+            weights: ipfs_uri(&weights),
             fingerprint: ipfs_uri(&fp_cid),
             fingerprint_hash: fingerprint::hex(&fp.hash()),
             content_root: fingerprint::hex(&fp.content_root),
@@ -240,7 +256,7 @@ impl World {
         market
             .mint(MintParams {
                 to: market.address(),
-                weights_cid: weights.cid.to_string(),
+                weights_cid: weights.to_string(),
                 content_root: fp.content_root,
                 fingerprint: fp.hash(),
                 metadata_uri: ipfs_uri(&meta_cid),

@@ -11,5 +11,6 @@ mod indexer;
 mod keeper;
 mod output_index;
 mod outputs;
+mod verify;
 
 use test_support::{dbs, jsipfs, models, support, world};
