@@ -16,6 +16,7 @@
 //! (no `/`, `..`, empty or NUL names; no duplicates), so a crafted directory cannot write
 //! outside the target.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -285,11 +286,17 @@ pub async fn list(store: &Store, cid: &Cid, reading: Reading) -> Result<Option<V
     // A sharded directory's entries come in hash order.
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut listed = Vec::with_capacity(entries.len());
+    // Each child read once, however many entries link it (a directory of 100,000 names for
+    // one block would read it 200,000 times otherwise, on every listing).
+    let mut described: HashMap<Cid, (bool, u64)> = HashMap::new();
     for (name, child) in entries {
-        let folder = is_dir_with(store, &child, reading).await?;
-        let size = match folder {
-            true => 0,
-            false => super::file_size_with(store, &child, held_or_checked(reading)).await?,
+        let (folder, size) = match described.get(&child) {
+            Some(&known) => known,
+            None => {
+                let known = describe(store, &child, reading).await?;
+                described.insert(child, known);
+                known
+            }
         };
         listed.push(Listed {
             name,
@@ -299,6 +306,18 @@ pub async fn list(store: &Store, cid: &Cid, reading: Reading) -> Result<Option<V
         });
     }
     Ok(Some(listed))
+}
+
+/// Whether `cid` is a folder, and if not the size its root declares: its block read once.
+async fn describe(store: &Store, cid: &Cid, reading: Reading) -> Result<(bool, u64)> {
+    let block = store.read(cid, held_or_checked(reading)).await?;
+    if cid.codec() == DAG_PB {
+        let kind = dagpb::decode_kind(&block).map_err(|r| malformed(cid, r))?;
+        if matches!(kind, Kind::Directory(_) | Kind::Shard { .. }) {
+            return Ok((true, 0));
+        }
+    }
+    Ok((false, super::exporter::declared_size(cid, &block)?))
 }
 
 /// The CID at the names `path` below the directory `root` (none: the root itself); blocks

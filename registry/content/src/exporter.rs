@@ -41,10 +41,15 @@ pub async fn file_size_with(store: &Store, root: &Cid, reading: Reading) -> Resu
         Reading::Held => store.read(root, reading).await?,
         _ => store.get(root).await?,
     };
+    declared_size(root, &block)
+}
+
+/// The file size the block `block` of the UnixFS file root `root` declares.
+pub(crate) fn declared_size(root: &Cid, block: &[u8]) -> Result<u64> {
     match root.codec() {
         RAW => Ok(block.len() as u64),
         DAG_PB => {
-            let node = dagpb::decode_file_node(&block).map_err(|r| malformed(root, r))?;
+            let node = dagpb::decode_file_node(block).map_err(|r| malformed(root, r))?;
             let size = node_size(root, &node)?;
             Ok(node.filesize.unwrap_or(size))
         }

@@ -21,7 +21,7 @@ const QUERY: &str = r#"query ModelPage($id: ID!) {
     saleRoyaltyBps derivativeRoyaltyBps encrypted block txHash final
     flagged { similarity model { id name } }
     fingerprintSummary { status detail tensors parameters }
-    offerings { id kind currency price duration supplyCap sold closed onSale renewalPeriod
+    offerings(first: 100) { id kind currency price duration supplyCap sold closed onSale renewalPeriod
       deliveryPeriod transferable commercialUse royaltyBps final }
     similar(minSimilarity: 0.1) { similarity verdict log10FalsePositiveProbability model { id name } }
   }

@@ -464,15 +464,17 @@ impl QueryRoot {
     }
 
     /// The lineage of a model: its ancestors or descendants up to `depth` levels, nearest
-    /// first (one query per level).
-    #[graphql(complexity = "cost(Some(depth.clamp(1, 16) * 10), child_complexity)")]
+    /// first (one query per level), at most `first` edges (default and most 100).
+    #[graphql(complexity = "cost(Some(first.unwrap_or(MAX_PAGE as i32)), child_complexity)")]
     async fn lineage(
         &self,
         ctx: &Context<'_>,
         model: ID,
         direction: Direction,
         #[graphql(default = 16)] depth: i32,
+        first: Option<i32>,
     ) -> Result<Vec<LineageEdge>> {
+        let most = super::page::page_size(Some(first.unwrap_or(MAX_PAGE as i32)))?;
         let start = id_of(&model)?;
         let mut frontier = vec![start];
         let mut seen: HashSet<i64> = HashSet::from([start]);
@@ -490,11 +492,15 @@ impl QueryRoot {
                 .filter(current())
                 .order_by_asc(lineage::Column::ChildId)
                 .order_by_asc(lineage::Column::Position)
+                .limit((most - edges.len()) as u64)
                 .all(conn(ctx))
                 .await
                 .or_internal()?;
             frontier = Vec::new();
             for edge in level {
+                if edges.len() == most {
+                    return Ok(edges);
+                }
                 let n = next(&edge);
                 if seen.insert(n) {
                     frontier.push(n);

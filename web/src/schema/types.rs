@@ -134,9 +134,11 @@ impl Model {
             similarity: self.0.flagged_similarity.unwrap_or_default(),
         })
     }
-    /// The declared parents, with the license used and the royalty share owed.
-    #[graphql(complexity = "10 * child_complexity")]
-    async fn parents(&self, ctx: &Context<'_>) -> Result<Vec<LineageEdge>> {
+    /// The declared parents, with the license used and the royalty share owed (the first
+    /// `first`, default 20, at most 100).
+    #[graphql(complexity = "super::query::cost(first, child_complexity)")]
+    async fn parents(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<LineageEdge>> {
+        let size = super::page::page_size(first)?;
         let edges = ctx
             .data_unchecked::<DataLoader<Parents>>()
             .load_one(self.0.id)
@@ -145,12 +147,15 @@ impl Model {
         Ok(edges
             .unwrap_or_default()
             .into_iter()
+            .take(size)
             .map(LineageEdge)
             .collect())
     }
-    /// The models that declare this one as a parent.
-    #[graphql(complexity = "10 * child_complexity")]
-    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<LineageEdge>> {
+    /// The models that declare this one as a parent (the first `first`, default 20, at most
+    /// 100; `lineage` and `models(where: {parent})` page through more).
+    #[graphql(complexity = "super::query::cost(first, child_complexity)")]
+    async fn children(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<LineageEdge>> {
+        let size = super::page::page_size(first)?;
         let edges = ctx
             .data_unchecked::<DataLoader<Children>>()
             .load_one(self.0.id)
@@ -159,17 +164,21 @@ impl Model {
         Ok(edges
             .unwrap_or_default()
             .into_iter()
+            .take(size)
             .map(LineageEdge)
             .collect())
     }
-    /// The model's offerings, optionally of one kind or only those open for sale.
-    #[graphql(complexity = "10 * child_complexity")]
+    /// The model's offerings, optionally of one kind or only those open for sale: the first
+    /// `first` (default 20, at most 100; `offerings(where: {model})` pages through more).
+    #[graphql(complexity = "super::query::cost(first, child_complexity)")]
     async fn offerings(
         &self,
         ctx: &Context<'_>,
         kind: Option<LicenseKind>,
         open: Option<bool>,
+        first: Option<i32>,
     ) -> Result<Vec<Offering>> {
+        let size = super::page::page_size(first)?;
         let rows = ctx
             .data_unchecked::<DataLoader<OfferingsOfModel>>()
             .load_one(self.0.id)
@@ -180,6 +189,7 @@ impl Model {
             .into_iter()
             .filter(|o| kind.is_none_or(|k| k.code() == o.kind))
             .filter(|o| open.is_none_or(|open| open != o.closed))
+            .take(size)
             .map(Offering)
             .collect())
     }
@@ -192,13 +202,16 @@ impl Model {
             .map_err(|e| internal(e.as_str()))?
             .map(FingerprintInfo))
     }
-    /// Models whose fingerprints are at least this similar, most similar first.
-    #[graphql(complexity = "10 * child_complexity")]
+    /// Models whose fingerprints are at least this similar, most similar first (the first
+    /// `first`, default 20, at most 100).
+    #[graphql(complexity = "super::query::cost(first, child_complexity)")]
     async fn similar(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0.5)] min_similarity: f64,
+        first: Option<i32>,
     ) -> Result<Vec<SimilarModel>> {
+        let size = super::page::page_size(first)?;
         let rows = ctx
             .data_unchecked::<DataLoader<Similar>>()
             .load_one(self.0.id)
@@ -208,6 +221,7 @@ impl Model {
             .unwrap_or_default()
             .into_iter()
             .filter(|s| s.similarity >= min_similarity)
+            .take(size)
             .map(SimilarModel)
             .collect())
     }

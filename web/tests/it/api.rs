@@ -708,6 +708,51 @@ async fn api_over_a_real_chain_on_postgres() {
     api_over_a_real_chain(Kind::Postgres).await;
 }
 
+/// A model's owner publishes as many offerings as they like: nested lists return at most
+/// their `first` and are costed by it, so a query nesting them cannot expand to the
+/// product of every list (30^4 rows for four levels here, unbounded in general).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_lists_return_and_cost_at_most_their_page() {
+    let world = World::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("m.safetensors");
+    crate::models::write_model(&weights, 61, 0.0);
+    let model = world.mint_unchecked(0, &weights, "many offerings").await;
+    for i in 0..30u64 {
+        let access = terms(model, LicenseKind::Access, milli(1 + i), DAY, 0, false);
+        world.offer(0, access).await;
+    }
+    let db = TestDb::new(Kind::Sqlite).await;
+    world.indexer(&db, options()).await.sync().await.unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        db.open().await,
+        content::Store::embedded(store_dir.path()).unwrap(),
+    );
+    let q = |inner: &str| format!("{{ model(id: \"{model}\") {{ {inner} }} }}");
+    let all = api
+        .data(&q("offerings(first: 100) { id }"), Value::Null)
+        .await;
+    assert_eq!(all["model"]["offerings"].as_array().unwrap().len(), 30);
+    let nested = api
+        .data(&q("offerings { model { offerings { id } } }"), Value::Null)
+        .await;
+    let outer = nested["model"]["offerings"].as_array().unwrap();
+    assert_eq!(outer.len(), 20, "the default page");
+    assert!(outer
+        .iter()
+        .all(|o| o["model"]["offerings"].as_array().unwrap().len() == 20));
+    assert_eq!(
+        api.code(&q("offerings(first: 100) { model { offerings(first: 100) { model { offerings(first: 100) { id } } } } }"))
+            .await,
+        "COMPLEXITY_LIMIT"
+    );
+    assert_eq!(
+        api.code(&q("offerings(first: 101) { id }")).await,
+        "PAGE_SIZE_LIMIT"
+    );
+}
+
 /// Run as the server runs a request: on one thread (each actix worker is a current-thread
 /// runtime, which the loaders' batching counts on).
 #[tokio::test(flavor = "current_thread")]
