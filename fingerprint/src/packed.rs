@@ -28,6 +28,9 @@ use std::path::Path;
 use crate::dtype::Dtype;
 use crate::{Error, Result};
 
+/// Largest `config.json` read.
+const MAX_CONFIG: u64 = 16 << 20;
+
 /// What `config.json`'s `quantization_config` says that the tensors cannot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -45,8 +48,13 @@ impl Config {
     /// a value of another kind (EXL2's fractional `bits`, say), is the same as none: it
     /// cannot make a model that packs nothing unreadable.
     pub fn find(dir: &Path) -> Self {
-        let json: Option<serde_json::Value> = std::fs::read_to_string(dir.join("config.json"))
-            .ok()
+        let path = dir.join("config.json");
+        // A config is a few KiB; a folder's other files may take 1 GiB, which parsed as a
+        // JSON tree would take tens of GB. One past this bound counts as none.
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= MAX_CONFIG);
+        let json: Option<serde_json::Value> = small
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten()
             .and_then(|text| serde_json::from_str(&text).ok());
         let Some(q) = json.as_ref().and_then(|j| j.get("quantization_config")) else {
             return Self::default();
@@ -822,6 +830,23 @@ fn fp8(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config.json past its bound counts as none (it is not read into a JSON tree), one
+    /// within it is read.
+    #[test]
+    fn a_config_past_its_bound_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |padding: usize| {
+            let text = format!(
+                "{{\"quantization_config\": {{\"bits\": 8}}{}}}",
+                " ".repeat(padding)
+            );
+            std::fs::write(dir.path().join("config.json"), text).unwrap();
+            Config::find(dir.path())
+        };
+        assert_eq!(config(10).bits, Some(8));
+        assert_eq!(config(MAX_CONFIG as usize), Config::default());
+    }
 
     /// Owned tensors, viewed as the unpacker sees them.
     #[derive(Default)]

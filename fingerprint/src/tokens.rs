@@ -20,6 +20,23 @@ pub struct Tokens {
 
 /// Ids above this are refused (a malformed file must not make us allocate without bound).
 const MAX_ID: u64 = 1 << 24;
+/// Larger vocabulary files are refused before they are read: the largest real tokenizers
+/// (Gemma's `tokenizer.json`, 33 MB) are far below, and a folder's files may take up to 1 GiB,
+/// which parsed as a JSON tree would take tens of GB.
+const MAX_FILE: u64 = 128 << 20;
+
+/// The parts of a `tokenizer.json` read; the rest (merges, normalizer, …) is skipped
+/// unparsed.
+#[derive(serde::Deserialize)]
+struct TokenizerFile {
+    model: Option<TokenizerModel>,
+    added_tokens: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenizerModel {
+    vocab: Option<serde_json::Value>,
+}
 
 impl Tokens {
     /// The vocabulary in `dir`: `tokenizer.json` if present, else `vocab.txt`; `None` when
@@ -36,10 +53,20 @@ impl Tokens {
 
     /// Reads a `tokenizer.json` or a `vocab.txt` (one token per line, the line number its id).
     pub fn open(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_path_buf(),
             cause: source,
-        })?;
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > MAX_FILE {
+            return Err(Error::Tokenizer {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "{size} bytes, larger than a vocabulary file may be ({MAX_FILE} bytes)"
+                ),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
         if path.extension().is_some_and(|e| e == "json") {
             Self::from_tokenizer_json(path, &text)
         } else {
@@ -56,10 +83,11 @@ impl Tokens {
             path: PathBuf::from(path),
             problem,
         };
-        let json: serde_json::Value =
+        let json: TokenizerFile =
             serde_json::from_str(text).map_err(|e| bad(format!("malformed JSON: {e}")))?;
         let vocab = json
-            .pointer("/model/vocab")
+            .model
+            .and_then(|m| m.vocab)
             .ok_or_else(|| bad("no model.vocab".into()))?;
         let mut pairs: Vec<(u64, String)> = Vec::new();
         match vocab {
@@ -69,7 +97,7 @@ impl Tokens {
                     let id = id
                         .as_u64()
                         .ok_or_else(|| bad(format!("token {token:?} has a non-integer id")))?;
-                    pairs.push((id, token.clone()));
+                    pairs.push((id, token));
                 }
             }
             // Unigram: [["piece", score], …], the index is the id
@@ -84,7 +112,7 @@ impl Tokens {
             }
             _ => return Err(bad("model.vocab is neither an object nor a list".into())),
         }
-        if let Some(added) = json.get("added_tokens").and_then(|a| a.as_array()) {
+        if let Some(added) = json.added_tokens.as_ref().and_then(|a| a.as_array()) {
             for t in added {
                 if let (Some(id), Some(content)) = (
                     t.get("id").and_then(|i| i.as_u64()),
@@ -167,6 +195,42 @@ pub fn row_key(tokens: Option<&Tokens>, id: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder's files may take 1 GiB: a vocabulary file that large is refused by its size,
+    /// not read and parsed (tens of GB as a JSON tree).
+    #[test]
+    fn a_vocabulary_file_past_its_bound_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["tokenizer.json", "vocab.txt"] {
+            let path = dir.path().join(name);
+            let file = std::fs::File::create(&path).unwrap();
+            file.set_len(MAX_FILE + 1).unwrap(); // sparse: nothing written
+            let err = Tokens::open(&path).unwrap_err();
+            assert!(
+                err.to_string().contains("larger than a vocabulary file"),
+                "{err}"
+            );
+        }
+    }
+
+    /// Only the vocabulary and added tokens are read; whatever else the file holds (merges,
+    /// a normalizer) is skipped, however it is shaped.
+    #[test]
+    fn the_rest_of_a_tokenizer_file_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        std::fs::write(
+            &path,
+            r#"{"version":"1.0","normalizer":null,"model":{"type":"BPE","merges":[["a","b"]],
+               "vocab":{"a":0,"b":1,"ab":2}},"post_processor":{"x":[1,2,{"y":null}]}}"#,
+        )
+        .unwrap();
+        let t = Tokens::open(&path).unwrap();
+        assert_eq!(t.strings[2].as_deref(), Some("ab"));
+        std::fs::write(&path, r#"{"model":{"type":"BPE"}}"#).unwrap();
+        let err = Tokens::open(&path).unwrap_err();
+        assert!(err.to_string().contains("no model.vocab"), "{err}");
+    }
 
     #[test]
     fn reads_wordpiece_unigram_and_vocab_txt() {
