@@ -148,7 +148,6 @@ impl<'a> Keeper<'a> {
                 self.settled.remove(&license);
             }
         }
-        let now = self.market.now().await?;
         let mut outcomes = Vec::new();
         let licenses: Vec<U256> = self.waiting.keys().copied().collect();
         for license in licenses {
@@ -156,7 +155,7 @@ impl<'a> Keeper<'a> {
             if request.block + self.confirmations > latest {
                 continue;
             }
-            match self.settle(&request, now, latest).await {
+            match self.settle(&request, latest).await {
                 Ok(Some(outcome)) => outcomes.push(outcome),
                 Ok(None) => {}
                 // One purchase's failure is reported and retried; the others go on.
@@ -170,12 +169,7 @@ impl<'a> Keeper<'a> {
     }
 
     /// Delivers one purchase if it still waits; `None` when there is nothing to report.
-    async fn settle(
-        &mut self,
-        seen: &KeyRequest,
-        now: u64,
-        latest: u64,
-    ) -> Result<Option<Outcome>> {
+    async fn settle(&mut self, seen: &KeyRequest, latest: u64) -> Result<Option<Outcome>> {
         let license = seen.license;
         // The chain, not this process, says what is still owed.
         if self.market.pending_delivery(license).await?.is_none() {
@@ -193,6 +187,10 @@ impl<'a> Keeper<'a> {
             self.waiting.insert(license, request);
             return Ok(None);
         }
+        // The chain's time now, not at the start of the pass: each delivery before this one
+        // waited for its receipt, and a queue of them (a buyer can make many) would otherwise
+        // push this one past its deadline after the margin was checked.
+        let now = self.market.now().await?;
         if now + DEADLINE_MARGIN >= request.deadline {
             self.waiting.remove(&license);
             return Ok(Some(Outcome::TooLate {

@@ -186,6 +186,39 @@ async fn a_license_reorged_onto_another_model_gets_that_models_key() {
     );
 }
 
+/// Deliveries in one pass each wait for their receipt: the deadline margin is checked against
+/// the chain's time at each delivery, not at the start of the pass. Here each block moves the
+/// chain's clock 400 s on: the first delivery's block puts the second purchase (500 s to its
+/// deadline at the start of the pass) within the margin, so it is reported too late, not
+/// delivered into a revert (its wrapped key public, the refund still the buyer's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_margin_is_checked_at_each_delivery_not_once_a_pass() {
+    let world = World::start().await;
+    let store = world.store();
+    let keeper_identity = Identity::generate();
+    let (_, offering) = sealed_offering(&world, &keeper_identity, 84, 500).await;
+    world.markets[0]
+        .set_keeper(world.address(2), true)
+        .await
+        .unwrap();
+    let first = buy(&world, offering).await;
+    let second = buy(&world, offering).await;
+    let provider = chain::provider(world.url()).unwrap();
+    let _: () = provider
+        .request("anvil_setBlockTimestampInterval", [400u64])
+        .await
+        .unwrap();
+    let mut keeper = Keeper::new(&world.markets[2], &store, keeper_identity, 0);
+    let outcomes = keeper.pass().await.unwrap();
+    assert!(
+        matches!(&outcomes[..], [
+            Outcome::Delivered { license: a, .. },
+            Outcome::TooLate { license: b, .. },
+        ] if *a == first && *b == second),
+        "{outcomes:?}"
+    );
+}
+
 /// Our EIP-712 digest of a key request is the standard one: foundry's `cast wallet sign --data`
 /// signs the same typed data to the same signature.
 #[test]
