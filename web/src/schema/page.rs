@@ -53,6 +53,29 @@ impl Part {
         }
     }
 
+    /// Whether the part can stand for a value of `column`: an integer for an integer
+    /// column, text without NUL (which PostgreSQL refuses) for a text one. A forged cursor
+    /// of another list or order compared text with a bigint: a database error on
+    /// PostgreSQL, a wrong page on SQLite.
+    fn fits<C: ColumnTrait>(&self, column: &C) -> bool {
+        use sea_orm::sea_query::ColumnType as T;
+        let integer = matches!(
+            column.def().get_column_type(),
+            T::TinyInteger
+                | T::SmallInteger
+                | T::Integer
+                | T::BigInteger
+                | T::TinyUnsigned
+                | T::SmallUnsigned
+                | T::Unsigned
+                | T::BigUnsigned
+        );
+        match self {
+            Part::Int(_) => integer,
+            Part::Text(s) => !integer && !s.contains('\0'),
+        }
+    }
+
     fn value(&self) -> Value {
         match self {
             Part::Int(i) => Value::BigInt(Some(*i)),
@@ -122,6 +145,15 @@ where
     let size = page_size(first)?;
     if let Some(after) = after {
         let cursor = Cursor::decode(&after)?;
+        let fits = cursor.tie.fits(&order.tie)
+            && match (&order.key, &cursor.key) {
+                (Some(key), Some(value)) => value.fits(key),
+                (None, None) => true,
+                _ => false,
+            };
+        if !fits {
+            return Err(client("BAD_CURSOR", "the cursor belongs to another order"));
+        }
         let tie = if order.desc {
             order.tie.lt(cursor.tie.value())
         } else {

@@ -588,6 +588,19 @@ async fn api_over_a_real_chain(kind: Kind) {
             .await,
         "BAD_CURSOR"
     );
+    // Well-formed cursors forged for another order: an integer where the price key is text
+    // (a database error on PostgreSQL, a wrong page on SQLite), text with a NUL byte.
+    for forged in [
+        "v1.i5.i1".to_string(),
+        format!("v1.s{}.i1", hex::encode("00\u{0}1")),
+        format!("v1.s{}.s{}", hex::encode("001"), hex::encode("1")),
+    ] {
+        let q = format!(
+            r#"{{ offerings(orderBy: PRICE_ASC, after: "{}") {{ nodes {{ id }} }} }}"#,
+            hex::encode(&forged)
+        );
+        assert_eq!(api.code(&q).await, "BAD_CURSOR", "{forged}");
+    }
     assert_eq!(
         api.code(r#"{ model(id: "x") { id } }"#).await,
         "BAD_USER_INPUT"
