@@ -118,23 +118,22 @@ async fn a_stored_folder_with_weights_the_fingerprint_does_not_read_is_not_verif
             &Silent,
         )
     };
-    // The clean folder verifies; the same record over the stray folder does not.
-    let stored = store
-        .store_dir(&clean, Version::V1, false, &|_| {})
-        .await
-        .unwrap();
-    let honest = world
-        .mint_record(0, &clean, "clean", stored.cid, None)
-        .await;
+    // A record of the model at `recorded` over the folder `stored`.
+    let mint = |recorded: std::path::PathBuf, stored: std::path::PathBuf| {
+        let (world, store) = (&world, &store);
+        async move {
+            let cid = store
+                .store_dir(&stored, Version::V1, false, &|_| {})
+                .await
+                .unwrap()
+                .cid;
+            world.mint_record(0, &recorded, "folder", cid, None).await
+        }
+    };
+    // The clean folder verifies; a record over the stray folder does not.
+    let honest = mint(clean.clone(), clean).await;
     assert!(verify(honest).await.unwrap().ok());
-    let stored = store
-        .store_dir(&stray, Version::V1, false, &|_| {})
-        .await
-        .unwrap();
-    let id = world
-        .mint_record(0, &other, "stray", stored.cid, None)
-        .await;
-    let err = verify(id).await.unwrap_err();
+    let err = verify(mint(other, stray).await).await.unwrap_err();
     assert!(
         matches!(&err, Error::UncoveredWeights { file, .. } if file.ends_with("pytorch_model.bin")),
         "{err}"

@@ -19,12 +19,15 @@ fn content(len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ranges_and_the_bound_on_downloads() {
+/// A gateway allowing one download at once (as `limits` says otherwise) over a store holding
+/// one file of 32 MiB: larger than what the sockets between client and server buffer, so
+/// that a download whose body is not read stays running. Returns the server, the file's
+/// bytes and its URL, and what must live as long as the server.
+async fn one_download_at_once(
+    limits: Limits,
+) -> (Api, Vec<u8>, String, (TestDb, tempfile::TempDir)) {
     let db = TestDb::new(Kind::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
-    // Larger than what the sockets between client and server buffer, so that a download
-    // whose body is not read stays running.
     let bytes = content(32 << 20);
     let cid = Store::embedded(dir.path())
         .unwrap()
@@ -33,7 +36,7 @@ async fn ranges_and_the_bound_on_downloads() {
         .unwrap();
     let limits = Limits {
         gateway_streams: 1,
-        ..Limits::default()
+        ..limits
     };
     let api = Api::start_limited(
         db.open().await,
@@ -42,6 +45,12 @@ async fn ranges_and_the_bound_on_downloads() {
         limits,
     );
     let url = format!("{}/ipfs/{cid}", api.url);
+    (api, bytes, url, (db, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_and_the_bound_on_downloads() {
+    let (api, bytes, url, _keep) = one_download_at_once(Limits::default()).await;
     let size = bytes.len();
     let get = |range: &str| api.http.get(&url).header("Range", range).send();
 
@@ -89,26 +98,12 @@ async fn ranges_and_the_bound_on_downloads() {
 /// for `gateway_stall` ends, and its place is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_gives_its_place_back() {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let bytes = content(32 << 20);
-    let cid = Store::embedded(dir.path())
-        .unwrap()
-        .store_bytes(&bytes, Version::V1)
-        .await
-        .unwrap();
     let limits = Limits {
-        gateway_streams: 1,
         gateway_stall: Duration::from_secs(2),
         ..Limits::default()
     };
-    let api = Api::start_limited(
-        db.open().await,
-        Store::embedded(dir.path()).unwrap(),
-        Vec::new(),
-        limits,
-    );
-    let url = format!("{}/ipfs/{cid}", api.url);
+    let (api, bytes, url, _keep) = one_download_at_once(limits).await;
+    let cid = url.rsplit('/').next().unwrap().to_string();
     // A raw connection that asks and never reads (nor closes).
     let address = api.url.trim_start_matches("http://").to_string();
     let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
