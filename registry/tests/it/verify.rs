@@ -43,6 +43,22 @@ fn repeating_file(leaf: &Cid, leaf_len: u64, times: usize) -> Vec<u8> {
     node
 }
 
+/// `registry verify ID` of the stored weights, on the CPU.
+async fn verify_stored(
+    world: &World,
+    id: ethers::types::U256,
+) -> registry::Result<registry::verify::Verification> {
+    registry::verify::verify(
+        &world.markets[0],
+        &world.store(),
+        id,
+        None,
+        fingerprint::BackendKind::Cpu,
+        &Silent,
+    )
+    .await
+}
+
 fn varint_field(tag: u8, v: u64, out: &mut Vec<u8>) {
     out.push(tag);
     varint(v, out);
@@ -69,16 +85,7 @@ async fn stored_weights_declaring_more_than_the_registered_model_are_refused_unf
         (1 << 30) + (64 << 20)
     );
     let id = world.mint_record(0, &model, "huge", crafted, None).await;
-    let err = registry::verify::verify(
-        &world.markets[0],
-        &store,
-        id,
-        None,
-        fingerprint::BackendKind::Cpu,
-        &Silent,
-    )
-    .await
-    .unwrap_err();
+    let err = verify_stored(&world, id).await.unwrap_err();
     assert!(
         matches!(&err, Error::DownloadSize { declared, .. } if *declared == (1 << 30) + (64 << 20)),
         "{err}"
@@ -108,16 +115,7 @@ async fn a_stored_folder_with_weights_the_fingerprint_does_not_read_is_not_verif
         b"a pickle a loader would run",
     )
     .unwrap();
-    let verify = |id| {
-        registry::verify::verify(
-            &world.markets[0],
-            &store,
-            id,
-            None,
-            fingerprint::BackendKind::Cpu,
-            &Silent,
-        )
-    };
+    let verify = |id| verify_stored(&world, id);
     // A record of the model at `recorded` over the folder `stored`.
     let mint = |recorded: std::path::PathBuf, stored: std::path::PathBuf| {
         let (world, store) = (&world, &store);
