@@ -62,10 +62,10 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 owner: address(e.owner),
                 creator: address(m.creator),
                 minter: address(e.minter),
-                weights_cid: m.weights_cid.clone(),
+                weights_cid: text(&m.weights_cid),
                 content_root: fingerprint::hex(&m.content_root),
                 fingerprint: fingerprint::hex(&m.fingerprint),
-                metadata_uri: m.metadata_uri.clone(),
+                metadata_uri: text(&m.metadata_uri),
                 name: None,
                 minted_at: m.minted_at as i64,
                 depth: i32::from(m.depth),
@@ -137,7 +137,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 royalty_bps: i32::from(t.royalty_bps),
                 renewal_period: t.renewal_period as i64,
                 delivery_period: t.delivery_period as i64,
-                terms_uri: t.terms_uri.clone(),
+                terms_uri: text(&t.terms_uri),
                 terms_hash: fingerprint::hex(&t.terms_hash),
                 block_number: block,
                 valid_from: block,
@@ -215,7 +215,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             next.key_delivered_at = e.start as i64;
             next.start = e.start as i64;
             next.expiry = e.expiry as i64;
-            next.key_cid = Some(e.wrapped_key_cid.clone());
+            next.key_cid = Some(text(&e.wrapped_key_cid));
             next.keeper = Some(address(e.keeper));
             batch.licenses.replace(next.id, next, block)?;
         }
@@ -297,7 +297,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 model_id: id(e.model_id),
                 provider: address(e.provider),
                 count: i64::try_from(e.count).unwrap_or(i64::MAX),
-                uri: published.then(|| e.uri.clone()),
+                uri: published.then(|| text(&e.uri)),
                 committed_at: i64::try_from(*committed_at).unwrap_or(i64::MAX),
                 block_number: block,
                 log_index: pos.log_index as i64,
@@ -462,4 +462,11 @@ fn record_pending(batch: &mut Batch, block: i64, model_id: i64) {
         valid_to: None,
     };
     batch.fingerprints.insert(row, block);
+}
+
+/// A string of an event as stored: NUL bytes (which anyone may put in a URI or CID they
+/// send, and which PostgreSQL refuses in text, failing every retry of the step for good)
+/// become U+FFFD.
+fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
 }

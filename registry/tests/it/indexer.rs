@@ -675,3 +675,39 @@ async fn fingerprints_compared_without_a_cache_index_the_same() {
         replay.open().await.history().await.unwrap()
     );
 }
+
+/// Anyone may mint with a NUL byte in a URI or CID (the contract checks neither's text):
+/// stored as U+FFFD, the index goes on (PostgreSQL refuses NUL in text, and the step failed
+/// on every retry, the index halted for good).
+#[tokio::test]
+async fn a_nul_byte_in_an_events_string_does_not_halt_the_index() {
+    let world = World::start().await;
+    let market = &world.markets[0];
+    market
+        .mint(contracts::model_registry::MintParams {
+            to: market.address(),
+            weights_cid: "bafy\0weights".into(),
+            content_root: [7; 32],
+            fingerprint: [8; 32],
+            metadata_uri: "ipfs://meta\0data".into(),
+            sale_royalty_bps: 0,
+            derivative_royalty_bps: 0,
+            encrypted: false,
+            parents: vec![],
+            licenses: vec![],
+        })
+        .await
+        .unwrap();
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let db = TestDb::new(kind).await;
+        world.indexer(&db, options()).await.sync().await.unwrap();
+        let row = models::Entity::find()
+            .filter(current())
+            .one(db.open().await.conn())
+            .await
+            .unwrap()
+            .expect("the model is indexed");
+        assert_eq!(row.metadata_uri, "ipfs://meta\u{FFFD}data", "{kind:?}");
+        assert_eq!(row.weights_cid, "bafy\u{FFFD}weights", "{kind:?}");
+    }
+}

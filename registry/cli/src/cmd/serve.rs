@@ -72,6 +72,10 @@ pub(crate) struct Args {
     /// Gateway downloads at once (/ipfs/<cid>).
     #[arg(long, default_value_t = Limits::default().gateway_streams)]
     max_gateway_streams: usize,
+    /// Seconds a gateway download may go without its client reading before it ends (and
+    /// gives its place back).
+    #[arg(long, default_value_t = Limits::default().gateway_stall.as_secs())]
+    gateway_stall_secs: u64,
     /// MiB of GraphQL answers kept for repeated queries until the indexed data changes (0:
     /// no cache).
     #[arg(long, default_value_t = Limits::default().response_cache_bytes >> 20)]
@@ -155,6 +159,7 @@ impl Args {
                 ws_messages_per_second: self.max_ws_rate,
                 ws_idle: Duration::from_secs(self.ws_idle_secs.max(1)),
                 gateway_streams: self.max_gateway_streams.max(1),
+                gateway_stall: Duration::from_secs(self.gateway_stall_secs.max(1)),
                 response_cache_bytes: self.response_cache_mib << 20,
             },
             content,
