@@ -116,6 +116,9 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket, Outp
     mapping(uint256 licenseId => Escrow) private _escrows;
     /// Accounts a model owner lets deliver keys for every model it owns.
     mapping(address owner => mapping(address keeper => bool)) public isKeeper;
+    /// Royalty shares of ancestors that changed hands in the block of the sale, by ancestor and
+    /// currency, until `releaseHeld` credits them to the ancestor's owner of a later block.
+    mapping(uint256 modelId => mapping(address currency => uint256)) public heldShares;
 
     event CurrencyAccepted(address indexed currency);
     event OfferingPublished(
@@ -139,6 +142,12 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket, Outp
         address indexed account, address indexed currency, uint256 indexed licenseId, uint256 modelId, uint256 amount
     );
     event Withdrawn(address indexed account, address indexed currency, address to, uint256 amount);
+    /// The share of ancestor `modelId` in the sale of license `licenseId` is held: the ancestor
+    /// changed hands in this block (see `heldShares`).
+    event ShareHeld(uint256 indexed modelId, address indexed currency, uint256 indexed licenseId, uint256 amount);
+    /// Held shares of `modelId` were credited up its lineage (as `PaymentCredited` with
+    /// license 0).
+    event HeldSharesReleased(uint256 indexed modelId, address indexed currency, uint256 amount);
     /// An escrowed sale: the model's owner (or a keeper) must deliver the model key wrapped to
     /// `recipient` (the X25519 public key of the buyer's age recipient) before `deadline`.
     event KeyRequested(
@@ -178,6 +187,7 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket, Outp
     error SoldOut(uint256 offeringId, uint64 supplyCap);
     error PublisherNotOwner(uint256 offeringId, address publisher, address owner);
     error OwnerChangedThisBlock(uint256 modelId);
+    error NothingHeld(uint256 modelId, address currency);
     error PriceAboveMax(uint256 price, uint256 maxPrice);
     error WrongPayment(uint256 sent, uint256 price);
     error NativeNotAccepted(uint256 sent);
@@ -450,12 +460,32 @@ contract LicenseMarket is ERC721, ReentrancyGuardTransient, ILicenseMarket, Outp
     }
 
     /// @dev Credits `share` to ancestor `modelId` and up its own lineage. The share goes to the
-    /// ancestor's owner at the sale: never to one of this block, who could have borrowed the
-    /// ancestor to take its share of his own purchase.
+    /// ancestor's owner at the sale, never to one of this block, who could have borrowed the
+    /// ancestor to take its share of his own purchase: such a share is held for the owner of a
+    /// later block (`releaseHeld`). Held, not refused: a refusal let whoever can move an
+    /// ancestor (its owner, to himself) block every sale, renewal and key delivery down its
+    /// lineage, and a buyer owning one take a delivered key and then the refund.
     function _splitUp(uint256 modelId, address currency, uint256 share, uint256 licenseId) private {
         (address owner, uint256 since, uint256[] memory parents, uint16[] memory bps) = registry.payees(modelId);
-        if (since == block.number) revert OwnerChangedThisBlock(modelId);
+        if (since == block.number) {
+            heldShares[modelId][currency] += share;
+            emit ShareHeld(modelId, currency, licenseId, share);
+            return;
+        }
         _split(owner, parents, bps, modelId, currency, share, licenseId);
+    }
+
+    /// @notice Credits the shares held for `modelId` in `currency` (see `heldShares`) as a sale
+    /// of it would: to its owner and up its lineage, as they are now. Anyone may call it, in any
+    /// block but one in which the model changed hands.
+    function releaseHeld(uint256 modelId, address currency) external nonReentrant {
+        uint256 amount = heldShares[modelId][currency];
+        if (amount == 0) revert NothingHeld(modelId, currency);
+        (address owner, uint256 since, uint256[] memory parents, uint16[] memory bps) = registry.payees(modelId);
+        if (since == block.number) revert OwnerChangedThisBlock(modelId);
+        delete heldShares[modelId][currency];
+        emit HeldSharesReleased(modelId, currency, amount);
+        _split(owner, parents, bps, modelId, currency, amount, 0);
     }
 
     // ---------------------------------------------------------------- key delivery

@@ -82,7 +82,8 @@ contract FlashOwnerTest is Fixture {
     }
 
     /// R4a: a flash owner of an ancestor would take the ancestor's royalty share of his own
-    /// purchase of a derivative's license (half price with a 50% share).
+    /// purchase of a derivative's license (half price with a 50% share). The share is held, and
+    /// goes to whoever owns the ancestor in a later block.
     function test_flashOwnerOfAnAncestorTakesNoShare() public {
         uint256 a = _mintBase(alice);
         uint256 d = _mintChild(bob, _ids(a), _ids(_fineTuneLicense(bob, a, 5_000)));
@@ -91,13 +92,52 @@ contract FlashOwnerTest is Fixture {
         vm.deal(mallory, 10 ether);
         _flashIn(a);
         vm.prank(mallory);
-        vm.expectRevert(_changed(a));
         market.buy{value: 10 ether}(off, mallory, 10 ether, bytes32(0));
+        vm.assertEq(market.credits(mallory, NATIVE), 0, "nothing to the flash owner");
+        vm.assertEq(market.heldShares(a, NATIVE), 5 ether, "the ancestor's share held");
+        vm.assertEq(market.credits(bob, NATIVE), 5 ether, "the seller's part paid");
+        vm.expectRevert(_changed(a));
+        market.releaseHeld(a, NATIVE);
         _flashOut(a, alice);
         vm.roll(block.number + 1);
         vm.prank(mallory);
-        market.buy{value: 10 ether}(off, mallory, 10 ether, bytes32(0));
+        market.releaseHeld(a, NATIVE);
         vm.assertEq(market.credits(alice, NATIVE), 5 ether, "the ancestor's share to its owner");
+        vm.assertEq(market.heldShares(a, NATIVE), 0, "released once");
+        vm.expectRevert(abi.encodeWithSelector(LicenseMarket.NothingHeld.selector, a, NATIVE));
+        market.releaseHeld(a, NATIVE);
+    }
+
+    /// An ancestor's owner moving it (to himself) in every block cannot block sales or key
+    /// deliveries of its descendants: a buyer owning an ancestor of an escrowed model made the
+    /// delivery revert until its deadline passed, and took the refund with the key published
+    /// in the reverted delivery.
+    function test_movingAnAncestorBlocksNoSaleAndNoDelivery() public {
+        uint256 a = _mintBase(bob);
+        MintParams memory p = _params(alice);
+        p.encrypted = true;
+        (p.parents, p.licenses) = (_ids(a), _ids(_fineTuneLicense(alice, a, 1_000)));
+        vm.prank(alice);
+        uint256 d = registry.mint(p);
+        Terms memory t = _terms(d, LicenseKind.Access, NATIVE, 1 ether, 0);
+        t.deliveryPeriod = 1 days;
+        uint256 off = _publish(t);
+        vm.roll(block.number + 1);
+        vm.prank(bob);
+        registry.transferFrom(bob, bob, a);
+        vm.deal(bob, 1 ether);
+        vm.prank(bob);
+        uint256 lic = market.buy{value: 1 ether}(off, bob, 1 ether, bytes32(uint256(1)));
+        vm.roll(block.number + 1);
+        vm.prank(bob);
+        registry.transferFrom(bob, bob, a);
+        vm.prank(alice);
+        market.deliverKey(lic, d, bob, bytes32(uint256(1)), "bafkreikey");
+        vm.assertEq(market.credits(alice, NATIVE), 0.9 ether, "the seller is paid");
+        vm.assertEq(market.heldShares(a, NATIVE), 0.1 ether, "the moved ancestor's share held");
+        vm.roll(block.number + 1);
+        market.releaseHeld(a, NATIVE);
+        vm.assertEq(market.credits(bob, NATIVE), 0.1 ether, "and its owner's the next block");
     }
 
     /// A license is valid on [start, expiry): at its expiry second it has lapsed, so renewing it

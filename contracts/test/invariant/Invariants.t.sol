@@ -146,7 +146,8 @@ contract InvariantsTest is TestBase {
             uint256 held = currency == address(0) ? address(market).balance : token.balanceOf(address(market));
             uint256 escrowed = ghost.escrowed(currency);
             _eq(escrowed, ghost.pendingTotal(currency), "escrowed == prices of the licenses awaiting keys");
-            _eq(held, credited + escrowed, "market balance == sum of credits + escrowed prices");
+            uint256 shares = ghost.heldTotal(currency);
+            _eq(held, credited + escrowed + shares, "market balance == credits + escrowed prices + held shares");
             _eq(held, ghost.paidIn(currency) - ghost.paidOut(currency), "market balance == paid in - withdrawn");
         }
     }
@@ -287,6 +288,8 @@ contract InvariantsTest is TestBase {
             _eq(h.parent0Bps, eb[0], "header first share");
         }
         _checkDerivedFromParents(m, g);
+        _eq(market.heldShares(m, address(0)), ghost.held(m, address(0)), "held shares (native)");
+        _eq(market.heldShares(m, address(token)), ghost.held(m, address(token)), "held shares (token)");
         LicenseKind kind = LicenseKind(m % 3);
         _true(market.grants(0, owner, m, kind, handler.clock()), "the owner holds every right");
         address other = actors[m % 4] == owner ? actors[(m + 1) % 4] : actors[m % 4];
@@ -353,7 +356,7 @@ contract InvariantsTest is TestBase {
         uint256 r = uint256(keccak256("walk"));
         for (uint256 s; s < 512; ++s) {
             r = uint256(keccak256(abi.encode(r)));
-            _dispatch(r % 21, uint256(keccak256(abi.encode(r, 1))), uint256(keccak256(abi.encode(r, 2))), r >> 8);
+            _dispatch(r % 22, uint256(keccak256(abi.encode(r, 1))), uint256(keccak256(abi.encode(r, 2))), r >> 8);
             if (s % 64 == 63) _assertAllInvariants();
         }
         uint256 sales = handler.sales();
@@ -372,6 +375,8 @@ contract InvariantsTest is TestBase {
         vm.assertGt(handler.escrowedSales(), 10, "escrowed purchases happen");
         vm.assertGt(handler.deliveries(), 10, "keys are delivered");
         vm.assertGt(handler.refunds(), 5, "refunds happen");
+        _log("walk: held shares released", handler.releases());
+        vm.assertGt(handler.releases(), 0, "held shares are released");
         for (uint256 k; k < handler.ATTACKS(); ++k) {
             vm.assertGt(handler.attackTries(k), 0, string.concat("attack tried: ", vm.toString(k)));
             vm.assertEq(handler.attackCaught(k), handler.attackTries(k), "attack refused with its error");
@@ -399,6 +404,7 @@ contract InvariantsTest is TestBase {
         else if (action == 17) handler.deliver(a, b, c);
         else if (action == 18) handler.refund(a, b);
         else if (action == 19) handler.setKeeper(a, b, c % 4 != 0);
+        else if (action == 20) handler.releaseHeld(a, b % 2 == 0);
         else handler.attackEscrow(a, b, c);
     }
 
