@@ -910,12 +910,17 @@ impl Indexer {
             .recent_blocks(kept.max(self.options.reorg_window + 1_024))
             .await?;
         let mut ancestor = None;
+        let head = self.head().await?;
         for block in &stored {
             let number = block.number as u64;
             let on_chain = match self.header(number).await {
                 Ok(header) => header.hash.map(events::hash),
                 // A chain shorter than our history: keep looking lower.
-                Err(Error::Rpc { .. } | Error::BlockMissing { .. }) => None,
+                Err(Error::BlockMissing { .. }) if number > head => None,
+                // A block at or below the head the node does not give (a lagging backend, a
+                // dropped call) is no proof that it is not the ancestor: looking lower would
+                // roll back blocks the chain still has (to the prune horizon, and then stop
+                // the indexer). The step is tried again.
                 Err(e) => return Err(e),
             };
             if on_chain.as_deref() == Some(block.hash.as_str()) {

@@ -766,3 +766,46 @@ async fn the_node_s_finalized_block_decides_finality_and_pruning() {
         "the hash of block 4, above the finalized block, is kept"
     );
 }
+
+/// A reorg whose common ancestor the node answers once as not there (a lagging backend, a
+/// dropped call) is searched again, not looked for lower: the rollback stops at the real
+/// ancestor (looking lower rolled back blocks the chain still has, down to the prune horizon,
+/// where the indexer stopped).
+#[tokio::test]
+async fn a_reorg_whose_ancestor_is_answered_missing_once_rolls_back_to_it() {
+    use ethers::providers::Middleware;
+    let world = World::start().await;
+    world.workload().await;
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut indexer = through(&proxy, &world, &db, None, options()).await;
+    let ancestor = indexer.sync().await.unwrap();
+    let provider = registry::chain::provider(world.url()).unwrap();
+    let snapshot: ethers::types::U256 = provider.request("evm_snapshot", ()).await.unwrap();
+    world.activity(2, 1).await;
+    let old_head = indexer.sync().await.unwrap();
+    let reverted: bool = provider.request("evm_revert", [snapshot]).await.unwrap();
+    assert!(reverted);
+    world.activity(1, 7).await;
+    while provider.get_block_number().await.unwrap().as_u64() <= old_head {
+        let _: String = provider.request("evm_mine", ()).await.unwrap();
+    }
+    counters.missing_header.store(ancestor, Ordering::SeqCst);
+    let mut reorgs = Vec::new();
+    for _ in 0..20 {
+        match indexer.step().await {
+            Ok(registry::indexer::Step::Reorg { ancestor, .. }) => reorgs.push(ancestor),
+            Ok(_) => {}
+            Err(e) => tracing::info!("step failed, retried: {e}"),
+        }
+        if !reorgs.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        counters.missing_header.load(Ordering::SeqCst),
+        0,
+        "the proxy answered the ancestor as missing"
+    );
+    assert_eq!(reorgs, vec![ancestor], "rolled back to the real ancestor");
+}
