@@ -859,7 +859,10 @@ impl Indexer {
         state.cursor_block = b as i64;
         state.cursor_hash = last_hash;
         state.head_block = head as i64;
-        state.finalized_block = finalized as i64;
+        // Never above what is indexed: one spiked head (a lying or confused backend) would
+        // otherwise pin the finalized block above the chain for good (it only grows), and every
+        // row read as final.
+        state.finalized_block = finalized.min(b) as i64;
         state.updated_at = now_unix();
         if prunes {
             state.pruned_to = state.pruned_to.max(horizon as i64);
@@ -879,7 +882,7 @@ impl Indexer {
 
     /// Records the head and finalized block when caught up.
     async fn record_head(&mut self, head: u64, finalized: u64) -> Result<()> {
-        let finalized = finalized as i64;
+        let finalized = finalized.min(self.cursor()) as i64;
         if self.state.head_block == head as i64 && self.state.finalized_block == finalized {
             return Ok(());
         }

@@ -809,3 +809,39 @@ async fn a_reorg_whose_ancestor_is_answered_missing_once_rolls_back_to_it() {
     );
     assert_eq!(reorgs, vec![ancestor], "rolled back to the real ancestor");
 }
+
+/// A node that once names a head far above the chain (finality by confirmations) while the
+/// index backfills: the finalized block recorded stays at or below what is indexed (it only
+/// grows, so it stayed pinned above the chain, every row read as final, for good).
+#[tokio::test]
+async fn one_spiked_head_does_not_pin_the_finalized_block_above_the_chain() {
+    use registry::indexer::{Finality, Options};
+    let world = World::start().await;
+    world.workload().await;
+    let head = world.chain.head().await.unwrap();
+    let (proxy, counters) = start_proxy(world.url().to_string(), None, false).await;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let counted = Options {
+        finality: Finality::Confirmations,
+        confirmations: 5,
+        max_range: 2,
+        ..options()
+    };
+    let mut indexer = through(&proxy, &world, &db, None, counted).await;
+    counters.ceiling.store(head + 10_000, Ordering::SeqCst);
+    let _ = indexer.step().await;
+    counters.ceiling.store(0, Ordering::SeqCst);
+    let recorded = state(&db).await;
+    assert!(
+        recorded.finalized_block <= recorded.cursor_block,
+        "finalized {} above the cursor {}",
+        recorded.finalized_block,
+        recorded.cursor_block
+    );
+    indexer.sync().await.unwrap();
+    assert_eq!(
+        state(&db).await.finalized_block as u64,
+        head - 5,
+        "confirmations of the real head"
+    );
+}
