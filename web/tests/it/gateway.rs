@@ -161,6 +161,26 @@ async fn a_client_that_never_reads_gives_its_place_back() {
     drop(idle);
 }
 
+/// `folder` stored in an embedded store under `dir`, and a server over it; returns the server
+/// and the folder's CID.
+async fn serve_folder(
+    db: &TestDb,
+    dir: &std::path::Path,
+    folder: &std::path::Path,
+) -> (Api, content::Cid) {
+    let blocks = dir.join("blocks");
+    let root = Store::embedded(&blocks)
+        .unwrap()
+        .store_dir(folder, Version::V1, false, &|_| {})
+        .await
+        .unwrap()
+        .cid;
+    (
+        Api::start(db.open().await, Store::embedded(&blocks).unwrap()),
+        root,
+    )
+}
+
 /// A Kubo RPC endpoint that answers `block/get` only with `offline=true`, as "not found
 /// locally" (what Kubo answers for a block it does not hold), and otherwise never: as a node
 /// fetching from the network would take. Returns its URL and the paths it was asked.
@@ -312,14 +332,7 @@ async fn folders_are_listed_and_their_files_served_by_path() {
     std::fs::write(folder.join("c++ 100%.json"), b"plus").unwrap();
     std::fs::create_dir_all(folder.join("a#b")).unwrap();
     std::fs::write(folder.join("a#b/x.txt"), b"deep").unwrap();
-    let blocks = dir.path().join("blocks");
-    let root = Store::embedded(&blocks)
-        .unwrap()
-        .store_dir(&folder, Version::V1, false, &|_| {})
-        .await
-        .unwrap()
-        .cid;
-    let api = Api::start(db.open().await, Store::embedded(&blocks).unwrap());
+    let (api, root) = serve_folder(&db, dir.path(), &folder).await;
     let get = |path: String| api.http.get(format!("{}{path}", api.url)).send();
 
     // The folder: a listing linking each entry below it, names escaped.
@@ -420,14 +433,7 @@ async fn a_sharded_folder_is_listed_and_served_by_path() {
     for i in 0..2_000 {
         std::fs::write(folder.join(name(i)), format!("entry {i}")).unwrap();
     }
-    let blocks = dir.path().join("blocks");
-    let root = Store::embedded(&blocks)
-        .unwrap()
-        .store_dir(&folder, Version::V1, false, &|_| {})
-        .await
-        .unwrap()
-        .cid;
-    let api = Api::start(db.open().await, Store::embedded(&blocks).unwrap());
+    let (api, root) = serve_folder(&db, dir.path(), &folder).await;
     let get = |path: String| api.http.get(format!("{}{path}", api.url)).send();
     let page = get(format!("/ipfs/{root}"))
         .await
